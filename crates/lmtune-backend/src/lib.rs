@@ -1,0 +1,78 @@
+//! Backends of lmtune and the worker process that hosts them.
+//!
+//! A backend loads a model and measures points. It always runs inside a
+//! worker subprocess (the `lmtune` binary in a hidden mode), never in the
+//! runner: llama.cpp can abort the whole process on a bad parameter, and a
+//! crash must cost one point, not the sweep. The runner and the worker talk
+//! JSON lines ([`protocol`]).
+//!
+//! ```no_run
+//! use lmtune_backend::{create, worker};
+//! use lmtune_core::scenario::BackendKind;
+//! // Inside the hidden worker mode of the binary:
+//! let backend = create(BackendKind::LlamaCpp, false)?;
+//! worker::serve(backend)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod memory;
+pub mod protocol;
+pub mod repeat;
+pub mod worker;
+
+#[cfg(feature = "llama-cpp")]
+mod llama_cpp;
+
+use std::path::Path;
+
+use lmtune_core::knobs::LoadParams;
+use lmtune_core::record::Measurement;
+use lmtune_core::scenario::{BackendKind, MeasureSpec, Point};
+use serde::{Deserialize, Serialize};
+
+/// Name, version and build of a backend, for fingerprints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    pub name: String,
+    pub version: String,
+    pub build: String,
+}
+
+/// Why a backend could not do what it was asked.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+pub enum BackendError {
+    #[error("model load failed: {message}")]
+    LoadFailed { message: String, log: Vec<String> },
+    #[error("{message}")]
+    PointFailed { message: String, log: Vec<String> },
+    #[error("no model is loaded (the runner must send `load` before `run`)")]
+    NotLoaded,
+    #[error("backend \"{0}\" is not compiled into this lmtune (rebuild with its cargo feature)")]
+    NotCompiled(String),
+}
+
+/// One extension point: each backend measures points its own way.
+pub trait Backend {
+    fn info(&self) -> BackendInfo;
+
+    /// Loads the model; replaces any model already loaded.
+    fn load(&mut self, model: &Path, load: &LoadParams) -> Result<(), BackendError>;
+
+    /// Measures one point on the loaded model (warm-up first, not counted).
+    /// `progress` is called after each timed repetition with its number.
+    fn run(&mut self, point: &Point, measure: &MeasureSpec, seed: u64, progress: &mut dyn FnMut(u32)) -> Result<Measurement, BackendError>;
+}
+
+/// The one factory: a backend for `kind`. `verbose` passes the backend's
+/// informational logs through to stderr (warnings and errors always are).
+pub fn create(kind: BackendKind, verbose: bool) -> Result<Box<dyn Backend>, BackendError> {
+    match kind {
+        #[cfg(feature = "llama-cpp")]
+        BackendKind::LlamaCpp => Ok(Box::new(llama_cpp::LlamaCppBackend::new(verbose)?)),
+        #[cfg(not(feature = "llama-cpp"))]
+        BackendKind::LlamaCpp => {
+            let _ = verbose;
+            Err(BackendError::NotCompiled("llama-cpp".into()))
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The llama.cpp backend, in-process through the `llama-cpp-2` crate.
+//!
+//! It measures as llama.cpp's `llama-bench` does: random tokens; pp decodes
+//! `n_prompt` tokens in chunks of the context's *actual* `n_batch()` (llama.cpp
+//! clamps it to `n_ctx`, and a larger decode would hit a C assert), then
+//! synchronizes; tg decodes one token at a time and synchronizes after each;
+//! `n_depth` tokens are prefilled untimed; the cache is cleared before every
+//! repetition; warm-up is not counted; tokenization and sampling are excluded.
+//! llama.cpp's own perf counters are read for every repetition too.
+
+mod log;
+
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Instant;
+
+use llama_cpp_2::context::params::{KvCacheType, LlamaContextParams};
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use lmtune_core::knobs::{ContextParams, FlashAttn, KvType, LoadParams};
+use lmtune_core::record::Measurement;
+use lmtune_core::scenario::{MeasureSpec, Point};
+
+use crate::repeat::{repeat, Sample};
+use crate::{Backend, BackendError, BackendInfo};
+
+/// The crate version this backend is pinned to (see the workspace Cargo.toml).
+const LLAMA_CPP_2_VERSION: &str = "0.1.160";
+
+pub struct LlamaCppBackend {
+    // Field order matters: the model must drop before the backend.
+    model: Option<LlamaModel>,
+    backend: LlamaBackend,
+}
+
+impl LlamaCppBackend {
+    pub fn new(verbose: bool) -> Result<Self, BackendError> {
+        log::install(verbose);
+        let backend = LlamaBackend::init().map_err(|e| BackendError::LoadFailed { message: format!("llama.cpp backend init failed: {e}"), log: log::take() })?;
+        Ok(LlamaCppBackend { model: None, backend })
+    }
+}
+
+impl Backend for LlamaCppBackend {
+    fn info(&self) -> BackendInfo {
+        // SAFETY: returns a static NUL-terminated string.
+        let system = unsafe { std::ffi::CStr::from_ptr(llama_cpp_sys_2::llama_print_system_info()) }
+            .to_string_lossy()
+            .trim()
+            .to_string();
+        BackendInfo {
+            name: "llama-cpp".into(),
+            version: format!("llama-cpp-2 {LLAMA_CPP_2_VERSION}"),
+            build: system,
+        }
+    }
+
+    fn load(&mut self, model: &Path, load: &LoadParams) -> Result<(), BackendError> {
+        self.model = None;
+        log::take();
+        let params = LlamaModelParams::default().with_n_gpu_layers(load.n_gpu_layers).with_use_mmap(load.use_mmap);
+        match LlamaModel::load_from_file(&self.backend, model, &params) {
+            Ok(m) => {
+                self.model = Some(m);
+                Ok(())
+            }
+            Err(e) => {
+                let log = log::take();
+                let reason = log.last().cloned().unwrap_or_else(|| e.to_string());
+                Err(BackendError::LoadFailed { message: format!("llama.cpp could not load {}: {reason}", model.display()), log })
+            }
+        }
+    }
+
+    fn run(&mut self, point: &Point, measure: &MeasureSpec, seed: u64, progress: &mut dyn FnMut(u32)) -> Result<Measurement, BackendError> {
+        let model = self.model.as_ref().ok_or(BackendError::NotLoaded)?;
+        log::take();
+        let mut ctx = model
+            .new_context(&self.backend, context_params(&point.ctx))
+            .map_err(|e| fail(format!("llama.cpp could not create the context ({e})")))?;
+        let n_batch = ctx.n_batch();
+        let vocab = model.vocab();
+        let mut tokens = RandomTokens {
+            state: seed | 1,
+            n_vocab: model.n_vocab().max(1) as u32,
+            bos: vocab.should_add_bos().then(|| vocab.bos()),
+        };
+        let test = point.test;
+
+        for _ in 0..measure.warmup {
+            // llama-bench's warm-up: one batch of prompt, one generated token.
+            if test.n_prompt > 0 {
+                decode_prompt(&mut ctx, test.n_prompt.min(n_batch), n_batch, &mut tokens)?;
+            }
+            if test.n_gen > 0 {
+                decode_gen(&mut ctx, 1, &mut tokens)?;
+            }
+            ctx.clear_kv_cache();
+        }
+
+        let mut measurement = repeat(measure.repetitions, test.timed_tokens(), progress, |_rep| {
+            ctx.clear_kv_cache();
+            if test.n_depth > 0 {
+                decode_prompt(&mut ctx, test.n_depth, n_batch, &mut tokens)?;
+            }
+            ctx.reset_timings();
+            let start = Instant::now();
+            if test.n_prompt > 0 {
+                decode_prompt(&mut ctx, test.n_prompt, n_batch, &mut tokens)?;
+            }
+            if test.n_gen > 0 {
+                decode_gen(&mut ctx, test.n_gen, &mut tokens)?;
+            }
+            let ns = start.elapsed().as_nanos() as u64;
+            let t = ctx.timings();
+            let perf_ms = t.t_p_eval_ms() + t.t_eval_ms();
+            let perf_tokens = f64::from(t.n_p_eval() + t.n_eval());
+            let backend_perf_ts = (perf_ms > 0.0).then(|| perf_tokens / (perf_ms / 1e3));
+            Ok(Sample { ns, backend_perf_ts })
+        })?;
+        measurement.n_ctx_actual = Some(ctx.n_ctx());
+        measurement.n_batch_actual = Some(ctx.n_batch());
+        measurement.n_ubatch_actual = Some(ctx.n_ubatch());
+        measurement.backend_log = log::take();
+        Ok(measurement)
+    }
+}
+
+fn fail(message: String) -> BackendError {
+    let log = log::take();
+    let message = match log.last() {
+        Some(reason) => format!("{message}: {reason}"),
+        None => message,
+    };
+    BackendError::PointFailed { message, log }
+}
+
+fn context_params(c: &ContextParams) -> LlamaContextParams {
+    let threads = i32::try_from(c.threads).unwrap_or(i32::MAX);
+    LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(c.n_ctx))
+        .with_n_batch(c.n_batch)
+        .with_n_ubatch(c.n_ubatch)
+        // llama.cpp's default is 4 threads whatever the machine: always set both.
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads)
+        .with_type_k(kv_type(c.type_k))
+        .with_type_v(kv_type(c.type_v))
+        .with_flash_attention_policy(match c.flash_attn {
+            FlashAttn::Auto => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
+            FlashAttn::On => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+            FlashAttn::Off => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        })
+        // Perf counters are off unless asked for.
+        .with_no_perf(false)
+}
+
+fn kv_type(t: KvType) -> KvCacheType {
+    match t {
+        KvType::F32 => KvCacheType::F32,
+        KvType::F16 => KvCacheType::F16,
+        KvType::Bf16 => KvCacheType::BF16,
+        KvType::Q8_0 => KvCacheType::Q8_0,
+        KvType::Q4_0 => KvCacheType::Q4_0,
+        KvType::Q4_1 => KvCacheType::Q4_1,
+        KvType::Iq4Nl => KvCacheType::IQ4_NL,
+        KvType::Q5_0 => KvCacheType::Q5_0,
+        KvType::Q5_1 => KvCacheType::Q5_1,
+    }
+}
+
+/// Uniform random token ids (xorshift64*), like llama-bench's `rand() % n_vocab`;
+/// the first token of a sequence is BOS when the model adds one.
+struct RandomTokens {
+    state: u64,
+    n_vocab: u32,
+    bos: Option<LlamaToken>,
+}
+
+impl RandomTokens {
+    fn next(&mut self) -> LlamaToken {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        let r = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32;
+        LlamaToken((r % u64::from(self.n_vocab)) as i32)
+    }
+
+    fn first(&mut self) -> LlamaToken {
+        self.bos.unwrap_or_else(|| self.next())
+    }
+}
+
+fn decode(ctx: &mut LlamaContext<'_>, tokens: &[LlamaToken]) -> Result<(), BackendError> {
+    let mut batch = LlamaBatch::get_one(tokens).map_err(|e| fail(format!("cannot build a batch: {e}")))?;
+    ctx.decode(&mut batch).map_err(|e| fail(format!("llama_decode failed with {} tokens ({e})", tokens.len())))
+}
+
+/// Decodes `n` random tokens in chunks of `n_batch`, then synchronizes.
+fn decode_prompt(ctx: &mut LlamaContext<'_>, n: u32, n_batch: u32, rng: &mut RandomTokens) -> Result<(), BackendError> {
+    let mut buf = Vec::with_capacity(n_batch as usize);
+    let mut done = 0;
+    while done < n {
+        let chunk = (n - done).min(n_batch);
+        buf.clear();
+        buf.push(if done == 0 { rng.first() } else { rng.next() });
+        buf.extend((1..chunk).map(|_| rng.next()));
+        decode(ctx, &buf)?;
+        done += chunk;
+    }
+    ctx.synchronize();
+    Ok(())
+}
+
+/// Decodes `n` tokens one at a time, synchronizing after each.
+fn decode_gen(ctx: &mut LlamaContext<'_>, n: u32, rng: &mut RandomTokens) -> Result<(), BackendError> {
+    let mut token = rng.first();
+    for _ in 0..n {
+        decode(ctx, std::slice::from_ref(&token))?;
+        ctx.synchronize();
+        token = rng.next();
+    }
+    Ok(())
+}

@@ -1,0 +1,38 @@
+//! The runner ↔ worker protocol: one JSON object per line.
+//!
+//! Runner → worker on stdin: [`Request`]. Worker → runner on its protocol
+//! stream: [`Response`]. The worker writes nothing else there; the backend's
+//! own output goes to stderr, which the runner keeps a tail of.
+
+use std::path::PathBuf;
+
+use lmtune_core::knobs::LoadParams;
+use lmtune_core::record::Measurement;
+use lmtune_core::scenario::{MeasureSpec, Point};
+use serde::{Deserialize, Serialize};
+
+use crate::{BackendError, BackendInfo};
+
+/// Bump when a message changes shape; runner and worker are the same binary,
+/// so a mismatch means a stale worker executable.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Load { model: PathBuf, load: LoadParams },
+    Run { point: Point, measure: MeasureSpec, seed: u64 },
+    Exit,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Response {
+    Hello { protocol: u32, pid: u32, backend: BackendInfo },
+    /// The model is loaded; `load_seq` counts loads in this worker (1, 2, …).
+    Loaded { load_seq: u64, load_ms: f64 },
+    /// A timed repetition finished.
+    Progress { rep: u32 },
+    Done { measurement: Measurement },
+    Error { error: BackendError },
+}

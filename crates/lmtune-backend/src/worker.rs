@@ -1,0 +1,98 @@
+//! The worker side of the protocol: read requests, run the backend, answer.
+//!
+//! The protocol stream is a duplicate of the original stdout; file
+//! descriptor 1 is then pointed at stderr, so anything a C library prints
+//! with `printf` cannot corrupt the protocol.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::time::Instant;
+
+use crate::memory;
+use crate::protocol::{Request, Response, PROTOCOL_VERSION};
+use crate::{Backend, BackendError};
+
+/// Serves requests on stdin until `exit` or end of input.
+pub fn serve(mut backend: Box<dyn Backend>) -> std::io::Result<()> {
+    let mut out = BufWriter::new(protocol_stream()?);
+    let send = |out: &mut BufWriter<std::fs::File>, response: &Response| -> std::io::Result<()> {
+        serde_json::to_writer(&mut *out, response)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    };
+    send(&mut out, &Response::Hello { protocol: PROTOCOL_VERSION, pid: std::process::id(), backend: backend.info() })?;
+
+    let mut load_seq = 0u64;
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let request: Request = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                let error = BackendError::PointFailed { message: format!("worker received a malformed request: {e}"), log: vec![] };
+                send(&mut out, &Response::Error { error })?;
+                continue;
+            }
+        };
+        match request {
+            Request::Exit => break,
+            Request::Load { model, load } => {
+                let start = Instant::now();
+                match backend.load(&model, &load) {
+                    Ok(()) => {
+                        load_seq += 1;
+                        let load_ms = start.elapsed().as_secs_f64() * 1e3;
+                        send(&mut out, &Response::Loaded { load_seq, load_ms })?;
+                    }
+                    Err(error) => send(&mut out, &Response::Error { error })?,
+                }
+            }
+            Request::Run { point, measure, seed } => {
+                let before = memory::rss().map(|(current, _)| current);
+                let reset = memory::reset_peak_rss();
+                let mut progress_err = None;
+                let result = backend.run(&point, &measure, seed, &mut |rep| {
+                    if let Err(e) = send(&mut out, &Response::Progress { rep }) {
+                        progress_err.get_or_insert(e);
+                    }
+                });
+                if let Some(e) = progress_err {
+                    return Err(e);
+                }
+                match result {
+                    Ok(mut measurement) => {
+                        measurement.rss_before_bytes = before;
+                        measurement.rss_peak_bytes = if reset { memory::rss().map(|(_, peak)| peak) } else { None };
+                        send(&mut out, &Response::Done { measurement })?;
+                    }
+                    Err(error) => send(&mut out, &Response::Error { error })?,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn protocol_stream() -> std::io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    std::io::stdout().flush()?;
+    // SAFETY: plain descriptor duplication; the new descriptor is owned by the File.
+    unsafe {
+        let fd = libc::dup(1);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::dup2(2, 1) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(std::fs::File::from_raw_fd(fd))
+    }
+}
+
+#[cfg(not(unix))]
+fn protocol_stream() -> std::io::Result<std::fs::File> {
+    Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "the lmtune worker needs a Unix system"))
+}

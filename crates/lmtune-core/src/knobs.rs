@@ -1,0 +1,196 @@
+//! The settings a user picks (knobs) and the test run at each point.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Element type of the K or V cache, as llama.cpp's `--cache-type-k/-v` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KvType {
+    F32,
+    F16,
+    Bf16,
+    Q8_0,
+    Q4_0,
+    Q4_1,
+    #[serde(rename = "iq4_nl")]
+    Iq4Nl,
+    Q5_0,
+    Q5_1,
+}
+
+impl KvType {
+    pub const ALL: [KvType; 9] = [
+        KvType::F32,
+        KvType::F16,
+        KvType::Bf16,
+        KvType::Q8_0,
+        KvType::Q4_0,
+        KvType::Q4_1,
+        KvType::Iq4Nl,
+        KvType::Q5_0,
+        KvType::Q5_1,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KvType::F32 => "f32",
+            KvType::F16 => "f16",
+            KvType::Bf16 => "bf16",
+            KvType::Q8_0 => "q8_0",
+            KvType::Q4_0 => "q4_0",
+            KvType::Q4_1 => "q4_1",
+            KvType::Iq4Nl => "iq4_nl",
+            KvType::Q5_0 => "q5_0",
+            KvType::Q5_1 => "q5_1",
+        }
+    }
+
+    /// Quantized types need flash attention for the V cache in llama.cpp.
+    pub fn is_quantized(self) -> bool {
+        !matches!(self, KvType::F32 | KvType::F16 | KvType::Bf16)
+    }
+}
+
+impl fmt::Display for KvType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for KvType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        KvType::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                let names: Vec<_> = KvType::ALL.iter().map(|t| t.as_str()).collect();
+                format!("unknown cache type {s:?}; use one of {}", names.join(", "))
+            })
+    }
+}
+
+/// llama.cpp's flash attention setting (`-fa on|off|auto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlashAttn {
+    Auto,
+    On,
+    Off,
+}
+
+impl FlashAttn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlashAttn::Auto => "auto",
+            FlashAttn::On => "on",
+            FlashAttn::Off => "off",
+        }
+    }
+}
+
+impl fmt::Display for FlashAttn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parameters fixed when the model is loaded. Points sharing them share one
+/// loaded model.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LoadParams {
+    /// Layers offloaded to the GPU, exactly as passed to llama.cpp
+    /// (`n_layer + 1` offloads everything, output layer included).
+    pub n_gpu_layers: u32,
+    pub use_mmap: bool,
+}
+
+/// Parameters of one llama.cpp context (one point creates one context).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ContextParams {
+    pub n_ctx: u32,
+    pub n_batch: u32,
+    pub n_ubatch: u32,
+    pub threads: u32,
+    pub type_k: KvType,
+    pub type_v: KvType,
+    pub flash_attn: FlashAttn,
+}
+
+/// What is timed at a point, as in llama-bench: prompt processing of
+/// `n_prompt` tokens, or generation of `n_gen` tokens, after `n_depth` tokens
+/// already in the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Test {
+    pub n_prompt: u32,
+    pub n_gen: u32,
+    pub n_depth: u32,
+}
+
+impl Test {
+    pub fn kind(&self) -> TestKind {
+        if self.n_gen == 0 {
+            TestKind::Pp
+        } else if self.n_prompt == 0 {
+            TestKind::Tg
+        } else {
+            TestKind::PpTg
+        }
+    }
+
+    /// Tokens the test puts in the context: it must fit in `n_ctx`.
+    pub fn tokens_in_context(&self) -> u64 {
+        u64::from(self.n_prompt) + u64::from(self.n_gen) + u64::from(self.n_depth)
+    }
+
+    /// Tokens that count for throughput (t/s = tokens / time).
+    pub fn timed_tokens(&self) -> u32 {
+        self.n_prompt + self.n_gen
+    }
+
+    /// llama-bench's label: `pp512`, `tg128`, `pp512+tg128`, with `@ d4096` for depth.
+    pub fn label(&self) -> String {
+        let base = match self.kind() {
+            TestKind::Pp => format!("pp{}", self.n_prompt),
+            TestKind::Tg => format!("tg{}", self.n_gen),
+            TestKind::PpTg => format!("pp{}+tg{}", self.n_prompt, self.n_gen),
+        };
+        if self.n_depth > 0 {
+            format!("{base} @ d{}", self.n_depth)
+        } else {
+            base
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TestKind {
+    Pp,
+    Tg,
+    #[serde(rename = "pp+tg")]
+    PpTg,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_match_llama_bench() {
+        let pp = Test { n_prompt: 512, n_gen: 0, n_depth: 0 };
+        let tg = Test { n_prompt: 0, n_gen: 128, n_depth: 4096 };
+        assert_eq!(pp.label(), "pp512");
+        assert_eq!(tg.label(), "tg128 @ d4096");
+        assert_eq!(tg.tokens_in_context(), 4224);
+    }
+
+    #[test]
+    fn kv_type_parses_case_insensitively_and_rejects_unknown() {
+        assert_eq!("Q8_0".parse::<KvType>(), Ok(KvType::Q8_0));
+        assert!("q9_9".parse::<KvType>().unwrap_err().contains("q8_0"));
+    }
+}

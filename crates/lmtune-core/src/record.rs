@@ -1,0 +1,102 @@
+//! The saved result of one point: a versioned record, one JSON line each.
+//!
+//! The saved format is kept apart from in-memory planning types and carries
+//! `schema_version`, so later versions can read old result files.
+
+use serde::{Deserialize, Serialize};
+
+use crate::fingerprint::Fingerprint;
+use crate::knobs::{ContextParams, LoadParams, Test};
+use crate::stats::Summary;
+
+/// Version of the record format written by this lmtune.
+pub const RESULTS_SCHEMA_VERSION: u32 = 1;
+
+/// How a point ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Measured; samples are valid.
+    Ok,
+    /// The model could not be loaded with this point's load parameters.
+    LoadFailed,
+    /// The context could not be created or a decode failed.
+    Failed,
+    /// The worker process died while running the point.
+    Crashed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::LoadFailed => "load_failed",
+            Status::Failed => "failed",
+            Status::Crashed => "crashed",
+        }
+    }
+}
+
+/// What the worker measured at one point.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// Wall time of each timed repetition, nanoseconds.
+    pub samples_ns: Vec<u64>,
+    /// Tokens per second of each repetition (timed tokens / wall time).
+    pub samples_ts: Vec<f64>,
+    /// The same repetitions as llama.cpp's own perf counters saw them
+    /// (`llama_perf_context`), tokens per second; empty if unavailable.
+    pub backend_perf_ts: Vec<f64>,
+    /// Peak resident set size of the worker while this point ran (bytes).
+    pub rss_peak_bytes: Option<u64>,
+    /// Resident set size of the worker before the point's context existed.
+    pub rss_before_bytes: Option<u64>,
+    /// The context's values as llama.cpp applied them (it may clamp).
+    pub n_ctx_actual: Option<u32>,
+    pub n_batch_actual: Option<u32>,
+    pub n_ubatch_actual: Option<u32>,
+    /// Warnings and errors the backend logged during the point.
+    pub backend_log: Vec<String>,
+}
+
+/// One line of `results.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub schema_version: u32,
+    /// Identifies the run (the results directory name).
+    pub run_id: String,
+    pub scenario: String,
+    pub point_index: usize,
+    pub load_group: usize,
+    pub status: Status,
+    /// Why the point did not succeed.
+    pub error: Option<String>,
+    pub backend: String,
+    pub model: String,
+    #[serde(flatten)]
+    pub load: LoadParams,
+    #[serde(flatten)]
+    pub ctx: ContextParams,
+    pub test: String,
+    #[serde(flatten)]
+    pub workload: Test,
+    pub warmup: u32,
+    /// Number of timed repetitions (= `samples_ns.len()`).
+    pub repetitions: usize,
+    /// Summary of `samples_ts`; absent when the point failed.
+    pub tokens_per_s: Option<Summary>,
+    /// Summary of `backend_perf_ts`.
+    pub backend_perf_tokens_per_s: Option<Summary>,
+    /// Indices of samples labelled as outliers (median/MAD); kept in the samples.
+    pub outliers: Vec<usize>,
+    /// Which model load of the worker served this point (1 = first load);
+    /// all points of a load group share it.
+    pub model_load_seq: u64,
+    /// How long that model load took, milliseconds.
+    pub model_load_ms: f64,
+    pub started_at: String,
+    pub duration_s: f64,
+    #[serde(flatten)]
+    pub measurement: Measurement,
+    pub fingerprint: Fingerprint,
+}

@@ -1,0 +1,437 @@
+//! Scenario files (TOML, schema 1): parse, then validate, then expand.
+//!
+//! ```toml
+//! [model]
+//! path = "../models/SmolLM2-135M-Instruct.Q4_1.gguf"   # relative to this file
+//!
+//! [backend]
+//! kind = "llama-cpp"
+//!
+//! [sweep]                 # each axis: number, list, { from, to, step }, keyword
+//! n_gpu_layers = "all"    # default "all" (= n_layer + 1)
+//! n_ctx = [1024]          # default: just what each test needs (as llama-bench)
+//! n_batch = [64, 512]     # default 2048
+//! n_ubatch = [64]         # default 512
+//! threads = [1, 2]        # default "physical"
+//! type_k = ["f16"]        # default f16; also type_v
+//! flash_attn = ["auto"]   # auto | on | off | true | false
+//!
+//! [workload]              # pp tests for each n_prompt, tg tests for each n_gen
+//! n_prompt = [512]
+//! n_gen = [128]
+//! n_depth = [0]
+//!
+//! [measure]
+//! repetitions = 5         # or "auto" (repeat until the 95% CI is narrow)
+//! warmup = 1
+//! ```
+//!
+//! [`Scenario::parse`] checks syntax, keys and types; [`Scenario::plan`]
+//! checks the values against the model file and the machine and expands the
+//! cartesian product into [`Point`]s, ordered so that points sharing a loaded
+//! model run together.
+
+mod axis;
+mod error;
+mod plan;
+
+pub use axis::IntOrKeyword;
+pub use error::ScenarioError;
+pub use plan::{MachineFacts, Plan, Point};
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::{Spanned, Value};
+
+use crate::knobs::{FlashAttn, KvType};
+use error::ErrorSite;
+
+/// The scenario schema this version reads.
+pub const SCENARIO_SCHEMA: i64 = 1;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    schema: Option<Spanned<i64>>,
+    name: Option<String>,
+    description: Option<String>,
+    model: Option<Spanned<RawModel>>,
+    backend: Option<Spanned<RawBackend>>,
+    #[serde(default)]
+    sweep: RawSweep,
+    #[serde(default)]
+    workload: RawWorkload,
+    #[serde(default)]
+    measure: RawMeasure,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    path: Option<Spanned<String>>,
+    use_mmap: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackend {
+    kind: Spanned<String>,
+}
+
+type AxisValue = Option<Spanned<Value>>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    n_gpu_layers: AxisValue,
+    n_ctx: AxisValue,
+    n_batch: AxisValue,
+    n_ubatch: AxisValue,
+    threads: AxisValue,
+    type_k: AxisValue,
+    type_v: AxisValue,
+    flash_attn: AxisValue,
+    /// Drop combinations that cannot run (n_ubatch > n_batch, a context too
+    /// small for a test) instead of rejecting the scenario.
+    skip_invalid: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkload {
+    n_prompt: AxisValue,
+    n_gen: AxisValue,
+    n_depth: AxisValue,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMeasure {
+    repetitions: Option<Spanned<Value>>,
+    warmup: Option<Spanned<i64>>,
+    min_repetitions: Option<Spanned<i64>>,
+    max_repetitions: Option<Spanned<i64>>,
+    /// Target relative half-width of the 95% CI for `repetitions = "auto"`.
+    ci_target: Option<Spanned<f64>>,
+}
+
+/// Which backend runs the points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    LlamaCpp,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::LlamaCpp => "llama-cpp",
+        }
+    }
+}
+
+/// How many times each point is measured.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum Repetitions {
+    Fixed { count: u32 },
+    /// Repeat until the 95% CI half-width is under `ci_target` × mean, between
+    /// `min` and `max` repetitions.
+    Auto { min: u32, max: u32, ci_target: f64 },
+}
+
+impl Repetitions {
+    /// The most repetitions a point may take (for time estimates).
+    pub fn max(&self) -> u32 {
+        match *self {
+            Repetitions::Fixed { count } => count,
+            Repetitions::Auto { max, .. } => max,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MeasureSpec {
+    pub repetitions: Repetitions,
+    pub warmup: u32,
+}
+
+/// An axis with the place it was written (for errors).
+#[derive(Debug, Clone)]
+pub struct Axis<T> {
+    pub values: Vec<T>,
+    pub span: Option<Range<usize>>,
+    /// The user wrote it (as opposed to a default).
+    pub explicit: bool,
+}
+
+/// A parsed scenario whose keys and types are right; values that depend on
+/// the model or the machine are checked by [`Scenario::plan`].
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub file: PathBuf,
+    pub source: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub model_path: PathBuf,
+    pub model_span: Option<Range<usize>>,
+    pub use_mmap: bool,
+    pub backend: BackendKind,
+    pub n_gpu_layers: Axis<IntOrKeyword>,
+    /// `None` values: as many as each test needs.
+    pub n_ctx: Option<Axis<u32>>,
+    pub n_batch: Axis<u32>,
+    pub n_ubatch: Axis<u32>,
+    pub threads: Axis<IntOrKeyword>,
+    pub type_k: Axis<KvType>,
+    pub type_v: Axis<KvType>,
+    pub flash_attn: Axis<FlashAttn>,
+    pub skip_invalid: bool,
+    pub n_prompt: Axis<u32>,
+    pub n_gen: Axis<u32>,
+    pub n_depth: Axis<u32>,
+    pub measure: MeasureSpec,
+}
+
+impl Scenario {
+    /// Reads and parses a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let source = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            problem: format!("cannot read the scenario file: {e}"),
+            fix: "check the path (scenarios live in scenarios/, e.g. scenarios/quickstart.toml)".into(),
+        })?;
+        Scenario::parse(path, &source)
+    }
+
+    /// Parses scenario text; `file` names it in errors and anchors relative
+    /// model paths.
+    pub fn parse(file: &Path, source: &str) -> Result<Scenario, ScenarioError> {
+        let site = ErrorSite { file, source };
+        let raw: RawScenario = toml::from_str(source).map_err(|e| toml_error(&site, &e))?;
+
+        if let Some(schema) = &raw.schema {
+            if *schema.get_ref() != SCENARIO_SCHEMA {
+                return Err(site.at(
+                    Some(schema.span()),
+                    "schema",
+                    format!("schema {} is not supported by this lmtune (it reads schema {SCENARIO_SCHEMA})", schema.get_ref()),
+                    "upgrade lmtune, or set schema = 1 and check the keys against README.md",
+                ));
+            }
+        }
+
+        let model = raw.model.ok_or_else(|| {
+            site.at(None, "model", "the [model] section is missing", "add [model] with path = \"path/to/model.gguf\"")
+        })?;
+        let model_span = model.span();
+        let model = model.into_inner();
+        let path = model.path.ok_or_else(|| {
+            site.at(Some(model_span.clone()), "model.path", "[model] has no `path`", "add path = \"path/to/model.gguf\" (relative to the scenario file)")
+        })?;
+        let model_span = Some(path.span());
+        let path = PathBuf::from(path.into_inner());
+        let model_path = if path.is_absolute() {
+            path
+        } else {
+            file.parent().unwrap_or(Path::new(".")).join(path)
+        };
+
+        let backend = match raw.backend {
+            None => BackendKind::LlamaCpp,
+            Some(b) => {
+                let span = b.span();
+                let kind = b.into_inner().kind;
+                match kind.get_ref().as_str() {
+                    "llama-cpp" | "llama.cpp" | "llamacpp" => BackendKind::LlamaCpp,
+                    other => {
+                        let planned = ["candle", "openai", "sim"];
+                        let problem = if planned.contains(&other) {
+                            format!("backend \"{other}\" is planned but not available in this version")
+                        } else {
+                            format!("unknown backend \"{other}\"")
+                        };
+                        return Err(site.at(Some(kind.span()).or(Some(span)), "backend.kind", problem, "use kind = \"llama-cpp\""));
+                    }
+                }
+            }
+        };
+
+        let sweep = raw.sweep;
+        let ints = |v: AxisValue, key: &str, keywords: &[&'static str], min: u32, default: Vec<IntOrKeyword>| -> Result<Axis<IntOrKeyword>, ScenarioError> {
+            match v {
+                None => Ok(Axis { values: default, span: None, explicit: false }),
+                Some(v) => {
+                    let span = v.span();
+                    let values = axis::int_axis(v.get_ref(), keywords, min).map_err(|(p, f)| site.at(Some(span.clone()), key, p, f))?;
+                    Ok(Axis { values, span: Some(span), explicit: true })
+                }
+            }
+        };
+        let numbers = |axis: Axis<IntOrKeyword>| Axis {
+            values: axis
+                .values
+                .iter()
+                .map(|v| match v {
+                    IntOrKeyword::Int(n) => *n,
+                    IntOrKeyword::Keyword(_) => unreachable!("no keywords were allowed"),
+                })
+                .collect(),
+            span: axis.span,
+            explicit: axis.explicit,
+        };
+        let int = |n| vec![IntOrKeyword::Int(n)];
+
+        let n_gpu_layers = ints(sweep.n_gpu_layers, "sweep.n_gpu_layers", &["all"], 0, vec![IntOrKeyword::Keyword("all")])?;
+        let n_ctx = match sweep.n_ctx {
+            None => None,
+            some => Some(numbers(ints(some, "sweep.n_ctx", &[], 1, vec![])?)),
+        };
+        let n_batch = numbers(ints(sweep.n_batch, "sweep.n_batch", &[], 1, int(2048))?);
+        let n_ubatch = numbers(ints(sweep.n_ubatch, "sweep.n_ubatch", &[], 1, int(512))?);
+        let threads = ints(sweep.threads, "sweep.threads", &["physical", "logical"], 1, vec![IntOrKeyword::Keyword("physical")])?;
+
+        let kv_axis = |v: AxisValue, key: &str| -> Result<Axis<KvType>, ScenarioError> {
+            match v {
+                None => Ok(Axis { values: vec![KvType::F16], span: None, explicit: false }),
+                Some(v) => {
+                    let span = v.span();
+                    let values = axis::choice_axis(v.get_ref(), |x| match x {
+                        Value::String(s) => s.parse::<KvType>(),
+                        _ => Err(format!("write cache types as strings, e.g. [\"f16\", \"q8_0\"]")),
+                    })
+                    .map_err(|(p, f)| site.at(Some(span.clone()), key, p, f))?;
+                    Ok(Axis { values, span: Some(span), explicit: true })
+                }
+            }
+        };
+        let type_k = kv_axis(sweep.type_k, "sweep.type_k")?;
+        let type_v = kv_axis(sweep.type_v, "sweep.type_v")?;
+        let flash_attn = match sweep.flash_attn {
+            None => Axis { values: vec![FlashAttn::Auto], span: None, explicit: false },
+            Some(v) => {
+                let span = v.span();
+                let values = axis::choice_axis(v.get_ref(), |x| match x {
+                    Value::Boolean(true) => Ok(FlashAttn::On),
+                    Value::Boolean(false) => Ok(FlashAttn::Off),
+                    Value::String(s) => match s.to_ascii_lowercase().as_str() {
+                        "auto" => Ok(FlashAttn::Auto),
+                        "on" | "true" | "1" => Ok(FlashAttn::On),
+                        "off" | "false" | "0" => Ok(FlashAttn::Off),
+                        _ => Err("use \"auto\", \"on\" or \"off\" (or true / false)".into()),
+                    },
+                    _ => Err("use \"auto\", \"on\" or \"off\" (or true / false)".into()),
+                })
+                .map_err(|(p, f)| site.at(Some(span.clone()), "sweep.flash_attn", p, f))?;
+                Axis { values, span: Some(span), explicit: true }
+            }
+        };
+
+        let workload = raw.workload;
+        let n_prompt = numbers(ints(workload.n_prompt, "workload.n_prompt", &[], 0, int(512))?);
+        let n_gen = numbers(ints(workload.n_gen, "workload.n_gen", &[], 0, int(128))?);
+        let n_depth = numbers(ints(workload.n_depth, "workload.n_depth", &[], 0, int(0))?);
+        if n_prompt.values.iter().chain(&n_gen.values).all(|&n| n == 0) {
+            let span = n_prompt.span.clone().or(n_gen.span.clone());
+            return Err(site.at(span, "workload", "every n_prompt and n_gen is 0, so nothing would be timed", "set n_prompt (prompt processing) and/or n_gen (generation) to at least 1"));
+        }
+
+        let measure = parse_measure(&site, raw.measure)?;
+        let name = raw.name.unwrap_or_else(|| file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into()));
+
+        Ok(Scenario {
+            file: file.to_path_buf(),
+            source: source.to_string(),
+            name,
+            description: raw.description,
+            model_path,
+            model_span,
+            use_mmap: model.use_mmap.unwrap_or(true),
+            backend,
+            n_gpu_layers,
+            n_ctx,
+            n_batch,
+            n_ubatch,
+            threads,
+            type_k,
+            type_v,
+            flash_attn,
+            skip_invalid: sweep.skip_invalid.unwrap_or(false),
+            n_prompt,
+            n_gen,
+            n_depth,
+            measure,
+        })
+    }
+
+    pub(crate) fn site(&self) -> ErrorSite<'_> {
+        ErrorSite { file: &self.file, source: &self.source }
+    }
+}
+
+fn parse_measure(site: &ErrorSite<'_>, raw: RawMeasure) -> Result<MeasureSpec, ScenarioError> {
+    let count = |v: &Option<Spanned<i64>>, key: &str, min: i64, default: i64| -> Result<u32, ScenarioError> {
+        match v {
+            None => Ok(default as u32),
+            Some(v) => {
+                let n = *v.get_ref();
+                if n < min || n > 100_000 {
+                    Err(site.at(Some(v.span()), key, format!("{n} is out of range"), format!("use a whole number from {min} to 100000")))
+                } else {
+                    Ok(n as u32)
+                }
+            }
+        }
+    };
+    let warmup = count(&raw.warmup, "measure.warmup", 0, 1)?;
+    let min = count(&raw.min_repetitions, "measure.min_repetitions", 2, 3)?;
+    let max = count(&raw.max_repetitions, "measure.max_repetitions", 1, 20)?;
+    let repetitions = match &raw.repetitions {
+        None => Repetitions::Fixed { count: 5 },
+        Some(v) => match v.get_ref() {
+            Value::Integer(n) if (1..=100_000).contains(n) => Repetitions::Fixed { count: *n as u32 },
+            Value::String(s) if s == "auto" => {
+                if min > max {
+                    let span = raw.min_repetitions.as_ref().map(|s| s.span());
+                    return Err(site.at(span, "measure.min_repetitions", format!("min_repetitions ({min}) is larger than max_repetitions ({max})"), "make min_repetitions <= max_repetitions"));
+                }
+                let ci_target = match &raw.ci_target {
+                    None => 0.02,
+                    Some(t) if *t.get_ref() > 0.0 && *t.get_ref() < 1.0 => *t.get_ref(),
+                    Some(t) => return Err(site.at(Some(t.span()), "measure.ci_target", format!("{} is not a fraction between 0 and 1", t.get_ref()), "write e.g. ci_target = 0.02 for ±2% of the mean")),
+                };
+                Repetitions::Auto { min, max, ci_target }
+            }
+            other => {
+                return Err(site.at(Some(v.span()), "measure.repetitions", format!("{other} is not a repetition count"), "write a whole number of at least 1, or \"auto\""));
+            }
+        },
+    };
+    Ok(MeasureSpec { repetitions, warmup })
+}
+
+/// Turns a TOML/serde error into a one-line scenario error.
+fn toml_error(site: &ErrorSite<'_>, e: &toml::de::Error) -> ScenarioError {
+    let span = e.span();
+    let message = e.message().trim().to_string();
+    let snippet = span.clone().and_then(|s| site.source.get(s)).unwrap_or("").trim().to_string();
+    let key = snippet.split('=').next().unwrap_or("").trim().trim_matches(['[', ']']).to_string();
+    let fix = if message.starts_with("unknown field") {
+        "remove the key or fix its spelling (the keys are listed in README.md, section \"Scenario files\")"
+    } else if message.starts_with("invalid type") {
+        "give the key a value of the expected type (see README.md, section \"Scenario files\")"
+    } else if message.starts_with("missing field") {
+        "add the missing key"
+    } else {
+        "fix the TOML syntax at that line"
+    };
+    let key = if key.len() > 40 || key.contains('\n') { String::new() } else { key };
+    site.at(span, &key, message.replace('\n', " "), fix)
+}
+
+#[cfg(test)]
+mod tests;

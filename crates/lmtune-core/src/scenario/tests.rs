@@ -1,0 +1,62 @@
+//! Parsing and validation tests that need no model file.
+
+use std::path::Path;
+
+use super::*;
+
+fn parse(src: &str) -> Result<Scenario, ScenarioError> {
+    Scenario::parse(Path::new("s.toml"), src)
+}
+
+const MINIMAL: &str = "[model]\npath = \"m.gguf\"\n";
+
+#[test]
+fn minimal_scenario_gets_llama_bench_defaults() {
+    let s = parse(MINIMAL).unwrap();
+    assert_eq!(s.backend, BackendKind::LlamaCpp);
+    assert_eq!(s.n_batch.values, vec![2048]);
+    assert_eq!(s.n_ubatch.values, vec![512]);
+    assert!(s.n_ctx.is_none());
+    assert_eq!(s.measure.repetitions, Repetitions::Fixed { count: 5 });
+    let labels: Vec<_> = s.tests().iter().map(|t| t.label()).collect();
+    assert_eq!(labels, ["pp512", "tg128"]);
+    assert_eq!(s.model_path, Path::new("m.gguf"));
+    assert_eq!(s.name, "s");
+}
+
+#[test]
+fn model_path_is_relative_to_the_scenario_file() {
+    let s = Scenario::parse(Path::new("scenarios/x.toml"), MINIMAL).unwrap();
+    assert_eq!(s.model_path, Path::new("scenarios/m.gguf"));
+}
+
+#[test]
+fn errors_name_the_line_and_key() {
+    let src = format!("{MINIMAL}\n[sweep]\nthreads = []\n");
+    let e = parse(&src).unwrap_err();
+    assert_eq!(e.line, Some(5));
+    assert_eq!(e.key, "sweep.threads");
+    let line = e.to_string();
+    assert!(line.starts_with("s.toml:5: `sweep.threads`: the axis is empty"), "{line}");
+    assert!(line.contains("fix:"), "{line}");
+    assert!(!line.contains('\n'));
+}
+
+#[test]
+fn unknown_key_is_reported_with_its_line() {
+    let e = parse(&format!("{MINIMAL}[sweep]\nthread = [1]\n")).unwrap_err();
+    assert_eq!(e.line, Some(4));
+    assert!(e.problem.contains("unknown field `thread`"), "{e}");
+}
+
+#[test]
+fn auto_repetitions() {
+    let s = parse(&format!("{MINIMAL}[measure]\nrepetitions = \"auto\"\nmax_repetitions = 9\n")).unwrap();
+    assert_eq!(s.measure.repetitions, Repetitions::Auto { min: 3, max: 9, ci_target: 0.02 });
+}
+
+#[test]
+fn flash_attn_accepts_bools_and_words() {
+    let s = parse(&format!("{MINIMAL}[sweep]\nflash_attn = [true, \"off\", \"auto\"]\n")).unwrap();
+    assert_eq!(s.flash_attn.values, vec![FlashAttn::On, FlashAttn::Off, FlashAttn::Auto]);
+}

@@ -1,0 +1,53 @@
+//! Result files and tables: JSONL (the source of truth), CSV (for
+//! spreadsheets), and the llama-bench-style Markdown table.
+//!
+//! Sinks append one record at a time and flush + fsync it, so a sweep that
+//! dies later loses nothing already measured.
+//!
+//! ```no_run
+//! use lmtune_report::{JsonlSink, RecordSink};
+//! # fn get() -> lmtune_core::record::Record { unimplemented!() }
+//! let mut sink = JsonlSink::create("results/run/results.jsonl".as_ref())?;
+//! sink.append(&get())?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+mod csv_sink;
+mod jsonl;
+mod markdown;
+
+pub use csv_sink::{CsvSink, CSV_COLUMNS};
+pub use jsonl::{read_jsonl, JsonlSink, ReadError};
+pub use markdown::markdown_table;
+
+use lmtune_core::record::Record;
+
+/// One exporter per format, chosen in the runner's single list of sinks.
+pub trait RecordSink {
+    /// Appends a record and makes it durable before returning.
+    fn append(&mut self, record: &Record) -> std::io::Result<()>;
+}
+
+/// `1.50 GiB`-style sizes, as llama-bench prints them.
+pub fn human_bytes(bytes: u64) -> String {
+    let b = bytes as f64;
+    const KIB: f64 = 1024.0;
+    if b >= KIB.powi(3) {
+        format!("{:.2} GiB", b / KIB.powi(3))
+    } else if b >= KIB.powi(2) {
+        format!("{:.2} MiB", b / KIB.powi(2))
+    } else if b >= KIB {
+        format!("{:.2} KiB", b / KIB)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn human_bytes_matches_llama_bench() {
+        assert_eq!(super::human_bytes(96_576_768), "92.10 MiB");
+        assert_eq!(super::human_bytes(512), "512 B");
+    }
+}

@@ -1,0 +1,88 @@
+//! The end-of-run table, laid out like llama-bench's Markdown output.
+
+use lmtune_core::record::{Record, Status};
+
+use crate::human_bytes;
+
+/// A knob column: header and how to read it from a record.
+struct Column {
+    header: &'static str,
+    value: fn(&Record) -> String,
+}
+
+const KNOBS: &[Column] = &[
+    Column { header: "ngl", value: |r| r.load.n_gpu_layers.to_string() },
+    Column { header: "n_ctx", value: |r| r.ctx.n_ctx.to_string() },
+    Column { header: "n_batch", value: |r| r.ctx.n_batch.to_string() },
+    Column { header: "n_ubatch", value: |r| r.ctx.n_ubatch.to_string() },
+    Column { header: "threads", value: |r| r.ctx.threads.to_string() },
+    Column { header: "type_k", value: |r| r.ctx.type_k.to_string() },
+    Column { header: "type_v", value: |r| r.ctx.type_v.to_string() },
+    Column { header: "fa", value: |r| r.ctx.flash_attn.to_string() },
+];
+
+/// llama-bench-style table: model, size, params, backend, the knobs that
+/// vary (threads always), test, and t/s as mean ± sd. Failed points show
+/// their status instead of a rate.
+pub fn markdown_table(records: &[Record]) -> String {
+    let varies = |c: &Column| records.iter().any(|r| (c.value)(r) != (c.value)(&records[0]));
+    let knobs: Vec<&Column> = KNOBS.iter().filter(|c| c.header == "threads" || (!records.is_empty() && varies(c))).collect();
+
+    let mut header = vec!["model".to_string(), "size".into(), "params".into(), "backend".into()];
+    header.extend(knobs.iter().map(|c| c.header.to_string()));
+    header.extend(["test".to_string(), "t/s".into()]);
+    let mut right = vec![false, true, true, false];
+    right.extend(knobs.iter().map(|_| true));
+    right.extend([true, true]);
+
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            let m = &r.fingerprint.model;
+            let mut row = vec![
+                format!("{} {} {}", m.architecture, params_label(m.n_params), m.quant),
+                human_bytes(m.weights_bytes),
+                format!("{:.2} M", m.n_params as f64 / 1e6),
+                r.backend.clone(),
+            ];
+            row.extend(knobs.iter().map(|c| (c.value)(r)));
+            row.push(r.test.clone());
+            row.push(match (&r.status, &r.tokens_per_s) {
+                (Status::Ok, Some(s)) => format!("{:.2} ± {:.2}", s.mean, s.sd),
+                (status, _) => status.as_str().to_string(),
+            });
+            row
+        })
+        .collect();
+
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len(), 3]).max().unwrap_or(3))
+        .collect();
+    let line = |cells: &[String]| {
+        let cells: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if right[i] { format!("{c:>w$}", w = widths[i]) } else { format!("{c:<w$}", w = widths[i]) })
+            .collect();
+        format!("| {} |\n", cells.join(" | "))
+    };
+    let mut out = line(&header);
+    let rule: Vec<String> = widths
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| if right[i] { format!("{}:", "-".repeat(w - 1)) } else { "-".repeat(w) })
+        .collect();
+    out.push_str(&format!("| {} |\n", rule.join(" | ")));
+    for row in &rows {
+        out.push_str(&line(row));
+    }
+    out
+}
+
+fn params_label(n: u64) -> String {
+    if n >= 1_000_000_000 {
+        format!("{:.1}B", n as f64 / 1e9)
+    } else {
+        format!("{}M", n / 1_000_000)
+    }
+}

@@ -1,0 +1,15 @@
+//! `lmtune __worker`: the process that hosts a backend.
+
+use anyhow::Context;
+use lmtune_core::scenario::BackendKind;
+
+use crate::cli::WorkerArgs;
+use crate::exit;
+
+pub fn run(args: WorkerArgs) -> anyhow::Result<u8> {
+    let kind: BackendKind = serde_json::from_value(serde_json::Value::String(args.backend.clone()))
+        .with_context(|| format!("unknown backend {:?}", args.backend))?;
+    let backend = lmtune_backend::create(kind, args.verbose)?;
+    lmtune_backend::worker::serve(backend).context("worker protocol stream failed")?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,38 @@
+//! lmtune: sweep, model and recommend settings for local LLM inference.
+//!
+//! This binary is thin: it parses arguments, runs one command and maps the
+//! outcome to an exit code (0 ok, 1 some points failed, 2 could not run).
+
+mod cli;
+mod commands;
+mod output;
+mod runner;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit codes, documented in `lmtune --help`.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const SOME_FAILED: u8 = 1;
+    pub const ERROR: u8 = 2;
+}
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout with exit 0, usage errors with 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::ERROR } else { exit::OK });
+        }
+    };
+    match commands::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}

