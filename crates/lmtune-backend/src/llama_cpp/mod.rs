@@ -116,11 +116,7 @@ impl Backend for LlamaCppBackend {
                 decode_gen(&mut ctx, test.n_gen, &mut tokens)?;
             }
             let ns = start.elapsed().as_nanos() as u64;
-            let t = ctx.timings();
-            let perf_ms = t.t_p_eval_ms() + t.t_eval_ms();
-            let perf_tokens = f64::from(t.n_p_eval() + t.n_eval());
-            let backend_perf_ts = (perf_ms > 0.0).then(|| perf_tokens / (perf_ms / 1e3));
-            Ok(Sample { ns, backend_perf_ts })
+            Ok(Sample { ns, backend_perf_ts: perf_tokens_per_s(&mut ctx) })
         })?;
         measurement.n_ctx_actual = Some(ctx.n_ctx());
         measurement.n_batch_actual = Some(ctx.n_batch());
@@ -128,6 +124,24 @@ impl Backend for LlamaCppBackend {
         measurement.backend_log = log::take();
         Ok(measurement)
     }
+}
+
+/// Tokens/s by llama.cpp's perf counters since the last reset. llama.cpp
+/// reports each count as at least 1 (`std::max(1, n)`), so a counter whose
+/// time is zero did not run and is left out.
+fn perf_tokens_per_s(ctx: &mut LlamaContext<'_>) -> Option<f64> {
+    let t = ctx.timings();
+    let mut ms = 0.0;
+    let mut tokens = 0.0;
+    if t.t_p_eval_ms() > 0.0 {
+        ms += t.t_p_eval_ms();
+        tokens += f64::from(t.n_p_eval());
+    }
+    if t.t_eval_ms() > 0.0 {
+        ms += t.t_eval_ms();
+        tokens += f64::from(t.n_eval());
+    }
+    (ms > 0.0).then(|| tokens / (ms / 1e3))
 }
 
 fn fail(message: String) -> BackendError {

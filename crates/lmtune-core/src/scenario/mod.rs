@@ -417,9 +417,8 @@ fn parse_measure(site: &ErrorSite<'_>, raw: RawMeasure) -> Result<MeasureSpec, S
 /// Turns a TOML/serde error into a one-line scenario error.
 fn toml_error(site: &ErrorSite<'_>, e: &toml::de::Error) -> ScenarioError {
     let span = e.span();
-    let message = e.message().trim().to_string();
-    let snippet = span.clone().and_then(|s| site.source.get(s)).unwrap_or("").trim().to_string();
-    let key = snippet.split('=').next().unwrap_or("").trim().trim_matches(['[', ']']).to_string();
+    let message = e.message().trim().replace('\n', " ");
+    let key = span.as_ref().map(|s| key_at(site.source, s.start)).unwrap_or_default();
     let fix = if message.starts_with("unknown field") {
         "remove the key or fix its spelling (the keys are listed in README.md, section \"Scenario files\")"
     } else if message.starts_with("invalid type") {
@@ -429,8 +428,30 @@ fn toml_error(site: &ErrorSite<'_>, e: &toml::de::Error) -> ScenarioError {
     } else {
         "fix the TOML syntax at that line"
     };
-    let key = if key.len() > 40 || key.contains('\n') { String::new() } else { key };
-    site.at(span, &key, message.replace('\n', " "), fix)
+    site.at(span, &key, message, fix)
+}
+
+/// The dotted key (`section.key`) of the `key = value` line holding byte
+/// `offset`, or "" when that line is not an assignment.
+fn key_at(source: &str, offset: usize) -> String {
+    let offset = offset.min(source.len());
+    let line_start = source[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = source[line_start..].lines().next().unwrap_or("");
+    let Some((key, _)) = line.split_once('=') else { return String::new() };
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.contains(char::is_whitespace) {
+        return String::new();
+    }
+    let section = source[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(['[', ']']).trim().to_string());
+    match section {
+        Some(section) => format!("{section}.{key}"),
+        None => key.to_string(),
+    }
 }
 
 #[cfg(test)]

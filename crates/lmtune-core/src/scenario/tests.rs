@@ -47,6 +47,7 @@ fn unknown_key_is_reported_with_its_line() {
     let e = parse(&format!("{MINIMAL}[sweep]\nthread = [1]\n")).unwrap_err();
     assert_eq!(e.line, Some(4));
     assert!(e.problem.contains("unknown field `thread`"), "{e}");
+    assert_eq!(e.key, "sweep.thread");
 }
 
 #[test]
