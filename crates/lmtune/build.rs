@@ -16,7 +16,11 @@ fn main() {
         .output()
         .ok()
         .is_some_and(|o| o.status.success() && !o.stdout.is_empty());
-    let commit = if dirty && commit != "unknown" { format!("{commit}-dirty") } else { commit };
+    let commit = if dirty && commit != "unknown" {
+        format!("{commit}-dirty")
+    } else {
+        commit
+    };
     println!("cargo:rustc-env=LMTUNE_GIT_COMMIT={commit}");
     // Rebuild when HEAD moves (paths are relative to this crate).
     for path in ["../../.git/HEAD", "../../.git/index"] {

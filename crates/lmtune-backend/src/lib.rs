@@ -15,6 +15,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod fault;
 pub mod memory;
 pub mod protocol;
 pub mod repeat;
@@ -45,6 +46,9 @@ pub enum BackendError {
     LoadFailed { message: String, log: Vec<String> },
     #[error("{message}")]
     PointFailed { message: String, log: Vec<String> },
+    /// An allocation failed (model, KV cache or compute buffers).
+    #[error("out of memory: {message}")]
+    OutOfMemory { message: String, log: Vec<String> },
     #[error("no model is loaded (the runner must send `load` before `run`)")]
     NotLoaded,
     #[error("backend \"{0}\" is not compiled into this lmtune (rebuild with its cargo feature)")]
@@ -60,7 +64,13 @@ pub trait Backend {
 
     /// Measures one point on the loaded model (warm-up first, not counted).
     /// `progress` is called after each timed repetition with its number.
-    fn run(&mut self, point: &Point, measure: &MeasureSpec, seed: u64, progress: &mut dyn FnMut(u32)) -> Result<Measurement, BackendError>;
+    fn run(
+        &mut self,
+        point: &Point,
+        measure: &MeasureSpec,
+        seed: u64,
+        progress: &mut dyn FnMut(u32),
+    ) -> Result<Measurement, BackendError>;
 }
 
 /// The one factory: a backend for `kind`. `verbose` passes the backend's

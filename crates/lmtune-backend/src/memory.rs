@@ -29,7 +29,10 @@ mod tests {
         let block = vec![1u8; 64 << 20];
         std::hint::black_box(&block);
         let (_, during) = rss().unwrap();
-        assert!(during >= before + (60 << 20), "peak {during} did not grow from {before}");
+        assert!(
+            during >= before + (60 << 20),
+            "peak {during} did not grow from {before}"
+        );
         drop(block);
         assert!(reset_peak_rss());
         let (_, after) = rss().unwrap();

@@ -20,19 +20,39 @@ pub const PROTOCOL_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
-    Load { model: PathBuf, load: LoadParams },
-    Run { point: Point, measure: MeasureSpec, seed: u64 },
+    Load {
+        model: PathBuf,
+        load: LoadParams,
+    },
+    Run {
+        point: Point,
+        measure: MeasureSpec,
+        seed: u64,
+    },
     Exit,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Response {
-    Hello { protocol: u32, pid: u32, backend: BackendInfo },
+    Hello {
+        protocol: u32,
+        pid: u32,
+        backend: BackendInfo,
+    },
     /// The model is loaded; `load_seq` counts loads in this worker (1, 2, …).
-    Loaded { load_seq: u64, load_ms: f64 },
+    Loaded {
+        load_seq: u64,
+        load_ms: f64,
+    },
     /// A timed repetition finished.
-    Progress { rep: u32 },
-    Done { measurement: Measurement },
-    Error { error: BackendError },
+    Progress {
+        rep: u32,
+    },
+    Done {
+        measurement: Measurement,
+    },
+    Error {
+        error: BackendError,
+    },
 }

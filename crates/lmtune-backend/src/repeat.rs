@@ -31,13 +31,15 @@ pub fn repeat(
     for rep in 0..max {
         let sample = one(rep)?;
         m.samples_ns.push(sample.ns);
-        m.samples_ts.push(f64::from(timed_tokens) / (sample.ns.max(1) as f64 / 1e9));
+        m.samples_ts
+            .push(f64::from(timed_tokens) / (sample.ns.max(1) as f64 / 1e9));
         if let Some(ts) = sample.backend_perf_ts {
             m.backend_perf_ts.push(ts);
         }
         progress(rep + 1);
         if let Repetitions::Auto { ci_target, .. } = policy {
-            let narrow = Summary::of(&m.samples_ts).is_some_and(|s| s.relative_ci_half_width() <= ci_target);
+            let narrow =
+                Summary::of(&m.samples_ts).is_some_and(|s| s.relative_ci_half_width() <= ci_target);
             if rep + 1 >= min && narrow {
                 break;
             }
@@ -55,7 +57,10 @@ mod tests {
         let mut calls = 0;
         let m = repeat(Repetitions::Fixed { count: 4 }, 100, &mut |_| {}, |_| {
             calls += 1;
-            Ok(Sample { ns: 1_000_000_000, backend_perf_ts: Some(99.0) })
+            Ok(Sample {
+                ns: 1_000_000_000,
+                backend_perf_ts: Some(99.0),
+            })
         })
         .unwrap();
         assert_eq!(calls, 4);
@@ -65,11 +70,38 @@ mod tests {
 
     #[test]
     fn auto_stops_at_min_when_stable_and_at_max_when_noisy() {
-        let stable = repeat(Repetitions::Auto { min: 3, max: 50, ci_target: 0.02 }, 10, &mut |_| {}, |_| Ok(Sample { ns: 1_000_000, backend_perf_ts: None })).unwrap();
+        let stable = repeat(
+            Repetitions::Auto {
+                min: 3,
+                max: 50,
+                ci_target: 0.02,
+            },
+            10,
+            &mut |_| {},
+            |_| {
+                Ok(Sample {
+                    ns: 1_000_000,
+                    backend_perf_ts: None,
+                })
+            },
+        )
+        .unwrap();
         assert_eq!(stable.samples_ns.len(), 3);
-        let noisy = repeat(Repetitions::Auto { min: 3, max: 7, ci_target: 0.001 }, 10, &mut |_| {}, |rep| {
-            Ok(Sample { ns: 1_000_000 * (1 + u64::from(rep % 2)), backend_perf_ts: None })
-        })
+        let noisy = repeat(
+            Repetitions::Auto {
+                min: 3,
+                max: 7,
+                ci_target: 0.001,
+            },
+            10,
+            &mut |_| {},
+            |rep| {
+                Ok(Sample {
+                    ns: 1_000_000 * (1 + u64::from(rep % 2)),
+                    backend_perf_ts: None,
+                })
+            },
+        )
         .unwrap();
         assert_eq!(noisy.samples_ns.len(), 7);
     }
@@ -78,9 +110,15 @@ mod tests {
     fn an_error_stops_the_repetitions() {
         let r = repeat(Repetitions::Fixed { count: 3 }, 1, &mut |_| {}, |rep| {
             if rep == 1 {
-                Err(BackendError::PointFailed { message: "boom".into(), log: vec![] })
+                Err(BackendError::PointFailed {
+                    message: "boom".into(),
+                    log: vec![],
+                })
             } else {
-                Ok(Sample { ns: 1, backend_perf_ts: None })
+                Ok(Sample {
+                    ns: 1,
+                    backend_perf_ts: None,
+                })
             }
         });
         assert!(r.is_err());

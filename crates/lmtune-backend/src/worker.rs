@@ -7,8 +7,8 @@
 use std::io::{BufRead, BufWriter, Write};
 use std::time::Instant;
 
-use crate::memory;
 use crate::protocol::{Request, Response, PROTOCOL_VERSION};
+use crate::{fault, memory};
 use crate::{Backend, BackendError};
 
 /// Serves requests on stdin until `exit` or end of input.
@@ -19,8 +19,16 @@ pub fn serve(mut backend: Box<dyn Backend>) -> std::io::Result<()> {
         out.write_all(b"\n")?;
         out.flush()
     };
-    send(&mut out, &Response::Hello { protocol: PROTOCOL_VERSION, pid: std::process::id(), backend: backend.info() })?;
+    send(
+        &mut out,
+        &Response::Hello {
+            protocol: PROTOCOL_VERSION,
+            pid: std::process::id(),
+            backend: backend.info(),
+        },
+    )?;
 
+    let faults = fault::from_env();
     let mut load_seq = 0u64;
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
@@ -31,7 +39,10 @@ pub fn serve(mut backend: Box<dyn Backend>) -> std::io::Result<()> {
         let request: Request = match serde_json::from_str(&line) {
             Ok(r) => r,
             Err(e) => {
-                let error = BackendError::PointFailed { message: format!("worker received a malformed request: {e}"), log: vec![] };
+                let error = BackendError::PointFailed {
+                    message: format!("worker received a malformed request: {e}"),
+                    log: vec![],
+                };
                 send(&mut out, &Response::Error { error })?;
                 continue;
             }
@@ -49,7 +60,14 @@ pub fn serve(mut backend: Box<dyn Backend>) -> std::io::Result<()> {
                     Err(error) => send(&mut out, &Response::Error { error })?,
                 }
             }
-            Request::Run { point, measure, seed } => {
+            Request::Run {
+                point,
+                measure,
+                seed,
+            } => {
+                if let Some(fault) = faults.get(&point.index) {
+                    fault.trigger();
+                }
                 let before = memory::rss().map(|(current, _)| current);
                 let reset = memory::reset_peak_rss();
                 let mut progress_err = None;
@@ -64,7 +82,11 @@ pub fn serve(mut backend: Box<dyn Backend>) -> std::io::Result<()> {
                 match result {
                     Ok(mut measurement) => {
                         measurement.rss_before_bytes = before;
-                        measurement.rss_peak_bytes = if reset { memory::rss().map(|(_, peak)| peak) } else { None };
+                        measurement.rss_peak_bytes = if reset {
+                            memory::rss().map(|(_, peak)| peak)
+                        } else {
+                            None
+                        };
                         send(&mut out, &Response::Done { measurement })?;
                     }
                     Err(error) => send(&mut out, &Response::Error { error })?,
@@ -94,5 +116,8 @@ fn protocol_stream() -> std::io::Result<std::fs::File> {
 
 #[cfg(not(unix))]
 fn protocol_stream() -> std::io::Result<std::fs::File> {
-    Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "the lmtune worker needs a Unix system"))
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "the lmtune worker needs a Unix system",
+    ))
 }

@@ -66,15 +66,90 @@ pub struct ModelFingerprint {
     pub n_ctx_train: u64,
 }
 
+impl Fingerprint {
+    /// The fields in which `other` describes a different environment
+    /// (machine, GPUs, backend build, lmtune build, model file), as
+    /// `field: ours → theirs`. Free VRAM and empty fields (not yet known) are
+    /// not compared.
+    pub fn differences(&self, other: &Fingerprint) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cmp = |field: &str, a: String, b: String| {
+            if !a.is_empty() && !b.is_empty() && a != b {
+                out.push(format!("{field}: {a} → {b}"));
+            }
+        };
+        let (h, o) = (&self.host, &other.host);
+        cmp("hostname", h.hostname.clone(), o.hostname.clone());
+        cmp("cpu_model", h.cpu_model.clone(), o.cpu_model.clone());
+        cmp(
+            "cores",
+            format!("{}/{}", h.physical_cores, h.logical_cores),
+            format!("{}/{}", o.physical_cores, o.logical_cores),
+        );
+        cmp(
+            "ram_bytes",
+            h.ram_bytes.to_string(),
+            o.ram_bytes.to_string(),
+        );
+        cmp("os", h.os.clone(), o.os.clone());
+        cmp("kernel", h.kernel.clone(), o.kernel.clone());
+        let gpus = |f: &Fingerprint| {
+            f.gpus
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{} {} B driver {}",
+                        g.name, g.vram_total_bytes, g.driver_version
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        cmp("gpus", gpus(self), gpus(other));
+        cmp("backend", self.backend.clone(), other.backend.clone());
+        cmp(
+            "backend_version",
+            self.backend_version.clone(),
+            other.backend_version.clone(),
+        );
+        cmp(
+            "backend_build",
+            self.backend_build.clone(),
+            other.backend_build.clone(),
+        );
+        cmp(
+            "lmtune_version",
+            self.lmtune_version.clone(),
+            other.lmtune_version.clone(),
+        );
+        cmp(
+            "lmtune_commit",
+            self.lmtune_commit.clone(),
+            other.lmtune_commit.clone(),
+        );
+        cmp(
+            "model sha256",
+            self.model.sha256.clone(),
+            other.model.sha256.clone(),
+        );
+        out
+    }
+}
+
 impl HostInfo {
     /// Reads the host's facts. Never fails: unknown fields say "unknown".
     pub fn detect() -> HostInfo {
         let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let logical_from_proc = cpuinfo.lines().filter(|l| l.starts_with("processor")).count() as u32;
+        let logical_from_proc = cpuinfo
+            .lines()
+            .filter(|l| l.starts_with("processor"))
+            .count() as u32;
         let logical_cores = if logical_from_proc > 0 {
             logical_from_proc
         } else {
-            std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1)
         };
         HostInfo {
             hostname: read_trimmed("/proc/sys/kernel/hostname")
@@ -85,12 +160,17 @@ impl HostInfo {
                 .unwrap_or_else(|| "unknown".into()),
             physical_cores: physical_cores(&cpuinfo).unwrap_or(logical_cores),
             logical_cores,
-            ram_bytes: fs::read_to_string("/proc/meminfo").ok().and_then(|m| meminfo_kib(&m, "MemTotal")).map_or(0, |k| k * 1024),
+            ram_bytes: fs::read_to_string("/proc/meminfo")
+                .ok()
+                .and_then(|m| meminfo_kib(&m, "MemTotal"))
+                .map_or(0, |k| k * 1024),
             os: fs::read_to_string("/etc/os-release")
                 .ok()
                 .and_then(|s| {
-                    s.lines()
-                        .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+                    s.lines().find_map(|l| {
+                        l.strip_prefix("PRETTY_NAME=")
+                            .map(|v| v.trim_matches('"').to_string())
+                    })
                 })
                 .unwrap_or_else(|| std::env::consts::OS.to_string()),
             kernel: read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".into()),
@@ -100,7 +180,10 @@ impl HostInfo {
 }
 
 fn read_trimmed(path: &str) -> Option<String> {
-    fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 fn cpuinfo_field(cpuinfo: &str, key: &str) -> Option<String> {
@@ -135,15 +218,22 @@ pub fn meminfo_kib(text: &str, key: &str) -> Option<u64> {
 /// (no driver, no device), phrased for the user.
 pub fn detect_gpus() -> Result<Vec<GpuInfo>, String> {
     use nvml_wrapper::Nvml;
-    let nvml = Nvml::init().map_err(|e| format!("no NVIDIA GPU detected (NVML unavailable: {e})"))?;
-    let driver = nvml.sys_driver_version().unwrap_or_else(|_| "unknown".into());
-    let count = nvml.device_count().map_err(|e| format!("no NVIDIA GPU detected (NVML: {e})"))?;
+    let nvml =
+        Nvml::init().map_err(|e| format!("no NVIDIA GPU detected (NVML unavailable: {e})"))?;
+    let driver = nvml
+        .sys_driver_version()
+        .unwrap_or_else(|_| "unknown".into());
+    let count = nvml
+        .device_count()
+        .map_err(|e| format!("no NVIDIA GPU detected (NVML: {e})"))?;
     if count == 0 {
         return Err("no NVIDIA GPU detected (NVML found no devices)".into());
     }
     let mut gpus = Vec::new();
     for index in 0..count {
-        let Ok(device) = nvml.device_by_index(index) else { continue };
+        let Ok(device) = nvml.device_by_index(index) else {
+            continue;
+        };
         let memory = device.memory_info().ok();
         gpus.push(GpuInfo {
             index,
@@ -172,7 +262,10 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
     let cache = cache_dir().map(|d| d.join("sha256.tsv"));
     if let Some(cache) = &cache {
         if let Ok(text) = fs::read_to_string(cache) {
-            if let Some(hash) = text.lines().find_map(|l| l.strip_prefix(&key).and_then(|r| r.strip_prefix('\t'))) {
+            if let Some(hash) = text
+                .lines()
+                .find_map(|l| l.strip_prefix(&key).and_then(|r| r.strip_prefix('\t')))
+            {
                 return Ok(hash.to_string());
             }
         }
@@ -220,7 +313,10 @@ mod tests {
 
     #[test]
     fn meminfo_parses_kib() {
-        assert_eq!(meminfo_kib("MemTotal:       24576000 kB\nMemFree: 1 kB\n", "MemTotal"), Some(24_576_000));
+        assert_eq!(
+            meminfo_kib("MemTotal:       24576000 kB\nMemFree: 1 kB\n", "MemTotal"),
+            Some(24_576_000)
+        );
         assert_eq!(meminfo_kib("MemFree: 1 kB\n", "MemTotal"), None);
     }
 
@@ -237,7 +333,10 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let f = dir.join("x");
         fs::write(&f, b"abc").unwrap();
-        assert_eq!(file_sha256(&f).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            file_sha256(&f).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }

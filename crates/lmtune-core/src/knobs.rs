@@ -181,8 +181,16 @@ mod tests {
 
     #[test]
     fn labels_match_llama_bench() {
-        let pp = Test { n_prompt: 512, n_gen: 0, n_depth: 0 };
-        let tg = Test { n_prompt: 0, n_gen: 128, n_depth: 4096 };
+        let pp = Test {
+            n_prompt: 512,
+            n_gen: 0,
+            n_depth: 0,
+        };
+        let tg = Test {
+            n_prompt: 0,
+            n_gen: 128,
+            n_depth: 4096,
+        };
         assert_eq!(pp.label(), "pp512");
         assert_eq!(tg.label(), "tg128 @ d4096");
         assert_eq!(tg.tokens_in_context(), 4224);

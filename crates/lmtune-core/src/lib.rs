@@ -14,6 +14,7 @@ pub mod knobs;
 pub mod record;
 pub mod scenario;
 pub mod stats;
+pub mod units;
 
 /// lmtune's version, for fingerprints.
 pub const LMTUNE_VERSION: &str = env!("CARGO_PKG_VERSION");

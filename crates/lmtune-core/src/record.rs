@@ -22,8 +22,15 @@ pub enum Status {
     LoadFailed,
     /// The context could not be created or a decode failed.
     Failed,
+    /// Memory ran out: llama.cpp could not allocate the model, KV cache or
+    /// compute buffers.
+    Oom,
     /// The worker process died while running the point.
     Crashed,
+    /// The point ran past its timeout; the worker was killed.
+    Timeout,
+    /// Not run: an earlier point showed it would fail the same way.
+    Skipped,
 }
 
 impl Status {
@@ -32,7 +39,10 @@ impl Status {
             Status::Ok => "ok",
             Status::LoadFailed => "load_failed",
             Status::Failed => "failed",
+            Status::Oom => "oom",
             Status::Crashed => "crashed",
+            Status::Timeout => "timeout",
+            Status::Skipped => "skipped",
         }
     }
 }
@@ -57,6 +67,42 @@ pub struct Measurement {
     pub n_ubatch_actual: Option<u32>,
     /// Warnings and errors the backend logged during the point.
     pub backend_log: Vec<String>,
+}
+
+/// GPU memory around one point, from NVML.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VramUsage {
+    /// Peak memory NVML attributed to the worker process, sampled while the
+    /// point ran (summed over GPUs); `None` when the driver does not report
+    /// per-process usage.
+    pub worker_peak_bytes: Option<u64>,
+    /// Device memory in use (all processes, summed over GPUs) before and after.
+    pub device_used_before_bytes: u64,
+    pub device_used_after_bytes: u64,
+    /// Samples taken while the point ran.
+    pub samples: u32,
+}
+
+/// A stable key for "the same point": knobs, workload and model file. Used
+/// to match a resumed run's points to the records it already has.
+pub fn point_key(
+    load: &LoadParams,
+    ctx: &ContextParams,
+    test: &Test,
+    model_sha256: &str,
+) -> String {
+    serde_json::to_string(&(load, ctx, test, model_sha256)).expect("plain data serializes")
+}
+
+impl Record {
+    pub fn point_key(&self) -> String {
+        point_key(
+            &self.load,
+            &self.ctx,
+            &self.workload,
+            &self.fingerprint.model.sha256,
+        )
+    }
 }
 
 /// One line of `results.jsonl`.
@@ -96,6 +142,9 @@ pub struct Record {
     pub model_load_ms: f64,
     pub started_at: String,
     pub duration_s: f64,
+    /// GPU memory while the point ran (NVML); absent without an NVIDIA GPU.
+    #[serde(default)]
+    pub vram: Option<VramUsage>,
     #[serde(flatten)]
     pub measurement: Measurement,
     pub fingerprint: Fingerprint,

@@ -124,7 +124,11 @@ mod tests {
         assert!(close(s.sd, 2.138_089_935, 1e-6), "{}", s.sd);
         assert_eq!(s.median, 4.5);
         // t(0.975, 7) = 2.364624; half = 2.364624 * 2.13809 / sqrt(8)
-        assert!(close(s.ci95_high - s.mean, 1.787_485, 1e-4), "{}", s.ci95_high - s.mean);
+        assert!(
+            close(s.ci95_high - s.mean, 1.787_485, 1e-4),
+            "{}",
+            s.ci95_high - s.mean
+        );
     }
 
     #[test]

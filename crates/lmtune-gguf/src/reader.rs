@@ -186,7 +186,8 @@ impl GgufFile {
 
     /// `general.architecture`, e.g. `llama`.
     pub fn architecture(&self) -> Option<&str> {
-        self.get("general.architecture").and_then(MetadataValue::as_str)
+        self.get("general.architecture")
+            .and_then(MetadataValue::as_str)
     }
 
     /// An unsigned integer key, with a typed error naming the key when it is
@@ -291,7 +292,10 @@ impl<R: Read> Cursor<R> {
     fn string(&mut self, what: &str) -> Result<String, GgufError> {
         let len = self.u64(what)?;
         if len > self.limits.max_string_bytes {
-            return Err(self.limit(&format!("the length of {what} ({len} bytes)"), self.limits.max_string_bytes));
+            return Err(self.limit(
+                &format!("the length of {what} ({len} bytes)"),
+                self.limits.max_string_bytes,
+            ));
         }
         self.ensure(what, len)?;
         // `len` is bounded by the limit and by the bytes present: safe to allocate.
@@ -308,7 +312,8 @@ impl<R: Read> Cursor<R> {
         })?;
         self.offset += len;
         // Real vocabularies hold invalid UTF-8 fragments (byte tokens); keep them lossy.
-        Ok(String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+        Ok(String::from_utf8(buf)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
     }
 
     fn scalar(&mut self, value_type: u32, what: &str) -> Result<MetadataValue, GgufError> {
@@ -323,7 +328,9 @@ impl<R: Read> Cursor<R> {
             7 => match self.u8(what)? {
                 0 => MetadataValue::Bool(false),
                 1 => MetadataValue::Bool(true),
-                other => return Err(self.corrupt(format!("{what} is a bool with byte value {other}"))),
+                other => {
+                    return Err(self.corrupt(format!("{what} is a bool with byte value {other}")))
+                }
             },
             8 => MetadataValue::String(self.string(what)?),
             10 => MetadataValue::U64(self.u64(what)?),
@@ -333,14 +340,22 @@ impl<R: Read> Cursor<R> {
         })
     }
 
-    fn value(&mut self, value_type: u32, what: &str, depth: u32) -> Result<MetadataValue, GgufError> {
+    fn value(
+        &mut self,
+        value_type: u32,
+        what: &str,
+        depth: u32,
+    ) -> Result<MetadataValue, GgufError> {
         if value_type != 9 {
             return self.scalar(value_type, what);
         }
         let elem_type = self.u32(what)?;
         let len = self.u64(what)?;
         if len > self.limits.max_array_len {
-            return Err(self.limit(&format!("the length of array {what} ({len})"), self.limits.max_array_len));
+            return Err(self.limit(
+                &format!("the length of array {what} ({len})"),
+                self.limits.max_array_len,
+            ));
         }
         let min_elem = match elem_type {
             0 | 1 | 7 => 1,
@@ -348,7 +363,9 @@ impl<R: Read> Cursor<R> {
             4..=6 => 4,
             8 | 10..=12 => 8,
             9 => 12,
-            other => return Err(self.corrupt(format!("array {what} has unknown element type {other}"))),
+            other => {
+                return Err(self.corrupt(format!("array {what} has unknown element type {other}")))
+            }
         };
         // Each element takes at least `min_elem` bytes: a count the file cannot
         // hold is rejected before any allocation.
@@ -402,7 +419,9 @@ impl<R: Read> Cursor<R> {
             }
             _ => {
                 if depth >= 2 {
-                    return Err(self.corrupt(format!("array {what} nests arrays more than two deep")));
+                    return Err(
+                        self.corrupt(format!("array {what} nests arrays more than two deep"))
+                    );
                 }
                 for _ in 0..n {
                     let inner_type = 9;
@@ -432,10 +451,16 @@ fn parse<R: Read>(c: &mut Cursor<R>) -> Result<GgufFile, GgufError> {
     let tensor_count = c.u64("the tensor count")?;
     let kv_count = c.u64("the metadata count")?;
     if tensor_count > c.limits.max_tensor_count {
-        return Err(c.limit(&format!("the tensor count ({tensor_count})"), c.limits.max_tensor_count));
+        return Err(c.limit(
+            &format!("the tensor count ({tensor_count})"),
+            c.limits.max_tensor_count,
+        ));
     }
     if kv_count > c.limits.max_kv_count {
-        return Err(c.limit(&format!("the metadata count ({kv_count})"), c.limits.max_kv_count));
+        return Err(c.limit(
+            &format!("the metadata count ({kv_count})"),
+            c.limits.max_kv_count,
+        ));
     }
 
     let mut metadata = BTreeMap::new();
@@ -452,20 +477,29 @@ fn parse<R: Read>(c: &mut Cursor<R>) -> Result<GgufFile, GgufError> {
         None => DEFAULT_ALIGNMENT,
         Some(v) => match v.as_u64() {
             Some(a) if a > 0 && a.is_power_of_two() && a <= 1 << 16 => a,
-            _ => return Err(c.corrupt(format!("general.alignment = {v:?} is not a power of two up to 65536"))),
+            _ => {
+                return Err(c.corrupt(format!(
+                    "general.alignment = {v:?} is not a power of two up to 65536"
+                )))
+            }
         },
     };
 
     // Each tensor info takes at least 8 + 4 + 4 + 8 bytes.
     if tensor_count.saturating_mul(24) > c.remaining() {
-        return Err(c.truncated(&format!("{tensor_count} tensor infos"), tensor_count.saturating_mul(24)));
+        return Err(c.truncated(
+            &format!("{tensor_count} tensor infos"),
+            tensor_count.saturating_mul(24),
+        ));
     }
     let mut tensors = Vec::with_capacity(tensor_count as usize);
     for i in 0..tensor_count {
         let name = c.string(&format!("the name of tensor #{i}"))?;
         let n_dims = c.u32(&format!("the dimension count of `{name}`"))?;
         if n_dims == 0 || n_dims > MAX_DIMS {
-            return Err(c.corrupt(format!("tensor `{name}` has {n_dims} dimensions (1 to {MAX_DIMS} allowed)")));
+            return Err(c.corrupt(format!(
+                "tensor `{name}` has {n_dims} dimensions (1 to {MAX_DIMS} allowed)"
+            )));
         }
         let mut dims = Vec::with_capacity(n_dims as usize);
         for _ in 0..n_dims {
@@ -476,9 +510,16 @@ fn parse<R: Read>(c: &mut Cursor<R>) -> Result<GgufFile, GgufError> {
         let n_elements = dims
             .iter()
             .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| c.corrupt(format!("tensor `{name}` has shape {dims:?} whose element count overflows")))?;
+            .ok_or_else(|| {
+                c.corrupt(format!(
+                    "tensor `{name}` has shape {dims:?} whose element count overflows"
+                ))
+            })?;
         if !ggml_type.is_known() {
-            return Err(c.corrupt(format!("tensor `{name}` has unknown ggml type id {}", ggml_type.0)));
+            return Err(c.corrupt(format!(
+                "tensor `{name}` has unknown ggml type id {}",
+                ggml_type.0
+            )));
         }
         let n_bytes = ggml_type.bytes_for(n_elements).ok_or_else(|| {
             c.corrupt(format!(
@@ -506,7 +547,10 @@ fn parse<R: Read>(c: &mut Cursor<R>) -> Result<GgufFile, GgufError> {
         if end.is_none_or(|end| end > data_len) {
             return Err(GgufError::Truncated {
                 path: c.path.clone(),
-                what: format!("the data of tensor `{}` ({} bytes at data offset {})", t.name, t.n_bytes, t.offset),
+                what: format!(
+                    "the data of tensor `{}` ({} bytes at data offset {})",
+                    t.name, t.n_bytes, t.offset
+                ),
                 offset: data_offset.saturating_add(t.offset),
                 needed: t.n_bytes,
                 file_len: c.file_len,

@@ -49,14 +49,23 @@ impl GgufFile {
         let optional = |suffix: &str| self.get(&arch_key(suffix)).and_then(MetadataValue::as_u64);
         let n_layer = self.require_u64(&arch_key("block_count"), hint_arch)?;
         let n_ctx_train = self.require_u64(&arch_key("context_length"), hint_arch)?;
-        let n_head_kv = optional("attention.head_count_kv").or_else(|| optional("attention.head_count"));
+        let n_head_kv =
+            optional("attention.head_count_kv").or_else(|| optional("attention.head_count"));
         let n_vocab = optional("vocab_size").or_else(|| match self.get("tokenizer.ggml.tokens") {
             Some(MetadataValue::StringArray(tokens)) => Some(tokens.len() as u64),
             _ => None,
         });
 
-        let n_params = self.tensors.iter().map(|t| t.n_elements).fold(0u64, u64::saturating_add);
-        let weights_bytes = self.tensors.iter().map(|t| t.n_bytes).fold(0u64, u64::saturating_add);
+        let n_params = self
+            .tensors
+            .iter()
+            .map(|t| t.n_elements)
+            .fold(0u64, u64::saturating_add);
+        let weights_bytes = self
+            .tensors
+            .iter()
+            .map(|t| t.n_bytes)
+            .fold(0u64, u64::saturating_add);
         let quant = self
             .get("general.file_type")
             .and_then(MetadataValue::as_u64)
@@ -66,7 +75,10 @@ impl GgufFile {
             .unwrap_or_else(|| self.dominant_tensor_type());
 
         Ok(ModelSummary {
-            name: self.get("general.name").and_then(MetadataValue::as_str).map(str::to_string),
+            name: self
+                .get("general.name")
+                .and_then(MetadataValue::as_str)
+                .map(str::to_string),
             n_layer,
             n_ctx_train,
             n_embd: optional("embedding_length"),
@@ -96,7 +108,12 @@ impl GgufFile {
 impl ModelSummary {
     /// llama-bench's model type string, e.g. `llama 135M Q4_1`.
     pub fn type_label(&self) -> String {
-        format!("{} {} {}", self.architecture, human_params(self.n_params), self.quant)
+        format!(
+            "{} {} {}",
+            self.architecture,
+            human_params(self.n_params),
+            self.quant
+        )
     }
 }
 

@@ -5,8 +5,13 @@ use std::path::PathBuf;
 use lmtune_gguf::{GgufError, GgufFile, Limits};
 
 fn model_path() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(path.exists(), "{} is missing: run scripts/fetch-model.sh first", path.display());
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-model.sh first",
+        path.display()
+    );
     path
 }
 
@@ -27,7 +32,12 @@ fn smollm2_summary_matches_its_file() {
     assert_eq!(s.weights_bytes, 96_576_768);
     assert_eq!(s.n_params, 134_515_008);
     // The tensors end exactly at the end of the file.
-    let end = file.tensors.iter().map(|t| file.data_offset + t.offset + t.n_bytes).max().unwrap();
+    let end = file
+        .tensors
+        .iter()
+        .map(|t| file.data_offset + t.offset + t.n_bytes)
+        .max()
+        .unwrap();
     assert_eq!(end, file.file_len);
 }
 
@@ -36,7 +46,9 @@ fn every_truncation_of_the_header_is_an_error_not_a_panic() {
     let bytes = std::fs::read(model_path()).unwrap();
     let header_end = GgufFile::open(model_path()).unwrap().data_offset as usize;
     // Every cut inside the first 4 KiB, then a stride through the rest of the header and the data.
-    let cuts = (0..4096).chain((4096..header_end).step_by(9973)).chain((header_end..bytes.len()).step_by(1 << 20));
+    let cuts = (0..4096)
+        .chain((4096..header_end).step_by(9973))
+        .chain((header_end..bytes.len()).step_by(1 << 20));
     for cut in cuts {
         match GgufFile::from_bytes(&bytes[..cut], Limits::default()) {
             Err(GgufError::Truncated { .. }) | Err(GgufError::BadMagic { .. }) => {}

@@ -98,7 +98,8 @@ impl RecordSink for CsvSink {
 fn row_bytes(fields: impl IntoIterator<Item = String>) -> std::io::Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(fields.into_iter().collect::<Vec<_>>())?;
-    w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))
+    w.into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -106,14 +107,22 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 }
 
 fn join<T: ToString>(items: &[T]) -> String {
-    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(";")
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 fn row(r: &Record) -> Vec<String> {
     let fp = &r.fingerprint;
     let ts = r.tokens_per_s.as_ref();
     let m = &r.measurement;
-    let gpus: Vec<String> = fp.gpus.iter().map(|g| format!("{} ({} MiB)", g.name, g.vram_total_bytes >> 20)).collect();
+    let gpus: Vec<String> = fp
+        .gpus
+        .iter()
+        .map(|g| format!("{} ({} MiB)", g.name, g.vram_total_bytes >> 20))
+        .collect();
     let row = vec![
         r.schema_version.to_string(),
         r.run_id.clone(),

@@ -11,24 +11,60 @@ struct Column {
 }
 
 const KNOBS: &[Column] = &[
-    Column { header: "ngl", value: |r| r.load.n_gpu_layers.to_string() },
-    Column { header: "n_ctx", value: |r| r.ctx.n_ctx.to_string() },
-    Column { header: "n_batch", value: |r| r.ctx.n_batch.to_string() },
-    Column { header: "n_ubatch", value: |r| r.ctx.n_ubatch.to_string() },
-    Column { header: "threads", value: |r| r.ctx.threads.to_string() },
-    Column { header: "type_k", value: |r| r.ctx.type_k.to_string() },
-    Column { header: "type_v", value: |r| r.ctx.type_v.to_string() },
-    Column { header: "fa", value: |r| r.ctx.flash_attn.to_string() },
+    Column {
+        header: "ngl",
+        value: |r| r.load.n_gpu_layers.to_string(),
+    },
+    Column {
+        header: "n_ctx",
+        value: |r| r.ctx.n_ctx.to_string(),
+    },
+    Column {
+        header: "n_batch",
+        value: |r| r.ctx.n_batch.to_string(),
+    },
+    Column {
+        header: "n_ubatch",
+        value: |r| r.ctx.n_ubatch.to_string(),
+    },
+    Column {
+        header: "threads",
+        value: |r| r.ctx.threads.to_string(),
+    },
+    Column {
+        header: "type_k",
+        value: |r| r.ctx.type_k.to_string(),
+    },
+    Column {
+        header: "type_v",
+        value: |r| r.ctx.type_v.to_string(),
+    },
+    Column {
+        header: "fa",
+        value: |r| r.ctx.flash_attn.to_string(),
+    },
 ];
 
 /// llama-bench-style table: model, size, params, backend, the knobs that
 /// vary (threads always), test, and t/s as mean ± sd. Failed points show
 /// their status instead of a rate.
 pub fn markdown_table(records: &[Record]) -> String {
-    let varies = |c: &Column| records.iter().any(|r| (c.value)(r) != (c.value)(&records[0]));
-    let knobs: Vec<&Column> = KNOBS.iter().filter(|c| c.header == "threads" || (!records.is_empty() && varies(c))).collect();
+    let varies = |c: &Column| {
+        records
+            .iter()
+            .any(|r| (c.value)(r) != (c.value)(&records[0]))
+    };
+    let knobs: Vec<&Column> = KNOBS
+        .iter()
+        .filter(|c| c.header == "threads" || (!records.is_empty() && varies(c)))
+        .collect();
 
-    let mut header = vec!["model".to_string(), "size".into(), "params".into(), "backend".into()];
+    let mut header = vec![
+        "model".to_string(),
+        "size".into(),
+        "params".into(),
+        "backend".into(),
+    ];
     header.extend(knobs.iter().map(|c| c.header.to_string()));
     header.extend(["test".to_string(), "t/s".into()]);
     let mut right = vec![false, true, true, false];
@@ -40,7 +76,12 @@ pub fn markdown_table(records: &[Record]) -> String {
         .map(|r| {
             let m = &r.fingerprint.model;
             let mut row = vec![
-                format!("{} {} {}", m.architecture, params_label(m.n_params), m.quant),
+                format!(
+                    "{} {} {}",
+                    m.architecture,
+                    params_label(m.n_params),
+                    m.quant
+                ),
                 human_bytes(m.weights_bytes),
                 format!("{:.2} M", m.n_params as f64 / 1e6),
                 r.backend.clone(),
@@ -56,13 +97,25 @@ pub fn markdown_table(records: &[Record]) -> String {
         .collect();
 
     let widths: Vec<usize> = (0..header.len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len(), 3]).max().unwrap_or(3))
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len(), 3])
+                .max()
+                .unwrap_or(3)
+        })
         .collect();
     let line = |cells: &[String]| {
         let cells: Vec<String> = cells
             .iter()
             .enumerate()
-            .map(|(i, c)| if right[i] { format!("{c:>w$}", w = widths[i]) } else { format!("{c:<w$}", w = widths[i]) })
+            .map(|(i, c)| {
+                if right[i] {
+                    format!("{c:>w$}", w = widths[i])
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
             .collect();
         format!("| {} |\n", cells.join(" | "))
     };
@@ -70,7 +123,13 @@ pub fn markdown_table(records: &[Record]) -> String {
     let rule: Vec<String> = widths
         .iter()
         .enumerate()
-        .map(|(i, &w)| if right[i] { format!("{}:", "-".repeat(w - 1)) } else { "-".repeat(w) })
+        .map(|(i, &w)| {
+            if right[i] {
+                format!("{}:", "-".repeat(w - 1))
+            } else {
+                "-".repeat(w)
+            }
+        })
         .collect();
     out.push_str(&format!("| {} |\n", rule.join(" | ")));
     for row in &rows {

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 every point ok, 1 some points failed (their records say why), 2 could not run (bad input).
+Exit codes: 0 every point ok, 1 some points failed (their records say why), 2 could not run (bad input),
+130 interrupted (Ctrl-C / SIGTERM; the results so far are complete and the run can be resumed).
 
 Examples:
   lmtune run scenarios/quickstart.toml          sweep the quickstart scenario
@@ -36,8 +37,16 @@ pub struct RunArgs {
     pub scenario: PathBuf,
     /// Directory for results.jsonl / results.csv
     /// [default: results/<date>-<host>-<scenario>/]
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "resume")]
     pub out: Option<PathBuf>,
+    /// Continue an interrupted run in DIR: only points without an `ok`
+    /// record are run. The scenario and the machine must be the same.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Limit the worker's address space (RLIMIT_AS), e.g. 2GiB; overrides
+    /// [measure] worker_memory_limit. A point that needs more is recorded as `oom`.
+    #[arg(long, value_name = "SIZE")]
+    pub worker_memory_limit: Option<String>,
     /// Use this model file instead of the scenario's [model] path.
     #[arg(long)]
     pub model: Option<PathBuf>,

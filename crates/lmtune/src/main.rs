@@ -1,12 +1,15 @@
 //! lmtune: sweep, model and recommend settings for local LLM inference.
 //!
 //! This binary is thin: it parses arguments, runs one command and maps the
-//! outcome to an exit code (0 ok, 1 some points failed, 2 could not run).
+//! outcome to an exit code (0 ok, 1 some points failed, 2 could not run, 130 interrupted).
 
 mod cli;
 mod commands;
+mod interrupt;
 mod output;
 mod runner;
+mod sweep;
+mod vram;
 
 use std::process::ExitCode;
 
@@ -17,6 +20,8 @@ pub mod exit {
     pub const OK: u8 = 0;
     pub const SOME_FAILED: u8 = 1;
     pub const ERROR: u8 = 2;
+    /// Interrupted by SIGINT/SIGTERM (128 + 2, as shells report Ctrl-C).
+    pub const INTERRUPTED: u8 = 130;
 }
 
 fn main() -> ExitCode {
@@ -25,7 +30,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // clap prints help/version to stdout with exit 0, usage errors with 2.
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::ERROR } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::ERROR
+            } else {
+                exit::OK
+            });
         }
     };
     match commands::run(cli) {

@@ -11,7 +11,17 @@ use lmtune_core::record::{Record, Status};
 /// `results/<date>-<host>-<scenario>/`, with `-2`, `-3`, … when taken.
 pub fn default_out_dir(root: &Path, host: &str, scenario: &str) -> PathBuf {
     let date = chrono::Local::now().format("%Y-%m-%d");
-    let clean = |s: &str| -> String { s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect() };
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    };
     let base = format!("{date}-{}-{}", clean(host), clean(scenario));
     let mut dir = root.join(&base);
     let mut n = 2;
@@ -102,7 +112,11 @@ mod tests {
     fn out_dir_is_unique_and_clean() {
         let root = std::env::temp_dir().join(format!("lmtune-out-{}", std::process::id()));
         let first = default_out_dir(&root, "my host", "a/b");
-        assert!(first.file_name().unwrap().to_string_lossy().ends_with("-my-host-a-b"));
+        assert!(first
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .ends_with("-my-host-a-b"));
         std::fs::create_dir_all(&first).unwrap();
         let second = default_out_dir(&root, "my host", "a/b");
         assert!(second.to_string_lossy().ends_with("-2"));

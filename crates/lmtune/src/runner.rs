@@ -9,9 +9,11 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use lmtune_backend::protocol::{Request, Response, PROTOCOL_VERSION};
@@ -20,6 +22,26 @@ use lmtune_core::scenario::BackendKind;
 
 /// Lines of worker stderr kept for failure reports.
 const STDERR_TAIL_LINES: usize = 20;
+
+/// Receives each line the worker writes to stderr (verbose mode).
+pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// How the worker is started.
+#[derive(Clone, Default)]
+pub struct SpawnOptions {
+    pub verbose: bool,
+    pub echo: Option<LineSink>,
+    /// RLIMIT_AS for the worker, bytes.
+    pub memory_limit_bytes: Option<u64>,
+}
+
+/// What waiting for the worker produced.
+#[derive(Debug)]
+pub enum Wait {
+    Event(Event),
+    TimedOut,
+    Interrupted,
+}
 
 #[derive(Debug)]
 pub enum Event {
@@ -45,18 +67,18 @@ pub struct Death {
 
 impl Worker {
     /// Starts `lmtune __worker` for `backend` and waits for its hello.
-    /// `echo` receives every stderr line when set (verbose mode).
-    pub fn spawn(backend: BackendKind, verbose: bool, echo: Option<Arc<dyn Fn(&str) + Send + Sync>>) -> anyhow::Result<Worker> {
+    pub fn spawn(backend: BackendKind, options: &SpawnOptions) -> anyhow::Result<Worker> {
         let exe = worker_exe()?;
         let mut cmd = Command::new(&exe);
         cmd.args(["__worker", "--backend", backend.as_str()]);
-        if verbose {
+        if options.verbose {
             cmd.arg("--verbose");
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        isolate(&mut cmd, options.memory_limit_bytes);
+        let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start the worker process {}", exe.display()))?;
         let stdin = child.stdin.take().context("worker stdin")?;
@@ -81,6 +103,7 @@ impl Worker {
         });
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
         let tail = Arc::clone(&stderr_tail);
+        let echo = options.echo.clone();
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
@@ -95,20 +118,38 @@ impl Worker {
             }
         });
 
-        let mut worker = Worker { child, stdin, events, stderr_tail, info: BackendInfo { name: String::new(), version: String::new(), build: String::new() } };
+        let mut worker = Worker {
+            child,
+            stdin,
+            events,
+            stderr_tail,
+            info: BackendInfo {
+                name: String::new(),
+                version: String::new(),
+                build: String::new(),
+            },
+        };
         match worker.next() {
-            Event::Response(Response::Hello { protocol, backend, .. }) => {
+            Event::Response(Response::Hello {
+                protocol, backend, ..
+            }) => {
                 if protocol != PROTOCOL_VERSION {
                     bail!("worker {} speaks protocol {protocol}, this runner {PROTOCOL_VERSION} (a stale binary?)", exe.display());
                 }
                 worker.info = backend;
                 Ok(worker)
             }
-            Event::Response(Response::Error { error }) => bail!("the {} backend could not start: {error}", backend.as_str()),
+            Event::Response(Response::Error { error }) => {
+                bail!("the {} backend could not start: {error}", backend.as_str())
+            }
             Event::Response(other) => bail!("worker sent {other:?} before its hello"),
             Event::Exited => {
                 let death = worker.death();
-                bail!("the worker process could not start: {}\n{}", death.description, death.stderr_tail.join("\n"))
+                bail!(
+                    "the worker process could not start: {}\n{}",
+                    death.description,
+                    death.stderr_tail.join("\n")
+                )
             }
         }
     }
@@ -125,6 +166,40 @@ impl Worker {
         self.events.recv().unwrap_or(Event::Exited)
     }
 
+    /// The next event, unless `deadline` passes or `interrupted` is set first.
+    pub fn next_before(&mut self, deadline: Instant, interrupted: &AtomicBool) -> Wait {
+        loop {
+            if interrupted.load(Ordering::SeqCst) {
+                return Wait::Interrupted;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Wait::TimedOut;
+            }
+            let slice = (deadline - now).min(Duration::from_millis(100));
+            match self.events.recv_timeout(slice) {
+                Ok(event) => return Wait::Event(event),
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return Wait::Event(Event::Exited),
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the worker (and anything it started) and reaps it.
+    pub fn kill(&mut self) -> Death {
+        #[cfg(unix)]
+        // SAFETY: signalling the worker's own process group, which it leads.
+        unsafe {
+            libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL);
+        }
+        let _ = self.child.kill();
+        self.death()
+    }
+
     /// Reaps a worker whose stream ended and says how it died.
     pub fn death(&mut self) -> Death {
         let description = match self.child.wait() {
@@ -133,8 +208,17 @@ impl Worker {
         };
         // The stderr thread may still be draining; give it a moment.
         thread::sleep(std::time::Duration::from_millis(50));
-        let stderr_tail = self.stderr_tail.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
-        Death { description, stderr_tail }
+        let stderr_tail = self
+            .stderr_tail
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        Death {
+            description,
+            stderr_tail,
+        }
     }
 
     /// Asks the worker to exit and reaps it (killing it if it does not).
@@ -166,7 +250,11 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
                 libc::SIGTERM => "SIGTERM",
                 _ => "",
             };
-            return if name.is_empty() { format!("killed by signal {sig}") } else { format!("killed by {name}") };
+            return if name.is_empty() {
+                format!("killed by signal {sig}")
+            } else {
+                format!("killed by {name}")
+            };
         }
     }
     match status.code() {
@@ -174,6 +262,35 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
         None => "ended".into(),
     }
 }
+
+/// Puts the worker in its own process group (a Ctrl-C in the terminal goes
+/// to the runner, which then stops the worker itself), has the kernel kill it
+/// if the runner dies (Linux), and applies the memory limit.
+#[cfg(unix)]
+fn isolate(cmd: &mut Command, memory_limit_bytes: Option<u64>) {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            #[cfg(target_os = "linux")]
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if let Some(limit) = memory_limit_bytes {
+                let rl = libc::rlimit {
+                    rlim_cur: limit as libc::rlim_t,
+                    rlim_max: limit as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &rl) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(unix))]
+fn isolate(_cmd: &mut Command, _memory_limit_bytes: Option<u64>) {}
 
 /// The worker is this very binary.
 fn worker_exe() -> anyhow::Result<PathBuf> {

@@ -13,7 +13,11 @@ fn hw_prints_the_fingerprint_and_gpus_or_their_absence() {
         assert!(text.contains(label), "{text}");
     }
     // Either a GPU line with its VRAM, or the reason there is none.
-    assert!(text.contains("no NVIDIA GPU detected") || (text.contains("gpu 0:") && text.contains("free of")), "{text}");
+    assert!(
+        text.contains("no NVIDIA GPU detected")
+            || (text.contains("gpu 0:") && text.contains("free of")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -24,6 +28,9 @@ fn hw_json_is_machine_readable() {
     assert!(v["host"]["logical_cores"].as_u64().unwrap() >= 1);
     assert!(v["gpus"].is_array());
     if v["gpus"].as_array().unwrap().is_empty() {
-        assert!(v["gpu_note"].as_str().unwrap().starts_with("no NVIDIA GPU detected"));
+        assert!(v["gpu_note"]
+            .as_str()
+            .unwrap()
+            .starts_with("no NVIDIA GPU detected"));
     }
 }

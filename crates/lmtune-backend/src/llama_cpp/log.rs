@@ -11,7 +11,9 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use llama_cpp_sys_2::{ggml_log_level, GGML_LOG_LEVEL_CONT, GGML_LOG_LEVEL_ERROR, GGML_LOG_LEVEL_WARN};
+use llama_cpp_sys_2::{
+    ggml_log_level, GGML_LOG_LEVEL_CONT, GGML_LOG_LEVEL_ERROR, GGML_LOG_LEVEL_WARN,
+};
 
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 
@@ -23,7 +25,11 @@ struct State {
     captured: Vec<String>,
 }
 
-static STATE: Mutex<State> = Mutex::new(State { level: 0, partial: String::new(), captured: Vec::new() });
+static STATE: Mutex<State> = Mutex::new(State {
+    level: 0,
+    partial: String::new(),
+    captured: Vec::new(),
+});
 
 /// At most this many lines are kept between two [`take`] calls.
 const MAX_CAPTURED: usize = 200;

@@ -40,18 +40,25 @@ pub struct LlamaCppBackend {
 impl LlamaCppBackend {
     pub fn new(verbose: bool) -> Result<Self, BackendError> {
         log::install(verbose);
-        let backend = LlamaBackend::init().map_err(|e| BackendError::LoadFailed { message: format!("llama.cpp backend init failed: {e}"), log: log::take() })?;
-        Ok(LlamaCppBackend { model: None, backend })
+        let backend = LlamaBackend::init().map_err(|e| BackendError::LoadFailed {
+            message: format!("llama.cpp backend init failed: {e}"),
+            log: log::take(),
+        })?;
+        Ok(LlamaCppBackend {
+            model: None,
+            backend,
+        })
     }
 }
 
 impl Backend for LlamaCppBackend {
     fn info(&self) -> BackendInfo {
         // SAFETY: returns a static NUL-terminated string.
-        let system = unsafe { std::ffi::CStr::from_ptr(llama_cpp_sys_2::llama_print_system_info()) }
-            .to_string_lossy()
-            .trim()
-            .to_string();
+        let system =
+            unsafe { std::ffi::CStr::from_ptr(llama_cpp_sys_2::llama_print_system_info()) }
+                .to_string_lossy()
+                .trim()
+                .to_string();
         BackendInfo {
             name: "llama-cpp".into(),
             version: format!("llama-cpp-2 {LLAMA_CPP_2_VERSION}"),
@@ -62,7 +69,9 @@ impl Backend for LlamaCppBackend {
     fn load(&mut self, model: &Path, load: &LoadParams) -> Result<(), BackendError> {
         self.model = None;
         log::take();
-        let params = LlamaModelParams::default().with_n_gpu_layers(load.n_gpu_layers).with_use_mmap(load.use_mmap);
+        let params = LlamaModelParams::default()
+            .with_n_gpu_layers(load.n_gpu_layers)
+            .with_use_mmap(load.use_mmap);
         match LlamaModel::load_from_file(&self.backend, model, &params) {
             Ok(m) => {
                 self.model = Some(m);
@@ -71,12 +80,23 @@ impl Backend for LlamaCppBackend {
             Err(e) => {
                 let log = log::take();
                 let reason = log.last().cloned().unwrap_or_else(|| e.to_string());
-                Err(BackendError::LoadFailed { message: format!("llama.cpp could not load {}: {reason}", model.display()), log })
+                let message = format!("llama.cpp could not load {}: {reason}", model.display());
+                Err(if is_out_of_memory(&log) {
+                    BackendError::OutOfMemory { message, log }
+                } else {
+                    BackendError::LoadFailed { message, log }
+                })
             }
         }
     }
 
-    fn run(&mut self, point: &Point, measure: &MeasureSpec, seed: u64, progress: &mut dyn FnMut(u32)) -> Result<Measurement, BackendError> {
+    fn run(
+        &mut self,
+        point: &Point,
+        measure: &MeasureSpec,
+        seed: u64,
+        progress: &mut dyn FnMut(u32),
+    ) -> Result<Measurement, BackendError> {
         let model = self.model.as_ref().ok_or(BackendError::NotLoaded)?;
         log::take();
         let mut ctx = model
@@ -116,7 +136,10 @@ impl Backend for LlamaCppBackend {
                 decode_gen(&mut ctx, test.n_gen, &mut tokens)?;
             }
             let ns = start.elapsed().as_nanos() as u64;
-            Ok(Sample { ns, backend_perf_ts: perf_tokens_per_s(&mut ctx) })
+            Ok(Sample {
+                ns,
+                backend_perf_ts: perf_tokens_per_s(&mut ctx),
+            })
         })?;
         measurement.n_ctx_actual = Some(ctx.n_ctx());
         measurement.n_batch_actual = Some(ctx.n_batch());
@@ -144,13 +167,34 @@ fn perf_tokens_per_s(ctx: &mut LlamaContext<'_>) -> Option<f64> {
     (ms > 0.0).then(|| tokens / (ms / 1e3))
 }
 
+/// A point failure carrying llama.cpp's own last error line; allocation
+/// failures become [`BackendError::OutOfMemory`].
 fn fail(message: String) -> BackendError {
     let log = log::take();
     let message = match log.last() {
         Some(reason) => format!("{message}: {reason}"),
         None => message,
     };
-    BackendError::PointFailed { message, log }
+    if is_out_of_memory(&log) {
+        BackendError::OutOfMemory { message, log }
+    } else {
+        BackendError::PointFailed { message, log }
+    }
+}
+
+/// Whether llama.cpp / ggml logged an allocation failure (host or device).
+fn is_out_of_memory(log: &[String]) -> bool {
+    const SIGNS: [&str; 5] = [
+        "failed to allocate",
+        "out of memory",
+        "unable to allocate",
+        "cannot allocate",
+        "bad_alloc",
+    ];
+    log.iter().any(|line| {
+        let line = line.to_ascii_lowercase();
+        SIGNS.iter().any(|sign| line.contains(sign))
+    })
 }
 
 fn context_params(c: &ContextParams) -> LlamaContextParams {
@@ -210,12 +254,23 @@ impl RandomTokens {
 }
 
 fn decode(ctx: &mut LlamaContext<'_>, tokens: &[LlamaToken]) -> Result<(), BackendError> {
-    let mut batch = LlamaBatch::get_one(tokens).map_err(|e| fail(format!("cannot build a batch: {e}")))?;
-    ctx.decode(&mut batch).map_err(|e| fail(format!("llama_decode failed with {} tokens ({e})", tokens.len())))
+    let mut batch =
+        LlamaBatch::get_one(tokens).map_err(|e| fail(format!("cannot build a batch: {e}")))?;
+    ctx.decode(&mut batch).map_err(|e| {
+        fail(format!(
+            "llama_decode failed with {} tokens ({e})",
+            tokens.len()
+        ))
+    })
 }
 
 /// Decodes `n` random tokens in chunks of `n_batch`, then synchronizes.
-fn decode_prompt(ctx: &mut LlamaContext<'_>, n: u32, n_batch: u32, rng: &mut RandomTokens) -> Result<(), BackendError> {
+fn decode_prompt(
+    ctx: &mut LlamaContext<'_>,
+    n: u32,
+    n_batch: u32,
+    rng: &mut RandomTokens,
+) -> Result<(), BackendError> {
     let mut buf = Vec::with_capacity(n_batch as usize);
     let mut done = 0;
     while done < n {
@@ -231,7 +286,11 @@ fn decode_prompt(ctx: &mut LlamaContext<'_>, n: u32, n_batch: u32, rng: &mut Ran
 }
 
 /// Decodes `n` tokens one at a time, synchronizing after each.
-fn decode_gen(ctx: &mut LlamaContext<'_>, n: u32, rng: &mut RandomTokens) -> Result<(), BackendError> {
+fn decode_gen(
+    ctx: &mut LlamaContext<'_>,
+    n: u32,
+    rng: &mut RandomTokens,
+) -> Result<(), BackendError> {
     let mut token = rng.first();
     for _ in 0..n {
         decode(ctx, std::slice::from_ref(&token))?;

@@ -23,19 +23,38 @@ const MAX_AXIS_LEN: usize = 10_000;
 
 /// Parses an integer axis. `keywords` are the strings accepted in place of a
 /// number. Errors are (problem, fix).
-pub fn int_axis(value: &Value, keywords: &[&'static str], min: u32) -> Result<Vec<IntOrKeyword>, (String, String)> {
+pub fn int_axis(
+    value: &Value,
+    keywords: &[&'static str],
+    min: u32,
+) -> Result<Vec<IntOrKeyword>, (String, String)> {
     let kw_hint = if keywords.is_empty() {
         String::new()
     } else {
-        format!(", or {}", keywords.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(" / "))
+        format!(
+            ", or {}",
+            keywords
+                .iter()
+                .map(|k| format!("\"{k}\""))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        )
     };
     let usage = format!("write a number, a list like [1, 2], a range like {{ from = 1, to = 8, step = 1 }}{kw_hint}");
     let one = |v: &Value| -> Result<IntOrKeyword, (String, String)> {
         match v {
             Value::Integer(i) => {
-                let n = u32::try_from(*i).map_err(|_| (format!("{i} is out of range"), format!("use a whole number from {min} to {}", u32::MAX)))?;
+                let n = u32::try_from(*i).map_err(|_| {
+                    (
+                        format!("{i} is out of range"),
+                        format!("use a whole number from {min} to {}", u32::MAX),
+                    )
+                })?;
                 if n < min {
-                    return Err((format!("{n} is below the smallest allowed value {min}"), format!("use values of at least {min}")));
+                    return Err((
+                        format!("{n} is below the smallest allowed value {min}"),
+                        format!("use values of at least {min}"),
+                    ));
                 }
                 Ok(IntOrKeyword::Int(n))
             }
@@ -43,8 +62,23 @@ pub fn int_axis(value: &Value, keywords: &[&'static str], min: u32) -> Result<Ve
                 .iter()
                 .find(|k| k.eq_ignore_ascii_case(s))
                 .map(|k| IntOrKeyword::Keyword(k))
-                .ok_or_else(|| (format!("\"{s}\" is not a number{}", if keywords.is_empty() { String::new() } else { " or a known keyword".into() }), usage.clone())),
-            other => Err((format!("expected a whole number, found {}", other.type_str()), usage.clone())),
+                .ok_or_else(|| {
+                    (
+                        format!(
+                            "\"{s}\" is not a number{}",
+                            if keywords.is_empty() {
+                                String::new()
+                            } else {
+                                " or a known keyword".into()
+                            }
+                        ),
+                        usage.clone(),
+                    )
+                }),
+            other => Err((
+                format!("expected a whole number, found {}", other.type_str()),
+                usage.clone(),
+            )),
         }
     };
     let values = match value {
@@ -52,7 +86,10 @@ pub fn int_axis(value: &Value, keywords: &[&'static str], min: u32) -> Result<Ve
         Value::Table(t) => {
             for key in t.keys() {
                 if !["from", "to", "step"].contains(&key.as_str()) {
-                    return Err((format!("unknown range key `{key}`"), "a range has only `from`, `to` and `step` (step defaults to 1)".into()));
+                    return Err((
+                        format!("unknown range key `{key}`"),
+                        "a range has only `from`, `to` and `step` (step defaults to 1)".into(),
+                    ));
                 }
             }
             let get = |k: &str| -> Result<Option<u32>, (String, String)> {
@@ -60,25 +97,41 @@ pub fn int_axis(value: &Value, keywords: &[&'static str], min: u32) -> Result<Ve
                     None => Ok(None),
                     Some(v) => match one(v)? {
                         IntOrKeyword::Int(n) => Ok(Some(n)),
-                        IntOrKeyword::Keyword(_) => Err((format!("range `{k}` must be a number"), usage.clone())),
+                        IntOrKeyword::Keyword(_) => {
+                            Err((format!("range `{k}` must be a number"), usage.clone()))
+                        }
                     },
                 }
             };
             let (Some(from), Some(to)) = (get("from")?, get("to")?) else {
-                return Err(("a range needs both `from` and `to`".into(), "write { from = 1, to = 8, step = 1 }".into()));
+                return Err((
+                    "a range needs both `from` and `to`".into(),
+                    "write { from = 1, to = 8, step = 1 }".into(),
+                ));
             };
             let step = get("step")?.unwrap_or(1);
             if step == 0 {
-                return Err(("range `step` is 0".into(), "use a step of at least 1".into()));
+                return Err((
+                    "range `step` is 0".into(),
+                    "use a step of at least 1".into(),
+                ));
             }
             if from > to {
-                return Err((format!("range `from` ({from}) is larger than `to` ({to})"), "swap them: a range counts upwards".into()));
+                return Err((
+                    format!("range `from` ({from}) is larger than `to` ({to})"),
+                    "swap them: a range counts upwards".into(),
+                ));
             }
             let len = (to - from) / step + 1;
             if len as usize > MAX_AXIS_LEN {
-                return Err((format!("range expands to {len} values"), format!("use a larger step; one axis may have at most {MAX_AXIS_LEN} values")));
+                return Err((
+                    format!("range expands to {len} values"),
+                    format!("use a larger step; one axis may have at most {MAX_AXIS_LEN} values"),
+                ));
             }
-            (0..len).map(|i| IntOrKeyword::Int(from + i * step)).collect()
+            (0..len)
+                .map(|i| IntOrKeyword::Int(from + i * step))
+                .collect()
         }
         scalar => vec![one(scalar)?],
     };
@@ -87,7 +140,10 @@ pub fn int_axis(value: &Value, keywords: &[&'static str], min: u32) -> Result<Ve
 
 /// Parses an axis of strings from a fixed set (also accepting booleans when
 /// `bools` maps them).
-pub fn choice_axis<T: Copy>(value: &Value, parse: impl Fn(&Value) -> Result<T, String>) -> Result<Vec<T>, (String, String)> {
+pub fn choice_axis<T: Copy>(
+    value: &Value,
+    parse: impl Fn(&Value) -> Result<T, String>,
+) -> Result<Vec<T>, (String, String)> {
     let items: Vec<&Value> = match value {
         Value::Array(items) => items.iter().collect(),
         scalar => vec![scalar],
@@ -101,10 +157,16 @@ pub fn choice_axis<T: Copy>(value: &Value, parse: impl Fn(&Value) -> Result<T, S
 
 fn check_len<T>(values: Vec<T>) -> Result<Vec<T>, (String, String)> {
     if values.is_empty() {
-        return Err(("the axis is empty, so the sweep would have no points".into(), "give it at least one value, or remove the key to use the default".into()));
+        return Err((
+            "the axis is empty, so the sweep would have no points".into(),
+            "give it at least one value, or remove the key to use the default".into(),
+        ));
     }
     if values.len() > MAX_AXIS_LEN {
-        return Err((format!("the axis has {} values", values.len()), format!("one axis may have at most {MAX_AXIS_LEN} values")));
+        return Err((
+            format!("the axis has {} values", values.len()),
+            format!("one axis may have at most {MAX_AXIS_LEN} values"),
+        ));
     }
     Ok(values)
 }

@@ -45,10 +45,20 @@ pub(crate) struct ErrorSite<'a> {
 impl ErrorSite<'_> {
     pub fn line_of(&self, offset: usize) -> usize {
         let end = offset.min(self.source.len());
-        self.source.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+        self.source.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
 
-    pub fn at(&self, span: Option<std::ops::Range<usize>>, key: &str, problem: impl Into<String>, fix: impl Into<String>) -> ScenarioError {
+    pub fn at(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        key: &str,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> ScenarioError {
         ScenarioError {
             file: self.file.to_path_buf(),
             line: span.map(|s| self.line_of(s.start)),

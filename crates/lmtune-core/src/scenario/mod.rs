@@ -115,6 +115,10 @@ struct RawMeasure {
     max_repetitions: Option<Spanned<i64>>,
     /// Target relative half-width of the 95% CI for `repetitions = "auto"`.
     ci_target: Option<Spanned<f64>>,
+    timeout_s: Option<Spanned<Value>>,
+    load_timeout_s: Option<Spanned<Value>>,
+    /// e.g. "2GiB": the worker's address space is limited to this (RLIMIT_AS).
+    worker_memory_limit: Option<Spanned<String>>,
 }
 
 /// Which backend runs the points.
@@ -136,10 +140,16 @@ impl BackendKind {
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "mode", rename_all = "lowercase")]
 pub enum Repetitions {
-    Fixed { count: u32 },
+    Fixed {
+        count: u32,
+    },
     /// Repeat until the 95% CI half-width is under `ci_target` × mean, between
     /// `min` and `max` repetitions.
-    Auto { min: u32, max: u32, ci_target: f64 },
+    Auto {
+        min: u32,
+        max: u32,
+        ci_target: f64,
+    },
 }
 
 impl Repetitions {
@@ -156,6 +166,25 @@ impl Repetitions {
 pub struct MeasureSpec {
     pub repetitions: Repetitions,
     pub warmup: u32,
+    /// Per-point time limit; `None`: scaled from the workload ([`MeasureSpec::point_timeout_s`]).
+    pub timeout_s: Option<f64>,
+    /// Time limit for loading the model.
+    pub load_timeout_s: f64,
+    /// Address-space limit for the worker (RLIMIT_AS), bytes; `None`: unlimited.
+    pub worker_memory_limit_bytes: Option<u64>,
+}
+
+impl MeasureSpec {
+    /// The time a point may take before its worker is killed: the explicit
+    /// `timeout_s`, or 60 s plus a quarter second per token processed
+    /// (warm-up and every repetition), which is lenient enough for 70B
+    /// models on CPU and still ends a hang.
+    pub fn point_timeout_s(&self, test: &crate::knobs::Test) -> f64 {
+        self.timeout_s.unwrap_or_else(|| {
+            let runs = f64::from(self.repetitions.max() + self.warmup);
+            60.0 + 0.25 * test.tokens_in_context() as f64 * runs
+        })
+    }
 }
 
 /// An axis with the place it was written (for errors).
@@ -203,7 +232,8 @@ impl Scenario {
             line: None,
             key: String::new(),
             problem: format!("cannot read the scenario file: {e}"),
-            fix: "check the path (scenarios live in scenarios/, e.g. scenarios/quickstart.toml)".into(),
+            fix: "check the path (scenarios live in scenarios/, e.g. scenarios/quickstart.toml)"
+                .into(),
         })?;
         Scenario::parse(path, &source)
     }
@@ -226,12 +256,22 @@ impl Scenario {
         }
 
         let model = raw.model.ok_or_else(|| {
-            site.at(None, "model", "the [model] section is missing", "add [model] with path = \"path/to/model.gguf\"")
+            site.at(
+                None,
+                "model",
+                "the [model] section is missing",
+                "add [model] with path = \"path/to/model.gguf\"",
+            )
         })?;
         let model_span = model.span();
         let model = model.into_inner();
         let path = model.path.ok_or_else(|| {
-            site.at(Some(model_span.clone()), "model.path", "[model] has no `path`", "add path = \"path/to/model.gguf\" (relative to the scenario file)")
+            site.at(
+                Some(model_span.clone()),
+                "model.path",
+                "[model] has no `path`",
+                "add path = \"path/to/model.gguf\" (relative to the scenario file)",
+            )
         })?;
         let model_span = Some(path.span());
         let path = PathBuf::from(path.into_inner());
@@ -251,24 +291,45 @@ impl Scenario {
                     other => {
                         let planned = ["candle", "openai", "sim"];
                         let problem = if planned.contains(&other) {
-                            format!("backend \"{other}\" is planned but not available in this version")
+                            format!(
+                                "backend \"{other}\" is planned but not available in this version"
+                            )
                         } else {
                             format!("unknown backend \"{other}\"")
                         };
-                        return Err(site.at(Some(kind.span()).or(Some(span)), "backend.kind", problem, "use kind = \"llama-cpp\""));
+                        return Err(site.at(
+                            Some(kind.span()).or(Some(span)),
+                            "backend.kind",
+                            problem,
+                            "use kind = \"llama-cpp\"",
+                        ));
                     }
                 }
             }
         };
 
         let sweep = raw.sweep;
-        let ints = |v: AxisValue, key: &str, keywords: &[&'static str], min: u32, default: Vec<IntOrKeyword>| -> Result<Axis<IntOrKeyword>, ScenarioError> {
+        let ints = |v: AxisValue,
+                    key: &str,
+                    keywords: &[&'static str],
+                    min: u32,
+                    default: Vec<IntOrKeyword>|
+         -> Result<Axis<IntOrKeyword>, ScenarioError> {
             match v {
-                None => Ok(Axis { values: default, span: None, explicit: false }),
+                None => Ok(Axis {
+                    values: default,
+                    span: None,
+                    explicit: false,
+                }),
                 Some(v) => {
                     let span = v.span();
-                    let values = axis::int_axis(v.get_ref(), keywords, min).map_err(|(p, f)| site.at(Some(span.clone()), key, p, f))?;
-                    Ok(Axis { values, span: Some(span), explicit: true })
+                    let values = axis::int_axis(v.get_ref(), keywords, min)
+                        .map_err(|(p, f)| site.at(Some(span.clone()), key, p, f))?;
+                    Ok(Axis {
+                        values,
+                        span: Some(span),
+                        explicit: true,
+                    })
                 }
             }
         };
@@ -286,33 +347,59 @@ impl Scenario {
         };
         let int = |n| vec![IntOrKeyword::Int(n)];
 
-        let n_gpu_layers = ints(sweep.n_gpu_layers, "sweep.n_gpu_layers", &["all"], 0, vec![IntOrKeyword::Keyword("all")])?;
+        let n_gpu_layers = ints(
+            sweep.n_gpu_layers,
+            "sweep.n_gpu_layers",
+            &["all"],
+            0,
+            vec![IntOrKeyword::Keyword("all")],
+        )?;
         let n_ctx = match sweep.n_ctx {
             None => None,
             some => Some(numbers(ints(some, "sweep.n_ctx", &[], 1, vec![])?)),
         };
         let n_batch = numbers(ints(sweep.n_batch, "sweep.n_batch", &[], 1, int(2048))?);
         let n_ubatch = numbers(ints(sweep.n_ubatch, "sweep.n_ubatch", &[], 1, int(512))?);
-        let threads = ints(sweep.threads, "sweep.threads", &["physical", "logical"], 1, vec![IntOrKeyword::Keyword("physical")])?;
+        let threads = ints(
+            sweep.threads,
+            "sweep.threads",
+            &["physical", "logical"],
+            1,
+            vec![IntOrKeyword::Keyword("physical")],
+        )?;
 
         let kv_axis = |v: AxisValue, key: &str| -> Result<Axis<KvType>, ScenarioError> {
             match v {
-                None => Ok(Axis { values: vec![KvType::F16], span: None, explicit: false }),
+                None => Ok(Axis {
+                    values: vec![KvType::F16],
+                    span: None,
+                    explicit: false,
+                }),
                 Some(v) => {
                     let span = v.span();
-                    let values = axis::choice_axis(v.get_ref(), |x| match x {
-                        Value::String(s) => s.parse::<KvType>(),
-                        _ => Err(format!("write cache types as strings, e.g. [\"f16\", \"q8_0\"]")),
+                    let values =
+                        axis::choice_axis(v.get_ref(), |x| match x {
+                            Value::String(s) => s.parse::<KvType>(),
+                            _ => Err("write cache types as strings, e.g. [\"f16\", \"q8_0\"]"
+                                .to_string()),
+                        })
+                        .map_err(|(p, f)| site.at(Some(span.clone()), key, p, f))?;
+                    Ok(Axis {
+                        values,
+                        span: Some(span),
+                        explicit: true,
                     })
-                    .map_err(|(p, f)| site.at(Some(span.clone()), key, p, f))?;
-                    Ok(Axis { values, span: Some(span), explicit: true })
                 }
             }
         };
         let type_k = kv_axis(sweep.type_k, "sweep.type_k")?;
         let type_v = kv_axis(sweep.type_v, "sweep.type_v")?;
         let flash_attn = match sweep.flash_attn {
-            None => Axis { values: vec![FlashAttn::Auto], span: None, explicit: false },
+            None => Axis {
+                values: vec![FlashAttn::Auto],
+                span: None,
+                explicit: false,
+            },
             Some(v) => {
                 let span = v.span();
                 let values = axis::choice_axis(v.get_ref(), |x| match x {
@@ -327,21 +414,40 @@ impl Scenario {
                     _ => Err("use \"auto\", \"on\" or \"off\" (or true / false)".into()),
                 })
                 .map_err(|(p, f)| site.at(Some(span.clone()), "sweep.flash_attn", p, f))?;
-                Axis { values, span: Some(span), explicit: true }
+                Axis {
+                    values,
+                    span: Some(span),
+                    explicit: true,
+                }
             }
         };
 
         let workload = raw.workload;
-        let n_prompt = numbers(ints(workload.n_prompt, "workload.n_prompt", &[], 0, int(512))?);
+        let n_prompt = numbers(ints(
+            workload.n_prompt,
+            "workload.n_prompt",
+            &[],
+            0,
+            int(512),
+        )?);
         let n_gen = numbers(ints(workload.n_gen, "workload.n_gen", &[], 0, int(128))?);
         let n_depth = numbers(ints(workload.n_depth, "workload.n_depth", &[], 0, int(0))?);
         if n_prompt.values.iter().chain(&n_gen.values).all(|&n| n == 0) {
             let span = n_prompt.span.clone().or(n_gen.span.clone());
-            return Err(site.at(span, "workload", "every n_prompt and n_gen is 0, so nothing would be timed", "set n_prompt (prompt processing) and/or n_gen (generation) to at least 1"));
+            return Err(site.at(
+                span,
+                "workload",
+                "every n_prompt and n_gen is 0, so nothing would be timed",
+                "set n_prompt (prompt processing) and/or n_gen (generation) to at least 1",
+            ));
         }
 
         let measure = parse_measure(&site, raw.measure)?;
-        let name = raw.name.unwrap_or_else(|| file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into()));
+        let name = raw.name.unwrap_or_else(|| {
+            file.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "scenario".into())
+        });
 
         Ok(Scenario {
             file: file.to_path_buf(),
@@ -369,18 +475,30 @@ impl Scenario {
     }
 
     pub(crate) fn site(&self) -> ErrorSite<'_> {
-        ErrorSite { file: &self.file, source: &self.source }
+        ErrorSite {
+            file: &self.file,
+            source: &self.source,
+        }
     }
 }
 
 fn parse_measure(site: &ErrorSite<'_>, raw: RawMeasure) -> Result<MeasureSpec, ScenarioError> {
-    let count = |v: &Option<Spanned<i64>>, key: &str, min: i64, default: i64| -> Result<u32, ScenarioError> {
+    let count = |v: &Option<Spanned<i64>>,
+                 key: &str,
+                 min: i64,
+                 default: i64|
+     -> Result<u32, ScenarioError> {
         match v {
             None => Ok(default as u32),
             Some(v) => {
                 let n = *v.get_ref();
                 if n < min || n > 100_000 {
-                    Err(site.at(Some(v.span()), key, format!("{n} is out of range"), format!("use a whole number from {min} to 100000")))
+                    Err(site.at(
+                        Some(v.span()),
+                        key,
+                        format!("{n} is out of range"),
+                        format!("use a whole number from {min} to 100000"),
+                    ))
                 } else {
                     Ok(n as u32)
                 }
@@ -393,32 +511,95 @@ fn parse_measure(site: &ErrorSite<'_>, raw: RawMeasure) -> Result<MeasureSpec, S
     let repetitions = match &raw.repetitions {
         None => Repetitions::Fixed { count: 5 },
         Some(v) => match v.get_ref() {
-            Value::Integer(n) if (1..=100_000).contains(n) => Repetitions::Fixed { count: *n as u32 },
+            Value::Integer(n) if (1..=100_000).contains(n) => {
+                Repetitions::Fixed { count: *n as u32 }
+            }
             Value::String(s) if s == "auto" => {
                 if min > max {
                     let span = raw.min_repetitions.as_ref().map(|s| s.span());
-                    return Err(site.at(span, "measure.min_repetitions", format!("min_repetitions ({min}) is larger than max_repetitions ({max})"), "make min_repetitions <= max_repetitions"));
+                    return Err(site.at(
+                        span,
+                        "measure.min_repetitions",
+                        format!("min_repetitions ({min}) is larger than max_repetitions ({max})"),
+                        "make min_repetitions <= max_repetitions",
+                    ));
                 }
                 let ci_target = match &raw.ci_target {
                     None => 0.02,
                     Some(t) if *t.get_ref() > 0.0 && *t.get_ref() < 1.0 => *t.get_ref(),
-                    Some(t) => return Err(site.at(Some(t.span()), "measure.ci_target", format!("{} is not a fraction between 0 and 1", t.get_ref()), "write e.g. ci_target = 0.02 for ±2% of the mean")),
+                    Some(t) => {
+                        return Err(site.at(
+                            Some(t.span()),
+                            "measure.ci_target",
+                            format!("{} is not a fraction between 0 and 1", t.get_ref()),
+                            "write e.g. ci_target = 0.02 for ±2% of the mean",
+                        ))
+                    }
                 };
-                Repetitions::Auto { min, max, ci_target }
+                Repetitions::Auto {
+                    min,
+                    max,
+                    ci_target,
+                }
             }
             other => {
-                return Err(site.at(Some(v.span()), "measure.repetitions", format!("{other} is not a repetition count"), "write a whole number of at least 1, or \"auto\""));
+                return Err(site.at(
+                    Some(v.span()),
+                    "measure.repetitions",
+                    format!("{other} is not a repetition count"),
+                    "write a whole number of at least 1, or \"auto\"",
+                ));
             }
         },
     };
-    Ok(MeasureSpec { repetitions, warmup })
+    let seconds = |v: &Option<Spanned<Value>>, key: &str| -> Result<Option<f64>, ScenarioError> {
+        let Some(v) = v else { return Ok(None) };
+        let secs = match v.get_ref() {
+            Value::Integer(n) => *n as f64,
+            Value::Float(f) => *f,
+            _ => f64::NAN,
+        };
+        if secs.is_finite() && secs > 0.0 && secs <= 7.0 * 86_400.0 {
+            Ok(Some(secs))
+        } else {
+            Err(site.at(
+                Some(v.span()),
+                key,
+                format!("{} is not a time limit in seconds", v.get_ref()),
+                "write a number of seconds greater than 0, e.g. 300",
+            ))
+        }
+    };
+    let timeout_s = seconds(&raw.timeout_s, "measure.timeout_s")?;
+    let load_timeout_s = seconds(&raw.load_timeout_s, "measure.load_timeout_s")?.unwrap_or(600.0);
+    let worker_memory_limit_bytes = match &raw.worker_memory_limit {
+        None => None,
+        Some(v) => Some(crate::units::parse_size(v.get_ref()).map_err(|e| {
+            site.at(
+                Some(v.span()),
+                "measure.worker_memory_limit",
+                e,
+                "write a size like \"2GiB\", \"512MiB\" or \"8GB\"",
+            )
+        })?),
+    };
+    Ok(MeasureSpec {
+        repetitions,
+        warmup,
+        timeout_s,
+        load_timeout_s,
+        worker_memory_limit_bytes,
+    })
 }
 
 /// Turns a TOML/serde error into a one-line scenario error.
 fn toml_error(site: &ErrorSite<'_>, e: &toml::de::Error) -> ScenarioError {
     let span = e.span();
     let message = e.message().trim().replace('\n', " ");
-    let key = span.as_ref().map(|s| key_at(site.source, s.start)).unwrap_or_default();
+    let key = span
+        .as_ref()
+        .map(|s| key_at(site.source, s.start))
+        .unwrap_or_default();
     let fix = if message.starts_with("unknown field") {
         "remove the key or fix its spelling (the keys are listed in README.md, section \"Scenario files\")"
     } else if message.starts_with("invalid type") {
@@ -437,7 +618,9 @@ fn key_at(source: &str, offset: usize) -> String {
     let offset = offset.min(source.len());
     let line_start = source[..offset].rfind('\n').map_or(0, |i| i + 1);
     let line = source[line_start..].lines().next().unwrap_or("");
-    let Some((key, _)) = line.split_once('=') else { return String::new() };
+    let Some((key, _)) = line.split_once('=') else {
+        return String::new();
+    };
     let key = key.trim().trim_matches('"');
     if key.is_empty() || key.contains(char::is_whitespace) {
         return String::new();

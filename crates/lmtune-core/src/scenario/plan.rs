@@ -43,7 +43,11 @@ pub struct Plan {
 
 impl Plan {
     pub fn load_groups(&self) -> usize {
-        self.points.iter().map(|p| p.load_group + 1).max().unwrap_or(0)
+        self.points
+            .iter()
+            .map(|p| p.load_group + 1)
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -63,7 +67,14 @@ impl Scenario {
         }
         let model = GgufFile::open(&self.model_path)
             .and_then(|f| f.summary())
-            .map_err(|e| site.at(model_span.clone(), "model.path", e.to_string(), "point model.path at a valid GGUF model file"))?;
+            .map_err(|e| {
+                site.at(
+                    model_span.clone(),
+                    "model.path",
+                    e.to_string(),
+                    "point model.path at a valid GGUF model file",
+                )
+            })?;
 
         let all_layers = u32::try_from(model.n_layer + 1).unwrap_or(u32::MAX);
         let n_gpu_layers = resolve(&self.n_gpu_layers, |kw| match kw {
@@ -86,11 +97,19 @@ impl Scenario {
         });
 
         if let Some(n_ctx) = &self.n_ctx {
-            if let Some(&bad) = n_ctx.values.iter().find(|&&n| u64::from(n) > model.n_ctx_train) {
+            if let Some(&bad) = n_ctx
+                .values
+                .iter()
+                .find(|&&n| u64::from(n) > model.n_ctx_train)
+            {
                 return Err(site.at(
                     n_ctx.span.clone(),
                     "sweep.n_ctx",
-                    format!("n_ctx = {bad} is larger than the {} tokens {} was trained on", model.n_ctx_train, file_name(&self.model_path)),
+                    format!(
+                        "n_ctx = {bad} is larger than the {} tokens {} was trained on",
+                        model.n_ctx_train,
+                        file_name(&self.model_path)
+                    ),
                     format!("use n_ctx <= {}", model.n_ctx_train),
                 ));
             }
@@ -115,7 +134,10 @@ impl Scenario {
             None => vec![None],
         };
         for (group, &ngl) in dedup(n_gpu_layers).iter().enumerate() {
-            let load = LoadParams { n_gpu_layers: ngl, use_mmap: self.use_mmap };
+            let load = LoadParams {
+                n_gpu_layers: ngl,
+                use_mmap: self.use_mmap,
+            };
             for &n_ctx in &n_ctx_values {
                 for &n_batch in &self.n_batch.values {
                     for &n_ubatch in &self.n_ubatch.values {
@@ -148,7 +170,10 @@ impl Scenario {
                                                     dropped.push(reason);
                                                     continue;
                                                 }
-                                                let span = self.n_ctx.as_ref().and_then(|a| a.span.clone());
+                                                let span = self
+                                                    .n_ctx
+                                                    .as_ref()
+                                                    .and_then(|a| a.span.clone());
                                                 return Err(site.at(
                                                     span,
                                                     "sweep.n_ctx",
@@ -168,7 +193,15 @@ impl Scenario {
                                                 index: points.len(),
                                                 load_group: group,
                                                 load: load.clone(),
-                                                ctx: ContextParams { n_ctx, n_batch, n_ubatch, threads, type_k, type_v, flash_attn },
+                                                ctx: ContextParams {
+                                                    n_ctx,
+                                                    n_batch,
+                                                    n_ubatch,
+                                                    threads,
+                                                    type_k,
+                                                    type_v,
+                                                    flash_attn,
+                                                },
                                                 test: *test,
                                             });
                                         }
@@ -181,7 +214,15 @@ impl Scenario {
             }
         }
         if points.is_empty() {
-            return Err(site.at(None, "sweep", format!("every combination is invalid ({})", dropped.first().map(String::as_str).unwrap_or("none")), "adjust the axes so at least one combination fits"));
+            return Err(site.at(
+                None,
+                "sweep",
+                format!(
+                    "every combination is invalid ({})",
+                    dropped.first().map(String::as_str).unwrap_or("none")
+                ),
+                "adjust the axes so at least one combination fits",
+            ));
         }
         Ok(Plan {
             scenario_name: self.name.clone(),
@@ -201,8 +242,28 @@ impl Scenario {
     pub fn tests(&self) -> Vec<Test> {
         let mut tests = Vec::new();
         for &n_depth in &self.n_depth.values {
-            tests.extend(self.n_prompt.values.iter().filter(|&&n| n > 0).map(|&n_prompt| Test { n_prompt, n_gen: 0, n_depth }));
-            tests.extend(self.n_gen.values.iter().filter(|&&n| n > 0).map(|&n_gen| Test { n_prompt: 0, n_gen, n_depth }));
+            tests.extend(
+                self.n_prompt
+                    .values
+                    .iter()
+                    .filter(|&&n| n > 0)
+                    .map(|&n_prompt| Test {
+                        n_prompt,
+                        n_gen: 0,
+                        n_depth,
+                    }),
+            );
+            tests.extend(
+                self.n_gen
+                    .values
+                    .iter()
+                    .filter(|&&n| n > 0)
+                    .map(|&n_gen| Test {
+                        n_prompt: 0,
+                        n_gen,
+                        n_depth,
+                    }),
+            );
         }
         dedup(tests)
     }
@@ -230,5 +291,7 @@ fn dedup<T: PartialEq + Clone>(values: Vec<T>) -> Vec<T> {
 }
 
 fn file_name(path: &std::path::Path) -> String {
-    path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

@@ -37,7 +37,10 @@ fn errors_name_the_line_and_key() {
     assert_eq!(e.line, Some(5));
     assert_eq!(e.key, "sweep.threads");
     let line = e.to_string();
-    assert!(line.starts_with("s.toml:5: `sweep.threads`: the axis is empty"), "{line}");
+    assert!(
+        line.starts_with("s.toml:5: `sweep.threads`: the axis is empty"),
+        "{line}"
+    );
     assert!(line.contains("fix:"), "{line}");
     assert!(!line.contains('\n'));
 }
@@ -52,12 +55,28 @@ fn unknown_key_is_reported_with_its_line() {
 
 #[test]
 fn auto_repetitions() {
-    let s = parse(&format!("{MINIMAL}[measure]\nrepetitions = \"auto\"\nmax_repetitions = 9\n")).unwrap();
-    assert_eq!(s.measure.repetitions, Repetitions::Auto { min: 3, max: 9, ci_target: 0.02 });
+    let s = parse(&format!(
+        "{MINIMAL}[measure]\nrepetitions = \"auto\"\nmax_repetitions = 9\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        s.measure.repetitions,
+        Repetitions::Auto {
+            min: 3,
+            max: 9,
+            ci_target: 0.02
+        }
+    );
 }
 
 #[test]
 fn flash_attn_accepts_bools_and_words() {
-    let s = parse(&format!("{MINIMAL}[sweep]\nflash_attn = [true, \"off\", \"auto\"]\n")).unwrap();
-    assert_eq!(s.flash_attn.values, vec![FlashAttn::On, FlashAttn::Off, FlashAttn::Auto]);
+    let s = parse(&format!(
+        "{MINIMAL}[sweep]\nflash_attn = [true, \"off\", \"auto\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        s.flash_attn.values,
+        vec![FlashAttn::On, FlashAttn::Off, FlashAttn::Auto]
+    );
 }

@@ -25,10 +25,17 @@ pub fn run(args: HwArgs) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     println!("host:      {}", host.hostname);
-    println!("cpu:       {} ({} physical / {} logical cores, {})", host.cpu_model, host.physical_cores, host.logical_cores, host.arch);
+    println!(
+        "cpu:       {} ({} physical / {} logical cores, {})",
+        host.cpu_model, host.physical_cores, host.logical_cores, host.arch
+    );
     println!("ram:       {}", human_bytes(host.ram_bytes));
     println!("os:        {} (kernel {})", host.os, host.kernel);
-    println!("lmtune:    {} ({})", lmtune_core::LMTUNE_VERSION, env!("LMTUNE_GIT_COMMIT"));
+    println!(
+        "lmtune:    {} ({})",
+        lmtune_core::LMTUNE_VERSION,
+        env!("LMTUNE_GIT_COMMIT")
+    );
     match gpus {
         Ok(gpus) => {
             for g in gpus {

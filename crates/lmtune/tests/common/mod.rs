@@ -8,16 +8,24 @@ use assert_cmd::Command;
 
 /// The real test model, fetched by scripts/fetch-model.sh.
 pub fn model_path() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
     let path = path.canonicalize().unwrap_or(path);
-    assert!(path.exists(), "{} is missing: run scripts/fetch-model.sh (scripts/test.sh does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-model.sh (scripts/test.sh does)",
+        path.display()
+    );
     path
 }
 
 pub fn lmtune() -> Command {
     let mut cmd = Command::cargo_bin("lmtune").unwrap();
     // Keep the model-hash cache out of the user's home.
-    cmd.env("XDG_CACHE_HOME", std::env::temp_dir().join("lmtune-test-cache"));
+    cmd.env(
+        "XDG_CACHE_HOME",
+        std::env::temp_dir().join("lmtune-test-cache"),
+    );
     cmd
 }
 
@@ -25,7 +33,10 @@ pub fn lmtune() -> Command {
 pub fn scenario(dir: &Path, name: &str, body: &str) -> PathBuf {
     let path = dir.join(name);
     // [model] goes last: top-level keys in `body` must come before any table.
-    let text = format!("{body}\n[model]\npath = {:?}\n", model_path().display().to_string());
+    let text = format!(
+        "{body}\n[model]\npath = {:?}\n",
+        model_path().display().to_string()
+    );
     std::fs::write(&path, text).unwrap();
     path
 }

@@ -1,0 +1,344 @@
+//! A sweep in progress: one worker, the model it holds, and what has failed.
+//!
+//! Every point ends as a [`Record`] — measured, or with the status and reason
+//! it failed — except the one in flight when the user interrupts. A worker
+//! that dies or hangs costs only its point: it is killed and the next point
+//! starts a new one. Points that would fail the same way as an earlier one
+//! (a model that did not load, a context that ran out of memory) are
+//! recorded as skipped instead of run.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use lmtune_backend::protocol::{Request, Response};
+use lmtune_backend::BackendError;
+use lmtune_core::fingerprint::Fingerprint;
+use lmtune_core::knobs::ContextParams;
+use lmtune_core::record::{Measurement, Record, Status, VramUsage, RESULTS_SCHEMA_VERSION};
+use lmtune_core::scenario::{Plan, Point};
+use lmtune_core::stats::{outliers, Summary};
+
+use crate::interrupt::INTERRUPTED;
+use crate::output::Progress;
+use crate::runner::{Event, SpawnOptions, Wait, Worker};
+use crate::vram::VramMonitor;
+
+/// What measuring a point produced.
+pub enum PointResult {
+    Recorded(Box<Record>),
+    /// The user interrupted; the point was stopped and is not recorded.
+    Interrupted,
+}
+
+pub struct Sweep<'a> {
+    plan: &'a Plan,
+    run_id: String,
+    options: SpawnOptions,
+    worker: Option<Worker>,
+    /// Load group of the model the worker holds.
+    loaded_group: Option<usize>,
+    /// Model loads so far in this run; records of one load group share one.
+    load_seq: u64,
+    load_ms: f64,
+    pub fingerprint: Fingerprint,
+    vram: Option<VramMonitor>,
+    /// Load groups whose model did not load, with the point and reason.
+    failed_loads: HashMap<usize, (usize, String)>,
+    /// Contexts that ran out of memory: (load group, context, point index).
+    oom_contexts: Vec<(usize, ContextParams, usize)>,
+}
+
+/// How a point ended before it became a record.
+struct Outcome {
+    status: Status,
+    error: Option<String>,
+    measurement: Measurement,
+    vram: Option<VramUsage>,
+}
+
+enum Reply {
+    Loaded { load_ms: f64 },
+    Measured(Measurement),
+    Failed(BackendError),
+    Died(String),
+    TimedOut(String),
+    Interrupted,
+}
+
+impl<'a> Sweep<'a> {
+    pub fn new(
+        plan: &'a Plan,
+        run_id: String,
+        options: SpawnOptions,
+        fingerprint: Fingerprint,
+    ) -> Sweep<'a> {
+        Sweep {
+            plan,
+            run_id,
+            options,
+            worker: None,
+            loaded_group: None,
+            load_seq: 0,
+            load_ms: 0.0,
+            fingerprint,
+            vram: VramMonitor::start(),
+            failed_loads: HashMap::new(),
+            oom_contexts: Vec::new(),
+        }
+    }
+
+    /// Starts a worker if none runs; fills the backend part of the fingerprint.
+    pub fn ensure_worker(&mut self) -> anyhow::Result<()> {
+        if self.worker.is_none() {
+            let worker = Worker::spawn(self.plan.backend, &self.options)?;
+            self.fingerprint.backend_version = worker.info.version.clone();
+            self.fingerprint.backend_build = worker.info.build.clone();
+            self.worker = Some(worker);
+            self.loaded_group = None;
+        }
+        Ok(())
+    }
+
+    pub fn shutdown(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            worker.shutdown();
+        }
+    }
+
+    pub fn measure(&mut self, point: &Point, progress: &Progress) -> anyhow::Result<PointResult> {
+        let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let start = Instant::now();
+        let outcome = match self.skip_reason(point) {
+            Some(reason) => Outcome::failed(Status::Skipped, reason),
+            None => match self.try_measure(point, progress)? {
+                Some(outcome) => outcome,
+                None => return Ok(PointResult::Interrupted),
+            },
+        };
+        if outcome.status == Status::Oom && self.loaded_group == Some(point.load_group) {
+            self.oom_contexts
+                .push((point.load_group, point.ctx.clone(), point.index));
+        }
+        Ok(PointResult::Recorded(Box::new(self.record(
+            point,
+            outcome,
+            started_at,
+            start.elapsed().as_secs_f64(),
+        ))))
+    }
+
+    /// Why `point` would fail like an earlier one, if it would.
+    fn skip_reason(&self, point: &Point) -> Option<String> {
+        if let Some((index, reason)) = self.failed_loads.get(&point.load_group) {
+            return Some(format!(
+                "the model did not load with n_gpu_layers = {} (point {index}: {reason})",
+                point.load.n_gpu_layers
+            ));
+        }
+        let c = &point.ctx;
+        self.oom_contexts
+            .iter()
+            .find(|(group, o, _)| {
+                *group == point.load_group
+                    && o.n_ctx <= c.n_ctx
+                    && o.n_batch <= c.n_batch
+                    && o.n_ubatch <= c.n_ubatch
+                    && (o.type_k, o.type_v, o.flash_attn) == (c.type_k, c.type_v, c.flash_attn)
+            })
+            .map(|(_, o, index)| format!("needs at least the memory of point {index} (n_ctx = {}), which ran out of memory", o.n_ctx))
+    }
+
+    /// `None` when interrupted.
+    fn try_measure(
+        &mut self,
+        point: &Point,
+        progress: &Progress,
+    ) -> anyhow::Result<Option<Outcome>> {
+        self.ensure_worker()?;
+        if self.loaded_group != Some(point.load_group) {
+            progress.set_message(&format!(
+                "loading the model (n_gpu_layers = {})",
+                point.load.n_gpu_layers
+            ));
+            let request = Request::Load {
+                model: self.plan.model_path.clone(),
+                load: point.load.clone(),
+            };
+            let timeout = Duration::from_secs_f64(self.plan.measure.load_timeout_s);
+            let failure = match self.exchange(&request, timeout, progress)? {
+                Reply::Loaded { load_ms } => {
+                    self.load_seq += 1;
+                    self.load_ms = load_ms;
+                    self.loaded_group = Some(point.load_group);
+                    None
+                }
+                Reply::Failed(error) => Some(Outcome::failed(status_of(&error), error.to_string())),
+                Reply::Died(message) => Some(Outcome::failed(
+                    Status::Crashed,
+                    format!("while loading the model: {message}"),
+                )),
+                Reply::TimedOut(message) => Some(Outcome::failed(
+                    Status::Timeout,
+                    format!("while loading the model: {message}"),
+                )),
+                Reply::Interrupted => return Ok(None),
+                Reply::Measured(_) => bail!("the worker answered a load with a measurement"),
+            };
+            if let Some(outcome) = failure {
+                let reason = outcome.error.clone().unwrap_or_default();
+                let first_line = reason.lines().next().unwrap_or("").to_string();
+                self.failed_loads
+                    .insert(point.load_group, (point.index, first_line));
+                return Ok(Some(outcome));
+            }
+        }
+        let seed = 0x6c6d_7475_6e65 ^ point.index as u64;
+        let request = Request::Run {
+            point: point.clone(),
+            measure: self.plan.measure,
+            seed,
+        };
+        let timeout = Duration::from_secs_f64(self.plan.measure.point_timeout_s(&point.test));
+        let sampling = match (&self.vram, &self.worker) {
+            (Some(monitor), Some(worker)) => Some(monitor.sample(worker.pid())),
+            _ => None,
+        };
+        let reply = self.exchange(&request, timeout, progress)?;
+        let vram = sampling.map(|s| s.finish());
+        let mut outcome = match reply {
+            Reply::Measured(measurement) => Outcome {
+                status: Status::Ok,
+                error: None,
+                measurement,
+                vram: None,
+            },
+            Reply::Failed(error) => Outcome::failed(status_of(&error), error.to_string()),
+            Reply::Died(message) => Outcome::failed(Status::Crashed, message),
+            Reply::TimedOut(message) => Outcome::failed(Status::Timeout, message),
+            Reply::Interrupted => return Ok(None),
+            Reply::Loaded { .. } => bail!("the worker answered a run with a load"),
+        };
+        outcome.vram = vram;
+        Ok(Some(outcome))
+    }
+
+    /// Sends one request and waits for its final answer. A dead, hung or
+    /// interrupted worker is an answer too: it is killed and reaped here,
+    /// and the next point starts a new one.
+    fn exchange(
+        &mut self,
+        request: &Request,
+        timeout: Duration,
+        progress: &Progress,
+    ) -> anyhow::Result<Reply> {
+        let deadline = Instant::now() + timeout;
+        let worker = self.worker.as_mut().expect("worker started");
+        // A write error means the worker is gone; its stream ends too.
+        let _ = worker.send(request);
+        loop {
+            let wait = worker.next_before(deadline, &INTERRUPTED);
+            let reply = match wait {
+                Wait::Event(Event::Response(Response::Progress { rep })) => {
+                    progress.set_rep(rep, self.plan.measure.repetitions.max());
+                    continue;
+                }
+                Wait::Event(Event::Response(Response::Loaded { load_ms, .. })) => {
+                    return Ok(Reply::Loaded { load_ms })
+                }
+                Wait::Event(Event::Response(Response::Done { measurement })) => {
+                    return Ok(Reply::Measured(measurement))
+                }
+                Wait::Event(Event::Response(Response::Error { error })) => {
+                    return Ok(Reply::Failed(error))
+                }
+                Wait::Event(Event::Response(Response::Hello { .. })) => {
+                    bail!("the worker said hello twice")
+                }
+                Wait::Event(Event::Exited) => {
+                    let death = worker.death();
+                    Reply::Died(format!(
+                        "worker {}; last stderr lines:\n{}",
+                        death.description,
+                        death.stderr_tail.join("\n")
+                    ))
+                }
+                Wait::TimedOut => {
+                    let death = worker.kill();
+                    Reply::TimedOut(format!(
+                        "no answer within {:.0} s; the worker was killed; last stderr lines:\n{}",
+                        timeout.as_secs_f64(),
+                        death.stderr_tail.join("\n")
+                    ))
+                }
+                Wait::Interrupted => {
+                    worker.kill();
+                    Reply::Interrupted
+                }
+            };
+            self.worker = None;
+            self.loaded_group = None;
+            return Ok(reply);
+        }
+    }
+
+    fn record(
+        &self,
+        point: &Point,
+        outcome: Outcome,
+        started_at: String,
+        duration_s: f64,
+    ) -> Record {
+        let m = outcome.measurement;
+        let ok = outcome.status == Status::Ok;
+        let loaded = self.loaded_group == Some(point.load_group);
+        Record {
+            schema_version: RESULTS_SCHEMA_VERSION,
+            run_id: self.run_id.clone(),
+            scenario: self.plan.scenario_name.clone(),
+            point_index: point.index,
+            load_group: point.load_group,
+            status: outcome.status,
+            error: outcome.error,
+            backend: self.plan.backend.as_str().to_string(),
+            model: self.fingerprint.model.file_name.clone(),
+            load: point.load.clone(),
+            ctx: point.ctx.clone(),
+            test: point.test.label(),
+            workload: point.test,
+            warmup: self.plan.measure.warmup,
+            repetitions: m.samples_ns.len(),
+            tokens_per_s: if ok { Summary::of(&m.samples_ts) } else { None },
+            backend_perf_tokens_per_s: Summary::of(&m.backend_perf_ts),
+            outliers: outliers(&m.samples_ts),
+            model_load_seq: if loaded { self.load_seq } else { 0 },
+            model_load_ms: if loaded { self.load_ms } else { 0.0 },
+            started_at,
+            duration_s,
+            vram: outcome.vram,
+            measurement: m,
+            fingerprint: self.fingerprint.clone(),
+        }
+    }
+}
+
+impl Outcome {
+    fn failed(status: Status, message: String) -> Outcome {
+        Outcome {
+            status,
+            error: Some(message),
+            measurement: Measurement::default(),
+            vram: None,
+        }
+    }
+}
+
+fn status_of(error: &BackendError) -> Status {
+    match error {
+        BackendError::LoadFailed { .. } => Status::LoadFailed,
+        BackendError::OutOfMemory { .. } => Status::Oom,
+        BackendError::PointFailed { .. }
+        | BackendError::NotLoaded
+        | BackendError::NotCompiled(_) => Status::Failed,
+    }
+}
