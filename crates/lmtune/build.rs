@@ -22,10 +22,16 @@ fn main() {
         commit
     };
     println!("cargo:rustc-env=LMTUNE_GIT_COMMIT={commit}");
-    // Rebuild when HEAD moves (paths are relative to this crate).
-    for path in ["../../.git/HEAD", "../../.git/index"] {
-        if std::path::Path::new(path).exists() {
-            println!("cargo:rerun-if-changed={path}");
+    // Rebuild when HEAD moves: HEAD itself names a branch, whose ref file
+    // changes on every commit (paths are relative to this crate).
+    let git = std::path::Path::new("../../.git");
+    let mut watch = vec![git.join("HEAD"), git.join("index"), git.join("packed-refs")];
+    if let Ok(head) = std::fs::read_to_string(git.join("HEAD")) {
+        if let Some(reference) = head.trim().strip_prefix("ref: ") {
+            watch.push(git.join(reference));
         }
+    }
+    for path in watch.iter().filter(|p| p.exists()) {
+        println!("cargo:rerun-if-changed={}", path.display());
     }
 }
