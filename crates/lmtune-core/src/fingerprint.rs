@@ -27,6 +27,10 @@ pub struct Fingerprint {
     pub lmtune_version: String,
     pub lmtune_commit: String,
     pub model: ModelFingerprint,
+    /// Host memory bandwidth measured at the start of the run (STREAM triad);
+    /// absent in records of older versions.
+    #[serde(default)]
+    pub host_bandwidth: Option<crate::bandwidth::Bandwidth>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +53,15 @@ pub struct GpuInfo {
     pub vram_free_bytes: u64,
     pub driver_version: String,
     pub uuid: String,
+    /// Theoretical memory bandwidth from NVML: bus width × max memory clock × 2 (DDR).
+    #[serde(default)]
+    pub theoretical_bandwidth_gb_per_s: Option<f64>,
+    #[serde(default)]
+    pub max_sm_clock_mhz: Option<u32>,
+    #[serde(default)]
+    pub max_memory_clock_mhz: Option<u32>,
+    #[serde(default)]
+    pub pcie_link: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -235,6 +248,13 @@ pub fn detect_gpus() -> Result<Vec<GpuInfo>, String> {
             continue;
         };
         let memory = device.memory_info().ok();
+        use nvml_wrapper::enum_wrappers::device::Clock;
+        let mem_clock = device.max_clock_info(Clock::Memory).ok();
+        let bus_width = device.memory_bus_width().ok();
+        let pcie_link = match (device.current_pcie_link_gen(), device.current_pcie_link_width()) {
+            (Ok(generation), Ok(width)) => Some(format!("gen{generation} x{width}")),
+            _ => None,
+        };
         gpus.push(GpuInfo {
             index,
             name: device.name().unwrap_or_else(|_| "unknown".into()),
@@ -242,6 +262,13 @@ pub fn detect_gpus() -> Result<Vec<GpuInfo>, String> {
             vram_free_bytes: memory.as_ref().map_or(0, |m| m.free),
             driver_version: driver.clone(),
             uuid: device.uuid().unwrap_or_default(),
+            theoretical_bandwidth_gb_per_s: match (mem_clock, bus_width) {
+                (Some(mhz), Some(bits)) => Some(f64::from(mhz) * 1e6 * 2.0 * f64::from(bits) / 8.0 / 1e9),
+                _ => None,
+            },
+            max_sm_clock_mhz: device.max_clock_info(Clock::SM).ok(),
+            max_memory_clock_mhz: mem_clock,
+            pcie_link,
         });
     }
     Ok(gpus)

@@ -9,6 +9,7 @@
 //! # Ok::<(), lmtune_core::scenario::ScenarioError>(())
 //! ```
 
+pub mod bandwidth;
 pub mod fingerprint;
 pub mod knobs;
 pub mod record;

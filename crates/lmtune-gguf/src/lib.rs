@@ -1,4 +1,5 @@
-//! A GGUF metadata reader that stays safe on hostile input.
+//! GGUF files: a metadata reader that stays safe on hostile input, the
+//! model anatomy it yields, and a writer for synthetic models.
 //!
 //! lmtune reads GGUF files before anything loads them: to validate a scenario
 //! (`n_ctx` against the trained context, `n_gpu_layers` against the layer
@@ -15,13 +16,18 @@
 //! # Ok::<(), lmtune_gguf::GgufError>(())
 //! ```
 
+mod anatomy;
 mod reader;
 mod summary;
+pub mod synth;
 mod types;
+mod writer;
 
+pub use anatomy::{Layer, ModelAnatomy, TensorGroup, SYNTHETIC_KEY};
 pub use reader::{GgufFile, Limits, MetadataValue, TensorInfo};
 pub use summary::ModelSummary;
 pub use types::{file_type_name, GgmlType};
+pub use writer::{write_gguf, TensorSpec, WriteError};
 
 use std::path::PathBuf;
 

@@ -1,0 +1,206 @@
+//! Model anatomy: the shape of a model and where its bytes are, exactly, from
+//! the GGUF header. This is the structural half of every memory prediction:
+//! weights per layer from the tensor sizes, KV cache bytes per token from the
+//! attention shape.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::reader::{GgufFile, MetadataValue};
+use crate::types::GgmlType;
+use crate::GgufError;
+
+/// Metadata key lmtune's writer sets on synthetic models.
+pub const SYNTHETIC_KEY: &str = "lmtune.synthetic";
+
+/// Bytes and parameters of a group of tensors.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TensorGroup {
+    pub n_tensors: usize,
+    pub n_params: u64,
+    pub bytes: u64,
+    /// Bytes per tensor type name (`q4_0` → …).
+    pub bytes_by_type: BTreeMap<String, u64>,
+}
+
+impl TensorGroup {
+    fn add(&mut self, ggml_type: GgmlType, n_params: u64, bytes: u64) {
+        self.n_tensors += 1;
+        self.n_params += n_params;
+        self.bytes += bytes;
+        *self.bytes_by_type.entry(ggml_type.name()).or_default() += bytes;
+    }
+}
+
+/// One repeating block (`blk.N.*`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Layer {
+    pub index: u64,
+    pub n_head_kv: u64,
+    /// Sliding-window attention layer (its KV cache is bounded by the window).
+    pub is_swa: bool,
+    pub tensors: TensorGroup,
+}
+
+/// Everything lmtune knows about a model's structure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelAnatomy {
+    pub architecture: String,
+    pub name: Option<String>,
+    pub n_layer: u64,
+    pub n_ctx_train: u64,
+    pub n_embd: u64,
+    pub n_ff: Option<u64>,
+    pub n_head: u64,
+    /// KV heads of the first layer (see [`Layer::n_head_kv`] for each).
+    pub n_head_kv: u64,
+    pub head_dim_k: u64,
+    pub head_dim_v: u64,
+    pub n_vocab: u64,
+    /// Sliding window size in tokens, for models with SWA layers.
+    pub sliding_window: Option<u64>,
+    pub layers: Vec<Layer>,
+    /// `token_embd`: the input layer, which llama.cpp keeps on the CPU.
+    pub input: TensorGroup,
+    /// `output` and `output_norm` (the output layer); `output` is absent when
+    /// the embeddings are tied, and then llama.cpp reuses `token_embd`.
+    pub output: TensorGroup,
+    pub tied_embeddings: bool,
+    /// Tensors that are neither repeating, input nor output (rope factors, …).
+    pub other: TensorGroup,
+    pub n_params: u64,
+    pub weights_bytes: u64,
+    pub quant: String,
+    /// Bytes per tensor type over the whole model.
+    pub bytes_by_type: BTreeMap<String, u64>,
+    /// Written by `lmtune synth`: random weights in a real layout. Timings
+    /// are real, generated text is noise.
+    pub synthetic: bool,
+}
+
+impl ModelAnatomy {
+    /// KV cache bytes per token for layer `il`, with K and V stored as the
+    /// given ggml types (f16 = `GgmlType(1)`, q8_0 = `GgmlType(8)`, …).
+    /// Quantized types are stored in blocks per row, as llama.cpp does.
+    pub fn kv_bytes_per_token_layer(&self, il: usize, type_k: GgmlType, type_v: GgmlType) -> u64 {
+        let n_head_kv = self.layers.get(il).map_or(self.n_head_kv, |l| l.n_head_kv);
+        let k = row_bytes(type_k, n_head_kv * self.head_dim_k);
+        let v = row_bytes(type_v, n_head_kv * self.head_dim_v);
+        k + v
+    }
+
+    /// KV cache bytes for `n_ctx` tokens over the layers `il` selects; SWA
+    /// layers hold at most `sliding_window + n_ubatch` cells, as llama.cpp's
+    /// non-full SWA cache does.
+    pub fn kv_bytes(&self, n_ctx: u64, n_ubatch: u64, type_k: GgmlType, type_v: GgmlType, mut on: impl FnMut(usize) -> bool) -> u64 {
+        (0..self.layers.len())
+            .filter(|&il| on(il))
+            .map(|il| {
+                let cells = match (self.layers[il].is_swa, self.sliding_window) {
+                    (true, Some(w)) => n_ctx.min(w + n_ubatch),
+                    _ => n_ctx,
+                };
+                cells * self.kv_bytes_per_token_layer(il, type_k, type_v)
+            })
+            .sum()
+    }
+}
+
+fn row_bytes(t: GgmlType, n_elements: u64) -> u64 {
+    // A row that is not a whole number of blocks cannot be stored in that type;
+    // llama.cpp refuses such a cache, so count it as f16 for estimates.
+    t.bytes_for(n_elements).unwrap_or(n_elements * 2)
+}
+
+impl GgufFile {
+    /// The model's anatomy. Needs the keys llama.cpp needs; a missing one is
+    /// a typed error naming it.
+    pub fn anatomy(&self) -> Result<ModelAnatomy, GgufError> {
+        let summary = self.summary()?;
+        let arch = summary.architecture.clone();
+        let key = |suffix: &str| format!("{arch}.{suffix}");
+        let hint = "the file is not a complete llama.cpp model (re-convert it)";
+        let n_embd = self.require_u64(&key("embedding_length"), hint)?;
+        let n_head = self.require_u64(&key("attention.head_count"), hint)?;
+        if n_head == 0 {
+            return Err(GgufError::Corrupt { path: self.path.clone(), what: format!("{} is 0", key("attention.head_count")), offset: 0 });
+        }
+        let n_layer = summary.n_layer;
+        let per_layer_kv: Vec<u64> = match self.get(&key("attention.head_count_kv")) {
+            Some(MetadataValue::IntArray(v)) => v.iter().map(|&x| x.max(0) as u64).collect(),
+            Some(v) => vec![v.as_u64().unwrap_or(n_head); n_layer as usize],
+            None => vec![n_head; n_layer as usize],
+        };
+        let optional = |suffix: &str| self.get(&key(suffix)).and_then(MetadataValue::as_u64);
+        let head_dim_k = optional("attention.key_length").unwrap_or(n_embd / n_head);
+        let head_dim_v = optional("attention.value_length").unwrap_or(n_embd / n_head);
+        let sliding_window = optional("attention.sliding_window").filter(|&w| w > 0);
+        let swa: Vec<bool> = match self.get(&key("attention.sliding_window_pattern")) {
+            Some(MetadataValue::BoolArray(v)) => v.clone(),
+            Some(MetadataValue::IntArray(v)) => v.iter().map(|&x| x != 0).collect(),
+            // llama.cpp's set_swa_pattern(n): every n-th layer is dense, the others SWA.
+            Some(v) => match v.as_u64() {
+                Some(n) if n > 0 => (0..n_layer).map(|il| il % n < n - 1).collect(),
+                _ => Vec::new(),
+            },
+            None if sliding_window.is_some() => vec![true; n_layer as usize],
+            None => Vec::new(),
+        };
+
+        let mut layers: Vec<Layer> = (0..n_layer)
+            .map(|il| Layer {
+                index: il,
+                n_head_kv: per_layer_kv.get(il as usize).copied().unwrap_or(n_head),
+                is_swa: sliding_window.is_some() && swa.get(il as usize).copied().unwrap_or(false),
+                tensors: TensorGroup::default(),
+            })
+            .collect();
+        let (mut input, mut output, mut other) = (TensorGroup::default(), TensorGroup::default(), TensorGroup::default());
+        let mut bytes_by_type: BTreeMap<String, u64> = BTreeMap::new();
+        let mut has_output = false;
+        for t in &self.tensors {
+            *bytes_by_type.entry(t.ggml_type.name()).or_default() += t.n_bytes;
+            let group = if let Some(rest) = t.name.strip_prefix("blk.") {
+                let il: Option<u64> = rest.split('.').next().and_then(|n| n.parse().ok());
+                match il.and_then(|il| layers.get_mut(il as usize)) {
+                    Some(layer) => &mut layer.tensors,
+                    None => &mut other,
+                }
+            } else if t.name.starts_with("token_embd") {
+                &mut input
+            } else if t.name == "output.weight" || t.name.starts_with("output_norm") || t.name.starts_with("output.") {
+                has_output |= t.name == "output.weight";
+                &mut output
+            } else {
+                &mut other
+            };
+            group.add(t.ggml_type, t.n_elements, t.n_bytes);
+        }
+
+        Ok(ModelAnatomy {
+            name: summary.name.clone(),
+            n_layer,
+            n_ctx_train: summary.n_ctx_train,
+            n_embd,
+            n_ff: optional("feed_forward_length"),
+            n_head,
+            n_head_kv: per_layer_kv.first().copied().unwrap_or(n_head),
+            head_dim_k,
+            head_dim_v,
+            n_vocab: summary.n_vocab.unwrap_or(0),
+            sliding_window,
+            layers,
+            input,
+            output,
+            tied_embeddings: !has_output,
+            other,
+            n_params: summary.n_params,
+            weights_bytes: summary.weights_bytes,
+            quant: summary.quant.clone(),
+            bytes_by_type,
+            synthetic: matches!(self.get(SYNTHETIC_KEY), Some(MetadataValue::Bool(true))),
+            architecture: arch,
+        })
+    }
+}

@@ -1,0 +1,141 @@
+//! Memory per device for a given offload, before any measurement.
+//!
+//! Structural terms are exact, from the model anatomy: the weights of the
+//! layers placed on each device and the KV cache of those layers. The
+//! compute buffer and fixed overheads are estimates (the fit issue learns
+//! them from measurements):
+//!
+//! - compute buffer (allocated) ≈ 4 B × n_ubatch × (n_vocab + 4·n_embd + 2·n_ff)
+//!   + 2 B × n_ubatch × n_ctx (the f16 KQ mask) [+ 4 B × n_head × n_ubatch × n_ctx
+//!   without flash attention] — the largest live activations of one ubatch,
+//!   the output logits of every row included. Checked against llama.cpp's own
+//!   "compute buffer size" lines for SmolLM2 (e.g. 102.1 MiB at n_ubatch 512).
+//! - a benchmark (or a chat) asks for the logits of one row per batch, so the
+//!   other rows of the logits tensor are allocated but never touched: the
+//!   *resident* estimate leaves them out.
+//! - host runtime overhead (binary, libc, llama.cpp, OpenMP): 24 MiB;
+//!   GPU context overhead (CUDA context, cuBLAS workspace): 400 MiB.
+//!
+//! Placement follows llama.cpp (`llama-model.cpp`, `i_gpu_start = n_layer + 1
+//! − n_gpu_layers`): the output layer is offloaded first, then repeating
+//! layers from the last one down; the input layer (`token_embd`) always stays
+//! on the CPU. With tied embeddings the output projection reads `token_embd`
+//! wherever it is.
+
+use lmtune_gguf::{GgmlType, ModelAnatomy};
+use serde::Serialize;
+
+const MIB: u64 = 1 << 20;
+pub const HOST_OVERHEAD_BYTES: u64 = 24 * MIB;
+pub const GPU_OVERHEAD_BYTES: u64 = 400 * MIB;
+
+/// Context settings that drive memory.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ContextShape {
+    pub n_ctx: u64,
+    pub n_ubatch: u64,
+    pub type_k: GgmlType,
+    pub type_v: GgmlType,
+    pub flash_attn: bool,
+}
+
+/// Bytes on one device, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct MemoryBreakdown {
+    pub weights: u64,
+    pub kv: u64,
+    /// Allocated compute buffer.
+    pub compute: u64,
+    pub overhead: u64,
+}
+
+impl MemoryBreakdown {
+    /// What must be allocated (what decides out-of-memory).
+    pub fn total(&self) -> u64 {
+        self.weights + self.kv + self.compute + self.overhead
+    }
+}
+
+/// Which layers `n_gpu_layers` puts on the GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Placement {
+    pub n_gpu_layers: u64,
+    /// Repeating layers with index ≥ this are on the GPU.
+    pub first_gpu_layer: u64,
+    pub repeating_on_gpu: u64,
+    pub output_on_gpu: bool,
+}
+
+impl Placement {
+    pub fn new(anatomy: &ModelAnatomy, n_gpu_layers: u64) -> Placement {
+        let n_layer = anatomy.n_layer;
+        let ngl = n_gpu_layers.min(n_layer + 1);
+        let first_gpu_layer = (n_layer + 1).saturating_sub(ngl);
+        Placement {
+            n_gpu_layers: ngl,
+            first_gpu_layer,
+            repeating_on_gpu: n_layer.saturating_sub(first_gpu_layer),
+            output_on_gpu: ngl >= 1,
+        }
+    }
+
+    pub fn layer_on_gpu(&self, il: u64) -> bool {
+        il >= self.first_gpu_layer
+    }
+}
+
+/// Predicted memory of host and GPU for one placement and context.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MemoryPrediction {
+    pub placement: Placement,
+    pub host: MemoryBreakdown,
+    pub gpu: MemoryBreakdown,
+    /// Expected peak RSS of a benchmark worker (allocated minus logits rows
+    /// that are never computed).
+    pub host_resident: u64,
+}
+
+/// Compute buffer bytes for one device (see the module doc).
+pub fn compute_buffer_bytes(a: &ModelAnatomy, ctx: &ContextShape) -> u64 {
+    let n_ff = a.n_ff.unwrap_or(4 * a.n_embd);
+    let activations = 4 * ctx.n_ubatch * (a.n_vocab + 4 * a.n_embd + 2 * n_ff);
+    let mask = 2 * ctx.n_ubatch * ctx.n_ctx;
+    let scores = if ctx.flash_attn { 0 } else { 4 * a.n_head * ctx.n_ubatch * ctx.n_ctx };
+    activations + mask + scores
+}
+
+/// Logits rows a one-output batch never touches.
+fn untouched_logits(a: &ModelAnatomy, ctx: &ContextShape) -> u64 {
+    4 * ctx.n_ubatch.saturating_sub(1) * a.n_vocab
+}
+
+pub fn predict_memory(a: &ModelAnatomy, n_gpu_layers: u64, ctx: &ContextShape) -> MemoryPrediction {
+    let placement = Placement::new(a, n_gpu_layers);
+    let mut host = MemoryBreakdown { overhead: HOST_OVERHEAD_BYTES, ..Default::default() };
+    let mut gpu = MemoryBreakdown::default();
+    host.weights += a.input.bytes + a.other.bytes;
+    if placement.output_on_gpu {
+        // Tied embeddings: llama.cpp loads a copy of token_embd as the output
+        // projection into the output layer's buffer.
+        gpu.weights += a.output.bytes + if a.tied_embeddings { a.input.bytes } else { 0 };
+    } else {
+        host.weights += a.output.bytes;
+    }
+    for (il, layer) in a.layers.iter().enumerate() {
+        if placement.layer_on_gpu(il as u64) {
+            gpu.weights += layer.tensors.bytes;
+        } else {
+            host.weights += layer.tensors.bytes;
+        }
+    }
+    host.kv = a.kv_bytes(ctx.n_ctx, ctx.n_ubatch, ctx.type_k, ctx.type_v, |il| !placement.layer_on_gpu(il as u64));
+    gpu.kv = a.kv_bytes(ctx.n_ctx, ctx.n_ubatch, ctx.type_k, ctx.type_v, |il| placement.layer_on_gpu(il as u64));
+    let compute = compute_buffer_bytes(a, ctx);
+    host.compute = compute;
+    if placement.n_gpu_layers > 0 {
+        gpu.compute = compute;
+        gpu.overhead = GPU_OVERHEAD_BYTES;
+    }
+    let host_resident = host.total().saturating_sub(untouched_logits(a, ctx));
+    MemoryPrediction { placement, host, gpu, host_resident }
+}
