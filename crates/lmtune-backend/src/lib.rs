@@ -37,6 +37,8 @@ pub struct BackendInfo {
     pub name: String,
     pub version: String,
     pub build: String,
+    #[serde(default)]
+    pub devices: Vec<lmtune_core::fingerprint::BackendDevice>,
 }
 
 /// Why a backend could not do what it was asked.

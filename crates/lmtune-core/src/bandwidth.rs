@@ -30,7 +30,11 @@ pub fn measure_triad(threads: u32, array_bytes: u64, repetitions: u32) -> Bandwi
     let chunk = n.div_ceil(threads);
     let triad = |a: &mut [f64]| {
         std::thread::scope(|s| {
-            for ((a, b), c) in a.chunks_mut(chunk).zip(b.chunks(chunk)).zip(c.chunks(chunk)) {
+            for ((a, b), c) in a
+                .chunks_mut(chunk)
+                .zip(b.chunks(chunk))
+                .zip(c.chunks(chunk))
+            {
                 s.spawn(move || {
                     for ((x, y), z) in a.iter_mut().zip(b).zip(c) {
                         *x = y + 3.0 * z;
@@ -67,7 +71,10 @@ mod tests {
         let bw = measure_triad(1, 16 << 20, 3);
         assert_eq!(bw.repetitions, 3);
         // Any machine that runs this moves more than 0.1 GB/s and less than 10 TB/s.
-        assert!(bw.best_gb_per_s > 0.1 && bw.best_gb_per_s < 10_000.0, "{bw:?}");
+        assert!(
+            bw.best_gb_per_s > 0.1 && bw.best_gb_per_s < 10_000.0,
+            "{bw:?}"
+        );
         assert!(bw.median_gb_per_s <= bw.best_gb_per_s);
     }
 }

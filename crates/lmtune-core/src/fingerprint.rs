@@ -24,6 +24,9 @@ pub struct Fingerprint {
     pub backend_version: String,
     /// The backend's own build/system line (llama.cpp's CPU features, …).
     pub backend_build: String,
+    /// Compute devices the backend sees (llama.cpp: ggml backend devices).
+    #[serde(default)]
+    pub backend_devices: Vec<BackendDevice>,
     pub lmtune_version: String,
     pub lmtune_commit: String,
     pub model: ModelFingerprint,
@@ -31,6 +34,22 @@ pub struct Fingerprint {
     /// absent in records of older versions.
     #[serde(default)]
     pub host_bandwidth: Option<crate::bandwidth::Bandwidth>,
+}
+
+/// A compute device as the backend reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendDevice {
+    pub name: String,
+    pub description: String,
+    /// "cpu", "gpu", "igpu", "accel".
+    pub kind: String,
+    pub memory_total_bytes: u64,
+}
+
+impl BackendDevice {
+    pub fn is_gpu(&self) -> bool {
+        matches!(self.kind.as_str(), "gpu" | "igpu")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -251,7 +270,10 @@ pub fn detect_gpus() -> Result<Vec<GpuInfo>, String> {
         use nvml_wrapper::enum_wrappers::device::Clock;
         let mem_clock = device.max_clock_info(Clock::Memory).ok();
         let bus_width = device.memory_bus_width().ok();
-        let pcie_link = match (device.current_pcie_link_gen(), device.current_pcie_link_width()) {
+        let pcie_link = match (
+            device.current_pcie_link_gen(),
+            device.current_pcie_link_width(),
+        ) {
             (Ok(generation), Ok(width)) => Some(format!("gen{generation} x{width}")),
             _ => None,
         };
@@ -263,7 +285,9 @@ pub fn detect_gpus() -> Result<Vec<GpuInfo>, String> {
             driver_version: driver.clone(),
             uuid: device.uuid().unwrap_or_default(),
             theoretical_bandwidth_gb_per_s: match (mem_clock, bus_width) {
-                (Some(mhz), Some(bits)) => Some(f64::from(mhz) * 1e6 * 2.0 * f64::from(bits) / 8.0 / 1e9),
+                (Some(mhz), Some(bits)) => {
+                    Some(f64::from(mhz) * 1e6 * 2.0 * f64::from(bits) / 8.0 / 1e9)
+                }
                 _ => None,
             },
             max_sm_clock_mhz: device.max_clock_info(Clock::SM).ok(),

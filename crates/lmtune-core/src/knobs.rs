@@ -48,6 +48,21 @@ impl KvType {
         }
     }
 
+    /// The ggml tensor type the cache is stored as.
+    pub fn ggml_type(self) -> lmtune_gguf::GgmlType {
+        lmtune_gguf::GgmlType(match self {
+            KvType::F32 => 0,
+            KvType::F16 => 1,
+            KvType::Bf16 => 30,
+            KvType::Q8_0 => 8,
+            KvType::Q4_0 => 2,
+            KvType::Q4_1 => 3,
+            KvType::Iq4Nl => 20,
+            KvType::Q5_0 => 6,
+            KvType::Q5_1 => 7,
+        })
+    }
+
     /// Quantized types need flash attention for the V cache in llama.cpp.
     pub fn is_quantized(self) -> bool {
         !matches!(self, KvType::F32 | KvType::F16 | KvType::Bf16)

@@ -83,6 +83,24 @@ pub struct VramUsage {
     pub samples: u32,
 }
 
+/// What lmtune's models predicted for a point before it ran, kept next to
+/// the measurement so every prediction's error can be read off the results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointPrediction {
+    /// Which model made it (the planner's structural model with its default
+    /// constants, or a fitted calibration).
+    pub source: String,
+    /// Expected peak RSS of the worker (host allocations minus buffers a
+    /// one-output decode never touches).
+    pub rss_bytes: u64,
+    /// Host bytes allocated (what decides host out-of-memory).
+    pub host_alloc_bytes: u64,
+    /// GPU bytes allocated; 0 without offload.
+    pub vram_bytes: u64,
+    /// Generation speed, for tg tests.
+    pub tg_tokens_per_s: Option<f64>,
+}
+
 /// A stable key for "the same point": knobs, workload and model file. Used
 /// to match a resumed run's points to the records it already has.
 pub fn point_key(
@@ -145,6 +163,9 @@ pub struct Record {
     /// GPU memory while the point ran (NVML); absent without an NVIDIA GPU.
     #[serde(default)]
     pub vram: Option<VramUsage>,
+    /// The prediction made before the point ran.
+    #[serde(default)]
+    pub prediction: Option<PointPrediction>,
     #[serde(flatten)]
     pub measurement: Measurement,
     pub fingerprint: Fingerprint,

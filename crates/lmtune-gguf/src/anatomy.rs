@@ -93,7 +93,14 @@ impl ModelAnatomy {
     /// KV cache bytes for `n_ctx` tokens over the layers `il` selects; SWA
     /// layers hold at most `sliding_window + n_ubatch` cells, as llama.cpp's
     /// non-full SWA cache does.
-    pub fn kv_bytes(&self, n_ctx: u64, n_ubatch: u64, type_k: GgmlType, type_v: GgmlType, mut on: impl FnMut(usize) -> bool) -> u64 {
+    pub fn kv_bytes(
+        &self,
+        n_ctx: u64,
+        n_ubatch: u64,
+        type_k: GgmlType,
+        type_v: GgmlType,
+        mut on: impl FnMut(usize) -> bool,
+    ) -> u64 {
         (0..self.layers.len())
             .filter(|&il| on(il))
             .map(|il| {
@@ -124,7 +131,11 @@ impl GgufFile {
         let n_embd = self.require_u64(&key("embedding_length"), hint)?;
         let n_head = self.require_u64(&key("attention.head_count"), hint)?;
         if n_head == 0 {
-            return Err(GgufError::Corrupt { path: self.path.clone(), what: format!("{} is 0", key("attention.head_count")), offset: 0 });
+            return Err(GgufError::Corrupt {
+                path: self.path.clone(),
+                what: format!("{} is 0", key("attention.head_count")),
+                offset: 0,
+            });
         }
         let n_layer = summary.n_layer;
         let per_layer_kv: Vec<u64> = match self.get(&key("attention.head_count_kv")) {
@@ -156,7 +167,11 @@ impl GgufFile {
                 tensors: TensorGroup::default(),
             })
             .collect();
-        let (mut input, mut output, mut other) = (TensorGroup::default(), TensorGroup::default(), TensorGroup::default());
+        let (mut input, mut output, mut other) = (
+            TensorGroup::default(),
+            TensorGroup::default(),
+            TensorGroup::default(),
+        );
         let mut bytes_by_type: BTreeMap<String, u64> = BTreeMap::new();
         let mut has_output = false;
         for t in &self.tensors {
@@ -169,7 +184,10 @@ impl GgufFile {
                 }
             } else if t.name.starts_with("token_embd") {
                 &mut input
-            } else if t.name == "output.weight" || t.name.starts_with("output_norm") || t.name.starts_with("output.") {
+            } else if t.name == "output.weight"
+                || t.name.starts_with("output_norm")
+                || t.name.starts_with("output.")
+            {
                 has_output |= t.name == "output.weight";
                 &mut output
             } else {

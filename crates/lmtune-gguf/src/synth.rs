@@ -35,16 +35,97 @@ pub struct SynthShape {
 
 /// Known shapes (`--like`), from the published configs of those models.
 pub const PRESETS: &[(&str, SynthShape)] = &[
-    ("llama-1b", SynthShape { n_layer: 22, n_embd: 2048, n_head: 32, n_head_kv: 4, n_ff: 5632, head_dim: None, n_ctx_train: 2048, sliding_window: None, n_vocab: None }),
-    ("llama-3b", SynthShape { n_layer: 26, n_embd: 3200, n_head: 32, n_head_kv: 32, n_ff: 8640, head_dim: None, n_ctx_train: 2048, sliding_window: None, n_vocab: None }),
-    ("llama-7b", SynthShape { n_layer: 32, n_embd: 4096, n_head: 32, n_head_kv: 32, n_ff: 11008, head_dim: None, n_ctx_train: 4096, sliding_window: None, n_vocab: None }),
-    ("llama3-8b", SynthShape { n_layer: 32, n_embd: 4096, n_head: 32, n_head_kv: 8, n_ff: 14336, head_dim: None, n_ctx_train: 8192, sliding_window: None, n_vocab: None }),
-    ("llama-13b", SynthShape { n_layer: 40, n_embd: 5120, n_head: 40, n_head_kv: 40, n_ff: 13824, head_dim: None, n_ctx_train: 4096, sliding_window: None, n_vocab: None }),
-    ("llama-70b", SynthShape { n_layer: 80, n_embd: 8192, n_head: 64, n_head_kv: 8, n_ff: 28672, head_dim: None, n_ctx_train: 4096, sliding_window: None, n_vocab: None }),
+    (
+        "llama-1b",
+        SynthShape {
+            n_layer: 22,
+            n_embd: 2048,
+            n_head: 32,
+            n_head_kv: 4,
+            n_ff: 5632,
+            head_dim: None,
+            n_ctx_train: 2048,
+            sliding_window: None,
+            n_vocab: None,
+        },
+    ),
+    (
+        "llama-3b",
+        SynthShape {
+            n_layer: 26,
+            n_embd: 3200,
+            n_head: 32,
+            n_head_kv: 32,
+            n_ff: 8640,
+            head_dim: None,
+            n_ctx_train: 2048,
+            sliding_window: None,
+            n_vocab: None,
+        },
+    ),
+    (
+        "llama-7b",
+        SynthShape {
+            n_layer: 32,
+            n_embd: 4096,
+            n_head: 32,
+            n_head_kv: 32,
+            n_ff: 11008,
+            head_dim: None,
+            n_ctx_train: 4096,
+            sliding_window: None,
+            n_vocab: None,
+        },
+    ),
+    (
+        "llama3-8b",
+        SynthShape {
+            n_layer: 32,
+            n_embd: 4096,
+            n_head: 32,
+            n_head_kv: 8,
+            n_ff: 14336,
+            head_dim: None,
+            n_ctx_train: 8192,
+            sliding_window: None,
+            n_vocab: None,
+        },
+    ),
+    (
+        "llama-13b",
+        SynthShape {
+            n_layer: 40,
+            n_embd: 5120,
+            n_head: 40,
+            n_head_kv: 40,
+            n_ff: 13824,
+            head_dim: None,
+            n_ctx_train: 4096,
+            sliding_window: None,
+            n_vocab: None,
+        },
+    ),
+    (
+        "llama-70b",
+        SynthShape {
+            n_layer: 80,
+            n_embd: 8192,
+            n_head: 64,
+            n_head_kv: 8,
+            n_ff: 28672,
+            head_dim: None,
+            n_ctx_train: 4096,
+            sliding_window: None,
+            n_vocab: None,
+        },
+    ),
 ];
 
 pub fn preset(name: &str) -> Option<SynthShape> {
-    PRESETS.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, s)| s.clone())
+    PRESETS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, s)| s.clone())
 }
 
 /// llama.cpp's `general.file_type` for a model quantized to `t`.
@@ -68,7 +149,9 @@ fn file_type_of(t: GgmlType) -> u32 {
 }
 
 /// Weight types the generator can fill with valid blocks.
-pub const SUPPORTED_QUANTS: &[&str] = &["f32", "f16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"];
+pub const SUPPORTED_QUANTS: &[&str] = &[
+    "f32", "f16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K",
+];
 
 pub fn quant_type(name: &str) -> Option<GgmlType> {
     let id = match name.to_ascii_lowercase().as_str() {
@@ -92,8 +175,20 @@ pub fn quant_type(name: &str) -> Option<GgmlType> {
 /// Writes a synthetic llama model of `shape` with 2-D weights in `quant`
 /// (tensors whose rows do not fit a K-quant's 256-blocks fall back to q8_0,
 /// as llama.cpp's quantizer does), tokenizer metadata from `donor`.
-pub fn write_synthetic(path: &Path, shape: &SynthShape, quant: GgmlType, donor: &GgufFile, name: &str, seed: u64) -> Result<(), SynthError> {
-    let mut tokenizer: Vec<(String, MetadataValue)> = donor.metadata.iter().filter(|(k, _)| k.starts_with("tokenizer.")).map(|(k, v)| (k.clone(), v.clone())).collect();
+pub fn write_synthetic(
+    path: &Path,
+    shape: &SynthShape,
+    quant: GgmlType,
+    donor: &GgufFile,
+    name: &str,
+    seed: u64,
+) -> Result<(), SynthError> {
+    let mut tokenizer: Vec<(String, MetadataValue)> = donor
+        .metadata
+        .iter()
+        .filter(|(k, _)| k.starts_with("tokenizer."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let donor_vocab = match donor.get("tokenizer.ggml.tokens") {
         Some(MetadataValue::StringArray(tokens)) if !tokens.is_empty() => tokens.len() as u64,
         _ => return Err(SynthError::NoTokenizer(donor.path.display().to_string())),
@@ -103,55 +198,132 @@ pub fn write_synthetic(path: &Path, shape: &SynthShape, quant: GgmlType, donor: 
         return Err(SynthError::BadShape(format!("a vocabulary of {n_vocab} is smaller than the donor's {donor_vocab}; only padding is supported")));
     }
     if n_vocab > 4 << 20 {
-        return Err(SynthError::BadShape(format!("a vocabulary of {n_vocab} tokens is implausible")));
+        return Err(SynthError::BadShape(format!(
+            "a vocabulary of {n_vocab} tokens is implausible"
+        )));
     }
     for (key, value) in &mut tokenizer {
         // Pad with unused tokens (llama.cpp's token type 5); scores 0.
         let extra = (n_vocab - donor_vocab) as usize;
         match (key.as_str(), value) {
-            ("tokenizer.ggml.tokens", MetadataValue::StringArray(v)) => v.extend((0..extra).map(|i| format!("<lmtune_pad_{i}>"))),
-            ("tokenizer.ggml.token_type", MetadataValue::IntArray(v)) => v.extend(std::iter::repeat_n(5, extra)),
-            ("tokenizer.ggml.scores", MetadataValue::FloatArray(v)) => v.extend(std::iter::repeat_n(0.0, extra)),
+            ("tokenizer.ggml.tokens", MetadataValue::StringArray(v)) => {
+                v.extend((0..extra).map(|i| format!("<lmtune_pad_{i}>")))
+            }
+            ("tokenizer.ggml.token_type", MetadataValue::IntArray(v)) => {
+                v.extend(std::iter::repeat_n(5, extra))
+            }
+            ("tokenizer.ggml.scores", MetadataValue::FloatArray(v)) => {
+                v.extend(std::iter::repeat_n(0.0, extra))
+            }
             _ => {}
         }
     }
     let head_dim = shape.head_dim.unwrap_or(shape.n_embd / shape.n_head.max(1));
-    if shape.n_head == 0 || shape.n_head_kv == 0 || head_dim == 0 || shape.n_head % shape.n_head_kv != 0 {
-        return Err(SynthError::BadShape(format!("n_head = {} must be a multiple of n_head_kv = {} and head_dim > 0", shape.n_head, shape.n_head_kv)));
+    if shape.n_head == 0
+        || shape.n_head_kv == 0
+        || head_dim == 0
+        || shape.n_head % shape.n_head_kv != 0
+    {
+        return Err(SynthError::BadShape(format!(
+            "n_head = {} must be a multiple of n_head_kv = {} and head_dim > 0",
+            shape.n_head, shape.n_head_kv
+        )));
     }
 
     let a = "llama";
     let mut metadata: Vec<(String, MetadataValue)> = vec![
-        ("general.architecture".into(), MetadataValue::String(a.into())),
+        (
+            "general.architecture".into(),
+            MetadataValue::String(a.into()),
+        ),
         ("general.name".into(), MetadataValue::String(name.into())),
-        ("general.file_type".into(), MetadataValue::U32(file_type_of(quant))),
+        (
+            "general.file_type".into(),
+            MetadataValue::U32(file_type_of(quant)),
+        ),
         ("general.quantization_version".into(), MetadataValue::U32(2)),
         (SYNTHETIC_KEY.into(), MetadataValue::Bool(true)),
-        ("lmtune.synthetic_note".into(), MetadataValue::String("random weights in a real layout: timings are real, text is noise".into())),
-        (format!("{a}.block_count"), MetadataValue::U32(shape.n_layer as u32)),
-        (format!("{a}.context_length"), MetadataValue::U32(shape.n_ctx_train as u32)),
-        (format!("{a}.embedding_length"), MetadataValue::U32(shape.n_embd as u32)),
-        (format!("{a}.feed_forward_length"), MetadataValue::U32(shape.n_ff as u32)),
-        (format!("{a}.attention.head_count"), MetadataValue::U32(shape.n_head as u32)),
-        (format!("{a}.attention.head_count_kv"), MetadataValue::U32(shape.n_head_kv as u32)),
-        (format!("{a}.attention.key_length"), MetadataValue::U32(head_dim as u32)),
-        (format!("{a}.attention.value_length"), MetadataValue::U32(head_dim as u32)),
-        (format!("{a}.rope.dimension_count"), MetadataValue::U32(head_dim as u32)),
+        (
+            "lmtune.synthetic_note".into(),
+            MetadataValue::String(
+                "random weights in a real layout: timings are real, text is noise".into(),
+            ),
+        ),
+        (
+            format!("{a}.block_count"),
+            MetadataValue::U32(shape.n_layer as u32),
+        ),
+        (
+            format!("{a}.context_length"),
+            MetadataValue::U32(shape.n_ctx_train as u32),
+        ),
+        (
+            format!("{a}.embedding_length"),
+            MetadataValue::U32(shape.n_embd as u32),
+        ),
+        (
+            format!("{a}.feed_forward_length"),
+            MetadataValue::U32(shape.n_ff as u32),
+        ),
+        (
+            format!("{a}.attention.head_count"),
+            MetadataValue::U32(shape.n_head as u32),
+        ),
+        (
+            format!("{a}.attention.head_count_kv"),
+            MetadataValue::U32(shape.n_head_kv as u32),
+        ),
+        (
+            format!("{a}.attention.key_length"),
+            MetadataValue::U32(head_dim as u32),
+        ),
+        (
+            format!("{a}.attention.value_length"),
+            MetadataValue::U32(head_dim as u32),
+        ),
+        (
+            format!("{a}.rope.dimension_count"),
+            MetadataValue::U32(head_dim as u32),
+        ),
         (format!("{a}.rope.freq_base"), MetadataValue::F32(10000.0)),
-        (format!("{a}.attention.layer_norm_rms_epsilon"), MetadataValue::F32(1e-5)),
-        (format!("{a}.vocab_size"), MetadataValue::U32(n_vocab as u32)),
+        (
+            format!("{a}.attention.layer_norm_rms_epsilon"),
+            MetadataValue::F32(1e-5),
+        ),
+        (
+            format!("{a}.vocab_size"),
+            MetadataValue::U32(n_vocab as u32),
+        ),
     ];
     if let Some((window, pattern)) = shape.sliding_window {
-        metadata.push((format!("{a}.attention.sliding_window"), MetadataValue::U32(window as u32)));
-        metadata.push((format!("{a}.attention.sliding_window_pattern"), MetadataValue::U32(pattern as u32)));
+        metadata.push((
+            format!("{a}.attention.sliding_window"),
+            MetadataValue::U32(window as u32),
+        ));
+        metadata.push((
+            format!("{a}.attention.sliding_window_pattern"),
+            MetadataValue::U32(pattern as u32),
+        ));
     }
     metadata.extend(tokenizer);
 
     let weight = |name: String, ne0: u64, ne1: u64| {
-        let t = if quant.bytes_for(ne0).is_some() { quant } else { GgmlType(8) };
-        TensorSpec { name, dims: vec![ne0, ne1], ggml_type: t }
+        let t = if quant.bytes_for(ne0).is_some() {
+            quant
+        } else {
+            GgmlType(8)
+        };
+        TensorSpec {
+            name,
+            dims: vec![ne0, ne1],
+            ggml_type: t,
+        }
     };
-    let norm = |name: String| TensorSpec { name, dims: vec![shape.n_embd], ggml_type: GgmlType(0) };
+    let norm = |name: String| TensorSpec {
+        name,
+        dims: vec![shape.n_embd],
+        ggml_type: GgmlType(0),
+    };
     let (q_dim, kv_dim) = (shape.n_head * head_dim, shape.n_head_kv * head_dim);
     let mut tensors = vec![weight("token_embd.weight".into(), shape.n_embd, n_vocab)];
     for il in 0..shape.n_layer {
@@ -179,7 +351,9 @@ pub fn write_synthetic(path: &Path, shape: &SynthShape, quant: GgmlType, donor: 
             }
             return Ok(());
         }
-        let pool = pools.entry(t.ggml_type.0).or_insert_with(|| block_pool(t.ggml_type, seed));
+        let pool = pools
+            .entry(t.ggml_type.0)
+            .or_insert_with(|| block_pool(t.ggml_type, seed));
         let mut left = t.n_bytes().unwrap_or(0) as usize;
         // Start each tensor at a different place in the pool.
         let mut at = (t.name.len() * 7919) % pool.len();
@@ -208,7 +382,15 @@ pub enum SynthError {
 
 /// 1 MiB of valid random blocks of type `t` (a whole number of blocks).
 fn block_pool(t: GgmlType, seed: u64) -> Vec<u8> {
-    let block_bytes = t.bytes_for(if matches!(t.0, 0 | 1 | 30) { 1 } else if matches!(t.0, 10..=15) { 256 } else { 32 }).unwrap_or(1) as usize;
+    let block_bytes = t
+        .bytes_for(if matches!(t.0, 0 | 1 | 30) {
+            1
+        } else if matches!(t.0, 10..=15) {
+            256
+        } else {
+            32
+        })
+        .unwrap_or(1) as usize;
     let n_blocks = ((1 << 20) / block_bytes).max(1);
     let mut rng = seed ^ 0x9E37_79B9_7F4A_7C15 ^ u64::from(t.0);
     let mut next = || {
@@ -233,7 +415,11 @@ fn block_pool(t: GgmlType, seed: u64) -> Vec<u8> {
         1 | 30 => {
             for c in pool.chunks_mut(2) {
                 let v = small(next());
-                let bits = if t.0 == 1 { f16_bits(v) } else { (v.to_bits() >> 16) as u16 };
+                let bits = if t.0 == 1 {
+                    f16_bits(v)
+                } else {
+                    (v.to_bits() >> 16) as u16
+                };
                 c.copy_from_slice(&bits.to_le_bytes());
             }
         }

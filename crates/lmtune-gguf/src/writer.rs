@@ -32,11 +32,22 @@ impl TensorSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error("cannot write {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("tensor `{name}`: {n_elements} elements are not a whole number of {ggml_type} blocks")]
-    BadShape { name: String, n_elements: u64, ggml_type: String },
+    BadShape {
+        name: String,
+        n_elements: u64,
+        ggml_type: String,
+    },
     #[error("tensor `{name}`: the data writer produced {written} bytes, expected {expected}")]
-    WrongDataSize { name: String, written: u64, expected: u64 },
+    WrongDataSize {
+        name: String,
+        written: u64,
+        expected: u64,
+    },
 }
 
 /// Writes a GGUF file. `fill` is called once per tensor, in order, and must
@@ -47,10 +58,17 @@ pub fn write_gguf(
     tensors: &[TensorSpec],
     mut fill: impl FnMut(&TensorSpec, &mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), WriteError> {
-    let io = |source| WriteError::Io { path: path.display().to_string(), source };
+    let io = |source| WriteError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let mut sizes = Vec::with_capacity(tensors.len());
     for t in tensors {
-        sizes.push(t.n_bytes().ok_or_else(|| WriteError::BadShape { name: t.name.clone(), n_elements: t.n_elements(), ggml_type: t.ggml_type.name() })?);
+        sizes.push(t.n_bytes().ok_or_else(|| WriteError::BadShape {
+            name: t.name.clone(),
+            n_elements: t.n_elements(),
+            ggml_type: t.ggml_type.name(),
+        })?);
     }
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path).map_err(io)?);
     let mut header = Vec::new();
@@ -81,7 +99,11 @@ pub fn write_gguf(
         fill(t, &mut out).map_err(io)?;
         let written = out.stream_position().map_err(io)? - start;
         if written != size {
-            return Err(WriteError::WrongDataSize { name: t.name.clone(), written, expected: size });
+            return Err(WriteError::WrongDataSize {
+                name: t.name.clone(),
+                written,
+                expected: size,
+            });
         }
         let padding = size.div_ceil(ALIGNMENT) * ALIGNMENT - size;
         out.write_all(&vec![0u8; padding as usize]).map_err(io)?;

@@ -199,20 +199,30 @@ fn crafted() -> Vec<(&'static str, Vec<u8>, Check)> {
         Err(GgufError::BadMagic { found, .. }) => assert_eq!(&found, b"GGML", "{n}"),
         other => panic!("{n}: expected BadMagic, got {other:?}"),
     }));
-    cases.push(("version_1", Gguf::header(1, 0, 0).build(), |n, r| match r {
-        Err(GgufError::UnsupportedVersion { version: 1, .. }) => {}
-        other => panic!("{n}: expected UnsupportedVersion 1, got {other:?}"),
-    }));
-    cases.push(("version_99", Gguf::header(99, 0, 0).build(), |n, r| match r {
-        Err(GgufError::UnsupportedVersion { version: 99, .. }) => {}
-        other => panic!("{n}: expected UnsupportedVersion 99, got {other:?}"),
-    }));
-    cases.push(("kv_count_2_pow_60", Gguf::header(3, 0, 1 << 60).build(), |n, r| {
-        assert_limit(n, r, "metadata count")
-    }));
-    cases.push(("tensor_count_u64_max", Gguf::header(3, u64::MAX, 0).build(), |n, r| {
-        assert_limit(n, r, "tensor count")
-    }));
+    cases.push(
+        ("version_1", Gguf::header(1, 0, 0).build(), |n, r| match r {
+            Err(GgufError::UnsupportedVersion { version: 1, .. }) => {}
+            other => panic!("{n}: expected UnsupportedVersion 1, got {other:?}"),
+        }),
+    );
+    cases.push((
+        "version_99",
+        Gguf::header(99, 0, 0).build(),
+        |n, r| match r {
+            Err(GgufError::UnsupportedVersion { version: 99, .. }) => {}
+            other => panic!("{n}: expected UnsupportedVersion 99, got {other:?}"),
+        },
+    ));
+    cases.push((
+        "kv_count_2_pow_60",
+        Gguf::header(3, 0, 1 << 60).build(),
+        |n, r| assert_limit(n, r, "metadata count"),
+    ));
+    cases.push((
+        "tensor_count_u64_max",
+        Gguf::header(3, u64::MAX, 0).build(),
+        |n, r| assert_limit(n, r, "tensor count"),
+    ));
     cases.push((
         // Within the limit, but 1000 tensor infos cannot fit in the bytes left.
         "tensor_count_past_end",
@@ -327,11 +337,15 @@ fn crafted() -> Vec<(&'static str, Vec<u8>, Check)> {
             .build(),
         |n, r| assert_corrupt(n, r, "bool with byte value 7"),
     ));
-    cases.push(("duplicate_key", {
-        let mut g = Gguf::header(3, 0, 4);
-        llama_kvs(&mut g).kv_u32("llama.block_count", 3);
-        g.build()
-    }, |n, r| assert_corrupt(n, r, "appears twice")));
+    cases.push((
+        "duplicate_key",
+        {
+            let mut g = Gguf::header(3, 0, 4);
+            llama_kvs(&mut g).kv_u32("llama.block_count", 3);
+            g.build()
+        },
+        |n, r| assert_corrupt(n, r, "appears twice"),
+    ));
     cases.push((
         "alignment_not_power_of_two",
         one_tensor(Some(48), &[32], F32_TYPE, 0),
@@ -413,7 +427,10 @@ fn crafted() -> Vec<(&'static str, Vec<u8>, Check)> {
 fn the_valid_crafted_file_parses() {
     let file = parse(&valid()).unwrap();
     let s = file.summary().unwrap();
-    assert_eq!((s.architecture.as_str(), s.n_layer, s.n_ctx_train), ("llama", 2, 256));
+    assert_eq!(
+        (s.architecture.as_str(), s.n_layer, s.n_ctx_train),
+        ("llama", 2, 256)
+    );
     assert_eq!(s.n_vocab, Some(3));
     assert_eq!(file.tensors.len(), 2);
     assert_eq!(s.weights_bytes, 64 + 64);
@@ -499,19 +516,29 @@ impl Rng {
     }
 }
 
-/// Byte ranges (offset, width) of every length and count field in a
-/// well-formed GGUF header, found by walking it independently of the reader.
-fn count_fields(b: &[u8]) -> Vec<(usize, usize)> {
+/// Where the length and count fields of a well-formed GGUF header are, found
+/// by walking it independently of the reader. Fields are (offset, width),
+/// grouped so that corruptions can aim at each part of the header: the
+/// tokenizer's ~100k string lengths would otherwise drown out the rest.
+struct Anatomy {
+    /// The tensor count and the metadata count.
+    counts: Vec<(usize, usize)>,
+    /// Key lengths, value types, array element types and lengths, and
+    /// string value lengths outside arrays.
+    kvs: Vec<(usize, usize)>,
+    /// Lengths of the strings inside string arrays (tokens, merges).
+    array_strings: Vec<(usize, usize)>,
+    /// Tensor name lengths, dimension counts, dimensions, types, offsets.
+    tensor_infos: Vec<(usize, usize)>,
+    /// Offset of the first tensor info.
+    tensor_infos_start: usize,
+    /// Offset just after the last tensor info (before the alignment padding).
+    end: usize,
+}
+
+fn anatomy(b: &[u8]) -> Anatomy {
     let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
     let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
-    let mut fields = vec![(8, 8), (16, 8)];
-    let (n_tensors, n_kv) = (u64_at(8), u64_at(16));
-    let mut at = 24;
-    // Skips a string, recording its length field.
-    let string = |at: &mut usize, fields: &mut Vec<(usize, usize)>| {
-        fields.push((*at, 8));
-        *at += 8 + u64_at(*at) as usize;
-    };
     fn scalar_size(t: u32) -> usize {
         match t {
             0 | 1 | 7 => 1,
@@ -521,22 +548,37 @@ fn count_fields(b: &[u8]) -> Vec<(usize, usize)> {
             _ => panic!("unexpected type {t} in the test model"),
         }
     }
+    let mut a = Anatomy {
+        counts: vec![(8, 8), (16, 8)],
+        kvs: Vec::new(),
+        array_strings: Vec::new(),
+        tensor_infos: Vec::new(),
+        tensor_infos_start: 0,
+        end: 0,
+    };
+    let (n_tensors, n_kv) = (u64_at(8), u64_at(16));
+    let mut at = 24;
+    // Skips a string, recording its length field.
+    let string = |at: &mut usize, fields: &mut Vec<(usize, usize)>| {
+        fields.push((*at, 8));
+        *at += 8 + u64_at(*at) as usize;
+    };
     for _ in 0..n_kv {
-        string(&mut at, &mut fields);
-        fields.push((at, 4)); // value type
+        string(&mut at, &mut a.kvs);
+        a.kvs.push((at, 4)); // value type
         let t = u32_at(at);
         at += 4;
         match t {
-            STRING => string(&mut at, &mut fields),
+            STRING => string(&mut at, &mut a.kvs),
             ARRAY => {
                 let elem = u32_at(at);
-                fields.push((at, 4)); // element type
-                fields.push((at + 4, 8)); // length
+                a.kvs.push((at, 4)); // element type
+                a.kvs.push((at + 4, 8)); // length
                 let len = u64_at(at + 4);
                 at += 12;
                 for _ in 0..len {
                     if elem == STRING {
-                        string(&mut at, &mut fields);
+                        string(&mut at, &mut a.array_strings);
                     } else {
                         at += scalar_size(elem);
                     }
@@ -545,20 +587,22 @@ fn count_fields(b: &[u8]) -> Vec<(usize, usize)> {
             t => at += scalar_size(t),
         }
     }
+    a.tensor_infos_start = at;
     for _ in 0..n_tensors {
-        string(&mut at, &mut fields);
+        string(&mut at, &mut a.tensor_infos);
         let n_dims = u32_at(at) as usize;
-        fields.push((at, 4));
+        a.tensor_infos.push((at, 4));
         at += 4;
         for _ in 0..n_dims {
-            fields.push((at, 8));
+            a.tensor_infos.push((at, 8));
             at += 8;
         }
-        fields.push((at, 4)); // ggml type
-        fields.push((at + 4, 8)); // data offset
+        a.tensor_infos.push((at, 4)); // ggml type
+        a.tensor_infos.push((at + 4, 8)); // data offset
         at += 12;
     }
-    fields
+    a.end = at;
+    a
 }
 
 #[test]
@@ -567,10 +611,25 @@ fn corrupted_copies_of_the_real_model_never_panic_or_blow_up_memory() {
     let model = std::fs::read(model_path()).unwrap();
     let reference = parse(&model).expect("the real model parses");
     let header_end = reference.data_offset as usize;
-    let fields = count_fields(&model);
+    let anatomy = anatomy(&model);
     // The walker must agree with the reader on where the header ends.
-    let (last_at, last_width) = *fields.last().unwrap();
-    assert!(last_at + last_width <= header_end && header_end - (last_at + last_width) < 32);
+    assert!(anatomy.end <= header_end && header_end - anatomy.end < 32);
+    assert!(!anatomy.kvs.is_empty() && !anatomy.array_strings.is_empty());
+    assert!(!anatomy.tensor_infos.is_empty());
+    let groups = [
+        &anatomy.counts,
+        &anatomy.kvs,
+        &anatomy.array_strings,
+        &anatomy.tensor_infos,
+    ];
+    // Byte ranges for random flips: the whole header, the metadata before
+    // the first string array, and the tensor infos.
+    let first_array_string = anatomy.array_strings[0].0;
+    let regions = [
+        (0, header_end),
+        (0, first_array_string),
+        (anatomy.tensor_infos_start, header_end),
+    ];
     drop(reference);
 
     // Interesting values for a count or length field.
@@ -609,7 +668,8 @@ fn corrupted_copies_of_the_real_model_never_panic_or_blow_up_memory() {
                 bytes = model.clone();
                 let mut what = Vec::new();
                 for _ in 0..=rng.below(3) {
-                    let (at, width) = fields[rng.below(fields.len() as u64) as usize];
+                    let group = groups[rng.below(groups.len() as u64) as usize];
+                    let (at, width) = group[rng.below(group.len() as u64) as usize];
                     let value = match rng.below(3) {
                         0 => EVIL[rng.below(EVIL.len() as u64) as usize],
                         1 => rng.next(),
@@ -617,7 +677,9 @@ fn corrupted_copies_of_the_real_model_never_panic_or_blow_up_memory() {
                             // Nudge the real value.
                             let mut old = [0u8; 8];
                             old[..width].copy_from_slice(&bytes[at..at + width]);
-                            u64::from_le_bytes(old).wrapping_add(rng.below(64)).wrapping_sub(32)
+                            u64::from_le_bytes(old)
+                                .wrapping_add(rng.below(64))
+                                .wrapping_sub(32)
                         }
                     };
                     bytes[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
@@ -626,12 +688,13 @@ fn corrupted_copies_of_the_real_model_never_panic_or_blow_up_memory() {
                 description = format!("count fields overwritten: {}", what.join(", "));
             }
             _ => {
-                // 1 to 16 random byte flips in the header.
+                // 1 to 8 random byte flips in one region of the header.
                 bytes = model.clone();
-                let n = 1 + rng.below(16);
+                let (lo, hi) = regions[rng.below(regions.len() as u64) as usize];
+                let n = 1 + rng.below(8);
                 let mut at_list = Vec::new();
                 for _ in 0..n {
-                    let at = rng.below(header_end as u64) as usize;
+                    let at = lo + rng.below((hi - lo) as u64) as usize;
                     bytes[at] ^= 1 + rng.below(255) as u8;
                     at_list.push(at);
                 }
@@ -656,10 +719,7 @@ fn corrupted_copies_of_the_real_model_never_panic_or_blow_up_memory() {
         }
         if kind == 0 && bytes.len() < header_end {
             // A cut inside the header can never parse.
-            assert!(
-                parse(&bytes).is_err(),
-                "case {case} ({description}) parsed"
-            );
+            assert!(parse(&bytes).is_err(), "case {case} ({description}) parsed");
         }
         let hwm = vm_hwm();
         assert!(

@@ -8,7 +8,7 @@
 //! use lmtune_model::{plan, Budgets, ContextShape, ThroughputParams};
 //! let ctx = ContextShape { n_ctx: 4096, n_ubatch: 512, type_k: GgmlType(1), type_v: GgmlType(1), flash_attn: true };
 //! let budgets = Budgets { vram_bytes: 8 << 30, ram_bytes: 32 << 30, headroom: 0.1 };
-//! let p = plan(&anatomy(), ctx, budgets, ThroughputParams::with_bandwidths(50.0, 900.0));
+//! let p = plan(&anatomy(), ctx, budgets, ThroughputParams::with_bandwidths(50.0, 900.0), &Default::default());
 //! println!("recommended n_gpu_layers: {:?}", p.recommended.map(|i| p.rows[i].n_gpu_layers));
 //! ```
 
@@ -16,7 +16,10 @@ mod memory;
 mod plan;
 mod throughput;
 
-pub use memory::{compute_buffer_bytes, predict_memory, ContextShape, MemoryBreakdown, MemoryPrediction, Placement, GPU_OVERHEAD_BYTES, HOST_OVERHEAD_BYTES};
+pub use memory::{
+    compute_buffer_bytes, predict_memory, ContextShape, CpuBackend, MemoryBreakdown,
+    MemoryPrediction, Placement, GPU_OVERHEAD_BYTES, HOST_OVERHEAD_BYTES,
+};
 pub use plan::{plan, Budgets, Plan, PlanRow};
 pub use throughput::{bytes_per_token, predict_tg, ThroughputParams};
 

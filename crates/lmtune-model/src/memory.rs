@@ -6,13 +6,17 @@
 //! them from measurements):
 //!
 //! - compute buffer (allocated) ≈ 4 B × n_ubatch × (n_vocab + 4·n_embd + 2·n_ff)
-//!   + 2 B × n_ubatch × n_ctx (the f16 KQ mask) [+ 4 B × n_head × n_ubatch × n_ctx
-//!   without flash attention] — the largest live activations of one ubatch,
+//!   plus 2 B × n_ubatch × n_ctx (the f16 KQ mask), plus 4 B × n_head × n_ubatch
+//!   × n_ctx without flash attention: the largest live activations of one ubatch,
 //!   the output logits of every row included. Checked against llama.cpp's own
 //!   "compute buffer size" lines for SmolLM2 (e.g. 102.1 MiB at n_ubatch 512).
 //! - a benchmark (or a chat) asks for the logits of one row per batch, so the
 //!   other rows of the logits tensor are allocated but never touched: the
 //!   *resident* estimate leaves them out.
+//! - CPU weight repacking: on x86 with AVX2, llama.cpp's CPU backend copies
+//!   q4_0, q4_K and iq4_nl matrices (and q2_K with AVX-512) into an
+//!   interleaved layout in anonymous memory, while the file mapping they were
+//!   read from stays resident: those weights count twice on the host.
 //! - host runtime overhead (binary, libc, llama.cpp, OpenMP): 24 MiB;
 //!   GPU context overhead (CUDA context, cuBLAS workspace): 400 MiB.
 //!
@@ -39,10 +43,50 @@ pub struct ContextShape {
     pub flash_attn: bool,
 }
 
+/// What the CPU backend does to weights it keeps: the types it repacks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CpuBackend {
+    /// ggml type names (`q4_0`, …) whose matrices are repacked.
+    pub repack_types: Vec<String>,
+}
+
+impl CpuBackend {
+    /// From the CPU architecture and its feature flags (as in /proc/cpuinfo),
+    /// following ggml-cpu's `ggml_repack_get_optimal_repack_type`.
+    pub fn from_cpu_flags(arch: &str, flags: &str) -> CpuBackend {
+        let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+        let mut types: Vec<&str> = Vec::new();
+        match arch {
+            "x86_64" if has("avx2") => {
+                types.extend(["q4_0", "q4_K", "iq4_nl"]);
+                if has("avx512f") {
+                    types.push("q2_K");
+                }
+            }
+            "aarch64" if has("asimddp") => types.extend(["q4_0", "q4_K", "q5_K", "q6_K", "iq4_nl"]),
+            _ => {}
+        }
+        CpuBackend {
+            repack_types: types.into_iter().map(String::from).collect(),
+        }
+    }
+
+    fn repacked_bytes(&self, group: &lmtune_gguf::TensorGroup) -> u64 {
+        group
+            .bytes_by_type
+            .iter()
+            .filter(|(t, _)| self.repack_types.iter().any(|r| r == *t))
+            .map(|(_, b)| b)
+            .sum()
+    }
+}
+
 /// Bytes on one device, by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct MemoryBreakdown {
     pub weights: u64,
+    /// Second copy of weights the CPU backend repacked (host only).
+    pub repacked: u64,
     pub kv: u64,
     /// Allocated compute buffer.
     pub compute: u64,
@@ -52,7 +96,7 @@ pub struct MemoryBreakdown {
 impl MemoryBreakdown {
     /// What must be allocated (what decides out-of-memory).
     pub fn total(&self) -> u64 {
-        self.weights + self.kv + self.compute + self.overhead
+        self.weights + self.repacked + self.kv + self.compute + self.overhead
     }
 }
 
@@ -100,7 +144,11 @@ pub fn compute_buffer_bytes(a: &ModelAnatomy, ctx: &ContextShape) -> u64 {
     let n_ff = a.n_ff.unwrap_or(4 * a.n_embd);
     let activations = 4 * ctx.n_ubatch * (a.n_vocab + 4 * a.n_embd + 2 * n_ff);
     let mask = 2 * ctx.n_ubatch * ctx.n_ctx;
-    let scores = if ctx.flash_attn { 0 } else { 4 * a.n_head * ctx.n_ubatch * ctx.n_ctx };
+    let scores = if ctx.flash_attn {
+        0
+    } else {
+        4 * a.n_head * ctx.n_ubatch * ctx.n_ctx
+    };
     activations + mask + scores
 }
 
@@ -109,9 +157,17 @@ fn untouched_logits(a: &ModelAnatomy, ctx: &ContextShape) -> u64 {
     4 * ctx.n_ubatch.saturating_sub(1) * a.n_vocab
 }
 
-pub fn predict_memory(a: &ModelAnatomy, n_gpu_layers: u64, ctx: &ContextShape) -> MemoryPrediction {
+pub fn predict_memory(
+    a: &ModelAnatomy,
+    n_gpu_layers: u64,
+    ctx: &ContextShape,
+    cpu: &CpuBackend,
+) -> MemoryPrediction {
     let placement = Placement::new(a, n_gpu_layers);
-    let mut host = MemoryBreakdown { overhead: HOST_OVERHEAD_BYTES, ..Default::default() };
+    let mut host = MemoryBreakdown {
+        overhead: HOST_OVERHEAD_BYTES,
+        ..Default::default()
+    };
     let mut gpu = MemoryBreakdown::default();
     host.weights += a.input.bytes + a.other.bytes;
     if placement.output_on_gpu {
@@ -120,16 +176,22 @@ pub fn predict_memory(a: &ModelAnatomy, n_gpu_layers: u64, ctx: &ContextShape) -
         gpu.weights += a.output.bytes + if a.tied_embeddings { a.input.bytes } else { 0 };
     } else {
         host.weights += a.output.bytes;
+        host.repacked += cpu.repacked_bytes(&a.output);
     }
     for (il, layer) in a.layers.iter().enumerate() {
         if placement.layer_on_gpu(il as u64) {
             gpu.weights += layer.tensors.bytes;
         } else {
             host.weights += layer.tensors.bytes;
+            host.repacked += cpu.repacked_bytes(&layer.tensors);
         }
     }
-    host.kv = a.kv_bytes(ctx.n_ctx, ctx.n_ubatch, ctx.type_k, ctx.type_v, |il| !placement.layer_on_gpu(il as u64));
-    gpu.kv = a.kv_bytes(ctx.n_ctx, ctx.n_ubatch, ctx.type_k, ctx.type_v, |il| placement.layer_on_gpu(il as u64));
+    host.kv = a.kv_bytes(ctx.n_ctx, ctx.n_ubatch, ctx.type_k, ctx.type_v, |il| {
+        !placement.layer_on_gpu(il as u64)
+    });
+    gpu.kv = a.kv_bytes(ctx.n_ctx, ctx.n_ubatch, ctx.type_k, ctx.type_v, |il| {
+        placement.layer_on_gpu(il as u64)
+    });
     let compute = compute_buffer_bytes(a, ctx);
     host.compute = compute;
     if placement.n_gpu_layers > 0 {
@@ -137,5 +199,10 @@ pub fn predict_memory(a: &ModelAnatomy, n_gpu_layers: u64, ctx: &ContextShape) -
         gpu.overhead = GPU_OVERHEAD_BYTES;
     }
     let host_resident = host.total().saturating_sub(untouched_logits(a, ctx));
-    MemoryPrediction { placement, host, gpu, host_resident }
+    MemoryPrediction {
+        placement,
+        host,
+        gpu,
+        host_resident,
+    }
 }

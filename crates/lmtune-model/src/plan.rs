@@ -5,7 +5,7 @@
 use lmtune_gguf::ModelAnatomy;
 use serde::Serialize;
 
-use crate::memory::{predict_memory, ContextShape, MemoryPrediction};
+use crate::memory::{predict_memory, ContextShape, CpuBackend, MemoryPrediction};
 use crate::throughput::{predict_tg, ThroughputParams};
 
 /// Memory available to the model.
@@ -49,10 +49,16 @@ pub struct Plan {
     pub recommended: Option<usize>,
 }
 
-pub fn plan(a: &ModelAnatomy, ctx: ContextShape, budgets: Budgets, throughput: ThroughputParams) -> Plan {
+pub fn plan(
+    a: &ModelAnatomy,
+    ctx: ContextShape,
+    budgets: Budgets,
+    throughput: ThroughputParams,
+    cpu: &CpuBackend,
+) -> Plan {
     let rows: Vec<PlanRow> = (0..=a.n_layer + 1)
         .map(|ngl| {
-            let memory = predict_memory(a, ngl, &ctx);
+            let memory = predict_memory(a, ngl, &ctx, cpu);
             PlanRow {
                 n_gpu_layers: ngl,
                 fits_vram: memory.gpu.total() <= budgets.usable(budgets.vram_bytes),
@@ -68,5 +74,11 @@ pub fn plan(a: &ModelAnatomy, ctx: ContextShape, budgets: Budgets, throughput: T
         .filter(|(_, r)| r.fits())
         .max_by(|(_, x), (_, y)| x.tg_tokens_per_s.total_cmp(&y.tg_tokens_per_s))
         .map(|(i, _)| i);
-    Plan { ctx, budgets, throughput, rows, recommended }
+    Plan {
+        ctx,
+        budgets,
+        throughput,
+        rows,
+        recommended,
+    }
 }

@@ -9,7 +9,12 @@ use crate::*;
 const MB: u64 = 1_000_000;
 
 fn group(bytes: u64) -> TensorGroup {
-    TensorGroup { n_tensors: 1, n_params: bytes, bytes, bytes_by_type: BTreeMap::new() }
+    TensorGroup {
+        n_tensors: 1,
+        n_params: bytes,
+        bytes,
+        bytes_by_type: BTreeMap::new(),
+    }
 }
 
 /// 10 layers of 100 MB, input 50 MB, output 60 MB, 4 KV heads × 128 dims.
@@ -27,7 +32,14 @@ fn toy(tied: bool) -> ModelAnatomy {
         head_dim_v: 128,
         n_vocab: 32000,
         sliding_window: None,
-        layers: (0..10).map(|i| Layer { index: i, n_head_kv: 4, is_swa: false, tensors: group(100 * MB) }).collect(),
+        layers: (0..10)
+            .map(|i| Layer {
+                index: i,
+                n_head_kv: 4,
+                is_swa: false,
+                tensors: group(100 * MB),
+            })
+            .collect(),
         input: group(50 * MB),
         output: group(if tied { 0 } else { 60 * MB }),
         tied_embeddings: tied,
@@ -41,7 +53,13 @@ fn toy(tied: bool) -> ModelAnatomy {
 }
 
 fn ctx() -> ContextShape {
-    ContextShape { n_ctx: 4096, n_ubatch: 512, type_k: GgmlType(1), type_v: GgmlType(1), flash_attn: true }
+    ContextShape {
+        n_ctx: 4096,
+        n_ubatch: 512,
+        type_k: GgmlType(1),
+        type_v: GgmlType(1),
+        flash_attn: true,
+    }
 }
 
 #[test]
@@ -61,11 +79,14 @@ fn weights_and_kv_split_exactly_between_devices() {
     let a = toy(false);
     let kv_per_layer = 4096 * (4 * 128 * 2 * 2);
     for ngl in 0..=11 {
-        let m = predict_memory(&a, ngl, &ctx());
+        let m = predict_memory(&a, ngl, &ctx(), &CpuBackend::default());
         assert_eq!(m.host.weights + m.gpu.weights, a.weights_bytes, "ngl {ngl}");
         assert_eq!(m.host.kv + m.gpu.kv, 10 * kv_per_layer);
         let on_gpu = ngl.saturating_sub(1);
-        assert_eq!(m.gpu.weights, if ngl >= 1 { 60 * MB } else { 0 } + on_gpu * 100 * MB);
+        assert_eq!(
+            m.gpu.weights,
+            if ngl >= 1 { 60 * MB } else { 0 } + on_gpu * 100 * MB
+        );
         assert_eq!(m.gpu.kv, on_gpu * kv_per_layer);
         assert_eq!(m.gpu.compute > 0, ngl > 0);
     }
@@ -74,9 +95,13 @@ fn weights_and_kv_split_exactly_between_devices() {
 #[test]
 fn tied_embeddings_copy_token_embd_to_the_gpu_output_layer() {
     let a = toy(true);
-    let m = predict_memory(&a, 1, &ctx());
+    let m = predict_memory(&a, 1, &ctx(), &CpuBackend::default());
     assert_eq!(m.gpu.weights, 50 * MB);
-    assert_eq!(m.host.weights, 50 * MB + 1000 * MB, "the input layer stays on the host");
+    assert_eq!(
+        m.host.weights,
+        50 * MB + 1000 * MB,
+        "the input layer stays on the host"
+    );
 }
 
 #[test]
@@ -87,7 +112,10 @@ fn offload_time_is_additive_not_interpolated() {
     // Offloading only the output layer saves less than the GPU's fixed cost;
     // from there on every layer moved to the faster device helps.
     for ngl in 1..11 {
-        assert!(tg(ngl + 1) > tg(ngl), "more offload is faster on a faster device");
+        assert!(
+            tg(ngl + 1) > tg(ngl),
+            "more offload is faster on a faster device"
+        );
     }
     // Half the layers on the GPU: the CPU half still dominates, far below the
     // midpoint of the two ends.
@@ -106,22 +134,47 @@ fn recommends_the_fastest_setting_that_fits() {
     // 1200 MB of VRAM, 1080 MB usable: the output layer (60 MB), the GPU
     // overhead (419 MB) and compute buffer (~95 MB) leave room for 4 layers of
     // 100 MB + 8.4 MB KV each, so n_gpu_layers = 5.
-    let budgets = Budgets { vram_bytes: 1_200 * MB, ram_bytes: 64_000 * MB, headroom: 0.1 };
-    let plan = plan(&a, ctx(), budgets, p);
+    let budgets = Budgets {
+        vram_bytes: 1_200 * MB,
+        ram_bytes: 64_000 * MB,
+        headroom: 0.1,
+    };
+    let plan = plan(&a, ctx(), budgets, p, &CpuBackend::default());
     let best = &plan.rows[plan.recommended.unwrap()];
     assert!(best.fits());
-    assert!(plan.rows.iter().filter(|r| r.fits()).all(|r| r.tg_tokens_per_s <= best.tg_tokens_per_s));
-    assert!(!plan.rows[best.n_gpu_layers as usize + 1].fits_vram, "the next layer would not fit");
+    assert!(plan
+        .rows
+        .iter()
+        .filter(|r| r.fits())
+        .all(|r| r.tg_tokens_per_s <= best.tg_tokens_per_s));
+    assert!(
+        !plan.rows[best.n_gpu_layers as usize + 1].fits_vram,
+        "the next layer would not fit"
+    );
     assert_eq!(best.n_gpu_layers, 5);
 
-    let none = Budgets { vram_bytes: 0, ram_bytes: 64_000 * MB, headroom: 0.1 };
+    let none = Budgets {
+        vram_bytes: 0,
+        ram_bytes: 64_000 * MB,
+        headroom: 0.1,
+    };
     assert_eq!(plan_for(&a, none), Some(0), "no GPU: CPU only");
-    let tiny = Budgets { vram_bytes: 0, ram_bytes: 100 * MB, headroom: 0.1 };
+    let tiny = Budgets {
+        vram_bytes: 0,
+        ram_bytes: 100 * MB,
+        headroom: 0.1,
+    };
     assert_eq!(plan_for(&a, tiny), None, "nothing fits");
 }
 
 fn plan_for(a: &ModelAnatomy, budgets: Budgets) -> Option<u64> {
-    let p = plan(a, ctx(), budgets, ThroughputParams::with_bandwidths(50.0, 1000.0));
+    let p = plan(
+        a,
+        ctx(),
+        budgets,
+        ThroughputParams::with_bandwidths(50.0, 1000.0),
+        &CpuBackend::default(),
+    );
     p.recommended.map(|i| p.rows[i].n_gpu_layers)
 }
 
@@ -131,7 +184,31 @@ fn compute_buffer_matches_llama_cpp_for_smollm2() {
     // (n_vocab 49152, n_embd 576, n_ff 1536) at n_ubatch 512, n_ctx 512, flash attention.
     let mut a = toy(true);
     (a.n_vocab, a.n_embd, a.n_ff, a.n_head) = (49152, 576, Some(1536), 9);
-    let c = ContextShape { n_ctx: 512, n_ubatch: 512, ..ctx() };
+    let c = ContextShape {
+        n_ctx: 512,
+        n_ubatch: 512,
+        ..ctx()
+    };
     let mib = compute_buffer_bytes(&a, &c) as f64 / (1 << 20) as f64;
     assert!((mib / 102.14 - 1.0).abs() < 0.06, "{mib} MiB");
+}
+
+#[test]
+fn repacked_weights_count_twice_on_the_host_only() {
+    let mut a = toy(false);
+    for l in &mut a.layers {
+        l.tensors.bytes_by_type.insert("q4_0".into(), 90 * MB);
+        l.tensors.bytes_by_type.insert("f32".into(), 10 * MB);
+    }
+    let avx2 = CpuBackend::from_cpu_flags("x86_64", "fpu sse2 avx avx2 fma");
+    assert_eq!(avx2.repack_types, ["q4_0", "q4_K", "iq4_nl"]);
+    assert!(CpuBackend::from_cpu_flags("x86_64", "avx2 avx512f")
+        .repack_types
+        .contains(&"q2_K".to_string()));
+    assert!(CpuBackend::from_cpu_flags("x86_64", "sse2")
+        .repack_types
+        .is_empty());
+    let m = predict_memory(&a, 3, &ctx(), &avx2);
+    assert_eq!(m.host.repacked, 8 * 90 * MB, "the 8 layers left on the CPU");
+    assert_eq!(m.gpu.repacked, 0);
 }

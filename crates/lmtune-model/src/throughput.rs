@@ -47,7 +47,12 @@ impl ThroughputParams {
 /// Bytes read from each device per generated token at `depth` tokens of
 /// context: every repeating layer's weights and its KV cache so far, the
 /// output projection (`token_embd` again when tied), one row of `token_embd`.
-pub fn bytes_per_token(a: &ModelAnatomy, placement: &Placement, ctx: &ContextShape, depth: u64) -> (u64, u64) {
+pub fn bytes_per_token(
+    a: &ModelAnatomy,
+    placement: &Placement,
+    ctx: &ContextShape,
+    depth: u64,
+) -> (u64, u64) {
     let (mut cpu, mut gpu) = (0u64, 0u64);
     for (il, layer) in a.layers.iter().enumerate() {
         let kv = depth * a.kv_bytes_per_token_layer(il, ctx.type_k, ctx.type_v);
@@ -57,7 +62,11 @@ pub fn bytes_per_token(a: &ModelAnatomy, placement: &Placement, ctx: &ContextSha
             cpu += layer.tensors.bytes + kv;
         }
     }
-    let output = if a.tied_embeddings { a.input.bytes + a.output.bytes } else { a.output.bytes };
+    let output = if a.tied_embeddings {
+        a.input.bytes + a.output.bytes
+    } else {
+        a.output.bytes
+    };
     if placement.output_on_gpu {
         gpu += output;
     } else {
@@ -68,7 +77,13 @@ pub fn bytes_per_token(a: &ModelAnatomy, placement: &Placement, ctx: &ContextSha
 }
 
 /// Predicted generation tokens/s.
-pub fn predict_tg(a: &ModelAnatomy, placement: &Placement, ctx: &ContextShape, depth: u64, p: &ThroughputParams) -> f64 {
+pub fn predict_tg(
+    a: &ModelAnatomy,
+    placement: &Placement,
+    ctx: &ContextShape,
+    depth: u64,
+    p: &ThroughputParams,
+) -> f64 {
     let (cpu, gpu) = bytes_per_token(a, placement, ctx, depth);
     let mut t = cpu as f64 / (p.eta_cpu * p.cpu_bandwidth_gb_per_s * 1e9) + p.t_fixed_s;
     if placement.n_gpu_layers > 0 {

@@ -24,8 +24,14 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario file: sweep its settings and record tokens/s and memory per point.
     Run(RunArgs),
-    /// Print this machine's hardware/software fingerprint and detected GPUs.
+    /// Print this machine's fingerprint, GPUs and measured memory bandwidth.
     Hw(HwArgs),
+    /// Describe a GGUF model: shape, bytes per layer, KV cache per token.
+    Inspect(InspectArgs),
+    /// Predict memory and speed for every GPU offload, and recommend settings.
+    Plan(PlanArgs),
+    /// Write a synthetic GGUF model (random weights, real layout) of any size.
+    Synth(SynthArgs),
     /// Worker mode (internal): hosts one backend, speaks JSON lines on stdin/stdout.
     #[command(name = "__worker", hide = true)]
     Worker(WorkerArgs),
@@ -63,6 +69,97 @@ pub struct HwArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Threads for the memory bandwidth test [default: physical cores].
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// Skip the memory bandwidth test (about a second).
+    #[arg(long)]
+    pub no_bandwidth: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The GGUF model file.
+    pub model: PathBuf,
+    /// Print JSON (the full anatomy) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The GGUF model file.
+    #[arg(long, short)]
+    pub model: PathBuf,
+    /// GPU memory budget, e.g. 8GiB or 24GB; 0 for CPU only; "auto": free VRAM of GPU 0 (0 without one).
+    #[arg(long, default_value = "auto")]
+    pub vram: String,
+    /// Host memory budget; "auto": available memory (MemAvailable).
+    #[arg(long, default_value = "auto")]
+    pub ram: String,
+    /// Context length to plan for [default: 4096, or the trained context if smaller].
+    #[arg(long)]
+    pub ctx: Option<u64>,
+    /// K cache type (f16, q8_0, q4_0, …).
+    #[arg(long, default_value = "f16")]
+    pub type_k: String,
+    /// V cache type (a quantized one needs flash attention).
+    #[arg(long, default_value = "f16")]
+    pub type_v: String,
+    /// Micro-batch size (llama.cpp's n_ubatch).
+    #[arg(long, default_value_t = 512)]
+    pub ubatch: u64,
+    /// Plan without flash attention (larger compute buffers).
+    #[arg(long)]
+    pub no_flash_attn: bool,
+    /// Fraction of each budget kept free.
+    #[arg(long, default_value_t = 0.1)]
+    pub headroom: f64,
+    /// GPU memory bandwidth in GB/s [default: from NVML, else 500 (assumed)].
+    #[arg(long)]
+    pub gpu_bandwidth: Option<f64>,
+    /// Host memory bandwidth in GB/s [default: measured now with a STREAM triad].
+    #[arg(long)]
+    pub cpu_bandwidth: Option<f64>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Start from a known shape: llama-1b, llama-3b, llama-7b, llama3-8b, llama-13b, llama-70b.
+    #[arg(long)]
+    pub like: Option<String>,
+    /// Weight type: f32 f16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_K q3_K q4_K q5_K q6_K.
+    #[arg(long, default_value = "q4_0")]
+    pub quant: String,
+    /// Output file.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// A real model whose tokenizer is copied (so llama.cpp loads the file).
+    #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
+    pub donor: PathBuf,
+    #[arg(long)]
+    pub layers: Option<u64>,
+    #[arg(long)]
+    pub embd: Option<u64>,
+    #[arg(long)]
+    pub heads: Option<u64>,
+    #[arg(long)]
+    pub kv_heads: Option<u64>,
+    #[arg(long)]
+    pub ff: Option<u64>,
+    #[arg(long)]
+    pub head_dim: Option<u64>,
+    /// Vocabulary size (at least the donor's; padded with unused tokens).
+    #[arg(long)]
+    pub vocab: Option<u64>,
+    /// Trained context length written into the metadata.
+    #[arg(long)]
+    pub ctx_train: Option<u64>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod interrupt;
 mod output;
+mod predict;
 mod runner;
 mod sweep;
 mod vram;

@@ -127,6 +127,7 @@ impl Worker {
                 name: String::new(),
                 version: String::new(),
                 build: String::new(),
+                devices: Vec::new(),
             },
         };
         match worker.next() {

@@ -19,8 +19,12 @@ use lmtune_core::record::{Measurement, Record, Status, VramUsage, RESULTS_SCHEMA
 use lmtune_core::scenario::{Plan, Point};
 use lmtune_core::stats::{outliers, Summary};
 
+use lmtune_gguf::ModelAnatomy;
+use lmtune_model::{CpuBackend, ThroughputParams};
+
 use crate::interrupt::INTERRUPTED;
 use crate::output::Progress;
+use crate::predict::{host_cpu_backend, predict_point};
 use crate::runner::{Event, SpawnOptions, Wait, Worker};
 use crate::vram::VramMonitor;
 
@@ -43,6 +47,10 @@ pub struct Sweep<'a> {
     load_ms: f64,
     pub fingerprint: Fingerprint,
     vram: Option<VramMonitor>,
+    /// For the prediction recorded with each point.
+    anatomy: Option<ModelAnatomy>,
+    throughput: ThroughputParams,
+    cpu_backend: CpuBackend,
     /// Load groups whose model did not load, with the point and reason.
     failed_loads: HashMap<usize, (usize, String)>,
     /// Contexts that ran out of memory: (load group, context, point index).
@@ -72,8 +80,13 @@ impl<'a> Sweep<'a> {
         run_id: String,
         options: SpawnOptions,
         fingerprint: Fingerprint,
+        anatomy: Option<ModelAnatomy>,
+        throughput: ThroughputParams,
     ) -> Sweep<'a> {
         Sweep {
+            anatomy,
+            throughput,
+            cpu_backend: host_cpu_backend(),
             plan,
             run_id,
             options,
@@ -94,6 +107,7 @@ impl<'a> Sweep<'a> {
             let worker = Worker::spawn(self.plan.backend, &self.options)?;
             self.fingerprint.backend_version = worker.info.version.clone();
             self.fingerprint.backend_build = worker.info.build.clone();
+            self.fingerprint.backend_devices = worker.info.devices.clone();
             self.worker = Some(worker);
             self.loaded_group = None;
         }
@@ -316,6 +330,15 @@ impl<'a> Sweep<'a> {
             started_at,
             duration_s,
             vram: outcome.vram,
+            prediction: self.anatomy.as_ref().map(|a| {
+                predict_point(
+                    a,
+                    point,
+                    self.fingerprint.backend_devices.iter().any(|d| d.is_gpu()),
+                    &self.throughput,
+                    &self.cpu_backend,
+                )
+            }),
             measurement: m,
             fingerprint: self.fingerprint.clone(),
         }

@@ -21,6 +21,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
+use lmtune_core::fingerprint::BackendDevice;
 use lmtune_core::knobs::{ContextParams, FlashAttn, KvType, LoadParams};
 use lmtune_core::record::Measurement;
 use lmtune_core::scenario::{MeasureSpec, Point};
@@ -59,10 +60,28 @@ impl Backend for LlamaCppBackend {
                 .to_string_lossy()
                 .trim()
                 .to_string();
+        use llama_cpp_2::LlamaBackendDeviceType as Kind;
+        let devices = llama_cpp_2::list_llama_ggml_backend_devices()
+            .into_iter()
+            .map(|d| BackendDevice {
+                name: d.name,
+                description: d.description,
+                kind: match d.device_type {
+                    Kind::Cpu => "cpu",
+                    Kind::Gpu => "gpu",
+                    Kind::IntegratedGpu => "igpu",
+                    Kind::Accelerator => "accel",
+                    Kind::Unknown => "unknown",
+                }
+                .into(),
+                memory_total_bytes: d.memory_total as u64,
+            })
+            .collect();
         BackendInfo {
             name: "llama-cpp".into(),
             version: format!("llama-cpp-2 {LLAMA_CPP_2_VERSION}"),
             build: system,
+            devices,
         }
     }
 

@@ -1,16 +1,32 @@
 //! One module per command; [`run`] dispatches.
 
 mod hw;
+mod inspect;
+mod plan;
 mod run;
+mod synth;
 mod worker;
 
 use crate::cli::{Cli, Command};
 
 /// Runs the command and returns the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    if !matches!(cli.command, Command::Run(_) | Command::Worker(_)) {
+        // Printing commands end quietly when their reader goes away
+        // (`lmtune plan … | head`). Not the runner: it writes to workers
+        // that may die, and must survive that.
+        #[cfg(unix)]
+        // SAFETY: restoring the default disposition of a signal.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Hw(args) => hw::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Plan(args) => plan::run(args),
+        Command::Synth(args) => synth::run(args),
         Command::Worker(args) => worker::run(args),
     }
 }

@@ -120,13 +120,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         echo,
         memory_limit_bytes: plan.measure.worker_memory_limit_bytes,
     };
+    progress.set_message("measuring memory bandwidth");
+    let host_bandwidth = Some(lmtune_core::bandwidth::measure_triad(
+        host.physical_cores,
+        128 << 20,
+        3,
+    ));
     let fingerprint = Fingerprint {
+        host_bandwidth,
         host,
         gpus,
         gpu_note,
         backend: plan.backend.as_str().to_string(),
         backend_version: String::new(),
         backend_build: String::new(),
+        backend_devices: Vec::new(),
         lmtune_version: lmtune_core::LMTUNE_VERSION.to_string(),
         lmtune_commit: env!("LMTUNE_GIT_COMMIT").to_string(),
         model,
@@ -135,7 +143,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut sweep = Sweep::new(&plan, run_id, options, fingerprint);
+    // The model's anatomy and the bandwidths drive the prediction recorded
+    // with every point; a model lmtune cannot describe is still measured.
+    let anatomy = lmtune_gguf::GgufFile::open(&plan.model_path)
+        .and_then(|f| f.anatomy())
+        .ok();
+    let gpu_bw = fingerprint
+        .gpus
+        .first()
+        .and_then(|g| g.theoretical_bandwidth_gb_per_s)
+        .unwrap_or(500.0);
+    let cpu_bw = fingerprint.host_bandwidth.map_or(20.0, |b| b.best_gb_per_s);
+    let throughput = lmtune_model::ThroughputParams::with_bandwidths(cpu_bw, gpu_bw);
+    let mut sweep = Sweep::new(&plan, run_id, options, fingerprint, anatomy, throughput);
 
     let mut records = Vec::with_capacity(todo.len());
     let mut interrupted = false;

@@ -1,0 +1,184 @@
+//! `lmtune inspect`: a model's anatomy, from its GGUF header alone.
+
+use anyhow::Context;
+use lmtune_core::knobs::KvType;
+use lmtune_gguf::{GgufFile, ModelAnatomy};
+use lmtune_report::human_bytes;
+
+use crate::cli::InspectArgs;
+use crate::exit;
+
+pub fn run(args: InspectArgs) -> anyhow::Result<u8> {
+    let file = GgufFile::open(&args.model)?;
+    let a = file
+        .anatomy()
+        .with_context(|| format!("cannot describe {}", args.model.display()))?;
+    let kv: Vec<(String, u64)> = KvType::ALL
+        .iter()
+        .map(|t| {
+            (
+                t.to_string(),
+                (0..a.layers.len())
+                    .map(|il| a.kv_bytes_per_token_layer(il, t.ggml_type(), t.ggml_type()))
+                    .sum(),
+            )
+        })
+        .collect();
+    if args.json {
+        let value = serde_json::json!({
+            "file": args.model.display().to_string(),
+            "file_size_bytes": file.file_len,
+            "gguf_version": file.version,
+            "anatomy": a,
+            "kv_bytes_per_token": kv.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(exit::OK);
+    }
+    print_text(&args, &file, &a, &kv);
+    Ok(exit::OK)
+}
+
+fn print_text(args: &InspectArgs, file: &GgufFile, a: &ModelAnatomy, kv: &[(String, u64)]) {
+    let name = a
+        .name
+        .as_deref()
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    println!("model         {}{name}", args.model.display());
+    if a.synthetic {
+        println!("              SYNTHETIC: random weights in a real layout (lmtune synth) — timings are real, generated text is noise");
+    }
+    println!(
+        "file          {} (GGUF v{}, {} tensors)",
+        human_bytes(file.file_len),
+        file.version,
+        file.tensors.len()
+    );
+    println!(
+        "architecture  {}, {} layers, n_embd {}, n_ff {}",
+        a.architecture,
+        a.n_layer,
+        a.n_embd,
+        a.n_ff.map_or("?".into(), |f| f.to_string())
+    );
+    println!(
+        "attention     {} heads, {} KV heads (GQA {}:1), head dim K {} / V {}",
+        a.n_head,
+        a.n_head_kv,
+        a.n_head / a.n_head_kv.max(1),
+        a.head_dim_k,
+        a.head_dim_v
+    );
+    if let Some(w) = a.sliding_window {
+        let swa = a.layers.iter().filter(|l| l.is_swa).count();
+        println!("sliding win.  {w} tokens on {swa} of {} layers", a.n_layer);
+    }
+    println!(
+        "context       trained on {} tokens; vocabulary {}",
+        a.n_ctx_train, a.n_vocab
+    );
+    let types: Vec<String> = a
+        .bytes_by_type
+        .iter()
+        .rev()
+        .map(|(t, b)| format!("{t} {}", human_bytes(*b)))
+        .collect();
+    println!(
+        "weights       {}, {:.2} M params, {} ({})",
+        human_bytes(a.weights_bytes),
+        a.n_params as f64 / 1e6,
+        a.quant,
+        types.join(", ")
+    );
+    println!();
+    println!(
+        "| {:<25} | {:>10} | {:>11} | {:<38} |",
+        "part", "bytes", "params", "placement with n_gpu_layers = k"
+    );
+    println!(
+        "| {} | {}: | {}: | {} |",
+        "-".repeat(25),
+        "-".repeat(9),
+        "-".repeat(10),
+        "-".repeat(38)
+    );
+    println!(
+        "| {:<25} | {:>10} | {:>11} | {:<38} |",
+        "input (token_embd)",
+        human_bytes(a.input.bytes),
+        a.input.n_params,
+        "always CPU"
+    );
+    // Runs of identical layers print as one row.
+    let mut i = 0;
+    while i < a.layers.len() {
+        let mut j = i;
+        while j + 1 < a.layers.len()
+            && a.layers[j + 1].tensors.bytes == a.layers[i].tensors.bytes
+            && a.layers[j + 1].is_swa == a.layers[i].is_swa
+        {
+            j += 1;
+        }
+        let label = if i == j {
+            format!("blk.{i}")
+        } else {
+            format!("blk.{i}..{j} (each)")
+        };
+        let swa = if a.layers[i].is_swa { ", SWA" } else { "" };
+        let gpu_at = |il: usize| a.n_layer + 1 - il as u64;
+        let placement = if i == j {
+            format!("GPU if k >= {}{swa}", gpu_at(i))
+        } else {
+            format!(
+                "GPU if k >= {} (blk.{j}) .. {} (blk.{i}){swa}",
+                gpu_at(j),
+                gpu_at(i)
+            )
+        };
+        println!(
+            "| {:<25} | {:>10} | {:>11} | {:<38} |",
+            label,
+            human_bytes(a.layers[i].tensors.bytes),
+            a.layers[i].tensors.n_params,
+            placement
+        );
+        i = j + 1;
+    }
+    let out_label = if a.tied_embeddings {
+        "output (norm; tied embd)"
+    } else {
+        "output + output_norm"
+    };
+    println!(
+        "| {:<25} | {:>10} | {:>11} | {:<38} |",
+        out_label,
+        human_bytes(a.output.bytes),
+        a.output.n_params,
+        "GPU if k >= 1 (offloaded first)"
+    );
+    if a.other.n_tensors > 0 {
+        println!(
+            "| {:<25} | {:>10} | {:>11} | {:<38} |",
+            "other",
+            human_bytes(a.other.bytes),
+            a.other.n_params,
+            "CPU"
+        );
+    }
+    println!();
+    let per: Vec<String> = kv
+        .iter()
+        .map(|(t, b)| format!("{t} {}", human_bytes(*b)))
+        .collect();
+    println!("KV cache per token: {}", per.join(", "));
+    let f16 = kv.iter().find(|(t, _)| t == "f16").map_or(0, |(_, b)| *b);
+    let mut sizes = vec![2048, 8192, a.n_ctx_train];
+    sizes.sort_unstable();
+    sizes.dedup();
+    let at: Vec<String> = sizes
+        .iter()
+        .map(|&n| format!("{} at n_ctx {n}", human_bytes(n * f16)))
+        .collect();
+    println!("KV cache (f16):     {}", at.join(", "));
+}

@@ -1,0 +1,249 @@
+//! `lmtune plan`: predicted memory and speed for every offload, before
+//! measuring anything, and the recommended settings in the forms people
+//! paste (scenario, llama-server, llama-bench, LM Studio).
+
+use anyhow::{anyhow, bail, Context};
+use lmtune_core::bandwidth::measure_triad;
+use lmtune_core::fingerprint::{detect_gpus, meminfo_kib, HostInfo};
+use lmtune_core::knobs::KvType;
+use lmtune_core::units::parse_size;
+use lmtune_gguf::GgufFile;
+use lmtune_model::{plan, Budgets, ContextShape, Plan, PlanRow, ThroughputParams};
+use lmtune_report::human_bytes;
+
+use crate::cli::PlanArgs;
+use crate::exit;
+
+/// GPU bandwidth assumed when no GPU is visible and none is given.
+const ASSUMED_GPU_GB_PER_S: f64 = 500.0;
+
+pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
+    let a = GgufFile::open(&args.model)?
+        .anatomy()
+        .with_context(|| format!("cannot describe {}", args.model.display()))?;
+    let type_k: KvType = args.type_k.parse().map_err(|e| anyhow!("--type-k: {e}"))?;
+    let type_v: KvType = args.type_v.parse().map_err(|e| anyhow!("--type-v: {e}"))?;
+    if type_v.is_quantized() && args.no_flash_attn {
+        bail!("--type-v {type_v} needs flash attention; drop --no-flash-attn or use --type-v f16");
+    }
+    if !(0.0..0.9).contains(&args.headroom) {
+        bail!(
+            "--headroom {} must be a fraction from 0 to 0.9",
+            args.headroom
+        );
+    }
+    let n_ctx = args.ctx.unwrap_or(4096.min(a.n_ctx_train));
+    if n_ctx == 0 || args.ubatch == 0 {
+        bail!("--ctx and --ubatch must be at least 1");
+    }
+    if n_ctx > a.n_ctx_train {
+        eprintln!(
+            "warning: --ctx {n_ctx} is beyond the {} tokens the model was trained on",
+            a.n_ctx_train
+        );
+    }
+
+    let gpus = detect_gpus();
+    let mut notes = Vec::new();
+    let vram_bytes = match args.vram.as_str() {
+        "auto" => {
+            match &gpus {
+                Ok(g) if !g.is_empty() => g[0].vram_free_bytes,
+                Ok(_) | Err(_) => {
+                    notes.push("no NVIDIA GPU detected: VRAM budget 0 (give --vram SIZE to plan for a GPU)".to_string());
+                    0
+                }
+            }
+        }
+        "0" | "none" => 0,
+        size => parse_size(size)
+            .map_err(|e| anyhow!("--vram: {e} (write e.g. 8GiB or 24GB, 0 for none, or auto)"))?,
+    };
+    let ram_bytes = match args.ram.as_str() {
+        "auto" => std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| meminfo_kib(&m, "MemAvailable"))
+            .map(|k| k * 1024)
+            .unwrap_or(HostInfo::detect().ram_bytes),
+        size => parse_size(size).map_err(|e| anyhow!("--ram: {e} (write e.g. 32GiB, or auto)"))?,
+    };
+    let gpu_bw = match (args.gpu_bandwidth, &gpus) {
+        (Some(bw), _) => bw,
+        (None, Ok(g))
+            if g.first()
+                .and_then(|g| g.theoretical_bandwidth_gb_per_s)
+                .is_some() =>
+        {
+            g[0].theoretical_bandwidth_gb_per_s
+                .unwrap_or(ASSUMED_GPU_GB_PER_S)
+        }
+        _ => {
+            if vram_bytes > 0 {
+                notes.push(format!(
+                    "GPU bandwidth assumed {ASSUMED_GPU_GB_PER_S} GB/s (give --gpu-bandwidth)"
+                ));
+            }
+            ASSUMED_GPU_GB_PER_S
+        }
+    };
+    let cpu_bw = match args.cpu_bandwidth {
+        Some(bw) => bw,
+        None => {
+            let host = HostInfo::detect();
+            let bw = measure_triad(host.physical_cores, 256 << 20, 5);
+            notes.push(format!(
+                "host bandwidth measured: {:.1} GB/s (STREAM triad, {} threads)",
+                bw.best_gb_per_s, bw.threads
+            ));
+            bw.best_gb_per_s
+        }
+    };
+
+    let ctx = ContextShape {
+        n_ctx,
+        n_ubatch: args.ubatch,
+        type_k: type_k.ggml_type(),
+        type_v: type_v.ggml_type(),
+        flash_attn: !args.no_flash_attn,
+    };
+    let budgets = Budgets {
+        vram_bytes,
+        ram_bytes,
+        headroom: args.headroom,
+    };
+    let p = plan(
+        &a,
+        ctx,
+        budgets,
+        ThroughputParams::with_bandwidths(cpu_bw, gpu_bw),
+        &crate::predict::host_cpu_backend(),
+    );
+
+    if args.json {
+        let value = serde_json::json!({ "model": args.model.display().to_string(), "synthetic": a.synthetic, "notes": notes, "plan": p });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print_text(&args, &a, &p, &notes, type_k, type_v);
+    }
+    Ok(if p.recommended.is_some() {
+        exit::OK
+    } else {
+        exit::SOME_FAILED
+    })
+}
+
+fn print_text(
+    args: &PlanArgs,
+    a: &lmtune_gguf::ModelAnatomy,
+    p: &Plan,
+    notes: &[String],
+    type_k: KvType,
+    type_v: KvType,
+) {
+    println!(
+        "plan for {} ({} layers{}), n_ctx {}, n_ubatch {}, K/V cache {}/{}, flash attention {}",
+        args.model.display(),
+        a.n_layer,
+        if a.synthetic { ", synthetic" } else { "" },
+        p.ctx.n_ctx,
+        p.ctx.n_ubatch,
+        type_k,
+        type_v,
+        if p.ctx.flash_attn { "on" } else { "off" }
+    );
+    println!(
+        "budgets: VRAM {}, RAM {}, {:.0}% kept free; bandwidth CPU {:.1} GB/s (η {}), GPU {:.0} GB/s (η {}); fixed cost {} ms/token (+{} ms with a GPU)",
+        human_bytes(p.budgets.vram_bytes),
+        human_bytes(p.budgets.ram_bytes),
+        p.budgets.headroom * 100.0,
+        p.throughput.cpu_bandwidth_gb_per_s,
+        p.throughput.eta_cpu,
+        p.throughput.gpu_bandwidth_gb_per_s,
+        p.throughput.eta_gpu,
+        p.throughput.t_fixed_s * 1e3,
+        p.throughput.t_fixed_gpu_s * 1e3
+    );
+    for n in notes {
+        println!("note: {n}");
+    }
+    println!();
+    println!("| ngl | on GPU       | VRAM weights |    VRAM KV | VRAM total |   RAM total | fits | tg t/s (pred) |");
+    println!("| --: | ------------ | -----------: | ---------: | ---------: | ----------: | ---- | ------------: |");
+    for (i, r) in p.rows.iter().enumerate() {
+        let m = &r.memory;
+        let on_gpu = match (m.placement.repeating_on_gpu, m.placement.output_on_gpu) {
+            (0, false) => "-".to_string(),
+            (0, true) => "output".to_string(),
+            (n, _) => format!("output + {n}"),
+        };
+        let fits = match (r.fits_vram, r.fits_ram) {
+            (true, true) => "yes",
+            (false, true) => "VRAM",
+            (true, false) => "RAM",
+            (false, false) => "no",
+        };
+        let mark = if p.recommended == Some(i) { " ←" } else { "" };
+        println!(
+            "| {:>3} | {:<12} | {:>12} | {:>10} | {:>10} | {:>11} | {:<4} | {:>13.1} |{mark}",
+            r.n_gpu_layers,
+            on_gpu,
+            human_bytes(m.gpu.weights),
+            human_bytes(m.gpu.kv),
+            human_bytes(m.gpu.total()),
+            human_bytes(m.host.total()),
+            fits,
+            r.tg_tokens_per_s
+        );
+    }
+    println!();
+    match p.recommended.map(|i| &p.rows[i]) {
+        None => println!("nothing fits: lower --ctx, use a quantized KV cache (--type-k q8_0 --type-v q8_0), or a smaller quantization"),
+        Some(r) => print_recommendation(a, p, r, type_k, type_v),
+    }
+}
+
+fn print_recommendation(
+    a: &lmtune_gguf::ModelAnatomy,
+    p: &Plan,
+    r: &PlanRow,
+    type_k: KvType,
+    type_v: KvType,
+) {
+    let ngl = r.n_gpu_layers;
+    let fa = if p.ctx.flash_attn { "on" } else { "off" };
+    println!(
+        "recommended: n_gpu_layers = {ngl} — predicted {:.1} tokens/s generation, {} VRAM, {} RAM",
+        r.tg_tokens_per_s,
+        human_bytes(r.memory.gpu.total()),
+        human_bytes(r.memory.host.total())
+    );
+    println!();
+    println!("scenario:");
+    println!("  [sweep]");
+    println!("  n_gpu_layers = {ngl}");
+    println!("  n_ctx = {}", p.ctx.n_ctx);
+    println!("  n_ubatch = {}", p.ctx.n_ubatch);
+    println!("  type_k = \"{type_k}\"\n  type_v = \"{type_v}\"\n  flash_attn = \"{fa}\"");
+    println!(
+        "llama-server: -ngl {ngl} -c {} -ub {} -ctk {type_k} -ctv {type_v} -fa {fa}",
+        p.ctx.n_ctx, p.ctx.n_ubatch
+    );
+    println!(
+        "llama-bench:  -ngl {ngl} -ub {} -ctk {type_k} -ctv {type_v} -fa {} -p 512 -n 128 -d {}",
+        p.ctx.n_ubatch,
+        u8::from(p.ctx.flash_attn),
+        p.ctx.n_ctx.saturating_sub(640)
+    );
+    println!(
+        "LM Studio:    GPU Offload {} of {} layers{}, Context Length {}, Flash Attention {}",
+        ngl.min(a.n_layer),
+        a.n_layer,
+        if ngl > a.n_layer {
+            " (all, output included)"
+        } else {
+            ""
+        },
+        p.ctx.n_ctx,
+        if p.ctx.flash_attn { "on" } else { "off" }
+    );
+}

@@ -1,0 +1,63 @@
+//! Predictions recorded next to each measurement: the planner's models
+//! applied to the point's knobs, before it runs.
+
+use lmtune_core::knobs::{FlashAttn, TestKind};
+use lmtune_core::record::PointPrediction;
+use lmtune_core::scenario::Point;
+use lmtune_gguf::ModelAnatomy;
+use lmtune_model::{predict_memory, predict_tg, ContextShape, CpuBackend, ThroughputParams};
+
+/// Name of the prediction source in records.
+pub const SOURCE: &str = "lmtune-model structural defaults v1";
+
+/// `gpu_offload`: whether the backend has a GPU device; without one,
+/// llama.cpp keeps every layer on the CPU whatever `n_gpu_layers` says.
+pub fn predict_point(
+    a: &ModelAnatomy,
+    point: &Point,
+    gpu_offload: bool,
+    throughput: &ThroughputParams,
+    cpu: &CpuBackend,
+) -> PointPrediction {
+    let c = &point.ctx;
+    let ctx = ContextShape {
+        n_ctx: u64::from(c.n_ctx),
+        // llama.cpp clamps the micro-batch to the batch and the batch to the context.
+        n_ubatch: u64::from(c.n_ubatch.min(c.n_batch).min(c.n_ctx)),
+        type_k: c.type_k.ggml_type(),
+        type_v: c.type_v.ggml_type(),
+        // "auto" enables flash attention where the device supports it (CPU does).
+        flash_attn: c.flash_attn != FlashAttn::Off,
+    };
+    let ngl = if gpu_offload {
+        u64::from(point.load.n_gpu_layers)
+    } else {
+        0
+    };
+    let m = predict_memory(a, ngl, &ctx, cpu);
+    let tg = (point.test.kind() == TestKind::Tg).then(|| {
+        // Average depth over the generated tokens.
+        let depth = u64::from(point.test.n_depth) + u64::from(point.test.n_gen) / 2;
+        predict_tg(a, &m.placement, &ctx, depth, throughput)
+    });
+    PointPrediction {
+        source: SOURCE.into(),
+        rss_bytes: m.host_resident,
+        host_alloc_bytes: m.host.total(),
+        vram_bytes: m.gpu.total(),
+        tg_tokens_per_s: tg,
+    }
+}
+
+/// This machine's CPU backend traits (which weight types llama.cpp repacks).
+pub fn host_cpu_backend() -> CpuBackend {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags = cpuinfo
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            matches!(k.trim(), "flags" | "Features").then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    CpuBackend::from_cpu_flags(std::env::consts::ARCH, &flags)
+}
