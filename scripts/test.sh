@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
 # The test command (README command 2, and what CI runs): sets up a fresh
-# machine (packages + test model, see scripts/setup.sh), then runs every test
-# in the release profile, so llama.cpp is compiled once for both.
+# machine (packages + test model, see scripts/setup.sh), runs every test in
+# the release profile (so llama.cpp is compiled once for both), then fuzzes
+# the GGUF reader for a minute.
+#
+#   scripts/test.sh                      # everything
+#   LMTUNE_FUZZ_SECONDS=0 scripts/test.sh   # skip the fuzzing
+#   scripts/test.sh -p lmtune-gguf       # arguments go to cargo test
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
 LMTUNE_SKIP_BUILD=1 scripts/setup.sh
 cargo test --release --locked --workspace "$@"
+fuzz_seconds="${LMTUNE_FUZZ_SECONDS:-60}"
+if [ "$fuzz_seconds" -gt 0 ]; then
+  scripts/fuzz.sh "$fuzz_seconds"
+fi

@@ -10,6 +10,7 @@
 //! ```
 
 pub mod bandwidth;
+pub mod compare;
 pub mod fingerprint;
 pub mod knobs;
 pub mod record;

@@ -162,6 +162,7 @@ impl GgufFile {
             inner: BufReader::with_capacity(1 << 16, file),
             path,
             offset: 0,
+            decoded: 0,
             file_len,
             limits,
         };
@@ -174,6 +175,7 @@ impl GgufFile {
             inner: bytes,
             path: PathBuf::from("<memory>"),
             offset: 0,
+            decoded: 0,
             file_len: bytes.len() as u64,
             limits,
         };
@@ -213,6 +215,9 @@ struct Cursor<R> {
     offset: u64,
     file_len: u64,
     limits: Limits,
+    /// Bytes of decoded metadata held so far: arrays widen (a u8 array is
+    /// kept as i64), so the file's size alone does not bound memory.
+    decoded: u64,
 }
 
 impl<R: Read> Cursor<R> {
@@ -373,6 +378,16 @@ impl<R: Read> Cursor<R> {
         if needed > self.remaining() {
             return Err(self.truncated(&format!("array {what} of {len} elements"), needed));
         }
+        let per_element: u64 = match elem_type {
+            7 => 1,
+            8 => 24 + 8,
+            9 => 0,
+            _ => 8,
+        };
+        self.decoded = self.decoded.saturating_add(len.saturating_mul(per_element));
+        if self.decoded > self.limits.max_header_bytes {
+            return Err(self.limit("the decoded metadata", self.limits.max_header_bytes));
+        }
         let n = len as usize;
         Ok(match elem_type {
             0..=5 | 10 | 11 => {
@@ -523,7 +538,7 @@ fn parse<R: Read>(c: &mut Cursor<R>) -> Result<GgufFile, GgufError> {
         }
         let n_bytes = ggml_type.bytes_for(n_elements).ok_or_else(|| {
             c.corrupt(format!(
-                "tensor `{name}` of type {} has {n_elements} elements, not a whole number of blocks",
+                "tensor `{name}` of type {} has {n_elements} elements: not a whole number of blocks, or too large",
                 ggml_type.name()
             ))
         })?;

@@ -741,3 +741,30 @@ fn corrupted_copies_of_the_real_model_never_panic_or_blow_up_memory() {
         start.elapsed()
     );
 }
+
+/// Found by reading the reader after fuzzing: integer arrays are kept as
+/// i64, so a u8 array costs 8x its file size in memory. The decoded size is
+/// now charged against the header budget: 1 Mi u8 elements (1 MiB of file,
+/// 8 MiB decoded) do not fit a 4 MiB budget.
+#[test]
+fn widened_u8_arrays_are_charged_against_the_header_budget() {
+    let n = 1u64 << 20;
+    let mut g = Gguf::header(3, 0, 1);
+    g.str("big").u32(9).u32(0).u64(n).zeros(n as usize);
+    let limits = Limits {
+        max_header_bytes: 4 << 20,
+        ..Limits::default()
+    };
+    match GgufFile::from_bytes(&g.build(), limits) {
+        Err(GgufError::LimitExceeded { what, .. }) => {
+            assert!(what.contains("decoded metadata"), "{what}")
+        }
+        other => panic!("expected LimitExceeded for the decoded metadata, got {other:?}"),
+    }
+    // With room for it, the same file parses.
+    let roomy = Limits {
+        max_header_bytes: 16 << 20,
+        ..Limits::default()
+    };
+    assert!(GgufFile::from_bytes(&g.build(), roomy).is_ok());
+}

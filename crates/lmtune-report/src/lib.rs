@@ -1,5 +1,6 @@
-//! Result files and tables: JSONL (the source of truth), CSV (for
-//! spreadsheets), and the llama-bench-style Markdown table.
+//! Result files and what is made of them: JSONL (the source of truth), CSV
+//! (for spreadsheets), the llama-bench-style Markdown table, llama-bench
+//! import and export, baselines, and the regression gate's output.
 //!
 //! Sinks append one record at a time and flush + fsync it, so a sweep that
 //! dies later loses nothing already measured.
@@ -12,12 +13,18 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub mod baseline;
+pub mod compare;
 mod csv_sink;
+pub mod import;
 mod jsonl;
+mod llama_bench_csv;
 mod markdown;
 
 pub use csv_sink::{CsvSink, CSV_COLUMNS};
+pub use import::{load_results, SourceFormat};
 pub use jsonl::{read_jsonl, JsonlSink, ReadError};
+pub use llama_bench_csv::{export_llama_bench_csv, LLAMA_BENCH_COLUMNS};
 pub use markdown::markdown_table;
 
 use lmtune_core::record::Record;

@@ -5,13 +5,16 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 every point ok, 1 some points failed (their records say why), 2 could not run (bad input),
-130 interrupted (Ctrl-C / SIGTERM; the results so far are complete and the run can be resumed).
+Exit codes: 0 every point ok, 1 some points failed (their records say why) or, for compare,
+a regression, 2 could not run (bad input), 130 interrupted (Ctrl-C / SIGTERM; the results so
+far are complete and the run can be resumed).
 
 Examples:
   lmtune run scenarios/quickstart.toml          sweep the quickstart scenario
   lmtune run my.toml --dry-run                  validate and list the points
-  lmtune hw                                     show this machine's fingerprint";
+  lmtune hw                                     show this machine's fingerprint
+  lmtune plan -m model.gguf --vram 8GiB         what to offload, predicted
+  lmtune compare results/base results/current   the regression gate";
 
 #[derive(Debug, Parser)]
 #[command(name = "lmtune", version, about = "Auto-tuning benchmark and planner for local LLM inference", after_help = AFTER_HELP)]
@@ -32,6 +35,10 @@ pub enum Command {
     Plan(PlanArgs),
     /// Write a synthetic GGUF model (random weights, real layout) of any size.
     Synth(SynthArgs),
+    /// Regression gate: compare two result sets point by point (exit 1 on a regression).
+    Compare(CompareArgs),
+    /// Convert results (lmtune or llama-bench files) to another format.
+    Export(ExportArgs),
     /// Worker mode (internal): hosts one backend, speaks JSON lines on stdin/stdout.
     #[command(name = "__worker", hide = true)]
     Worker(WorkerArgs),
@@ -49,6 +56,10 @@ pub struct RunArgs {
     /// record are run. The scenario and the machine must be the same.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// After the run, save its records as the named baseline (in
+    /// $LMTUNE_BASELINE_DIR, default baselines/) for `lmtune compare --baseline NAME`.
+    #[arg(long, value_name = "NAME")]
+    pub save_baseline: Option<String>,
     /// Limit the worker's address space (RLIMIT_AS), e.g. 2GiB; overrides
     /// [measure] worker_memory_limit. A point that needs more is recorded as `oom`.
     #[arg(long, value_name = "SIZE")]
@@ -168,4 +179,45 @@ pub struct WorkerArgs {
     pub backend: String,
     #[arg(long)]
     pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Base results: a results directory, results.jsonl, or llama-bench
+    /// output (-o json, jsonl or csv). Omit with --baseline.
+    #[arg(required_unless_present = "baseline")]
+    pub base: Option<PathBuf>,
+    /// Current results (same kinds of input).
+    pub current: Option<PathBuf>,
+    /// Compare against a saved baseline instead of BASE.
+    #[arg(long, value_name = "NAME")]
+    pub baseline: Option<String>,
+    /// Smallest relative change that counts, e.g. 5% or 0.05.
+    #[arg(long, default_value = "5%")]
+    pub threshold: String,
+    /// Significance level of Welch's t-test.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Metrics to judge: tg, pp, ttft (comma-separated).
+    #[arg(long, default_value = "tg,pp")]
+    pub metric: String,
+    /// Output: table, md (for a PR comment), json, junit.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Compare results from different machines/backends/builds/models anyway
+    /// (every row is labelled).
+    #[arg(long)]
+    pub allow_different_environment: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Results: a results directory, results.jsonl, or llama-bench output.
+    pub results: PathBuf,
+    /// Output format: llama-bench-csv, csv, jsonl.
+    #[arg(long, default_value = "llama-bench-csv")]
+    pub format: String,
+    /// Write here instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
 }

@@ -1,5 +1,7 @@
 //! One module per command; [`run`] dispatches.
 
+mod compare;
+mod export;
 mod hw;
 mod inspect;
 mod plan;
@@ -27,6 +29,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Inspect(args) => inspect::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Synth(args) => synth::run(args),
+        Command::Compare(args) => compare::run(args),
+        Command::Export(args) => export::run(args),
         Command::Worker(args) => worker::run(args),
     }
 }

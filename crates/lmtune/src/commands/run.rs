@@ -226,6 +226,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         );
     }
     eprintln!("results: {} and results.csv", jsonl_path.display());
+    if let Some(name) = &args.save_baseline {
+        if interrupted {
+            eprintln!("not saving baseline {name:?}: the run was interrupted");
+        } else {
+            let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let path = lmtune_report::baseline::save_baseline(
+                &lmtune_report::baseline::baseline_dir(),
+                name,
+                &out_dir.display().to_string(),
+                &created,
+                table.clone(),
+            )?;
+            eprintln!("baseline {name:?} saved to {}", path.display());
+        }
+    }
     if interrupted {
         let missing = plan.points.len() - table.iter().filter(|r| r.status == Status::Ok).count();
         eprintln!(

@@ -1,0 +1,319 @@
+//! Reading results from wherever they come from, detected by content: an
+//! lmtune results directory or JSONL file, or llama-bench's JSON, JSONL or
+//! CSV output (`llama-bench -o json|jsonl|csv`), which become lmtune records
+//! so that `compare` (and later `fit` and `report`) treat them alike.
+//!
+//! llama-bench has no per-point fingerprint of the machine beyond
+//! `cpu_info`/`gpu_info`, no model hash, and its CSV carries no raw samples
+//! and no repetition count: those records say so (`backend = "llama-bench"`,
+//! empty sha256, no samples) instead of inventing values.
+
+use std::path::{Path, PathBuf};
+
+use lmtune_core::fingerprint::{Fingerprint, GpuInfo, HostInfo, ModelFingerprint};
+use lmtune_core::knobs::{ContextParams, FlashAttn, KvType, LoadParams, Test};
+use lmtune_core::record::{Measurement, Record, Status, RESULTS_SCHEMA_VERSION};
+use lmtune_core::stats::{outliers, Summary};
+use serde_json::Value;
+
+use crate::jsonl::{read_jsonl, ReadError};
+
+/// What a results file turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    Lmtune,
+    LlamaBenchJson,
+    LlamaBenchJsonl,
+    LlamaBenchCsv,
+}
+
+/// llama-bench writes `n_gpu_layers = -1` for "auto"; lmtune knobs are
+/// unsigned, so it is recorded as this value (any value above a model's
+/// layer count means "all" to llama.cpp).
+pub const LLAMA_BENCH_AUTO_NGL: u32 = 999;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a results file lmtune knows (expected an lmtune results directory or results.jsonl, or llama-bench output from -o json, jsonl or csv)")]
+    Unknown { path: PathBuf },
+    #[error("{path}: {what}")]
+    Bad { path: PathBuf, what: String },
+}
+
+/// Loads records from a results directory (its `results.jsonl`), an lmtune
+/// JSONL file, or a llama-bench JSON/JSONL/CSV file.
+pub fn load_results(path: &Path) -> Result<(SourceFormat, Vec<Record>), ImportError> {
+    let file = if path.is_dir() {
+        path.join("results.jsonl")
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).map_err(|source| ImportError::Io {
+        path: file.clone(),
+        source,
+    })?;
+    let trimmed = text.trim_start();
+    let bad = |what: String| ImportError::Bad {
+        path: file.clone(),
+        what,
+    };
+    if trimmed.starts_with('[') {
+        let rows: Vec<Value> =
+            serde_json::from_str(trimmed).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        if rows.first().is_some_and(is_llama_bench) {
+            let records = rows
+                .iter()
+                .enumerate()
+                .map(|(i, v)| from_llama_bench(v, i, &file))
+                .collect::<Result<_, _>>()?;
+            return Ok((SourceFormat::LlamaBenchJson, records));
+        }
+        return Err(ImportError::Unknown { path: file });
+    }
+    if trimmed.starts_with('{') {
+        let first: Value = serde_json::from_str(trimmed.lines().next().unwrap_or(""))
+            .map_err(|e| bad(format!("invalid JSON line: {e}")))?;
+        if first.get("schema_version").is_some() {
+            return Ok((SourceFormat::Lmtune, read_jsonl(&file)?));
+        }
+        if is_llama_bench(&first) {
+            let mut records = Vec::new();
+            for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+                let v: Value = serde_json::from_str(line)
+                    .map_err(|e| bad(format!("line {}: invalid JSON: {e}", i + 1)))?;
+                records.push(from_llama_bench(&v, i, &file)?);
+            }
+            return Ok((SourceFormat::LlamaBenchJsonl, records));
+        }
+        return Err(ImportError::Unknown { path: file });
+    }
+    if trimmed.starts_with("build_commit,") || trimmed.starts_with("\"build_commit\",") {
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let headers = reader
+            .headers()
+            .map_err(|e| bad(format!("invalid CSV: {e}")))?
+            .clone();
+        let mut records = Vec::new();
+        for (i, row) in reader.records().enumerate() {
+            let row = row.map_err(|e| bad(format!("CSV row {}: {e}", i + 2)))?;
+            // CSV values are all strings; numbers are parsed where the JSON has numbers.
+            let mut obj = serde_json::Map::new();
+            for (h, v) in headers.iter().zip(row.iter()) {
+                let value = v
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .or_else(|_| v.parse::<f64>().map(Value::from))
+                    .unwrap_or_else(|_| Value::from(v));
+                obj.insert(h.to_string(), value);
+            }
+            records.push(from_llama_bench(&Value::Object(obj), i, &file)?);
+        }
+        return Ok((SourceFormat::LlamaBenchCsv, records));
+    }
+    Err(ImportError::Unknown { path: file })
+}
+
+fn is_llama_bench(v: &Value) -> bool {
+    v.get("build_commit").is_some() && v.get("avg_ts").is_some()
+}
+
+fn from_llama_bench(v: &Value, index: usize, path: &Path) -> Result<Record, ImportError> {
+    let bad = |what: String| ImportError::Bad {
+        path: path.to_path_buf(),
+        what: format!("llama-bench record {}: {what}", index + 1),
+    };
+    let int = |key: &str| -> Result<i64, ImportError> {
+        match v.get(key) {
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .ok_or_else(|| bad(format!("`{key}` is not an integer"))),
+            Some(Value::Bool(b)) => Ok(i64::from(*b)),
+            _ => Err(bad(format!("`{key}` is missing"))),
+        }
+    };
+    let uint = |key: &str| -> Result<u32, ImportError> {
+        u32::try_from(int(key)?).map_err(|_| bad(format!("`{key}` is out of range")))
+    };
+    let text = |key: &str| {
+        v.get(key)
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| x.to_string())
+            })
+            .unwrap_or_default()
+    };
+    let kv = |key: &str| -> Result<KvType, ImportError> {
+        text(key)
+            .parse()
+            .map_err(|e: String| bad(format!("`{key}`: {e}")))
+    };
+
+    let test = Test {
+        n_prompt: uint("n_prompt")?,
+        n_gen: uint("n_gen")?,
+        n_depth: v.get("n_depth").map_or(Ok(0), |_| uint("n_depth"))?,
+    };
+    let ngl = int("n_gpu_layers")?;
+    let flash_attn = match v.get("flash_attn") {
+        Some(Value::Bool(true)) => FlashAttn::On,
+        Some(Value::Bool(false)) => FlashAttn::Off,
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(1) => FlashAttn::On,
+            Some(0) => FlashAttn::Off,
+            _ => FlashAttn::Auto,
+        },
+        _ => FlashAttn::Auto,
+    };
+    let samples_ns: Vec<u64> = v
+        .get("samples_ns")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    let samples_ts: Vec<f64> = v
+        .get("samples_ts")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let tokens_per_s = if samples_ts.is_empty() {
+        // CSV: only the mean and standard deviation, and no sample count.
+        let mean = v
+            .get("avg_ts")
+            .and_then(Value::as_f64)
+            .ok_or_else(|| bad("`avg_ts` is missing".into()))?;
+        let sd = v.get("stddev_ts").and_then(Value::as_f64).unwrap_or(0.0);
+        Some(Summary {
+            n: 0,
+            mean,
+            sd,
+            median: mean,
+            min: mean,
+            max: mean,
+            ci95_low: mean,
+            ci95_high: mean,
+        })
+    } else {
+        Summary::of(&samples_ts)
+    };
+    let model_path = text("model_filename");
+    let model_type = text("model_type");
+    let mut words = model_type.split_whitespace();
+    let architecture = words.next().unwrap_or("").to_string();
+    let quant = model_type
+        .split_whitespace()
+        .last()
+        .unwrap_or("")
+        .to_string();
+    let model_file = Path::new(&model_path)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or(model_path.clone());
+    let gpu_info = text("gpu_info");
+    let fingerprint = Fingerprint {
+        host: HostInfo {
+            hostname: String::new(),
+            cpu_model: text("cpu_info"),
+            physical_cores: 0,
+            logical_cores: 0,
+            ram_bytes: 0,
+            os: String::new(),
+            kernel: String::new(),
+            arch: String::new(),
+        },
+        gpus: gpu_info
+            .split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .enumerate()
+            .map(|(i, name)| GpuInfo {
+                index: i as u32,
+                name: name.to_string(),
+                vram_total_bytes: 0,
+                vram_free_bytes: 0,
+                driver_version: String::new(),
+                uuid: String::new(),
+                theoretical_bandwidth_gb_per_s: None,
+                max_sm_clock_mhz: None,
+                max_memory_clock_mhz: None,
+                pcie_link: None,
+            })
+            .collect(),
+        gpu_note: None,
+        backend: "llama-bench".into(),
+        backend_version: format!(
+            "llama.cpp build {} ({})",
+            text("build_number"),
+            text("build_commit")
+        ),
+        backend_build: text("backends"),
+        backend_devices: Vec::new(),
+        lmtune_version: String::new(),
+        lmtune_commit: String::new(),
+        model: ModelFingerprint {
+            file_name: model_file.clone(),
+            file_size_bytes: 0,
+            weights_bytes: int("model_size").unwrap_or(0).max(0) as u64,
+            sha256: String::new(),
+            architecture,
+            n_params: int("model_n_params").unwrap_or(0).max(0) as u64,
+            quant,
+            n_layer: 0,
+            n_ctx_train: 0,
+        },
+        host_bandwidth: None,
+    };
+    Ok(Record {
+        schema_version: RESULTS_SCHEMA_VERSION,
+        run_id: path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        scenario: "llama-bench".into(),
+        point_index: index,
+        load_group: 0,
+        status: Status::Ok,
+        error: None,
+        backend: "llama-bench".into(),
+        model: model_file,
+        load: LoadParams {
+            n_gpu_layers: u32::try_from(ngl).unwrap_or(LLAMA_BENCH_AUTO_NGL),
+            use_mmap: true,
+        },
+        ctx: ContextParams {
+            // llama-bench sizes the context to the test.
+            n_ctx: test.n_prompt + test.n_gen + test.n_depth,
+            n_batch: uint("n_batch")?,
+            n_ubatch: uint("n_ubatch")?,
+            threads: uint("n_threads")?,
+            type_k: kv("type_k")?,
+            type_v: kv("type_v")?,
+            flash_attn,
+        },
+        test: test.label(),
+        workload: test,
+        warmup: 1,
+        repetitions: samples_ts.len(),
+        outliers: outliers(&samples_ts),
+        tokens_per_s,
+        backend_perf_tokens_per_s: None,
+        model_load_seq: 0,
+        model_load_ms: 0.0,
+        started_at: text("test_time"),
+        duration_s: samples_ns.iter().sum::<u64>() as f64 / 1e9,
+        vram: None,
+        prediction: None,
+        measurement: Measurement {
+            samples_ns,
+            samples_ts,
+            ..Default::default()
+        },
+        fingerprint,
+    })
+}

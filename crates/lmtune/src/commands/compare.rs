@@ -1,0 +1,83 @@
+//! `lmtune compare`: the regression gate.
+
+use anyhow::{anyhow, bail, Context};
+use lmtune_core::compare::GateParams;
+use lmtune_report::baseline::{baseline_dir, load_baseline};
+use lmtune_report::compare::{
+    compare_records, render_json, render_junit, render_markdown, render_text, Metric,
+};
+use lmtune_report::load_results;
+
+use crate::cli::CompareArgs;
+use crate::exit;
+
+pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
+    // With --baseline the one positional argument is CURRENT.
+    let (base_path, current_path) = match (&args.baseline, args.base.clone(), args.current.clone())
+    {
+        (Some(_), Some(only), None) | (Some(_), None, Some(only)) => (None, only),
+        (Some(_), Some(_), Some(_)) => {
+            bail!("give either --baseline NAME and CURRENT, or BASE and CURRENT")
+        }
+        (None, Some(base), Some(current)) => (Some(base), current),
+        _ => bail!("give BASE and CURRENT result paths, or --baseline NAME and CURRENT"),
+    };
+    let threshold = parse_fraction(&args.threshold).ok_or_else(|| {
+        anyhow!(
+            "--threshold {}: write a percentage like 5% or a fraction like 0.05",
+            args.threshold
+        )
+    })?;
+    if !(0.0 < args.alpha && args.alpha < 0.5) {
+        bail!("--alpha {} must be between 0 and 0.5", args.alpha);
+    }
+    let metrics = Metric::parse_list(&args.metric).map_err(|e| anyhow!("--metric: {e}"))?;
+    let format = args.format.as_str();
+    if !["table", "md", "json", "junit"].contains(&format) {
+        bail!("--format {format}: use table, md, json or junit");
+    }
+
+    let base = match (&args.baseline, &base_path) {
+        (Some(name), _) => load_baseline(&baseline_dir(), name)?.records,
+        (None, Some(path)) => {
+            load_results(path)
+                .with_context(|| format!("cannot read the base results {}", path.display()))?
+                .1
+        }
+        (None, None) => unreachable!("checked above"),
+    };
+    let current = load_results(&current_path)
+        .with_context(|| format!("cannot read the current results {}", current_path.display()))?
+        .1;
+    let comparison = compare_records(
+        &base,
+        &current,
+        &metrics,
+        GateParams {
+            threshold,
+            alpha: args.alpha,
+        },
+        args.allow_different_environment,
+    )?;
+    let text = match format {
+        "md" => render_markdown(&comparison),
+        "json" => render_json(&comparison),
+        "junit" => render_junit(&comparison),
+        _ => render_text(&comparison),
+    };
+    print!("{text}");
+    Ok(if comparison.regressed() {
+        exit::SOME_FAILED
+    } else {
+        exit::OK
+    })
+}
+
+fn parse_fraction(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let v = match s.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().ok()? / 100.0,
+        None => s.parse::<f64>().ok()?,
+    };
+    (v > 0.0 && v < 1.0).then_some(v)
+}

@@ -1,0 +1,233 @@
+//! The regression gate on real runs and on real llama-bench output.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{lmtune, scenario};
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/llama-bench")
+}
+
+fn run_compare(args: &[&str]) -> (i32, String, String) {
+    let out = lmtune().arg("compare").args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `lmtune run` pinned to CPU 0 (so a hog on CPU 0 is a real, repeatable handicap).
+fn pinned_run(scenario: &Path, out: &Path, extra: &[&str]) {
+    let status = Command::new("taskset")
+        .args(["-c", "0", env!("CARGO_BIN_EXE_lmtune"), "run"])
+        .arg(scenario)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .env(
+            "XDG_CACHE_HOME",
+            std::env::temp_dir().join("lmtune-test-cache"),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A/A on this machine gives no regression; the same scenario with a second
+/// process competing for the worker's CPU is a regression, exit code 1.
+/// Also: baselines saved by `run --save-baseline` and read by `--baseline`.
+#[test]
+fn real_aa_passes_and_a_real_slowdown_fails_the_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(dir.path(), "gate.toml", "name = \"gate\"\n[sweep]\nn_ctx = 128\nn_batch = 64\nn_ubatch = 64\nthreads = 1\n[workload]\nn_prompt = [64]\nn_gen = [16]\n[measure]\nrepetitions = 6\n");
+    let (a, b, slow) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("slow"),
+    );
+    let baselines = dir.path().join("baselines");
+    std::env::set_var("LMTUNE_BASELINE_DIR", &baselines);
+    pinned_run(&path, &a, &["--save-baseline", "main"]);
+    pinned_run(&path, &b, &[]);
+    let mut hog = Command::new("taskset")
+        .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+        .spawn()
+        .unwrap();
+    pinned_run(&path, &slow, &[]);
+    hog.kill().unwrap();
+    hog.wait().unwrap();
+
+    // A/A: the 10% threshold keeps this test robust on a shared CI machine;
+    // the note reports the default 5% as well.
+    let (code, stdout, stderr) = run_compare(&[
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--threshold",
+        "10%",
+    ]);
+    assert_eq!(code, 0, "A/A must not regress:\n{stdout}{stderr}");
+    assert!(!stdout.contains("Regressed"), "{stdout}");
+    assert!(stdout.contains("2 compared"), "{stdout}");
+
+    let (code, stdout, _) = run_compare(&["--baseline", "main", slow.to_str().unwrap()]);
+    assert_eq!(
+        code, 1,
+        "a CPU hog on the worker's core is a regression:\n{stdout}"
+    );
+    assert!(stdout.contains("Regressed"), "{stdout}");
+    std::env::remove_var("LMTUNE_BASELINE_DIR");
+    let out = lmtune()
+        .env("LMTUNE_BASELINE_DIR", &baselines)
+        .args(["compare", "--baseline", "main"])
+        .arg(&slow)
+        .args(["--format", "junit"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let junit = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        junit.contains("<testsuite name=\"lmtune compare\" tests=\"2\"")
+            && junit.contains("<failure"),
+        "{junit}"
+    );
+    let out = lmtune()
+        .env("LMTUNE_BASELINE_DIR", &baselines)
+        .args(["compare", "--baseline", "nope"])
+        .arg(&slow)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no baseline named \"nope\""));
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(baselines.join("main.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (saved["format"].as_str(), saved["version"].as_u64()),
+        (Some("lmtune-baseline"), Some(1))
+    );
+}
+
+#[test]
+fn llama_bench_output_in_every_format_imports_and_compares() {
+    let f = fixtures();
+    for format in ["json", "jsonl", "csv"] {
+        let file = f.join(format!("smollm2-cpu.{format}"));
+        let (code, stdout, stderr) = run_compare(&[
+            file.to_str().unwrap(),
+            file.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        assert_eq!(code, 0, "{format}: {stderr}");
+        let v: Value = serde_json::from_str(&stdout).unwrap();
+        let rows = v["comparison"]["rows"].as_array().unwrap();
+        assert_eq!(
+            rows.len(),
+            8,
+            "{format}: llama-bench ran 8 tests (t 1,2 × b 64,512 × pp64,tg16)"
+        );
+        assert_eq!(v["regressed"], false);
+        let tests: Vec<&str> = rows.iter().map(|r| r["test"].as_str().unwrap()).collect();
+        assert_eq!(tests.iter().filter(|t| **t == "pp64").count(), 4);
+        assert_eq!(tests.iter().filter(|t| **t == "tg16").count(), 4);
+        // JSON/JSONL keep the raw samples (3 repetitions); CSV has none, so it can only be inconclusive.
+        let n = rows[0]["change"]["base_n"].as_u64().unwrap();
+        assert_eq!(n, if format == "csv" { 0 } else { 3 }, "{format}");
+    }
+    // Two different llama-bench runs of the same tests: some points really changed.
+    let (code, stdout, _) = run_compare(&[
+        f.join("smollm2-cpu.json").to_str().unwrap(),
+        f.join("smollm2-cpu.jsonl").to_str().unwrap(),
+    ]);
+    assert!(stdout.contains("8 compared"), "{stdout}");
+    assert_eq!(code, i32::from(stdout.contains("Regressed")));
+}
+
+#[test]
+fn different_environments_are_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(dir.path(), "s.toml", "[sweep]\nn_ctx = 128\nn_batch = 64\nn_ubatch = 64\nthreads = 1\n[workload]\nn_prompt = [64]\nn_gen = [16]\n[measure]\nrepetitions = 3\n");
+    let out = dir.path().join("out");
+    lmtune()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let bench = fixtures().join("smollm2-cpu.json");
+    let (code, _, stderr) = run_compare(&[bench.to_str().unwrap(), out.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("different environments")
+            && stderr.contains("backend: llama-bench → llama-cpp"),
+        "{stderr}"
+    );
+    // Knobs differ too (llama-bench sized the context to each test), so nothing matches even when allowed.
+    let (code, _, stderr) = run_compare(&[
+        bench.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--allow-different-environment",
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no point is in both"), "{stderr}");
+
+    // lmtune results exported as llama-bench CSV import back as the same points.
+    let exported = dir.path().join("exported.csv");
+    lmtune()
+        .arg("export")
+        .arg(&out)
+        .arg("-o")
+        .arg(&exported)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert!(
+        text.starts_with("\"build_commit\",\"build_number\",\"cpu_info\""),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 3);
+    let (code, stdout, stderr) = run_compare(&[
+        exported.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--allow-different-environment",
+        "--format",
+        "md",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.starts_with("### lmtune: ✅ no performance regression"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("> **Different environments:**"), "{stdout}");
+}
+
+#[test]
+fn bad_gate_arguments_are_errors() {
+    let f = fixtures().join("smollm2-cpu.json");
+    let f = f.to_str().unwrap();
+    for (args, says) in [
+        (vec![f, f, "--threshold", "lots"], "--threshold"),
+        (vec![f, f, "--metric", "speed"], "--metric"),
+        (vec![f, f, "--format", "pdf"], "--format"),
+        (
+            vec![f, "/nonexistent/results"],
+            "cannot read the current results",
+        ),
+        (vec![f, "Cargo.toml"], "cannot read the current results"),
+    ] {
+        let (code, _, stderr) = run_compare(&args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(says),
+            "{args:?}: {stderr}"
+        );
+    }
+}
