@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README command 2, and what CI runs): sets up a fresh
 # machine (packages + test model, see scripts/setup.sh), runs every test in
-# the release profile (so llama.cpp is compiled once for both), then fuzzes
+# the release profile (so llama.cpp is compiled once for both), after fuzzing
 # the GGUF reader for a minute.
 #
 #   scripts/test.sh                      # everything
@@ -11,8 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 LMTUNE_SKIP_BUILD=1 scripts/setup.sh
-cargo test --release --locked --workspace "$@"
+# Fuzz first, so the test runner's summary is the last thing printed.
 fuzz_seconds="${LMTUNE_FUZZ_SECONDS:-60}"
 if [ "$fuzz_seconds" -gt 0 ]; then
   scripts/fuzz.sh "$fuzz_seconds"
 fi
+cargo test --release --locked --workspace "$@"
