@@ -58,14 +58,34 @@ fn path_of(dir: &Path, name: &str) -> Result<PathBuf, BaselineError> {
     Ok(dir.join(format!("{name}.json")))
 }
 
+/// Saves `records` as baseline `name`, keeping the records of up to
+/// `keep_runs − 1` earlier runs already in it (by `run_id`, newest kept).
 pub fn save_baseline(
     dir: &Path,
     name: &str,
     source: &str,
     created_at: &str,
     records: Vec<Record>,
+    keep_runs: usize,
 ) -> Result<PathBuf, BaselineError> {
     let path = path_of(dir, name)?;
+    let mut records = records;
+    if keep_runs > 1 && path.exists() {
+        let old = load_baseline(dir, name)?.records;
+        let mut runs: Vec<String> = Vec::new();
+        for r in old.iter().rev() {
+            if !runs.contains(&r.run_id) && !records.iter().any(|n| n.run_id == r.run_id) {
+                runs.push(r.run_id.clone());
+            }
+        }
+        runs.truncate(keep_runs - 1);
+        let mut kept: Vec<Record> = old
+            .into_iter()
+            .filter(|r| runs.contains(&r.run_id))
+            .collect();
+        kept.append(&mut records);
+        records = kept;
+    }
     let io = |source| BaselineError::Io {
         path: path.clone(),
         source,

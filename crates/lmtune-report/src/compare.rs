@@ -68,6 +68,9 @@ pub struct Row {
     pub change: Change,
     /// The two sides were measured in different environments (allowed explicitly).
     pub different_environment: bool,
+    /// Runs pooled on each side.
+    pub base_runs: usize,
+    pub current_runs: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,17 +121,41 @@ fn knobs(r: &Record, with_n_ctx: bool) -> String {
     )
 }
 
-/// Points match by model file, knobs and workload; a resumed run's latest
-/// `ok` record of a point wins.
-fn by_point(records: &[Record], with_n_ctx: bool) -> BTreeMap<String, &Record> {
-    let mut map = BTreeMap::new();
+/// Points match by model file, knobs and workload. Within one run the
+/// latest `ok` record of a point wins (a resumed run); records of the same
+/// point from several runs are pooled, so the samples carry the run-to-run
+/// variation too, which a single run's repetitions underestimate.
+fn by_point(records: &[Record], with_n_ctx: bool) -> BTreeMap<String, (Record, usize)> {
+    let mut latest: BTreeMap<(String, String), &Record> = BTreeMap::new();
     for r in records.iter().filter(|r| r.status == Status::Ok) {
-        map.insert(
-            format!("{} {} {}", r.model, r.test, knobs(r, with_n_ctx)),
+        latest.insert(
+            (
+                format!("{} {} {}", r.model, r.test, knobs(r, with_n_ctx)),
+                r.run_id.clone(),
+            ),
             r,
         );
     }
-    map
+    let mut pooled: BTreeMap<String, (Record, usize)> = BTreeMap::new();
+    for ((key, _), r) in latest {
+        match pooled.get_mut(&key) {
+            None => {
+                pooled.insert(key, (r.clone(), 1));
+            }
+            Some((merged, runs)) => {
+                merged
+                    .measurement
+                    .samples_ts
+                    .extend_from_slice(&r.measurement.samples_ts);
+                merged
+                    .measurement
+                    .samples_ns
+                    .extend_from_slice(&r.measurement.samples_ns);
+                *runs += 1;
+            }
+        }
+    }
+    pooled
 }
 
 pub fn compare_records(
@@ -160,8 +187,10 @@ pub fn compare_records(
         by_point(current, !from_llama_bench),
     );
     let mut rows = Vec::new();
-    for (key, rb) in &b {
-        let Some(rc) = c.get(key) else { continue };
+    for (key, (rb, base_runs)) in &b {
+        let Some((rc, current_runs)) = c.get(key) else {
+            continue;
+        };
         let Some(metric) = Metric::of(rb).filter(|m| metrics.contains(m)) else {
             continue;
         };
@@ -186,6 +215,8 @@ pub fn compare_records(
             metric,
             change,
             different_environment: !environment_differences.is_empty(),
+            base_runs: *base_runs,
+            current_runs: *current_runs,
         });
     }
     if rows.is_empty() && !b.is_empty() && !c.is_empty() {
@@ -199,7 +230,7 @@ pub fn compare_records(
     let missing_metrics = metrics
         .iter()
         .copied()
-        .filter(|m| !b.values().any(|r| Metric::of(r) == Some(*m)))
+        .filter(|m| !b.values().any(|(r, _)| Metric::of(r) == Some(*m)))
         .collect();
     Ok(Comparison {
         gate,

@@ -60,6 +60,11 @@ pub struct RunArgs {
     /// $LMTUNE_BASELINE_DIR, default baselines/) for `lmtune compare --baseline NAME`.
     #[arg(long, value_name = "NAME")]
     pub save_baseline: Option<String>,
+    /// With --save-baseline: keep this many runs in the baseline (the
+    /// newest replace the oldest); the gate pools them, so run-to-run noise
+    /// is part of the comparison.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub baseline_keep: usize,
     /// Limit the worker's address space (RLIMIT_AS), e.g. 2GiB; overrides
     /// [measure] worker_memory_limit. A point that needs more is recorded as `oom`.
     #[arg(long, value_name = "SIZE")]
@@ -183,12 +188,12 @@ pub struct WorkerArgs {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Base results: a results directory, results.jsonl, or llama-bench
-    /// output (-o json, jsonl or csv). Omit with --baseline.
-    #[arg(required_unless_present = "baseline")]
-    pub base: Option<PathBuf>,
-    /// Current results (same kinds of input).
-    pub current: Option<PathBuf>,
+    /// BASE... CURRENT: result sets (results directories, results.jsonl, or
+    /// llama-bench output from -o json, jsonl or csv); the last one is the
+    /// current run, the others the base — several base runs are pooled per
+    /// point, which captures run-to-run noise. With --baseline: CURRENT only.
+    #[arg(value_name = "RESULTS", required = true)]
+    pub paths: Vec<PathBuf>,
     /// Compare against a saved baseline instead of BASE.
     #[arg(long, value_name = "NAME")]
     pub baseline: Option<String>,

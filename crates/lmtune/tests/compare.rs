@@ -54,8 +54,17 @@ fn real_aa_passes_and_a_real_slowdown_fails_the_gate() {
     );
     let baselines = dir.path().join("baselines");
     std::env::set_var("LMTUNE_BASELINE_DIR", &baselines);
-    pinned_run(&path, &a, &["--save-baseline", "main"]);
-    pinned_run(&path, &b, &[]);
+    // Both A runs go into the baseline, which keeps 2 runs and pools them.
+    pinned_run(
+        &path,
+        &a,
+        &["--save-baseline", "main", "--baseline-keep", "2"],
+    );
+    pinned_run(
+        &path,
+        &b,
+        &["--save-baseline", "main", "--baseline-keep", "2"],
+    );
     let mut hog = Command::new("taskset")
         .args(["-c", "0", "sh", "-c", "while :; do :; done"])
         .spawn()

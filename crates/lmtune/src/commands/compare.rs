@@ -12,15 +12,12 @@ use crate::cli::CompareArgs;
 use crate::exit;
 
 pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
-    // With --baseline the one positional argument is CURRENT.
-    let (base_path, current_path) = match (&args.baseline, args.base.clone(), args.current.clone())
-    {
-        (Some(_), Some(only), None) | (Some(_), None, Some(only)) => (None, only),
-        (Some(_), Some(_), Some(_)) => {
-            bail!("give either --baseline NAME and CURRENT, or BASE and CURRENT")
-        }
-        (None, Some(base), Some(current)) => (Some(base), current),
-        _ => bail!("give BASE and CURRENT result paths, or --baseline NAME and CURRENT"),
+    // With --baseline the one path is CURRENT; otherwise BASE... CURRENT.
+    let (base_paths, current_path) = match (&args.baseline, args.paths.as_slice()) {
+        (Some(_), [current]) => (Vec::new(), current.clone()),
+        (Some(_), _) => bail!("with --baseline NAME give only the CURRENT results"),
+        (None, [bases @ .., current]) if !bases.is_empty() => (bases.to_vec(), current.clone()),
+        (None, _) => bail!("give BASE and CURRENT results (or --baseline NAME and CURRENT)"),
     };
     let threshold = parse_fraction(&args.threshold).ok_or_else(|| {
         anyhow!(
@@ -37,14 +34,21 @@ pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
         bail!("--format {format}: use table, md, json or junit");
     }
 
-    let base = match (&args.baseline, &base_path) {
-        (Some(name), _) => load_baseline(&baseline_dir(), name)?.records,
-        (None, Some(path)) => {
-            load_results(path)
-                .with_context(|| format!("cannot read the base results {}", path.display()))?
-                .1
+    let base = match &args.baseline {
+        Some(name) => load_baseline(&baseline_dir(), name)?.records,
+        None => {
+            let mut records = Vec::new();
+            for path in &base_paths {
+                records.extend(
+                    load_results(path)
+                        .with_context(|| {
+                            format!("cannot read the base results {}", path.display())
+                        })?
+                        .1,
+                );
+            }
+            records
         }
-        (None, None) => unreachable!("checked above"),
     };
     let current = load_results(&current_path)
         .with_context(|| format!("cannot read the current results {}", current_path.display()))?

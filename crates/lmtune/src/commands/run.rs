@@ -237,6 +237,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 &out_dir.display().to_string(),
                 &created,
                 table.clone(),
+                args.baseline_keep.max(1),
             )?;
             eprintln!("baseline {name:?} saved to {}", path.display());
         }
@@ -302,6 +303,12 @@ fn resume_command(args: &RunArgs, out_dir: &Path) -> String {
     }
     if let Some(limit) = &args.worker_memory_limit {
         cmd.push_str(&format!(" --worker-memory-limit {limit}"));
+    }
+    if let Some(name) = &args.save_baseline {
+        cmd.push_str(&format!(
+            " --save-baseline {name} --baseline-keep {}",
+            args.baseline_keep
+        ));
     }
     cmd
 }
