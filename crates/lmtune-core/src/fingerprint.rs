@@ -34,6 +34,22 @@ pub struct Fingerprint {
     /// absent in records of older versions.
     #[serde(default)]
     pub host_bandwidth: Option<crate::bandwidth::Bandwidth>,
+    /// The same triad at each thread count the sweep used.
+    #[serde(default)]
+    pub host_bandwidth_by_threads: Vec<crate::bandwidth::Bandwidth>,
+}
+
+impl Fingerprint {
+    /// Host bandwidth (GB/s) at `threads`: the measurement at that count, or
+    /// the nearest one below it, or the all-cores one.
+    pub fn host_bandwidth_at(&self, threads: u32) -> Option<f64> {
+        let at = self
+            .host_bandwidth_by_threads
+            .iter()
+            .filter(|b| b.threads <= threads)
+            .max_by_key(|b| b.threads);
+        at.or(self.host_bandwidth.as_ref()).map(|b| b.best_gb_per_s)
+    }
 }
 
 /// A compute device as the backend reports it.
@@ -96,6 +112,9 @@ pub struct ModelFingerprint {
     pub quant: String,
     pub n_layer: u64,
     pub n_ctx_train: u64,
+    /// Written by `lmtune synth`: random weights, real layout.
+    #[serde(default)]
+    pub synthetic: bool,
 }
 
 impl Fingerprint {

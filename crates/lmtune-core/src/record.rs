@@ -99,6 +99,10 @@ pub struct PointPrediction {
     pub vram_bytes: u64,
     /// Generation speed, for tg tests.
     pub tg_tokens_per_s: Option<f64>,
+    /// Bytes read from memory per generated token (weights + KV at the
+    /// test's depth), for tg tests: the roofline's numerator.
+    #[serde(default)]
+    pub tg_bytes_per_token: Option<u64>,
 }
 
 /// A stable key for "the same point": knobs, workload and model file. Used

@@ -30,6 +30,8 @@ pub struct ModelSummary {
     /// The quantization as llama.cpp names it (`Q4_1`, `Q4_K_M`), from
     /// `general.file_type`, else the most common tensor type by bytes.
     pub quant: String,
+    /// Written by `lmtune synth` (random weights).
+    pub synthetic: bool,
 }
 
 impl GgufFile {
@@ -89,6 +91,10 @@ impl GgufFile {
             weights_bytes,
             quant,
             architecture,
+            synthetic: matches!(
+                self.get(crate::SYNTHETIC_KEY),
+                Some(MetadataValue::Bool(true))
+            ),
         })
     }
 

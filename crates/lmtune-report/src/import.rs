@@ -266,8 +266,10 @@ fn from_llama_bench(v: &Value, index: usize, path: &Path) -> Result<Record, Impo
             quant,
             n_layer: 0,
             n_ctx_train: 0,
+            synthetic: false,
         },
         host_bandwidth: None,
+        host_bandwidth_by_threads: Vec::new(),
     };
     Ok(Record {
         schema_version: RESULTS_SCHEMA_VERSION,

@@ -20,6 +20,7 @@ pub mod import;
 mod jsonl;
 mod llama_bench_csv;
 mod markdown;
+pub mod report;
 
 pub use csv_sink::{CsvSink, CSV_COLUMNS};
 pub use import::{load_results, SourceFormat};

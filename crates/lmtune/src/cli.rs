@@ -39,6 +39,8 @@ pub enum Command {
     Compare(CompareArgs),
     /// Convert results (lmtune or llama-bench files) to another format.
     Export(ExportArgs),
+    /// Draw charts and write index.html + summary.md from result files.
+    Report(ReportArgs),
     /// Worker mode (internal): hosts one backend, speaks JSON lines on stdin/stdout.
     #[command(name = "__worker", hide = true)]
     Worker(WorkerArgs),
@@ -225,4 +227,31 @@ pub struct ExportArgs {
     /// Write here instead of standard output.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Result sets: results directories, results.jsonl, or llama-bench output.
+    /// Several machines' results make a hardware comparison.
+    #[arg(required = true)]
+    pub results: Vec<PathBuf>,
+    /// Output directory (created).
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Report title [default: from the scenario names].
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Draw a host memory budget line on the memory charts, e.g. 16GiB.
+    #[arg(long)]
+    pub ram_budget: Option<String>,
+    /// Draw a VRAM budget line on the memory charts, e.g. 8GiB.
+    #[arg(long)]
+    pub vram_budget: Option<String>,
+    /// A community-reported reference CSV (hardware, model_params_b, quant,
+    /// tg_tps_low, tg_tps_high, …) drawn as labelled ranges in the hardware comparison.
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
+    /// Write only SVG charts (no PNG).
+    #[arg(long)]
+    pub no_png: bool,
 }

@@ -5,7 +5,9 @@ use lmtune_core::knobs::{FlashAttn, TestKind};
 use lmtune_core::record::PointPrediction;
 use lmtune_core::scenario::Point;
 use lmtune_gguf::ModelAnatomy;
-use lmtune_model::{predict_memory, predict_tg, ContextShape, CpuBackend, ThroughputParams};
+use lmtune_model::{
+    bytes_per_token, predict_memory, predict_tg, ContextShape, CpuBackend, ThroughputParams,
+};
 
 /// Name of the prediction source in records.
 pub const SOURCE: &str = "lmtune-model structural defaults v1";
@@ -35,10 +37,13 @@ pub fn predict_point(
         0
     };
     let m = predict_memory(a, ngl, &ctx, cpu);
-    let tg = (point.test.kind() == TestKind::Tg).then(|| {
-        // Average depth over the generated tokens.
-        let depth = u64::from(point.test.n_depth) + u64::from(point.test.n_gen) / 2;
-        predict_tg(a, &m.placement, &ctx, depth, throughput)
+    let is_tg = point.test.kind() == TestKind::Tg;
+    // Average depth over the generated tokens.
+    let depth = u64::from(point.test.n_depth) + u64::from(point.test.n_gen) / 2;
+    let tg = is_tg.then(|| predict_tg(a, &m.placement, &ctx, depth, throughput));
+    let tg_bytes = is_tg.then(|| {
+        let (cpu, gpu) = bytes_per_token(a, &m.placement, &ctx, depth);
+        cpu + gpu
     });
     PointPrediction {
         source: SOURCE.into(),
@@ -46,6 +51,7 @@ pub fn predict_point(
         host_alloc_bytes: m.host.total(),
         vram_bytes: m.gpu.total(),
         tg_tokens_per_s: tg,
+        tg_bytes_per_token: tg_bytes,
     }
 }
 

@@ -331,11 +331,15 @@ impl<'a> Sweep<'a> {
             duration_s,
             vram: outcome.vram,
             prediction: self.anatomy.as_ref().map(|a| {
+                let mut throughput = self.throughput;
+                if let Some(bw) = self.fingerprint.host_bandwidth_at(point.ctx.threads) {
+                    throughput.cpu_bandwidth_gb_per_s = bw;
+                }
                 predict_point(
                     a,
                     point,
                     self.fingerprint.backend_devices.iter().any(|d| d.is_gpu()),
-                    &self.throughput,
+                    &throughput,
                     &self.cpu_backend,
                 )
             }),

@@ -5,6 +5,7 @@ mod export;
 mod hw;
 mod inspect;
 mod plan;
+mod report;
 mod run;
 mod synth;
 mod worker;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Synth(args) => synth::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Export(args) => export::run(args),
+        Command::Report(args) => report::run(args),
         Command::Worker(args) => worker::run(args),
     }
 }

@@ -126,8 +126,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         128 << 20,
         3,
     ));
+    // Generation at t threads reaches the bandwidth of t threads, not the
+    // machine's: measure it for every thread count the sweep uses.
+    let mut thread_counts: Vec<u32> = plan.points.iter().map(|p| p.ctx.threads).collect();
+    thread_counts.sort_unstable();
+    thread_counts.dedup();
+    let host_bandwidth_by_threads = thread_counts
+        .iter()
+        .map(|&t| lmtune_core::bandwidth::measure_triad(t, 128 << 20, 3))
+        .collect();
     let fingerprint = Fingerprint {
         host_bandwidth,
+        host_bandwidth_by_threads,
         host,
         gpus,
         gpu_note,
@@ -153,8 +163,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         .first()
         .and_then(|g| g.theoretical_bandwidth_gb_per_s)
         .unwrap_or(500.0);
-    let cpu_bw = fingerprint.host_bandwidth.map_or(20.0, |b| b.best_gb_per_s);
-    let throughput = lmtune_model::ThroughputParams::with_bandwidths(cpu_bw, gpu_bw);
+    let throughput = lmtune_model::ThroughputParams::with_bandwidths(20.0, gpu_bw);
     let mut sweep = Sweep::new(&plan, run_id, options, fingerprint, anatomy, throughput);
 
     let mut records = Vec::with_capacity(todo.len());
@@ -330,6 +339,7 @@ fn model_fingerprint(plan: &Plan) -> anyhow::Result<ModelFingerprint> {
         quant: m.quant.clone(),
         n_layer: m.n_layer,
         n_ctx_train: m.n_ctx_train,
+        synthetic: m.synthetic,
     })
 }
 

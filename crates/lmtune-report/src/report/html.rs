@@ -1,0 +1,221 @@
+//! `index.html` (self-contained: charts inline, no network) and `summary.md`.
+
+use std::fmt::Write as _;
+
+use lmtune_core::knobs::TestKind;
+use lmtune_core::record::{Record, Status};
+
+use super::chart::Chart;
+use super::{Input, ReportOptions};
+use crate::{human_bytes, markdown_table};
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn machine_line(r: &Record) -> String {
+    let fp = &r.fingerprint;
+    let h = &fp.host;
+    let gpus = if fp.gpus.is_empty() {
+        fp.gpu_note
+            .clone()
+            .unwrap_or_else(|| "no GPU listed".into())
+    } else {
+        fp.gpus
+            .iter()
+            .map(|g| format!("{} ({})", g.name, human_bytes(g.vram_total_bytes)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let bw = fp
+        .host_bandwidth
+        .map(|b| format!(", memory {:.1} GB/s (STREAM triad)", b.best_gb_per_s))
+        .unwrap_or_default();
+    format!(
+        "{} — {} ({} physical / {} logical cores), {} RAM{bw}; {}; {} {} [{}]; lmtune {} ({}); model {} ({}, sha256 {})",
+        if h.hostname.is_empty() { "unknown host" } else { &h.hostname },
+        h.cpu_model,
+        h.physical_cores,
+        h.logical_cores,
+        human_bytes(h.ram_bytes),
+        gpus,
+        fp.backend,
+        fp.backend_version,
+        fp.backend_build.chars().take(120).collect::<String>(),
+        if fp.lmtune_version.is_empty() { "–" } else { &fp.lmtune_version },
+        if fp.lmtune_commit.is_empty() { "–" } else { &fp.lmtune_commit },
+        fp.model.file_name,
+        human_bytes(fp.model.weights_bytes),
+        if fp.model.sha256.is_empty() { "unknown".to_string() } else { fp.model.sha256.chars().take(12).collect() }
+    )
+}
+
+/// The fastest measured point of each kind, per input.
+fn recommendations(input: &Input) -> Vec<String> {
+    let mut out = Vec::new();
+    for (kind, what) in [
+        (TestKind::Tg, "generation"),
+        (TestKind::Pp, "prompt processing"),
+    ] {
+        let best = input
+            .records
+            .iter()
+            .filter(|r| r.status == Status::Ok && r.workload.kind() == kind)
+            .filter_map(|r| Some((r, r.tokens_per_s.as_ref()?.mean)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((r, tps)) = best {
+            let c = &r.ctx;
+            out.push(format!(
+                "fastest {what} ({}): {tps:.2} t/s with n_gpu_layers={} n_ctx={} n_batch={} n_ubatch={} threads={} type_k={} type_v={} flash_attn={}",
+                r.test, r.load.n_gpu_layers, c.n_ctx, c.n_batch, c.n_ubatch, c.threads, c.type_k, c.type_v, c.flash_attn
+            ));
+        }
+    }
+    out
+}
+
+pub fn index_html(
+    inputs: &[Input],
+    options: &ReportOptions,
+    charts: &[Chart],
+    svgs: &[String],
+    warnings: &[String],
+) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}}h1{{font-size:1.6em}}table{{border-collapse:collapse;font-size:0.85em}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#f3f3f3}}td:first-child,th:first-child{{text-align:left}}.chart{{margin:1.5em 0}}.warn{{color:#a33}}code{{font-size:0.9em}}</style></head><body>\n",
+        esc(&options.title)
+    );
+    let _ = writeln!(h, "<h1>{}</h1>", esc(&options.title));
+    let _ = writeln!(h, "<h2>Machines and software</h2><ul>");
+    for i in inputs {
+        if let Some(r) = i.records.first() {
+            let _ = writeln!(
+                h,
+                "<li><b>{}</b> (<code>{}</code>): {}</li>",
+                esc(&i.label),
+                esc(&i.path.display().to_string()),
+                esc(&machine_line(r))
+            );
+        }
+    }
+    let _ = writeln!(h, "</ul><h2>Recommendation</h2><ul>");
+    for i in inputs {
+        for line in recommendations(i) {
+            let _ = writeln!(h, "<li>{}: {}</li>", esc(&i.label), esc(&line));
+        }
+    }
+    let _ = writeln!(h, "</ul><h2>Charts</h2>");
+    for (c, svg) in charts.iter().zip(svgs) {
+        let _ = writeln!(
+            h,
+            "<div class=\"chart\" id=\"{}\"><h3>{}</h3>\n{}\n</div>",
+            c.stem(),
+            esc(c.title()),
+            svg.trim_start_matches(|ch| ch != '<')
+        );
+    }
+    let _ = writeln!(h, "<h2>Results</h2>");
+    for i in inputs {
+        let _ = writeln!(
+            h,
+            "<h3>{}</h3>{}",
+            esc(&i.label),
+            markdown_to_html_table(&markdown_table(&i.records))
+        );
+    }
+    let _ = writeln!(h, "<h2>Warnings</h2>");
+    if warnings.is_empty() {
+        let _ = writeln!(
+            h,
+            "<p>None: every point ok, no noisy point (95% CI within ±10%), no outlier.</p>"
+        );
+    } else {
+        let _ = writeln!(h, "<ul>");
+        for w in warnings {
+            let _ = writeln!(h, "<li class=\"warn\">{}</li>", esc(w));
+        }
+        let _ = writeln!(h, "</ul>");
+    }
+    let _ = writeln!(h, "<p><small>Made by lmtune report. Every figure comes from the result files listed above; predictions are marked as such.</small></p></body></html>");
+    h
+}
+
+fn markdown_to_html_table(md: &str) -> String {
+    let mut out = String::from("<table>\n");
+    for (i, line) in md.lines().enumerate() {
+        if i == 1 {
+            continue;
+        }
+        let cells: Vec<&str> = line
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .collect();
+        let tag = if i == 0 { "th" } else { "td" };
+        out.push_str("<tr>");
+        for c in cells {
+            let _ = write!(out, "<{tag}>{}</{tag}>", esc(c));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>");
+    out
+}
+
+pub fn summary_md(
+    inputs: &[Input],
+    options: &ReportOptions,
+    charts: &[Chart],
+    warnings: &[String],
+) -> String {
+    let mut m = String::new();
+    let _ = writeln!(m, "# {}\n", options.title);
+    let _ = writeln!(m, "## Machines and software\n");
+    for i in inputs {
+        if let Some(r) = i.records.first() {
+            let _ = writeln!(
+                m,
+                "- **{}** (`{}`): {}",
+                i.label,
+                i.path.display(),
+                machine_line(r)
+            );
+        }
+    }
+    let _ = writeln!(m, "\n## Recommendation\n");
+    for i in inputs {
+        for line in recommendations(i) {
+            let _ = writeln!(m, "- {}: {line}", i.label);
+        }
+    }
+    let _ = writeln!(m, "\n## Results\n");
+    for i in inputs {
+        let _ = writeln!(m, "### {}\n\n{}", i.label, markdown_table(&i.records));
+    }
+    let _ = writeln!(m, "## Charts\n");
+    for c in charts {
+        let file = if options.png {
+            format!("{}.png", c.stem())
+        } else {
+            format!("{}.svg", c.stem())
+        };
+        let _ = writeln!(m, "### {}\n\n![{}]({file})\n", c.title(), c.title());
+    }
+    let _ = writeln!(m, "## Warnings\n");
+    if warnings.is_empty() {
+        let _ = writeln!(
+            m,
+            "None: every point ok, no noisy point (95% CI within ±10%), no outlier."
+        );
+    }
+    for w in warnings {
+        let _ = writeln!(m, "- {w}");
+    }
+    m
+}

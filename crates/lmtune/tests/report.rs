@@ -1,0 +1,219 @@
+//! Reports rendered from real result files: a fresh sweep on the real model,
+//! and real llama-bench output.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{lmtune, scenario};
+use serde_json::Value;
+
+fn charts(dir: &Path) -> Vec<Value> {
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("charts.json")).unwrap()).unwrap();
+    v["charts"].as_array().unwrap().clone()
+}
+
+fn chart<'a>(charts: &'a [Value], stem: &str) -> &'a Value {
+    charts
+        .iter()
+        .find(|c| c["stem"] == stem)
+        .unwrap_or_else(|| {
+            panic!(
+                "no chart {stem}: {:?}",
+                charts.iter().map(|c| c["stem"].clone()).collect::<Vec<_>>()
+            )
+        })
+}
+
+#[test]
+fn report_of_a_real_sweep_has_every_chart_and_the_html_holds_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    // threads × n_ubatch (a two-knob sweep), pp and tg, one point that runs out of memory.
+    let body = "name = \"report-it\"\n[sweep]\nn_ctx = [256, 8192]\nn_batch = 64\nn_ubatch = [32, 64]\nthreads = [1, 2]\ntype_k = \"f32\"\ntype_v = \"f32\"\nskip_invalid = true\n[workload]\nn_prompt = [32]\nn_gen = [8]\n[measure]\nrepetitions = 2\nworker_memory_limit = \"500MiB\"\n";
+    let path = scenario(dir.path(), "s.toml", body);
+    let results = dir.path().join("results");
+    let out = lmtune()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the n_ctx 8192 points run out of memory: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = dir.path().join("report");
+    let reference = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/reference/community-tg-tps.csv");
+    lmtune()
+        .arg("report")
+        .arg(&results)
+        .arg("-o")
+        .arg(&report)
+        .arg("--reference")
+        .arg(&reference)
+        .args(["--ram-budget", "512MiB"])
+        .assert()
+        .success();
+
+    let cs = charts(&report);
+    // t/s against threads: one series per test and n_ubatch (n_ctx 8192 failed), 2 points each.
+    let tg = chart(&cs, "tg_vs_threads");
+    let series = tg["series"].as_array().unwrap();
+    let labels: Vec<&str> = series
+        .iter()
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
+    assert!(
+        labels.contains(&"tg8, n_ubatch=32, n_ctx=256")
+            && labels.contains(&"tg8, n_ubatch=64, n_ctx=256"),
+        "{labels:?}"
+    );
+    assert!(series
+        .iter()
+        .all(|s| s["points"].as_array().unwrap().len() == 2));
+    for p in series.iter().flat_map(|s| s["points"].as_array().unwrap()) {
+        let (y, lo, hi) = (
+            p["y"].as_f64().unwrap(),
+            p["lo"].as_f64().unwrap(),
+            p["hi"].as_f64().unwrap(),
+        );
+        assert!(y > 0.0 && lo <= y && y <= hi, "{p}");
+    }
+    assert_eq!(
+        tg["failed"].as_array().unwrap().len(),
+        4,
+        "the oom and skipped tg points are marked"
+    );
+    // The first n_ctx 8192 point (a pp test) ran out of memory; the points
+    // that need at least as much were skipped.
+    assert!(chart(&cs, "pp_vs_threads")["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["label"] == "oom"));
+    assert!(tg["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["label"] == "skipped"));
+    assert_eq!(tg["x_label"], "threads");
+
+    let mem = chart(&cs, "memory_vs_n_ctx");
+    assert_eq!(mem["hline"][1], "RAM budget 512 MiB");
+    assert!(mem["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["label"] == "RSS, predicted before the run" && s["predicted"] == true));
+    assert!(
+        mem["log2_x"].as_bool().unwrap(),
+        "256 → 8192 spans decades: log axis"
+    );
+    let heat = chart(&cs, "heatmap_pp_threads_n_ubatch");
+    assert_eq!(heat["cells"].as_array().unwrap().len(), 4);
+    assert!(heat["best"].is_array());
+    assert!(chart(&cs, "predicted_vs_measured_rss")["note"]
+        .as_str()
+        .unwrap()
+        .contains("mean |error|"));
+    assert!(chart(&cs, "roofline_tg")["bars"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|b| b["value"].as_f64().unwrap() > 0.0));
+    let hw = chart(&cs, "hardware_comparison_tg");
+    assert_eq!(
+        hw["ranges"].as_array().unwrap().len(),
+        12,
+        "every community-reported row is drawn"
+    );
+    assert!(hw["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g == "7B Q4_K_M"));
+
+    // Every chart exists as SVG and PNG, and index.html inlines every chart.
+    let html = std::fs::read_to_string(report.join("index.html")).unwrap();
+    let md = std::fs::read_to_string(report.join("summary.md")).unwrap();
+    assert!(!html.contains("<script src") && !html.contains("<link "));
+    for c in &cs {
+        let stem = c["stem"].as_str().unwrap();
+        let svg = std::fs::read_to_string(report.join(format!("{stem}.svg"))).unwrap();
+        assert!(
+            svg.contains(c["title"].as_str().unwrap()),
+            "{stem}: title in the SVG"
+        );
+        let png = std::fs::read(report.join(format!("{stem}.png"))).unwrap();
+        assert_eq!(&png[..4], b"\x89PNG", "{stem}.png");
+        assert!(
+            html.contains(&format!("id=\"{stem}\"")),
+            "index.html inlines {stem}"
+        );
+        assert!(
+            md.contains(&format!("({stem}.png)")),
+            "summary.md links {stem}"
+        );
+    }
+    assert_eq!(html.matches("<svg").count(), cs.len());
+    assert!(html.contains("fastest generation"), "the recommendation");
+    assert!(
+        md.contains("oom: ") && md.contains("skipped: "),
+        "warnings list failed points"
+    );
+    assert!(md.contains("| model"), "the results table");
+}
+
+#[test]
+fn llama_bench_output_is_reported_like_native_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/llama-bench/smollm2-cpu.json");
+    let report = dir.path().join("report");
+    lmtune()
+        .arg("report")
+        .arg(&bench)
+        .arg("-o")
+        .arg(&report)
+        .arg("--no-png")
+        .assert()
+        .success();
+    let cs = charts(&report);
+    let tg = chart(&cs, "tg_vs_threads");
+    assert_eq!(
+        tg["series"].as_array().unwrap().len(),
+        2,
+        "one series per n_batch"
+    );
+    assert!(
+        report.join("tg_vs_threads.svg").exists() && !report.join("tg_vs_threads.png").exists()
+    );
+    let md = std::fs::read_to_string(report.join("summary.md")).unwrap();
+    assert!(
+        md.contains("llama-bench llama.cpp build 0 (unknown)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("noisy:"),
+        "the 2-thread tg16 samples of 0.33..127.8 t/s are flagged: {md}"
+    );
+}
+
+#[test]
+fn report_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = lmtune()
+        .args(["report", "/nonexistent/results", "-o"])
+        .arg(dir.path().join("r"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("error: cannot read /nonexistent/results")
+    );
+}
