@@ -40,15 +40,16 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    /// Host bandwidth (GB/s) at `threads`: the measurement at that count, or
-    /// the nearest one below it, or the all-cores one.
+    /// Host read bandwidth (GB/s) at `threads`: the measurement at that
+    /// count, or the nearest one below it, or the all-cores one.
     pub fn host_bandwidth_at(&self, threads: u32) -> Option<f64> {
         let at = self
             .host_bandwidth_by_threads
             .iter()
             .filter(|b| b.threads <= threads)
             .max_by_key(|b| b.threads);
-        at.or(self.host_bandwidth.as_ref()).map(|b| b.best_gb_per_s)
+        at.or(self.host_bandwidth.as_ref())
+            .map(|b| b.read_ceiling_gb_per_s())
     }
 }
 

@@ -428,7 +428,7 @@ pub fn build_charts(inputs: &[Input], options: &ReportOptions) -> (Vec<Chart>, V
         charts.push(Chart::Bars {
             stem: "roofline_tg".into(),
             title: "roofline: bytes read per second in generation, as % of the memory bandwidth at its thread count".into(),
-            y_label: "% of STREAM-triad bandwidth (same threads)".into(),
+            y_label: "% of read bandwidth (same threads)".into(),
             groups,
             bars,
             ranges: Vec::new(),

@@ -303,7 +303,11 @@ where
         .axis_desc_style(("sans-serif", 16))
         .label_style(("sans-serif", 14))
         .light_line_style(RGBColor(238, 238, 238));
-    if log2_x || distinct.len() <= 12 {
+    if log2_x {
+        // One tick per power of two across the range (the knob's values are
+        // usually powers of two: 64, 512, 4096).
+        mesh.x_labels(((x1 - x0).ceil() as usize + 1).max(2));
+    } else if distinct.len() <= 12 {
         mesh.x_labels(distinct.len().max(2));
     }
     mesh.draw()?;

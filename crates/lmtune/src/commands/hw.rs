@@ -37,7 +37,8 @@ pub fn run(args: HwArgs) -> anyhow::Result<u8> {
     println!("os:        {} (kernel {})", host.os, host.kernel);
     if let Some(bw) = bandwidth {
         println!(
-            "memory:    {:.1} GB/s best, {:.1} GB/s median (STREAM triad, {} threads, 3 × {})",
+            "memory:    {:.1} GB/s read, {:.1} GB/s triad best, {:.1} GB/s triad median ({} threads, 3 × {})",
+            bw.read_ceiling_gb_per_s(),
             bw.best_gb_per_s,
             bw.median_gb_per_s,
             bw.threads,
