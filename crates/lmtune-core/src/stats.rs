@@ -85,9 +85,11 @@ fn median_sorted(sorted: &[f64]) -> f64 {
     }
 }
 
-/// Indices of samples whose modified z-score exceeds [`OUTLIER_Z`].
+/// Indices of samples whose modified z-score exceeds [`OUTLIER_Z`] (none for
+/// fewer than 5 samples).
 pub fn outliers(samples: &[f64]) -> Vec<usize> {
-    if samples.len() < 3 {
+    // With fewer than 5 samples the MAD is too unstable to call anything an outlier.
+    if samples.len() < 5 {
         return Vec::new();
     }
     let mut sorted = samples.to_vec();

@@ -254,4 +254,8 @@ pub struct ReportArgs {
     /// Write only SVG charts (no PNG).
     #[arg(long)]
     pub no_png: bool,
+    /// Only these charts (comma-separated name prefixes: tg_vs, pp_vs, memory,
+    /// heatmap, predicted, roofline, hardware).
+    #[arg(long, value_delimiter = ',')]
+    pub charts: Vec<String>,
 }

@@ -378,7 +378,7 @@ pub fn build_charts(inputs: &[Input], options: &ReportOptions) -> (Vec<Chart>, V
         });
     }
 
-    // 5. Roofline efficiency of tg points (CPU: against the measured STREAM bandwidth).
+    // 5. Roofline efficiency of tg points (CPU: against the read bandwidth measured at the same thread count).
     let mut groups: Vec<String> = Vec::new();
     let mut bars = Vec::new();
     for t in all
@@ -450,6 +450,7 @@ fn short(name: &str) -> &str {
         "n_ubatch" => "ub",
         "n_batch" => "b",
         "n_gpu_layers" => "ngl",
+        "n_ctx" => "ctx",
         other => other,
     }
 }
@@ -520,10 +521,13 @@ fn hardware_chart(all: &[Tagged], options: &ReportOptions) -> Chart {
     {
         let Some(s) = &t.r.tokens_per_s else { continue };
         let m = &t.r.fingerprint.model;
-        let key = (
-            params_class(m.n_params, &m.quant, m.synthetic),
-            t.input.to_string(),
-        );
+        // One series per machine (several result files of one machine merge);
+        // synthetic weights are said in the series, so the bar stands in the
+        // same group as the reference ranges of real models of that size.
+        let h = &t.r.fingerprint.host;
+        let machine = if h.cpu_model.is_empty() { t.input.to_string() } else { format!("{} ({}, {} cores)", h.hostname, h.cpu_model, h.logical_cores) };
+        let machine = if m.synthetic { format!("{machine}, synthetic weights") } else { machine };
+        let key = (params_class(m.n_params, &m.quant, false), machine);
         let e = best.entry(key).or_insert((0.0, 0.0, 0.0));
         if s.mean > e.0 {
             *e = (s.mean, s.ci95_low.max(0.0), s.ci95_high);
@@ -549,7 +553,6 @@ fn hardware_chart(all: &[Tagged], options: &ReportOptions) -> Chart {
             hi: r.tg_tps_high,
         });
     }
-    // Several ranges for one group are drawn side by side in one slot: keep the widest span per group visible.
     Chart::Bars {
         stem: "hardware_comparison_tg".into(),
         title: "generation speed by model and machine (best point per machine)".into(),
@@ -587,11 +590,10 @@ fn warnings_for(all: &[Tagged]) -> Vec<String> {
                 if s.n == 0 {
                     w.push(format!("no raw samples: {at} (llama-bench CSV)"));
                 }
-                if !r.outliers.is_empty() {
-                    w.push(format!(
-                        "outliers (kept, median/MAD): {at}: samples {:?}",
-                        r.outliers
-                    ));
+                // Recomputed from the samples, so older records follow today's rule.
+                let outliers = lmtune_core::stats::outliers(&r.measurement.samples_ts);
+                if !outliers.is_empty() {
+                    w.push(format!("outliers (kept, median/MAD): {at}: samples {outliers:?}"));
                 }
             }
             (status, _) => w.push(format!(

@@ -131,10 +131,18 @@ impl Chart {
         }
     }
 
+    /// Pixel size: wider for bar charts with many groups, so labels fit.
+    pub fn size(&self) -> (u32, u32) {
+        match self {
+            Chart::Bars { groups, .. } if groups.len() > 6 => (WIDTH.max(200 * groups.len() as u32 + 120), HEIGHT),
+            _ => (WIDTH, HEIGHT),
+        }
+    }
+
     pub fn to_svg(&self) -> Result<String, String> {
         let mut svg = String::new();
         {
-            let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+            let root = SVGBackend::with_string(&mut svg, self.size()).into_drawing_area();
             self.draw(&root).map_err(|e| e.to_string())?;
             root.present().map_err(|e| e.to_string())?;
         }
@@ -142,7 +150,7 @@ impl Chart {
     }
 
     pub fn to_png(&self, path: &std::path::Path) -> Result<(), String> {
-        let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+        let root = BitMapBackend::new(path, self.size()).into_drawing_area();
         self.draw(&root).map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())
     }
@@ -276,6 +284,9 @@ where
         (x0 - pad, x1 + pad)
     };
     let (y0, y1) = padded(0.0, ys.iter().cloned().fold(0.0, f64::max), true);
+    // Head room for the legend (upper left) so it does not cover the data.
+    let legend_rows = series.len() + usize::from(!failed.is_empty()) + usize::from(hline.is_some());
+    let y1 = y1 * (1.0 + 0.065 * legend_rows as f64);
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 22))
         .margin(18)
@@ -571,6 +582,8 @@ where
         (0.0, top * 1.15 + 1e-9)
     };
     let n = groups.len().max(1) as f64;
+    // Many groups: the chart is made wider (see Chart::size) and labels smaller.
+    let rotate = groups.len() > 6;
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 22))
         .margin(18)
@@ -591,11 +604,13 @@ where
             human(*v)
         }
     };
+    let x_font = ("sans-serif", if rotate { 12 } else { 14 }).into_font();
     chart
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(groups.len() * 2 + 1)
         .x_label_formatter(&gl)
+        .x_label_style(x_font)
         .y_desc(if log_y {
             format!("{y_label} (log scale)")
         } else {
@@ -649,7 +664,7 @@ where
         chart.draw_series(mine.iter().map(|b| {
             Text::new(
                 human(b.value),
-                (x(b), ty(b.hi.max(b.value))),
+                (x(b), ty(b.hi.max(b.value)) + (y1 - y0) * 0.04),
                 ("sans-serif", 12),
             )
         }))?;

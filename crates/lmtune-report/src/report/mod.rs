@@ -37,6 +37,8 @@ pub struct ReportOptions {
     pub reference: Vec<ReferenceRow>,
     /// Write PNG files beside the SVG ones.
     pub png: bool,
+    /// Keep only charts whose name starts with one of these (empty: all).
+    pub only: Vec<String>,
 }
 
 /// What was written.
@@ -74,7 +76,10 @@ pub fn write_report(
         move |source| ReportError::Io { path, source }
     };
     std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
-    let (charts, warnings) = build_charts(inputs, options);
+    let (mut charts, warnings) = build_charts(inputs, options);
+    if !options.only.is_empty() {
+        charts.retain(|c| options.only.iter().any(|o| c.stem().starts_with(o.as_str())));
+    }
     let mut svgs = Vec::new();
     let mut png_errors = Vec::new();
     for c in &charts {

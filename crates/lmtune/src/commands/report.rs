@@ -58,6 +58,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
         vram_budget_bytes: size("--vram-budget", &args.vram_budget)?,
         reference,
         png: !args.no_png,
+        only: args.charts.clone(),
     };
     let files = write_report(&inputs, &options, &args.output)?;
     for e in &files.png_errors {
