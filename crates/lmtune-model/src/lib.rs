@@ -12,15 +12,33 @@
 //! println!("recommended n_gpu_layers: {:?}", p.recommended.map(|i| p.rows[i].n_gpu_layers));
 //! ```
 
+mod fit;
 mod memory;
 mod plan;
 mod throughput;
 
+pub use fit::{fit_linear, Coefficient, FitError, LinearFit};
 pub use memory::{
     compute_buffer_bytes, predict_memory, ContextShape, CpuBackend, MemoryBreakdown,
     MemoryPrediction, Placement, GPU_OVERHEAD_BYTES, HOST_OVERHEAD_BYTES,
 };
 pub use plan::{plan, Budgets, Plan, PlanRow};
+
+/// Fitted models for one machine, backend and model (`lmtune fit`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Calibration {
+    pub version: u32,
+    pub machine: String,
+    pub backend: String,
+    pub model: String,
+    /// Peak RSS residue (MiB) over the structural terms.
+    pub memory: Option<LinearFit>,
+    /// Milliseconds per generated token.
+    pub tg: Option<LinearFit>,
+    /// Milliseconds per prompt token.
+    pub pp: Option<LinearFit>,
+    pub notes: Vec<String>,
+}
 pub use throughput::{bytes_per_token, predict_tg, ThroughputParams};
 
 #[cfg(test)]

@@ -41,6 +41,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Draw charts and write index.html + summary.md from result files.
     Report(ReportArgs),
+    /// Fit memory and throughput models to results (errors reported leave-one-out).
+    Fit(FitArgs),
     /// Worker mode (internal): hosts one backend, speaks JSON lines on stdin/stdout.
     #[command(name = "__worker", hide = true)]
     Worker(WorkerArgs),
@@ -258,4 +260,18 @@ pub struct ReportArgs {
     /// heatmap, predicted, roofline, hardware).
     #[arg(long, value_delimiter = ',')]
     pub charts: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// Result sets: results directories, results.jsonl, or llama-bench output.
+    #[arg(required = true)]
+    pub results: Vec<PathBuf>,
+    /// The model file, for the memory model's structural terms
+    /// [default: models/NAME or models/synth/NAME, by the records' file name].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Save the calibration as JSON.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
 }

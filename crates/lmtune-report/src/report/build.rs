@@ -525,8 +525,19 @@ fn hardware_chart(all: &[Tagged], options: &ReportOptions) -> Chart {
         // synthetic weights are said in the series, so the bar stands in the
         // same group as the reference ranges of real models of that size.
         let h = &t.r.fingerprint.host;
-        let machine = if h.cpu_model.is_empty() { t.input.to_string() } else { format!("{} ({}, {} cores)", h.hostname, h.cpu_model, h.logical_cores) };
-        let machine = if m.synthetic { format!("{machine}, synthetic weights") } else { machine };
+        let machine = if h.cpu_model.is_empty() {
+            t.input.to_string()
+        } else {
+            format!(
+                "{} ({}, {} cores)",
+                h.hostname, h.cpu_model, h.logical_cores
+            )
+        };
+        let machine = if m.synthetic {
+            format!("{machine}, synthetic weights")
+        } else {
+            machine
+        };
         let key = (params_class(m.n_params, &m.quant, false), machine);
         let e = best.entry(key).or_insert((0.0, 0.0, 0.0));
         if s.mean > e.0 {
@@ -593,7 +604,9 @@ fn warnings_for(all: &[Tagged]) -> Vec<String> {
                 // Recomputed from the samples, so older records follow today's rule.
                 let outliers = lmtune_core::stats::outliers(&r.measurement.samples_ts);
                 if !outliers.is_empty() {
-                    w.push(format!("outliers (kept, median/MAD): {at}: samples {outliers:?}"));
+                    w.push(format!(
+                        "outliers (kept, median/MAD): {at}: samples {outliers:?}"
+                    ));
                 }
             }
             (status, _) => w.push(format!(

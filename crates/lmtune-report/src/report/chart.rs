@@ -134,7 +134,9 @@ impl Chart {
     /// Pixel size: wider for bar charts with many groups, so labels fit.
     pub fn size(&self) -> (u32, u32) {
         match self {
-            Chart::Bars { groups, .. } if groups.len() > 6 => (WIDTH.max(200 * groups.len() as u32 + 120), HEIGHT),
+            Chart::Bars { groups, .. } if groups.len() > 6 => {
+                (WIDTH.max(200 * groups.len() as u32 + 120), HEIGHT)
+            }
             _ => (WIDTH, HEIGHT),
         }
     }

@@ -32,7 +32,13 @@ fn machine_line(r: &Record) -> String {
     };
     let bw = fp
         .host_bandwidth
-        .map(|b| format!(", memory {:.1} GB/s read / {:.1} GB/s STREAM triad", b.read_ceiling_gb_per_s(), b.best_gb_per_s))
+        .map(|b| {
+            format!(
+                ", memory {:.1} GB/s read / {:.1} GB/s STREAM triad",
+                b.read_ceiling_gb_per_s(),
+                b.best_gb_per_s
+            )
+        })
         .unwrap_or_default();
     format!(
         "{} — {} ({} physical / {} logical cores), {} RAM{bw}; {}; {} {} [{}]; lmtune {} ({}); model {} ({}, sha256 {})",

@@ -78,7 +78,12 @@ pub fn write_report(
     std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
     let (mut charts, warnings) = build_charts(inputs, options);
     if !options.only.is_empty() {
-        charts.retain(|c| options.only.iter().any(|o| c.stem().starts_with(o.as_str())));
+        charts.retain(|c| {
+            options
+                .only
+                .iter()
+                .any(|o| c.stem().starts_with(o.as_str()))
+        });
     }
     let mut svgs = Vec::new();
     let mut png_errors = Vec::new();

@@ -2,6 +2,7 @@
 
 mod compare;
 mod export;
+mod fit;
 mod hw;
 mod inspect;
 mod plan;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Compare(args) => compare::run(args),
         Command::Export(args) => export::run(args),
         Command::Report(args) => report::run(args),
+        Command::Fit(args) => fit::run(args),
         Command::Worker(args) => worker::run(args),
     }
 }

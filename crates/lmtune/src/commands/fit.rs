@@ -1,0 +1,292 @@
+//! `lmtune fit`: memory and throughput models fitted to measurements, per
+//! machine and model, with coefficient intervals, R² and leave-one-out errors.
+//!
+//! - memory: peak RSS = structural (exact from the anatomy: host weights,
+//!   repacked copies, KV cache) + β₀ + β₁·n_ubatch + β₂·n_ubatch·n_ctx/1000;
+//! - generation: seconds per token = one constant per thread count (+ a term
+//!   per GB of KV cache read, when the depth varies);
+//! - prompt processing: seconds per token = one constant per thread count
+//!   + γ / n_ubatch (the per-micro-batch overhead, amortized).
+//!
+//! Features that do not vary in the data are left out (their effect cannot
+//! be told from the intercept).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use lmtune_core::knobs::TestKind;
+use lmtune_core::record::{Record, Status};
+use lmtune_gguf::{GgufFile, ModelAnatomy};
+use lmtune_model::{fit_linear, predict_memory, Calibration, ContextShape, LinearFit};
+use lmtune_report::load_results;
+
+use crate::cli::FitArgs;
+use crate::exit;
+use crate::predict::host_cpu_backend;
+
+pub fn run(args: FitArgs) -> anyhow::Result<u8> {
+    let mut records = Vec::new();
+    for path in &args.results {
+        records.extend(
+            load_results(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .1,
+        );
+    }
+    let ok: Vec<&Record> = records.iter().filter(|r| r.status == Status::Ok).collect();
+    if ok.is_empty() {
+        bail!(
+            "no ok records to fit in {}",
+            args.results
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    // One calibration per machine + backend + model.
+    let mut groups: BTreeMap<(String, String, String), Vec<&Record>> = BTreeMap::new();
+    for r in ok {
+        let fp = &r.fingerprint;
+        let machine = format!("{} ({})", fp.host.hostname, fp.host.cpu_model);
+        let model = if fp.model.sha256.is_empty() {
+            r.model.clone()
+        } else {
+            format!(
+                "{} {}",
+                r.model,
+                &fp.model.sha256[..12.min(fp.model.sha256.len())]
+            )
+        };
+        groups
+            .entry((machine, r.backend.clone(), model))
+            .or_default()
+            .push(r);
+    }
+    let mut calibrations = Vec::new();
+    for ((machine, backend, model), rs) in groups {
+        println!(
+            "== {model} on {machine}, backend {backend}: {} points",
+            rs.len()
+        );
+        let anatomy = find_anatomy(&args.model, &rs[0].model);
+        let mut cal = Calibration {
+            version: 1,
+            machine,
+            backend,
+            model: model.clone(),
+            memory: None,
+            tg: None,
+            pp: None,
+            notes: Vec::new(),
+        };
+        match &anatomy {
+            Some(a) => match fit_memory(a, &rs) {
+                Ok(f) => cal.memory = Some(f),
+                Err(e) => cal.notes.push(format!("memory: {e}")),
+            },
+            None => cal.notes.push(format!("memory: the model file {} was not found (give --model PATH); the structural terms need its anatomy", rs[0].model)),
+        }
+        for kind in [TestKind::Tg, TestKind::Pp] {
+            match fit_speed(kind, &rs) {
+                Ok(f) if kind == TestKind::Tg => cal.tg = Some(f),
+                Ok(f) => cal.pp = Some(f),
+                Err(e) => cal.notes.push(format!(
+                    "{}: {e}",
+                    if kind == TestKind::Tg { "tg" } else { "pp" }
+                )),
+            }
+        }
+        print_calibration(&cal);
+        calibrations.push(cal);
+    }
+    if let Some(out) = &args.output {
+        let text = serde_json::to_string_pretty(
+            &serde_json::json!({ "format": "lmtune-calibration", "version": 1, "calibrations": calibrations }),
+        )?;
+        std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
+        eprintln!("calibration saved to {}", out.display());
+    }
+    Ok(exit::OK)
+}
+
+/// The model file: --model, else models/ or models/synth/ under the current directory.
+fn find_anatomy(explicit: &Option<PathBuf>, file_name: &str) -> Option<ModelAnatomy> {
+    let candidates: Vec<PathBuf> = match explicit {
+        Some(p) => vec![p.clone()],
+        None => vec![
+            Path::new("models").join(file_name),
+            Path::new("models/synth").join(file_name),
+        ],
+    };
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .and_then(|p| GgufFile::open(p).and_then(|f| f.anatomy()).ok())
+}
+
+fn ubatch_eff(r: &Record) -> f64 {
+    f64::from(r.ctx.n_ubatch.min(r.ctx.n_batch).min(r.ctx.n_ctx))
+}
+
+/// Exact host bytes: weights (+ repacked copies) and KV cache.
+fn structural_rss(a: &ModelAnatomy, r: &Record) -> f64 {
+    let ctx = ContextShape {
+        n_ctx: u64::from(r.ctx.n_ctx),
+        n_ubatch: ubatch_eff(r) as u64,
+        type_k: r.ctx.type_k.ggml_type(),
+        type_v: r.ctx.type_v.ggml_type(),
+        flash_attn: true,
+    };
+    let gpu = r.fingerprint.backend_devices.iter().any(|d| d.is_gpu());
+    let m = predict_memory(
+        a,
+        if gpu {
+            u64::from(r.load.n_gpu_layers)
+        } else {
+            0
+        },
+        &ctx,
+        &host_cpu_backend(),
+    );
+    (m.host.weights + m.host.repacked + m.host.kv) as f64
+}
+
+fn fit_memory(a: &ModelAnatomy, rs: &[&Record]) -> Result<LinearFit, lmtune_model::FitError> {
+    let with_rss: Vec<&&Record> = rs
+        .iter()
+        .filter(|r| r.measurement.rss_peak_bytes.is_some())
+        .collect();
+    let structural: Vec<f64> = with_rss.iter().map(|r| structural_rss(a, r)).collect();
+    let mib = 1024.0 * 1024.0;
+    let y: Vec<f64> = with_rss
+        .iter()
+        .zip(&structural)
+        .map(|(r, s)| (r.measurement.rss_peak_bytes.unwrap_or(0) as f64 - s) / mib)
+        .collect();
+    let rows: Vec<Vec<f64>> = with_rss
+        .iter()
+        .map(|r| {
+            vec![
+                1.0,
+                ubatch_eff(r),
+                ubatch_eff(r) * f64::from(r.ctx.n_ctx) / 1000.0,
+            ]
+        })
+        .collect();
+    let structural_mib: Vec<f64> = structural.iter().map(|s| s / mib).collect();
+    let (names, rows) = drop_constant(
+        &[
+            "overhead_mib",
+            "mib_per_ubatch_token",
+            "mib_per_ubatch_token_per_1k_ctx",
+        ],
+        rows,
+    );
+    fit_linear("memory", &names, &rows, &y, |i, residue| {
+        structural_mib[i] + residue
+    })
+}
+
+fn fit_speed(kind: TestKind, rs: &[&Record]) -> Result<LinearFit, lmtune_model::FitError> {
+    let pts: Vec<&&Record> = rs
+        .iter()
+        .filter(|r| r.workload.kind() == kind && r.tokens_per_s.is_some())
+        .collect();
+    let mut threads: Vec<u32> = pts.iter().map(|r| r.ctx.threads).collect();
+    threads.sort_unstable();
+    threads.dedup();
+    let names_owned: Vec<String> = threads
+        .iter()
+        .map(|t| format!("ms_per_token_at_{t}_threads"))
+        .chain(std::iter::once(match kind {
+            TestKind::Pp => "ms_times_ubatch".to_string(),
+            _ => "ms_per_1k_tokens_of_depth".to_string(),
+        }))
+        .collect();
+    let rows: Vec<Vec<f64>> = pts
+        .iter()
+        .map(|r| {
+            let mut row: Vec<f64> = threads
+                .iter()
+                .map(|&t| if r.ctx.threads == t { 1.0 } else { 0.0 })
+                .collect();
+            row.push(match kind {
+                TestKind::Pp => 1.0 / ubatch_eff(r).min(f64::from(r.workload.n_prompt)),
+                _ => f64::from(r.workload.n_depth) / 1000.0,
+            });
+            row
+        })
+        .collect();
+    let y: Vec<f64> = pts
+        .iter()
+        .map(|r| 1000.0 / r.tokens_per_s.as_ref().map_or(1.0, |s| s.mean))
+        .collect();
+    let names: Vec<&str> = names_owned.iter().map(String::as_str).collect();
+    let (names, rows) = drop_constant(&names, rows);
+    // The error that matters is in tokens/s.
+    fit_linear(
+        if kind == TestKind::Tg {
+            "generation"
+        } else {
+            "prompt processing"
+        },
+        &names,
+        &rows,
+        &y,
+        |_, ms| 1000.0 / ms,
+    )
+}
+
+/// Drops feature columns that never vary, so the fit is not rank-deficient.
+/// Intercepts (the overhead, the per-thread-count constants) always stay.
+fn drop_constant<'a>(names: &[&'a str], rows: Vec<Vec<f64>>) -> (Vec<&'a str>, Vec<Vec<f64>>) {
+    let is_intercept = |name: &str| name == "overhead_mib" || name.starts_with("ms_per_token_at_");
+    let keep: Vec<usize> = (0..names.len())
+        .filter(|&j| {
+            let first = rows.first().map_or(0.0, |r| r[j]);
+            is_intercept(names[j]) || rows.iter().any(|r| r[j] != first)
+        })
+        .collect();
+    let names = keep.iter().map(|&j| names[j]).collect();
+    let rows = rows
+        .into_iter()
+        .map(|r| keep.iter().map(|&j| r[j]).collect())
+        .collect();
+    (names, rows)
+}
+
+fn print_fit(label: &str, f: &LinearFit) {
+    println!(
+        "  {label}: {} points, R² {:.3}, leave-one-out error {} (mean |%|), worst {}",
+        f.n,
+        f.r_squared,
+        f.loo_mape
+            .map_or("–".into(), |e| format!("{:.1}%", e * 100.0)),
+        f.loo_max_abs_pct
+            .map_or("–".into(), |e| format!("{:.1}%", e * 100.0))
+    );
+    for c in &f.coefficients {
+        let ci = match (c.ci95_low, c.ci95_high) {
+            (Some(lo), Some(hi)) => format!("[{lo:.4}, {hi:.4}]"),
+            _ => "–".into(),
+        };
+        println!("    {:<34} {:>12.4}  95% CI {ci}", c.name, c.value);
+    }
+}
+
+fn print_calibration(c: &Calibration) {
+    if let Some(f) = &c.memory {
+        print_fit("memory (peak RSS, MiB)", f);
+    }
+    if let Some(f) = &c.tg {
+        print_fit("generation (ms per token)", f);
+    }
+    if let Some(f) = &c.pp {
+        print_fit("prompt processing (ms per token)", f);
+    }
+    for n in &c.notes {
+        println!("  note: {n}");
+    }
+}
