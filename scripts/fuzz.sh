@@ -51,12 +51,16 @@ log "fuzzing $TARGET for ${SECS}s"
 status=0
 # No -jobs/-workers: they make libFuzzer write fuzz-N.log files into the
 # current directory and hide the final statistics.
+# libFuzzer prints a line per corpus change; keep them in a log and show the
+# summary (the whole log on failure).
+fuzz_log="fuzz/last-run.log"
 cargo fuzz run "$TARGET" "$CORPUS" -- \
   -max_total_time="$SECS" \
   -rss_limit_mb=2048 \
   -timeout=10 \
   -print_final_stats=1 \
-  "$@" || status=$?
+  "$@" > "$fuzz_log" 2>&1 || status=$?
+if [ "$status" -ne 0 ]; then cat "$fuzz_log" >&2; else grep -E '^(stat::|Done|#[0-9]+\s+DONE)' "$fuzz_log" >&2 || tail -n 15 "$fuzz_log" >&2; fi
 
 found="$(find "$ARTIFACTS" -type f -newer "$stamp" | sort)"
 if [ "$status" -ne 0 ] || [ -n "$found" ]; then
