@@ -78,7 +78,25 @@ pub struct CsvSink {
 
 impl CsvSink {
     /// Opens `path` for appending; writes the header when the file is new or empty.
+    /// A row cut short by a crash is removed first (rows may hold quoted
+    /// newlines, so the cut is found by parsing, not by the last newline).
     pub fn create(path: &Path) -> std::io::Result<CsvSink> {
+        if let Ok(bytes) = std::fs::read(path) {
+            if !bytes.is_empty() && bytes.last() != Some(&b'\n') {
+                let mut reader = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .from_reader(bytes.as_slice());
+                let mut record = csv::ByteRecord::new();
+                let mut good = 0;
+                while let Ok(true) = reader.read_byte_record(&mut record) {
+                    let end = reader.position().byte();
+                    if end as usize <= bytes.len() && bytes[..end as usize].last() == Some(&b'\n') {
+                        good = end;
+                    }
+                }
+                OpenOptions::new().write(true).open(path)?.set_len(good)?;
+            }
+        }
         let mut file = OpenOptions::new().create(true).append(true).open(path)?;
         if file.metadata()?.len() == 0 {
             file.write_all(&row_bytes(CSV_COLUMNS.iter().map(|s| s.to_string()))?)?;

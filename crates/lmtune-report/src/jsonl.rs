@@ -14,7 +14,18 @@ pub struct JsonlSink {
 
 impl JsonlSink {
     /// Opens `path` for appending (creating it).
+    /// Opens `path` for appending (creating it). A last line cut short by a
+    /// crash is removed first, so the next record starts on a line of its own.
     pub fn create(path: &Path) -> std::io::Result<JsonlSink> {
+        if let Ok(bytes) = std::fs::read(path) {
+            if !bytes.is_empty() && bytes.last() != Some(&b'\n') {
+                let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                OpenOptions::new()
+                    .write(true)
+                    .open(path)?
+                    .set_len(keep as u64)?;
+            }
+        }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(JsonlSink { file })
     }

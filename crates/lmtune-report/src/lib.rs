@@ -59,3 +59,26 @@ mod tests {
         assert_eq!(super::human_bytes(512), "512 B");
     }
 }
+
+#[cfg(test)]
+mod sink_tests {
+    use super::*;
+
+    #[test]
+    fn a_line_cut_by_a_crash_is_dropped_before_appending() {
+        let dir = std::env::temp_dir().join(format!("lmtune-sink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let jsonl = dir.join("r.jsonl");
+        std::fs::write(&jsonl, "{\"a\":1}\n{\"b\":").unwrap();
+        drop(JsonlSink::create(&jsonl).unwrap());
+        assert_eq!(std::fs::read_to_string(&jsonl).unwrap(), "{\"a\":1}\n");
+        let csv = dir.join("r.csv");
+        std::fs::write(&csv, "h1,h2\n1,\"two\nlines\"\n2,\"cut").unwrap();
+        drop(CsvSink::create(&csv).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&csv).unwrap(),
+            "h1,h2\n1,\"two\nlines\"\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
