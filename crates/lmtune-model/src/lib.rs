@@ -22,7 +22,7 @@ pub use memory::{
     compute_buffer_bytes, predict_memory, ContextShape, CpuBackend, MemoryBreakdown,
     MemoryPrediction, Placement, GPU_OVERHEAD_BYTES, HOST_OVERHEAD_BYTES,
 };
-pub use plan::{plan, Budgets, Plan, PlanRow};
+pub use plan::{apply_calibration, plan, Budgets, Plan, PlanRow};
 
 /// Fitted models for one machine, backend and model (`lmtune fit`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -82,3 +82,56 @@ pub fn plan(
         recommended,
     }
 }
+
+/// Replaces the default estimates with fitted ones where the calibration has
+/// them: the host memory beyond the structural terms (compute buffers and
+/// overhead) from its memory fit, and CPU-only generation speed at `threads`
+/// from its generation fit. Then re-decides what fits and what is best.
+pub fn apply_calibration(plan: &mut Plan, cal: &crate::Calibration, threads: u32) -> Vec<String> {
+    let mut applied = Vec::new();
+    if let Some(mem) = &cal.memory {
+        let u = plan.ctx.n_ubatch as f64;
+        let ctx = plan.ctx.n_ctx as f64;
+        let features = |name: &str| match name {
+            "overhead_mib" => Some(1.0),
+            "mib_per_ubatch_token" => Some(u),
+            "mib_per_ubatch_token_per_1k_ctx" => Some(u * ctx / 1000.0),
+            _ => None,
+        };
+        let residue_mib: Option<f64> = mem
+            .coefficients
+            .iter()
+            .map(|c| features(&c.name).map(|f| c.value * f))
+            .sum();
+        if let Some(mib) = residue_mib {
+            let bytes = (mib.max(0.0) * 1024.0 * 1024.0) as u64;
+            for row in &mut plan.rows {
+                row.memory.host.compute = 0;
+                row.memory.host.overhead = bytes;
+            }
+            applied.push(format!("host memory beyond weights and KV: fitted {mib:.1} MiB (leave-one-out error {:.1}%)", mem.loo_mape.unwrap_or(f64::NAN) * 100.0));
+        }
+    }
+    if let Some(tg) = &cal.tg {
+        let name = format!("ms_per_token_at_{threads}_threads");
+        if let Some(c) = tg.coefficients.iter().find(|c| c.name == name) {
+            if let Some(row) = plan.rows.iter_mut().find(|r| r.n_gpu_layers == 0) {
+                row.tg_tokens_per_s = 1000.0 / c.value;
+                applied.push(format!("CPU-only generation at {threads} threads: fitted {:.1} t/s (leave-one-out error {:.1}%)", row.tg_tokens_per_s, tg.loo_mape.unwrap_or(f64::NAN) * 100.0));
+            }
+        }
+    }
+    let budgets = plan.budgets;
+    for row in &mut plan.rows {
+        row.fits_vram = row.memory.gpu.total() <= budgets.usable(budgets.vram_bytes);
+        row.fits_ram = row.memory.host.total() <= budgets.usable(budgets.ram_bytes);
+    }
+    plan.recommended = plan
+        .rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.fits())
+        .max_by(|(_, x), (_, y)| x.tg_tokens_per_s.total_cmp(&y.tg_tokens_per_s))
+        .map(|(i, _)| i);
+    applied
+}

@@ -138,9 +138,13 @@ pub struct PlanArgs {
     /// GPU memory bandwidth in GB/s [default: from NVML, else 500 (assumed)].
     #[arg(long)]
     pub gpu_bandwidth: Option<f64>,
-    /// Host memory bandwidth in GB/s [default: measured now with a STREAM triad].
+    /// Host memory bandwidth in GB/s [default: measured now].
     #[arg(long)]
     pub cpu_bandwidth: Option<f64>,
+    /// A calibration from `lmtune fit -o FILE`: fitted memory and speed
+    /// replace the defaults for the model it was fitted on.
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,

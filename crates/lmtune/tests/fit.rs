@@ -80,3 +80,80 @@ fn fit_without_the_model_file_still_fits_throughput_and_says_why_memory_is_missi
         "{stdout}"
     );
 }
+
+/// `plan --calibration`: the fitted memory and speed replace the defaults.
+/// The committed grid measured 223.5–229.4 MiB peak RSS at n_ctx 4096.
+#[test]
+fn plan_with_a_calibration_uses_the_fitted_models() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    let cal = dir.path().join("cal.json");
+    lmtune()
+        .current_dir(&root)
+        .args(["fit", "results/2026-11-21-vm-cpu-grid", "-o"])
+        .arg(&cal)
+        .assert()
+        .success();
+    let model = common::model_path();
+    let out = lmtune()
+        .arg("plan")
+        .arg("-m")
+        .arg(&model)
+        .args([
+            "--vram",
+            "0",
+            "--ctx",
+            "4096",
+            "--ubatch",
+            "512",
+            "--cpu-bandwidth",
+            "30",
+            "--json",
+            "--calibration",
+        ])
+        .arg(&cal)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let notes: Vec<&str> = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("calibrated: host memory")),
+        "{notes:?}"
+    );
+    let row = &v["plan"]["rows"][0];
+    let m = &row["memory"]["host"];
+    let host_mib = (m["weights"].as_u64().unwrap()
+        + m["repacked"].as_u64().unwrap()
+        + m["kv"].as_u64().unwrap()
+        + m["compute"].as_u64().unwrap()
+        + m["overhead"].as_u64().unwrap()) as f64
+        / 1048576.0;
+    assert!(
+        (host_mib / 226.5 - 1.0).abs() < 0.10,
+        "calibrated host memory {host_mib} MiB vs ~226.5 measured"
+    );
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"format\": \"something-else\"}").unwrap();
+    let out = lmtune()
+        .arg("plan")
+        .arg("-m")
+        .arg(&model)
+        .args(["--vram", "0", "--cpu-bandwidth", "30", "--calibration"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an lmtune calibration"));
+}

@@ -113,13 +113,42 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         ram_bytes,
         headroom: args.headroom,
     };
-    let p = plan(
+    let mut p = plan(
         &a,
         ctx,
         budgets,
         ThroughputParams::with_bandwidths(cpu_bw, gpu_bw),
         &crate::predict::host_cpu_backend(),
     );
+    if let Some(path) = &args.calibration {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--calibration: cannot read {}", path.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("--calibration {}: not JSON", path.display()))?;
+        if v.get("format").and_then(|f| f.as_str()) != Some("lmtune-calibration") {
+            bail!("--calibration {}: not an lmtune calibration (make one with `lmtune fit RESULTS -o FILE`)", path.display());
+        }
+        let cals: Vec<lmtune_model::Calibration> =
+            serde_json::from_value(v["calibrations"].clone())
+                .with_context(|| format!("--calibration {}", path.display()))?;
+        let file = args
+            .model
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match cals.iter().find(|c| c.model.starts_with(&file)) {
+            Some(cal) => {
+                let threads = HostInfo::detect().physical_cores;
+                for line in lmtune_model::apply_calibration(&mut p, cal, threads) {
+                    notes.push(format!("calibrated: {line}"));
+                }
+            }
+            None => notes.push(format!(
+                "{} has no calibration for {file}; using the default estimates",
+                path.display()
+            )),
+        }
+    }
 
     if args.json {
         let value = serde_json::json!({ "model": args.model.display().to_string(), "synthetic": a.synthetic, "notes": notes, "plan": p });
