@@ -71,6 +71,21 @@ impl CpuBackend {
         }
     }
 
+    /// From llama.cpp's system line as recorded in a fingerprint
+    /// (`… AVX2 = 1 | AVX512 = 1 …`), for results measured on another machine.
+    pub fn from_backend_build(arch: &str, build: &str) -> CpuBackend {
+        let flags: Vec<&str> = [
+            ("AVX2 = 1", "avx2"),
+            ("AVX512 = 1", "avx512f"),
+            ("DOTPROD = 1", "asimddp"),
+        ]
+        .into_iter()
+        .filter(|(needle, _)| build.contains(needle))
+        .map(|(_, flag)| flag)
+        .collect();
+        CpuBackend::from_cpu_flags(arch, &flags.join(" "))
+    }
+
     fn repacked_bytes(&self, group: &lmtune_gguf::TensorGroup) -> u64 {
         group
             .bytes_by_type

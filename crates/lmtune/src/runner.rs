@@ -74,6 +74,11 @@ impl Worker {
         if options.verbose {
             cmd.arg("--verbose");
         }
+        // ggml_abort attaches gdb for a backtrace, whose 20+ frames would push
+        // llama.cpp's own reason out of the stderr tail we keep.
+        if std::env::var_os("GGML_NO_BACKTRACE").is_none() {
+            cmd.env("GGML_NO_BACKTRACE", "1");
+        }
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -130,7 +130,7 @@ impl<'a> Sweep<'a> {
                 None => return Ok(PointResult::Interrupted),
             },
         };
-        if outcome.status == Status::Oom && self.loaded_group == Some(point.load_group) {
+        if outcome.status == Status::Oom && !self.failed_loads.contains_key(&point.load_group) {
             self.oom_contexts
                 .push((point.load_group, point.ctx.clone(), point.index));
         }
@@ -228,6 +228,9 @@ impl<'a> Sweep<'a> {
                 vram: None,
             },
             Reply::Failed(error) => Outcome::failed(status_of(&error), error.to_string()),
+            // A worker killed by an allocation failure outside llama.cpp's
+            // own checks (C++ bad_alloc, Rust's allocation error) ran out of memory.
+            Reply::Died(message) if died_of_oom(&message) => Outcome::failed(Status::Oom, message),
             Reply::Died(message) => Outcome::failed(Status::Crashed, message),
             Reply::TimedOut(message) => Outcome::failed(Status::Timeout, message),
             Reply::Interrupted => return Ok(None),
@@ -358,6 +361,19 @@ impl Outcome {
             vram: None,
         }
     }
+}
+
+fn died_of_oom(message: &str) -> bool {
+    [
+        "std::bad_alloc",
+        "memory allocation of",
+        "out of memory",
+        "Cannot allocate memory",
+        "insufficient memory",
+        "failed to allocate",
+    ]
+    .iter()
+    .any(|sign| message.contains(sign))
 }
 
 fn status_of(error: &BackendError) -> Status {

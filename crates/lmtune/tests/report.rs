@@ -91,11 +91,32 @@ fn report_of_a_real_sweep_has_every_chart_and_the_html_holds_them_all() {
     );
     // The first n_ctx 8192 point (a pp test) ran out of memory; the points
     // that need at least as much were skipped.
-    assert!(chart(&cs, "pp_vs_threads")["failed"]
-        .as_array()
+    let records: Vec<Value> = std::fs::read_to_string(results.join("results.jsonl"))
         .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let statuses: Vec<String> = records
         .iter()
-        .any(|f| f["label"] == "oom"));
+        .map(|r| {
+            format!(
+                "{} {} {}: {} {}",
+                r["n_ctx"],
+                r["test"],
+                r["threads"],
+                r["status"],
+                r["error"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert!(
+        chart(&cs, "pp_vs_threads")["failed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["label"] == "oom"),
+        "{statuses:#?}"
+    );
     assert!(tg["failed"]
         .as_array()
         .unwrap()

@@ -18,12 +18,11 @@ use anyhow::{bail, Context};
 use lmtune_core::knobs::TestKind;
 use lmtune_core::record::{Record, Status};
 use lmtune_gguf::{GgufFile, ModelAnatomy};
-use lmtune_model::{fit_linear, predict_memory, Calibration, ContextShape, LinearFit};
+use lmtune_model::{fit_linear, predict_memory, Calibration, ContextShape, CpuBackend, LinearFit};
 use lmtune_report::load_results;
 
 use crate::cli::FitArgs;
 use crate::exit;
-use crate::predict::host_cpu_backend;
 
 pub fn run(args: FitArgs) -> anyhow::Result<u8> {
     let mut records = Vec::new();
@@ -140,6 +139,13 @@ fn structural_rss(a: &ModelAnatomy, r: &Record) -> f64 {
         flash_attn: true,
     };
     let gpu = r.fingerprint.backend_devices.iter().any(|d| d.is_gpu());
+    // The repack rule of the machine that measured, from its recorded CPU features.
+    let arch = if r.fingerprint.host.arch.is_empty() {
+        std::env::consts::ARCH
+    } else {
+        r.fingerprint.host.arch.as_str()
+    };
+    let cpu = CpuBackend::from_backend_build(arch, &r.fingerprint.backend_build);
     let m = predict_memory(
         a,
         if gpu {
@@ -148,7 +154,7 @@ fn structural_rss(a: &ModelAnatomy, r: &Record) -> f64 {
             0
         },
         &ctx,
-        &host_cpu_backend(),
+        &cpu,
     );
     (m.host.weights + m.host.repacked + m.host.kv) as f64
 }
