@@ -10,7 +10,7 @@
 //! use lmtune_backend::{create, worker};
 //! use lmtune_core::scenario::BackendKind;
 //! // Inside the hidden worker mode of the binary:
-//! let backend = create(BackendKind::LlamaCpp, false)?;
+//! let backend = create(BackendKind::LlamaCpp, false, None)?;
 //! worker::serve(backend)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -23,6 +23,7 @@ pub mod worker;
 
 #[cfg(feature = "llama-cpp")]
 mod llama_cpp;
+mod sim;
 
 use std::path::Path;
 
@@ -76,8 +77,13 @@ pub trait Backend {
 }
 
 /// The one factory: a backend for `kind`. `verbose` passes the backend's
-/// informational logs through to stderr (warnings and errors always are).
-pub fn create(kind: BackendKind, verbose: bool) -> Result<Box<dyn Backend>, BackendError> {
+/// informational logs through to stderr (warnings and errors always are);
+/// `config` is the backend's own settings as JSON (the `sim` profile).
+pub fn create(
+    kind: BackendKind,
+    verbose: bool,
+    config: Option<&str>,
+) -> Result<Box<dyn Backend>, BackendError> {
     match kind {
         #[cfg(feature = "llama-cpp")]
         BackendKind::LlamaCpp => Ok(Box::new(llama_cpp::LlamaCppBackend::new(verbose)?)),
@@ -85,6 +91,16 @@ pub fn create(kind: BackendKind, verbose: bool) -> Result<Box<dyn Backend>, Back
         BackendKind::LlamaCpp => {
             let _ = verbose;
             Err(BackendError::NotCompiled("llama-cpp".into()))
+        }
+        BackendKind::Sim => {
+            let profile = match config {
+                Some(json) => serde_json::from_str(json).map_err(|e| BackendError::LoadFailed {
+                    message: format!("invalid sim profile: {e}"),
+                    log: Vec::new(),
+                })?,
+                None => lmtune_core::sim::SimProfile::default(),
+            };
+            Ok(Box::new(sim::SimBackend::new(profile)))
         }
     }
 }

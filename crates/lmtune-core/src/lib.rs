@@ -15,6 +15,7 @@ pub mod fingerprint;
 pub mod knobs;
 pub mod record;
 pub mod scenario;
+pub mod sim;
 pub mod stats;
 pub mod units;
 

@@ -84,7 +84,11 @@ pub fn markdown_table(records: &[Record]) -> String {
                 ),
                 human_bytes(m.weights_bytes),
                 format!("{:.2} M", m.n_params as f64 / 1e6),
-                r.backend.clone(),
+                if r.backend == "sim" {
+                    "sim (simulated)".to_string()
+                } else {
+                    r.backend.clone()
+                },
             ];
             row.extend(knobs.iter().map(|c| (c.value)(r)));
             row.push(r.test.clone());

@@ -192,6 +192,9 @@ pub struct WorkerArgs {
     pub backend: String,
     #[arg(long)]
     pub verbose: bool,
+    /// The backend's settings as JSON (the sim profile).
+    #[arg(long)]
+    pub backend_config: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -33,6 +33,8 @@ pub struct SpawnOptions {
     pub echo: Option<LineSink>,
     /// RLIMIT_AS for the worker, bytes.
     pub memory_limit_bytes: Option<u64>,
+    /// The backend's settings as JSON (the sim profile).
+    pub backend_config: Option<String>,
 }
 
 /// What waiting for the worker produced.
@@ -73,6 +75,9 @@ impl Worker {
         cmd.args(["__worker", "--backend", backend.as_str()]);
         if options.verbose {
             cmd.arg("--verbose");
+        }
+        if let Some(config) = &options.backend_config {
+            cmd.args(["--backend-config", config]);
         }
         // ggml_abort attaches gdb for a backtrace, whose 20+ frames would push
         // llama.cpp's own reason out of the stderr tail we keep.

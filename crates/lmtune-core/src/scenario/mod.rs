@@ -78,6 +78,8 @@ struct RawModel {
 #[serde(deny_unknown_fields)]
 struct RawBackend {
     kind: Spanned<String>,
+    /// The declared hardware of `kind = "sim"`.
+    sim: Option<Spanned<crate::sim::SimProfile>>,
 }
 
 type AxisValue = Option<Spanned<Value>>;
@@ -126,12 +128,15 @@ struct RawMeasure {
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
     LlamaCpp,
+    /// Deterministic, simulated numbers from a declared profile.
+    Sim,
 }
 
 impl BackendKind {
     pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::LlamaCpp => "llama-cpp",
+            BackendKind::Sim => "sim",
         }
     }
 }
@@ -208,6 +213,8 @@ pub struct Scenario {
     pub model_span: Option<Range<usize>>,
     pub use_mmap: bool,
     pub backend: BackendKind,
+    /// The profile of the `sim` backend.
+    pub sim: Option<crate::sim::SimProfile>,
     pub n_gpu_layers: Axis<IntOrKeyword>,
     /// `None` values: as many as each test needs.
     pub n_ctx: Option<Axis<u32>>,
@@ -281,15 +288,32 @@ impl Scenario {
             file.parent().unwrap_or(Path::new(".")).join(path)
         };
 
+        let mut sim = None;
         let backend = match raw.backend {
             None => BackendKind::LlamaCpp,
             Some(b) => {
                 let span = b.span();
-                let kind = b.into_inner().kind;
+                let b = b.into_inner();
+                let kind = b.kind;
+                if let Some(profile) = b.sim {
+                    if kind.get_ref() != "sim" {
+                        return Err(site.at(
+                            Some(profile.span()),
+                            "backend.sim",
+                            "a [backend.sim] profile is given but kind is not \"sim\"",
+                            "set kind = \"sim\" or remove [backend.sim]",
+                        ));
+                    }
+                    sim = Some(profile.into_inner());
+                }
                 match kind.get_ref().as_str() {
                     "llama-cpp" | "llama.cpp" | "llamacpp" => BackendKind::LlamaCpp,
+                    "sim" => {
+                        sim.get_or_insert_with(crate::sim::SimProfile::default);
+                        BackendKind::Sim
+                    }
                     other => {
-                        let planned = ["candle", "openai", "sim"];
+                        let planned = ["candle", "openai"];
                         let problem = if planned.contains(&other) {
                             format!(
                                 "backend \"{other}\" is planned but not available in this version"
@@ -301,7 +325,7 @@ impl Scenario {
                             Some(kind.span()).or(Some(span)),
                             "backend.kind",
                             problem,
-                            "use kind = \"llama-cpp\"",
+                            "use kind = \"llama-cpp\" (or \"sim\" for simulated numbers)",
                         ));
                     }
                 }
@@ -458,6 +482,7 @@ impl Scenario {
             model_span,
             use_mmap: model.use_mmap.unwrap_or(true),
             backend,
+            sim,
             n_gpu_layers,
             n_ctx,
             n_batch,

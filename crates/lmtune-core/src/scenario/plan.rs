@@ -35,6 +35,7 @@ pub struct Plan {
     pub model_path: PathBuf,
     pub model: ModelSummary,
     pub backend: BackendKind,
+    pub sim: Option<crate::sim::SimProfile>,
     pub measure: MeasureSpec,
     pub points: Vec<Point>,
     /// Combinations dropped by `skip_invalid`, with the reason.
@@ -230,6 +231,7 @@ impl Scenario {
             model_path: self.model_path.clone(),
             model,
             backend: self.backend,
+            sim: self.sim,
             measure: self.measure,
             points,
             dropped,

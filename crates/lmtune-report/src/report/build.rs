@@ -577,6 +577,9 @@ fn hardware_chart(all: &[Tagged], options: &ReportOptions) -> Chart {
 
 fn warnings_for(all: &[Tagged]) -> Vec<String> {
     let mut w = Vec::new();
+    if all.iter().any(|t| t.r.backend == "sim") {
+        w.push("SIMULATED: records of the sim backend hold numbers planted by a declared profile, not measurements".to_string());
+    }
     for t in all {
         let r = t.r;
         let at = format!(

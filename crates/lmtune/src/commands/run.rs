@@ -119,6 +119,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         verbose: args.verbose,
         echo,
         memory_limit_bytes: plan.measure.worker_memory_limit_bytes,
+        backend_config: plan
+            .sim
+            .map(|p| serde_json::to_string(&p).expect("plain data serializes")),
     };
     progress.set_message("measuring memory bandwidth");
     let host_bandwidth = Some(lmtune_core::bandwidth::measure_triad(

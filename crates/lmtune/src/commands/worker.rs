@@ -9,7 +9,7 @@ use crate::exit;
 pub fn run(args: WorkerArgs) -> anyhow::Result<u8> {
     let kind: BackendKind = serde_json::from_value(serde_json::Value::String(args.backend.clone()))
         .with_context(|| format!("unknown backend {:?}", args.backend))?;
-    let backend = lmtune_backend::create(kind, args.verbose)?;
+    let backend = lmtune_backend::create(kind, args.verbose, args.backend_config.as_deref())?;
     lmtune_backend::worker::serve(backend).context("worker protocol stream failed")?;
     Ok(exit::OK)
 }

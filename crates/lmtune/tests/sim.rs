@@ -1,0 +1,164 @@
+//! The sim backend: deterministic, labelled simulated, and a fixture for the
+//! fit: `lmtune fit` must recover the planted coefficients within 2%.
+
+mod common;
+
+use common::{lmtune, model_path, scenario};
+use serde_json::Value;
+
+const PROFILE: &str = r#"
+name = "sim-grid"
+[backend]
+kind = "sim"
+[backend.sim]
+cpu_bandwidth_gb_per_s = 10.0
+thread_saturation = 4
+eta = 0.6
+t_fixed_ms = 3.0
+pp_ms_per_token_1_thread = 8.0
+pp_ms_per_ubatch = 50.0
+mem_overhead_mib = 40.0
+mem_mib_per_ubatch_token = 0.03
+mem_mib_per_ubatch_token_per_1k_ctx = 0.005
+noise = 0.02
+SEED
+[sweep]
+n_ctx = [512, 4096]
+n_batch = 512
+n_ubatch = [32, 64, 128, 256, 512]
+threads = [1, 2, 4, 8]
+[workload]
+n_prompt = [512]
+n_gen = [64]
+[measure]
+repetitions = 5
+"#;
+
+fn run(dir: &std::path::Path, name: &str, seed: u64) -> Vec<Value> {
+    let path = scenario(
+        dir,
+        &format!("{name}.toml"),
+        &PROFILE.replace("SEED", &format!("seed = {seed}")),
+    );
+    let out = dir.join(name);
+    let output = lmtune()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("sim (simulated)"),
+        "the table labels simulated rows"
+    );
+    std::fs::read_to_string(out.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn sim_is_deterministic_and_labelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        run(dir.path(), "a", 7),
+        run(dir.path(), "b", 7),
+        run(dir.path(), "c", 8),
+    );
+    assert_eq!(a.len(), 80);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x["samples_ns"], y["samples_ns"], "same seed, same samples");
+    }
+    assert!(
+        a.iter()
+            .zip(&c)
+            .any(|(x, y)| x["samples_ns"] != y["samples_ns"]),
+        "another seed, other noise"
+    );
+    for r in &a {
+        assert_eq!(r["backend"], "sim");
+        assert!(r["fingerprint"]["backend_version"]
+            .as_str()
+            .unwrap()
+            .contains("simulated"));
+    }
+}
+
+#[test]
+fn fit_recovers_the_planted_coefficients_within_two_percent() {
+    let dir = tempfile::tempdir().unwrap();
+    for seed in [1u64, 2, 3] {
+        let records = run(dir.path(), &format!("s{seed}"), seed);
+        let cal_path = dir.path().join(format!("cal{seed}.json"));
+        let out = lmtune()
+            .arg("fit")
+            .arg(dir.path().join(format!("s{seed}")))
+            .arg("--model")
+            .arg(model_path())
+            .arg("-o")
+            .arg(&cal_path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&cal_path).unwrap()).unwrap();
+        let cal = &v["calibrations"][0];
+        let coef = |model: &str, name: &str| {
+            cal[model]["coefficients"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name)
+                .unwrap_or_else(|| panic!("{model}.{name}: {cal}"))["value"]
+                .as_f64()
+                .unwrap()
+        };
+        let close = |what: &str, got: f64, planted: f64| {
+            assert!(
+                (got / planted - 1.0).abs() < 0.02,
+                "seed {seed}: {what} fitted {got}, planted {planted}"
+            )
+        };
+        close("memory overhead", coef("memory", "overhead_mib"), 40.0);
+        close(
+            "memory per ubatch token",
+            coef("memory", "mib_per_ubatch_token"),
+            0.03,
+        );
+        close(
+            "memory per ubatch token per 1k ctx",
+            coef("memory", "mib_per_ubatch_token_per_1k_ctx"),
+            0.005,
+        );
+        close("pp per-ubatch cost", coef("pp", "ms_times_ubatch"), 50.0);
+        for threads in [1u32, 2, 4, 8] {
+            let effective = f64::from(threads.min(4));
+            close(
+                &format!("pp at {threads} threads"),
+                coef("pp", &format!("ms_per_token_at_{threads}_threads")),
+                8.0 / effective,
+            );
+            // tg: bytes read per token / (eta × bandwidth × threads) + fixed cost.
+            let bytes = records.iter().find(|r| r["test"] == "tg64").unwrap()["prediction"]
+                ["tg_bytes_per_token"]
+                .as_f64()
+                .unwrap();
+            let planted = bytes / (0.6 * 10e9 * effective) * 1e3 + 3.0;
+            close(
+                &format!("tg at {threads} threads"),
+                coef("tg", &format!("ms_per_token_at_{threads}_threads")),
+                planted,
+            );
+        }
+    }
+}
