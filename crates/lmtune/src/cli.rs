@@ -43,6 +43,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Fit memory and throughput models to results (errors reported leave-one-out).
     Fit(FitArgs),
+    /// Find the fastest setting of a scenario's space, measuring only what could win.
+    Tune(TuneArgs),
     /// Worker mode (internal): hosts one backend, speaks JSON lines on stdin/stdout.
     #[command(name = "__worker", hide = true)]
     Worker(WorkerArgs),
@@ -281,4 +283,25 @@ pub struct FitArgs {
     /// Save the calibration as JSON.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    /// The scenario whose sweep axes are the search space.
+    pub scenario: PathBuf,
+    /// What to maximize: tg (generation t/s) or pp (prompt processing t/s).
+    #[arg(long, default_value = "tg")]
+    pub objective: String,
+    /// Use this model file instead of the scenario's [model] path.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Results directory [default: results/<date>-<host>-<scenario>-tune-<objective>/].
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Measure at most this many points.
+    #[arg(long)]
+    pub max_points: Option<usize>,
+    /// Show the backend's own logs.
+    #[arg(long, short)]
+    pub verbose: bool,
 }

@@ -9,6 +9,7 @@ mod plan;
 mod report;
 mod run;
 mod synth;
+mod tune;
 mod worker;
 
 use crate::cli::{Cli, Command};
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Export(args) => export::run(args),
         Command::Report(args) => report::run(args),
         Command::Fit(args) => fit::run(args),
+        Command::Tune(args) => tune::run(args),
         Command::Worker(args) => worker::run(args),
     }
 }

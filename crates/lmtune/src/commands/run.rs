@@ -107,67 +107,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         model.file_name,
         out_dir.display()
     ));
-    let (gpus, gpu_note) = match detect_gpus() {
-        Ok(g) => (g, None),
-        Err(note) => (Vec::new(), Some(note)),
-    };
-    let echo: Option<LineSink> = args.verbose.then(|| {
-        let p = progress.clone();
-        Arc::new(move |line: &str| p.note(line)) as LineSink
-    });
-    let options = SpawnOptions {
-        verbose: args.verbose,
-        echo,
-        memory_limit_bytes: plan.measure.worker_memory_limit_bytes,
-        backend_config: plan
-            .sim
-            .map(|p| serde_json::to_string(&p).expect("plain data serializes")),
-    };
-    progress.set_message("measuring memory bandwidth");
-    let host_bandwidth = Some(lmtune_core::bandwidth::measure_triad(
-        host.physical_cores,
-        128 << 20,
-        3,
-    ));
-    // Generation at t threads reaches the bandwidth of t threads, not the
-    // machine's: measure it for every thread count the sweep uses.
-    let mut thread_counts: Vec<u32> = plan.points.iter().map(|p| p.ctx.threads).collect();
-    thread_counts.sort_unstable();
-    thread_counts.dedup();
-    let host_bandwidth_by_threads = thread_counts
-        .iter()
-        .map(|&t| lmtune_core::bandwidth::measure_triad(t, 128 << 20, 3))
-        .collect();
-    let fingerprint = Fingerprint {
-        host_bandwidth,
-        host_bandwidth_by_threads,
-        host,
-        gpus,
-        gpu_note,
-        backend: plan.backend.as_str().to_string(),
-        backend_version: String::new(),
-        backend_build: String::new(),
-        backend_devices: Vec::new(),
-        lmtune_version: lmtune_core::LMTUNE_VERSION.to_string(),
-        lmtune_commit: env!("LMTUNE_GIT_COMMIT").to_string(),
-        model,
-    };
-    let run_id = out_dir
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // The model's anatomy and the bandwidths drive the prediction recorded
-    // with every point; a model lmtune cannot describe is still measured.
-    let anatomy = lmtune_gguf::GgufFile::open(&plan.model_path)
-        .and_then(|f| f.anatomy())
-        .ok();
-    let gpu_bw = fingerprint
-        .gpus
-        .first()
-        .and_then(|g| g.theoretical_bandwidth_gb_per_s)
-        .unwrap_or(500.0);
-    let throughput = lmtune_model::ThroughputParams::with_bandwidths(20.0, gpu_bw);
-    let mut sweep = Sweep::new(&plan, run_id, options, fingerprint, anatomy, throughput);
+    let mut sweep = new_sweep(&plan, host, model, &out_dir, args.verbose, &progress);
 
     let mut records = Vec::with_capacity(todo.len());
     let mut interrupted = false;
@@ -272,6 +212,81 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     })
 }
 
+/// A sweep ready to measure `plan`'s points: the worker options, the
+/// fingerprint (GPUs, bandwidth at every thread count, the model) and what
+/// the per-point predictions need. Shared by `run` and `tune`.
+pub(crate) fn new_sweep<'a>(
+    plan: &'a Plan,
+    host: HostInfo,
+    model: ModelFingerprint,
+    out_dir: &Path,
+    verbose: bool,
+    progress: &Progress,
+) -> Sweep<'a> {
+    let args_verbose = verbose;
+    let (gpus, gpu_note) = match detect_gpus() {
+        Ok(g) => (g, None),
+        Err(note) => (Vec::new(), Some(note)),
+    };
+    let echo: Option<LineSink> = args_verbose.then(|| {
+        let p = progress.clone();
+        Arc::new(move |line: &str| p.note(line)) as LineSink
+    });
+    let options = SpawnOptions {
+        verbose: args_verbose,
+        echo,
+        memory_limit_bytes: plan.measure.worker_memory_limit_bytes,
+        backend_config: plan
+            .sim
+            .map(|p| serde_json::to_string(&p).expect("plain data serializes")),
+    };
+    progress.set_message("measuring memory bandwidth");
+    let host_bandwidth = Some(lmtune_core::bandwidth::measure_triad(
+        host.physical_cores,
+        128 << 20,
+        3,
+    ));
+    // Generation at t threads reaches the bandwidth of t threads, not the
+    // machine's: measure it for every thread count the sweep uses.
+    let mut thread_counts: Vec<u32> = plan.points.iter().map(|p| p.ctx.threads).collect();
+    thread_counts.sort_unstable();
+    thread_counts.dedup();
+    let host_bandwidth_by_threads = thread_counts
+        .iter()
+        .map(|&t| lmtune_core::bandwidth::measure_triad(t, 128 << 20, 3))
+        .collect();
+    let fingerprint = Fingerprint {
+        host_bandwidth,
+        host_bandwidth_by_threads,
+        host,
+        gpus,
+        gpu_note,
+        backend: plan.backend.as_str().to_string(),
+        backend_version: String::new(),
+        backend_build: String::new(),
+        backend_devices: Vec::new(),
+        lmtune_version: lmtune_core::LMTUNE_VERSION.to_string(),
+        lmtune_commit: env!("LMTUNE_GIT_COMMIT").to_string(),
+        model,
+    };
+    let run_id = out_dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // The model's anatomy and the bandwidths drive the prediction recorded
+    // with every point; a model lmtune cannot describe is still measured.
+    let anatomy = lmtune_gguf::GgufFile::open(&plan.model_path)
+        .and_then(|f| f.anatomy())
+        .ok();
+    let gpu_bw = fingerprint
+        .gpus
+        .first()
+        .and_then(|g| g.theoretical_bandwidth_gb_per_s)
+        .unwrap_or(500.0);
+    let throughput = lmtune_model::ThroughputParams::with_bandwidths(20.0, gpu_bw);
+    Sweep::new(plan, run_id, options, fingerprint, anatomy, throughput)
+}
+
 /// The records of the run in `dir`, after checking it ran this scenario.
 fn previous_run(dir: &Path, scenario: &Scenario) -> anyhow::Result<Vec<Record>> {
     let saved = dir.join("scenario.toml");
@@ -325,7 +340,7 @@ fn resume_command(args: &RunArgs, out_dir: &Path) -> String {
     cmd
 }
 
-fn model_fingerprint(plan: &Plan) -> anyhow::Result<ModelFingerprint> {
+pub(crate) fn model_fingerprint(plan: &Plan) -> anyhow::Result<ModelFingerprint> {
     let file_size_bytes = std::fs::metadata(&plan.model_path)
         .with_context(|| format!("cannot read {}", plan.model_path.display()))?
         .len();

@@ -1,0 +1,107 @@
+//! `lmtune tune` on the sim backend: over many seeds it finds the planted
+//! optimum while measuring at most a quarter of the space.
+
+mod common;
+
+use common::{lmtune, scenario};
+use serde_json::Value;
+
+const SPACE: &str = r#"
+name = "tune-sim"
+[backend]
+kind = "sim"
+[backend.sim]
+cpu_bandwidth_gb_per_s = 10.0
+thread_saturation = 4
+eta = 0.6
+t_fixed_ms = 3.0
+pp_ms_per_token_1_thread = 8.0
+pp_ms_per_ubatch = 50.0
+noise = 0.02
+SEED
+[sweep]
+n_ctx = [512, 2048]
+n_batch = [256, 512]
+n_ubatch = [32, 64, 128, 256, 512]
+threads = [1, 2, 3, 4, 6, 8]
+skip_invalid = true
+[workload]
+n_prompt = [512]
+n_gen = [64]
+[measure]
+repetitions = 3
+"#;
+
+/// Planted t/s of a record's knobs (the formulas of `SimProfile`).
+fn planted(r: &Value) -> f64 {
+    let threads = r["threads"].as_f64().unwrap().min(4.0);
+    let ubatch = r["n_ubatch"]
+        .as_f64()
+        .unwrap()
+        .min(r["n_batch"].as_f64().unwrap())
+        .min(512.0);
+    if r["test"] == "pp512" {
+        1000.0 / (8.0 / threads + 50.0 / ubatch)
+    } else {
+        let bytes = r["prediction"]["tg_bytes_per_token"].as_f64().unwrap();
+        1000.0 / (bytes / (0.6 * 10e9 * threads) * 1e3 + 3.0)
+    }
+}
+
+#[test]
+fn tune_finds_the_planted_optimum_with_a_quarter_of_the_points_over_many_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    for objective in ["pp", "tg"] {
+        for seed in 1..=8u64 {
+            let path = scenario(
+                dir.path(),
+                &format!("{objective}{seed}.toml"),
+                &SPACE.replace("SEED", &format!("seed = {seed}")),
+            );
+            let out = dir.path().join(format!("{objective}{seed}"));
+            let output = lmtune()
+                .arg("tune")
+                .arg(&path)
+                .args(["--objective", objective, "--out"])
+                .arg(&out)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success(),
+                "{}{stdout}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let measured: Vec<Value> = std::fs::read_to_string(out.join("results.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            // 6 thread counts × 9 (n_batch, n_ubatch) pairs × 2 n_ctx = 108 candidates per objective.
+            assert!(stdout.contains("of 108 candidates"), "{stdout}");
+            assert!(
+                measured.len() * 4 <= 108,
+                "{objective} seed {seed}: measured {} of 108:\n{stdout}",
+                measured.len()
+            );
+            let best = measured
+                .iter()
+                .max_by(|a, b| {
+                    a["tokens_per_s"]["mean"]
+                        .as_f64()
+                        .unwrap()
+                        .total_cmp(&b["tokens_per_s"]["mean"].as_f64().unwrap())
+                })
+                .unwrap();
+            // The planted optimum: 4+ threads (saturation), and for pp the largest micro-batch.
+            // Every tg point reads the same bytes per token here (depth is fixed).
+            let optimum = if objective == "pp" {
+                1000.0 / (8.0 / 4.0 + 50.0 / 512.0)
+            } else {
+                let bytes = best["prediction"]["tg_bytes_per_token"].as_f64().unwrap();
+                1000.0 / (bytes / (0.6 * 10e9 * 4.0) * 1e3 + 3.0)
+            };
+            assert!(planted(best) >= 0.99 * optimum, "{objective} seed {seed}: chose a point worth {} of the optimum {optimum}:\n{stdout}", planted(best));
+        }
+    }
+}
