@@ -16,6 +16,7 @@ mod fit;
 mod memory;
 mod plan;
 mod throughput;
+mod tuner;
 
 pub use fit::{fit_linear, Coefficient, FitError, LinearFit};
 pub use memory::{
@@ -40,6 +41,7 @@ pub struct Calibration {
     pub notes: Vec<String>,
 }
 pub use throughput::{bytes_per_token, predict_tg, ThroughputParams};
+pub use tuner::{SpeedModel, SpeedSample};
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,6 @@
 //! (the measured points' own 95% intervals, at least 3%). Every measured
 //! point is recorded like a sweep's.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
@@ -20,6 +19,7 @@ use lmtune_core::fingerprint::HostInfo;
 use lmtune_core::knobs::TestKind;
 use lmtune_core::record::{Record, Status};
 use lmtune_core::scenario::{MachineFacts, Point, Scenario};
+use lmtune_model::{SpeedModel, SpeedSample};
 use lmtune_report::{markdown_table, CsvSink, JsonlSink, RecordSink};
 
 use super::run::{model_fingerprint, new_sweep};
@@ -39,64 +39,17 @@ fn ubatch_eff(p: &Point) -> u32 {
     }
 }
 
-/// ms/token = c(threads) + γ/u, from the measured (point, ms) pairs.
-struct Model {
-    c: BTreeMap<u32, f64>,
-    gamma: f64,
-}
-
-impl Model {
-    fn fit(measured: &[(&Point, f64)]) -> Model {
-        // γ: the slope between micro-batch sizes at a thread count (median over counts).
-        let mut slopes = Vec::new();
-        let mut by_threads: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
-        for (p, ms) in measured {
-            by_threads
-                .entry(p.ctx.threads)
-                .or_default()
-                .push((1.0 / f64::from(ubatch_eff(p)), *ms));
-        }
-        for pts in by_threads.values() {
-            let (lo, hi) =
-                pts.iter()
-                    .fold((None::<(f64, f64)>, None::<(f64, f64)>), |(lo, hi), &q| {
-                        (
-                            Some(lo.map_or(q, |l| if q.0 < l.0 { q } else { l })),
-                            Some(hi.map_or(q, |h| if q.0 > h.0 { q } else { h })),
-                        )
-                    });
-            if let (Some(lo), Some(hi)) = (lo, hi) {
-                if hi.0 > lo.0 {
-                    slopes.push((hi.1 - lo.1) / (hi.0 - lo.0));
-                }
-            }
-        }
-        slopes.sort_by(f64::total_cmp);
-        let gamma = slopes
-            .get(slopes.len() / 2)
-            .copied()
-            .unwrap_or(0.0)
-            .max(0.0);
-        let c = by_threads
-            .into_iter()
-            .map(|(t, pts)| {
-                (
-                    t,
-                    pts.iter()
-                        .map(|(inv_u, ms)| ms - gamma * inv_u)
-                        .sum::<f64>()
-                        / pts.len() as f64,
-                )
-            })
-            .collect();
-        Model { c, gamma }
-    }
-
-    fn tokens_per_s(&self, p: &Point) -> Option<f64> {
-        let c = self.c.get(&p.ctx.threads)?;
-        let ms = c + self.gamma / f64::from(ubatch_eff(p));
-        (ms > 0.0).then(|| 1000.0 / ms)
-    }
+/// The tuner's speed model over the measured points.
+fn fit_model(measured: &[(&Point, f64)]) -> SpeedModel {
+    let samples: Vec<SpeedSample> = measured
+        .iter()
+        .map(|(p, ms)| SpeedSample {
+            threads: p.ctx.threads,
+            ubatch: ubatch_eff(p),
+            ms_per_token: *ms,
+        })
+        .collect();
+    SpeedModel::fit(&samples)
 }
 
 pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
@@ -277,7 +230,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         if pairs.is_empty() {
             break;
         }
-        let model = Model::fit(&pairs);
+        let model = fit_model(&pairs);
         let best = measured
             .iter()
             .filter_map(|(_, r)| tps(r))
@@ -296,7 +249,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
             .iter()
             .enumerate()
             .filter(|(i, _)| !measured.iter().any(|(m, _)| m == i))
-            .filter_map(|(i, p)| Some((i, model.tokens_per_s(p)?)))
+            .filter_map(|(i, p)| Some((i, model.tokens_per_s(p.ctx.threads, ubatch_eff(p))?)))
             .filter(|&(_, predicted)| predicted > best * (1.0 + uncertainty))
             .max_by(|a, b| a.1.total_cmp(&b.1));
         let Some((i, predicted)) = next else { break };
