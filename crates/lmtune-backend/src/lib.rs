@@ -52,6 +52,9 @@ pub enum BackendError {
     /// An allocation failed (model, KV cache or compute buffers).
     #[error("out of memory: {message}")]
     OutOfMemory { message: String, log: Vec<String> },
+    /// The backend itself could not be set up (a backend library, its settings).
+    #[error("{message}")]
+    Setup { message: String, log: Vec<String> },
     #[error("no model is loaded (the runner must send `load` before `run`)")]
     NotLoaded,
     #[error("backend \"{0}\" is not compiled into this lmtune (rebuild with its cargo feature)")]
@@ -76,6 +79,14 @@ pub trait Backend {
     ) -> Result<Measurement, BackendError>;
 }
 
+/// Settings of the llama-cpp backend, passed to its worker as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LlamaCppConfig {
+    /// ggml backend libraries to load at run time (`--ggml-backend`, `LMTUNE_GGML_BACKENDS`).
+    #[serde(default)]
+    pub ggml_backends: Vec<std::path::PathBuf>,
+}
+
 /// The one factory: a backend for `kind`. `verbose` passes the backend's
 /// informational logs through to stderr (warnings and errors always are);
 /// `config` is the backend's own settings as JSON (the `sim` profile).
@@ -86,7 +97,19 @@ pub fn create(
 ) -> Result<Box<dyn Backend>, BackendError> {
     match kind {
         #[cfg(feature = "llama-cpp")]
-        BackendKind::LlamaCpp => Ok(Box::new(llama_cpp::LlamaCppBackend::new(verbose)?)),
+        BackendKind::LlamaCpp => {
+            let config: LlamaCppConfig = match config {
+                Some(json) => serde_json::from_str(json).map_err(|e| BackendError::Setup {
+                    message: format!("invalid llama-cpp settings: {e}"),
+                    log: Vec::new(),
+                })?,
+                None => LlamaCppConfig::default(),
+            };
+            Ok(Box::new(llama_cpp::LlamaCppBackend::new(
+                verbose,
+                &config.ggml_backends,
+            )?))
+        }
         #[cfg(not(feature = "llama-cpp"))]
         BackendKind::LlamaCpp => {
             let _ = verbose;

@@ -62,6 +62,10 @@ pub struct RunArgs {
     /// record are run. The scenario and the machine must be the same.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Load a ggml backend library (libggml-cuda.so, …) at run time, before
+    /// the model; repeatable. Also from LMTUNE_GGML_BACKENDS (':'-separated).
+    #[arg(long, value_name = "PATH")]
+    pub ggml_backend: Vec<PathBuf>,
     /// After the run, save its records as the named baseline (in
     /// $LMTUNE_BASELINE_DIR, default baselines/) for `lmtune compare --baseline NAME`.
     #[arg(long, value_name = "NAME")]

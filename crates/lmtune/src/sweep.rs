@@ -381,6 +381,7 @@ fn status_of(error: &BackendError) -> Status {
         BackendError::LoadFailed { .. } => Status::LoadFailed,
         BackendError::OutOfMemory { .. } => Status::Oom,
         BackendError::PointFailed { .. }
+        | BackendError::Setup { .. }
         | BackendError::NotLoaded
         | BackendError::NotCompiled(_) => Status::Failed,
     }

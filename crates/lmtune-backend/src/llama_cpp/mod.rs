@@ -39,8 +39,14 @@ pub struct LlamaCppBackend {
 }
 
 impl LlamaCppBackend {
-    pub fn new(verbose: bool) -> Result<Self, BackendError> {
+    /// `ggml_backends`: backend libraries (`libggml-cuda.so`, …) to load at
+    /// run time, before any model; they must come from the very llama.cpp
+    /// source this crate vendors (ggml checks the API version).
+    pub fn new(verbose: bool, ggml_backends: &[std::path::PathBuf]) -> Result<Self, BackendError> {
         log::install(verbose);
+        for path in ggml_backends {
+            load_ggml_backend(path)?;
+        }
         let backend = LlamaBackend::init().map_err(|e| BackendError::LoadFailed {
             message: format!("llama.cpp backend init failed: {e}"),
             log: log::take(),
@@ -188,6 +194,48 @@ fn perf_tokens_per_s(ctx: &mut LlamaContext<'_>) -> Option<f64> {
 
 /// A point failure carrying llama.cpp's own last error line; allocation
 /// failures become [`BackendError::OutOfMemory`].
+/// Loads and registers one ggml backend library (`ggml_backend_load`).
+fn load_ggml_backend(path: &Path) -> Result<(), BackendError> {
+    let failed = |message: String| BackendError::Setup {
+        message,
+        log: log::take(),
+    };
+    if !path.is_file() {
+        return Err(failed(format!("ggml backend {} does not exist (build it with scripts/build-cuda-backend.sh, or fix --ggml-backend / LMTUNE_GGML_BACKENDS)", path.display())));
+    }
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
+        failed(format!(
+            "ggml backend path {} contains a NUL byte",
+            path.display()
+        ))
+    })?;
+    log::take();
+    // SAFETY: a valid NUL-terminated path; ggml returns null on any failure.
+    let reg = unsafe { llama_cpp_sys_2::ggml_backend_load(c_path.as_ptr()) };
+    if reg.is_null() {
+        let log = log::take();
+        let reason = log
+            .last()
+            .cloned()
+            .unwrap_or_else(|| "ggml_backend_load returned nothing".into());
+        let hint = if reason.contains("incompatible API version") {
+            " — it was built from another llama.cpp version; build it from the source llama-cpp-sys-2 vendors (scripts/build-cuda-backend.sh)"
+        } else if reason.contains("ggml_backend_init") {
+            " — the file is not a ggml backend library"
+        } else {
+            ""
+        };
+        return Err(BackendError::Setup {
+            message: format!(
+                "cannot load ggml backend {}: {reason}{hint}",
+                path.display()
+            ),
+            log,
+        });
+    }
+    Ok(())
+}
+
 fn fail(message: String) -> BackendError {
     let log = log::take();
     let message = match log.last() {

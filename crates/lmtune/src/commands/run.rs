@@ -107,7 +107,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         model.file_name,
         out_dir.display()
     ));
-    let mut sweep = new_sweep(&plan, host, model, &out_dir, args.verbose, &progress);
+    let mut sweep = new_sweep(
+        &plan,
+        host,
+        model,
+        &out_dir,
+        args.verbose,
+        &progress,
+        &args.ggml_backend,
+    );
 
     let mut records = Vec::with_capacity(todo.len());
     let mut interrupted = false;
@@ -222,6 +230,7 @@ pub(crate) fn new_sweep<'a>(
     out_dir: &Path,
     verbose: bool,
     progress: &Progress,
+    ggml_backends: &[PathBuf],
 ) -> Sweep<'a> {
     let args_verbose = verbose;
     let (gpus, gpu_note) = match detect_gpus() {
@@ -236,9 +245,7 @@ pub(crate) fn new_sweep<'a>(
         verbose: args_verbose,
         echo,
         memory_limit_bytes: plan.measure.worker_memory_limit_bytes,
-        backend_config: plan
-            .sim
-            .map(|p| serde_json::to_string(&p).expect("plain data serializes")),
+        backend_config: backend_config(plan, ggml_backends),
     };
     progress.set_message("measuring memory bandwidth");
     let host_bandwidth = Some(lmtune_core::bandwidth::measure_triad(
@@ -285,6 +292,24 @@ pub(crate) fn new_sweep<'a>(
         .unwrap_or(500.0);
     let throughput = lmtune_model::ThroughputParams::with_bandwidths(20.0, gpu_bw);
     Sweep::new(plan, run_id, options, fingerprint, anatomy, throughput)
+}
+
+/// The backend's settings for its worker: the sim profile, or the ggml
+/// backend libraries to load (from the flag and LMTUNE_GGML_BACKENDS).
+fn backend_config(plan: &Plan, ggml_backends: &[PathBuf]) -> Option<String> {
+    if let Some(profile) = plan.sim {
+        return Some(serde_json::to_string(&profile).expect("plain data serializes"));
+    }
+    let mut backends = ggml_backends.to_vec();
+    if let Some(env) = std::env::var_os("LMTUNE_GGML_BACKENDS") {
+        backends.extend(std::env::split_paths(&env).filter(|p| !p.as_os_str().is_empty()));
+    }
+    (!backends.is_empty()).then(|| {
+        serde_json::to_string(&lmtune_backend::LlamaCppConfig {
+            ggml_backends: backends,
+        })
+        .expect("plain data serializes")
+    })
 }
 
 /// The records of the run in `dir`, after checking it ran this scenario.

@@ -120,7 +120,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         candidates.len(),
         out_dir.display()
     ));
-    let mut sweep = new_sweep(&plan, host, model, &out_dir, args.verbose, &progress);
+    let mut sweep = new_sweep(&plan, host, model, &out_dir, args.verbose, &progress, &[]);
     sweep.ensure_worker()?;
 
     let mut measured: Vec<(usize, Record)> = Vec::new();

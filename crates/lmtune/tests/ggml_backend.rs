@@ -1,0 +1,144 @@
+//! Loading ggml backend libraries at run time (`--ggml-backend`,
+//! `LMTUNE_GGML_BACKENDS`): the error paths that can be exercised without a
+//! GPU, and n_gpu_layers passing through unchanged.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{lmtune, scenario};
+use serde_json::Value;
+
+const TINY: &str = "[sweep]\nn_ctx = 64\nthreads = 1\n[workload]\nn_prompt = [8]\nn_gen = [0]\n[measure]\nrepetitions = 1\n";
+
+fn run_with_backend(dir: &Path, backend: &Path) -> (i32, String) {
+    let path = scenario(dir, "tiny.toml", TINY);
+    let out = lmtune()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.join(format!(
+            "out-{}",
+            backend.file_name().unwrap().to_string_lossy()
+        )))
+        .arg("--ggml-backend")
+        .arg(backend)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_missing_backend_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = run_with_backend(dir.path(), Path::new("/nonexistent/libggml-cuda.so"));
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("ggml backend /nonexistent/libggml-cuda.so does not exist"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
+
+/// A real shared library that is not a ggml backend.
+#[test]
+fn a_library_that_is_not_a_ggml_backend_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = build_stub(
+        dir.path(),
+        "libnotabackend.so",
+        "int lmtune_not_a_backend(void) { return 1; }\n",
+    );
+    let (code, stderr) = run_with_backend(dir.path(), &lib);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("failed to find ggml_backend_init")
+            && stderr.contains("not a ggml backend library"),
+        "{stderr}"
+    );
+}
+
+/// A backend built against another ggml: its registration has another API
+/// version, which ggml refuses; lmtune says to rebuild from the vendored source.
+#[test]
+fn a_backend_of_another_ggml_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = "struct reg { int api_version; void *iface[8]; void *context; };\nstatic struct reg r = { 999, {0}, 0 };\nvoid *ggml_backend_init(void) { return &r; }\n";
+    let lib = build_stub(dir.path(), "libggml-old.so", source);
+    let (code, stderr) = run_with_backend(dir.path(), &lib);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("incompatible API version") && stderr.contains("another llama.cpp version"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_environment_variable_is_read_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(dir.path(), "tiny.toml", TINY);
+    let out = lmtune()
+        .env("LMTUNE_GGML_BACKENDS", "/nonexistent/a.so")
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.path().join("o"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/a.so does not exist"));
+}
+
+/// n_gpu_layers is recorded exactly as requested (and passed to llama.cpp as is).
+#[test]
+fn n_gpu_layers_is_recorded_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(
+        dir.path(),
+        "ngl.toml",
+        &format!(
+            "[sweep]\nn_gpu_layers = [0, 7, \"all\"]\n{}",
+            &TINY["[sweep]\n".len()..]
+        ),
+    );
+    let out = dir.path().join("out");
+    lmtune()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let ngl: Vec<u64> = std::fs::read_to_string(out.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["n_gpu_layers"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        ngl,
+        vec![0, 7, 31],
+        "\"all\" is n_layer + 1 = 31 for SmolLM2"
+    );
+}
+
+fn build_stub(dir: &Path, name: &str, source: &str) -> std::path::PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, source).unwrap();
+    let lib = dir.join(name);
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&c)
+        .status()
+        .expect("a C compiler (cc) builds the stub library");
+    assert!(status.success());
+    lib
+}
