@@ -8,7 +8,6 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{lmtune, scenario};
-use serde_json::Value;
 
 const TINY: &str = "[sweep]\nn_ctx = 64\nthreads = 1\n[workload]\nn_prompt = [8]\nn_gen = [0]\n[measure]\nrepetitions = 1\n";
 
@@ -113,14 +112,9 @@ fn n_gpu_layers_is_recorded_unchanged() {
         .arg(&out)
         .assert()
         .success();
-    let ngl: Vec<u64> = std::fs::read_to_string(out.join("results.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["n_gpu_layers"]
-                .as_u64()
-                .unwrap()
-        })
+    let ngl: Vec<u64> = common::read_records(&out)
+        .iter()
+        .map(|r| r["n_gpu_layers"].as_u64().unwrap())
         .collect();
     assert_eq!(
         ngl,

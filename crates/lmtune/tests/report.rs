@@ -91,11 +91,7 @@ fn report_of_a_real_sweep_has_every_chart_and_the_html_holds_them_all() {
     );
     // The first n_ctx 8192 point (a pp test) ran out of memory; the points
     // that need at least as much were skipped.
-    let records: Vec<Value> = std::fs::read_to_string(results.join("results.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = common::read_records(&results);
     let statuses: Vec<String> = records
         .iter()
         .map(|r| {

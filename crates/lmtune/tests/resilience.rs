@@ -15,11 +15,7 @@ use common::{lmtune, scenario};
 use serde_json::Value;
 
 fn records(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("results.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::read_records(dir)
 }
 
 fn csv_rows(dir: &Path) -> usize {

@@ -57,11 +57,7 @@ fn run(dir: &std::path::Path, name: &str, seed: u64) -> Vec<Value> {
         String::from_utf8_lossy(&output.stdout).contains("sim (simulated)"),
         "the table labels simulated rows"
     );
-    std::fs::read_to_string(out.join("results.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::read_records(&out)
 }
 
 #[test]

@@ -219,14 +219,7 @@ fn n_batch_larger_than_n_ctx_is_chunked_by_the_actual_batch() {
         .arg(&out)
         .assert()
         .success();
-    let r: Value = serde_json::from_str(
-        std::fs::read_to_string(out.join("results.jsonl"))
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
+    let r = common::read_records(&out).remove(0);
     assert_eq!(r["status"], "ok");
     assert_eq!(r["n_batch"], 512, "the requested value is recorded");
     assert_eq!(r["n_batch_actual"], 64, "llama.cpp clamped it to n_ctx");

@@ -72,11 +72,7 @@ fn tune_finds_the_planted_optimum_with_a_quarter_of_the_points_over_many_seeds()
                 "{}{stdout}",
                 String::from_utf8_lossy(&output.stderr)
             );
-            let measured: Vec<Value> = std::fs::read_to_string(out.join("results.jsonl"))
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
+            let measured = common::read_records(&out);
             // 6 thread counts × 9 (n_batch, n_ubatch) pairs × 2 n_ctx = 108 candidates per objective.
             assert!(stdout.contains("of 108 candidates"), "{stdout}");
             assert!(

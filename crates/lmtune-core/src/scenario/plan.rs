@@ -91,11 +91,11 @@ impl Scenario {
             ));
         }
 
-        let threads = resolve(&self.threads, |kw| match kw {
+        let threads = dedup(resolve(&self.threads, |kw| match kw {
             "physical" => machine.physical_cores.max(1),
             "logical" => machine.logical_cores.max(1),
             _ => unreachable!(),
-        });
+        }));
 
         if let Some(n_ctx) = &self.n_ctx {
             if let Some(&bad) = n_ctx
@@ -158,7 +158,7 @@ impl Scenario {
                         for &type_k in &self.type_k.values {
                             for &type_v in &self.type_v.values {
                                 for &flash_attn in &self.flash_attn.values {
-                                    for &threads in &dedup(threads.clone()) {
+                                    for &threads in &threads {
                                         for test in &tests {
                                             let need = test.tokens_in_context();
                                             let n_ctx = match n_ctx {

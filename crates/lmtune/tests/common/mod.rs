@@ -40,3 +40,12 @@ pub fn scenario(dir: &Path, name: &str, body: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Every record of a results directory's `results.jsonl`, as JSON.
+pub fn read_records(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
