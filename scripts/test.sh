@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README command 2, and what CI runs): sets up a fresh
-# machine (packages + test model, see scripts/setup.sh), runs every test in
+# machine (packages + test model, see scripts/setup.sh), builds llama-server
+# for the server tests (scripts/build-llama-server.sh), runs every test in
 # the release profile (so llama.cpp is compiled once for both), after fuzzing
 # the GGUF reader for a minute.
 #
@@ -11,6 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 LMTUNE_SKIP_BUILD=1 scripts/setup.sh
+# The openai backend's tests run a real llama-server (built from source once,
+# then cached in ~/.cache/lmtune; several minutes the first time).
+LMTUNE_LLAMA_SERVER="$(scripts/build-llama-server.sh)"
+export LMTUNE_LLAMA_SERVER
 # Fuzz first, so the test runner's summary is the last thing printed.
 fuzz_seconds="${LMTUNE_FUZZ_SECONDS:-60}"
 if [ "$fuzz_seconds" -gt 0 ]; then

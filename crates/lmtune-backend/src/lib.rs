@@ -23,11 +23,13 @@ pub mod worker;
 
 #[cfg(feature = "llama-cpp")]
 mod llama_cpp;
+mod openai;
 mod sim;
 
 use std::path::Path;
 
 use lmtune_core::knobs::LoadParams;
+use lmtune_core::openai::ServerLaunch;
 use lmtune_core::record::Measurement;
 use lmtune_core::scenario::{BackendKind, MeasureSpec, Point};
 use serde::{Deserialize, Serialize};
@@ -55,6 +57,12 @@ pub enum BackendError {
     /// The backend itself could not be set up (a backend library, its settings).
     #[error("{message}")]
     Setup { message: String, log: Vec<String> },
+    /// The server (a process the backend started) died.
+    #[error("{message}")]
+    ServerDied { message: String, log: Vec<String> },
+    /// The backend gave up waiting (a stalled stream, a server that never became ready).
+    #[error("{message}")]
+    TimedOut { message: String, log: Vec<String> },
     #[error("no model is loaded (the runner must send `load` before `run`)")]
     NotLoaded,
     #[error("backend \"{0}\" is not compiled into this lmtune (rebuild with its cargo feature)")]
@@ -65,8 +73,15 @@ pub enum BackendError {
 pub trait Backend {
     fn info(&self) -> BackendInfo;
 
-    /// Loads the model; replaces any model already loaded.
-    fn load(&mut self, model: &Path, load: &LoadParams) -> Result<(), BackendError>;
+    /// Loads the model; replaces any model already loaded. `launch` is what
+    /// a managed server is started with (the first point of the load group);
+    /// in-process backends ignore it.
+    fn load(
+        &mut self,
+        model: &Path,
+        load: &LoadParams,
+        launch: Option<&ServerLaunch>,
+    ) -> Result<(), BackendError>;
 
     /// Measures one point on the loaded model (warm-up first, not counted).
     /// `progress` is called after each timed repetition with its number.
@@ -114,6 +129,21 @@ pub fn create(
         BackendKind::LlamaCpp => {
             let _ = verbose;
             Err(BackendError::NotCompiled("llama-cpp".into()))
+        }
+        BackendKind::OpenAi => {
+            let config: lmtune_core::openai::OpenAiConfig = match config {
+                Some(json) => serde_json::from_str(json).map_err(|e| BackendError::Setup {
+                    message: format!("invalid openai settings: {e}"),
+                    log: Vec::new(),
+                })?,
+                None => {
+                    return Err(BackendError::Setup {
+                        message: "the openai backend needs its [backend.openai] settings".into(),
+                        log: Vec::new(),
+                    })
+                }
+            };
+            Ok(Box::new(openai::OpenAiBackend::new(config, verbose)?))
         }
         BackendKind::Sim => {
             let profile = match config {

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use lmtune_core::knobs::LoadParams;
+use lmtune_core::openai::ServerLaunch;
 use lmtune_core::record::Measurement;
 use lmtune_core::scenario::{MeasureSpec, Point};
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,9 @@ pub enum Request {
     Load {
         model: PathBuf,
         load: LoadParams,
+        /// What a managed server is started with (the `openai` backend).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        launch: Option<ServerLaunch>,
     },
     Run {
         point: Point,

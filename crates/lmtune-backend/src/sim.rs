@@ -59,7 +59,12 @@ impl Backend for SimBackend {
         }
     }
 
-    fn load(&mut self, model: &Path, _load: &LoadParams) -> Result<(), BackendError> {
+    fn load(
+        &mut self,
+        model: &Path,
+        _load: &LoadParams,
+        _launch: Option<&lmtune_core::openai::ServerLaunch>,
+    ) -> Result<(), BackendError> {
         let anatomy = GgufFile::open(model)
             .and_then(|f| f.anatomy())
             .map_err(|e| BackendError::LoadFailed {

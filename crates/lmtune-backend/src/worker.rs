@@ -49,9 +49,13 @@ pub fn serve(mut backend: Box<dyn Backend>) -> std::io::Result<()> {
         };
         match request {
             Request::Exit => break,
-            Request::Load { model, load } => {
+            Request::Load {
+                model,
+                load,
+                launch,
+            } => {
                 let start = Instant::now();
-                match backend.load(&model, &load) {
+                match backend.load(&model, &load, launch.as_ref()) {
                     Ok(()) => {
                         load_seq += 1;
                         let load_ms = start.elapsed().as_secs_f64() * 1e3;
@@ -81,9 +85,13 @@ pub fn serve(mut backend: Box<dyn Backend>) -> std::io::Result<()> {
                 }
                 match result {
                     Ok(mut measurement) => {
-                        measurement.rss_before_bytes = before;
-                        // A backend that models memory (sim) reports its own figure.
-                        if measurement.rss_peak_bytes.is_none() {
+                        // A backend that measures another process (a managed
+                        // server) or models memory (sim) reports its own figures.
+                        let own = measurement.server.is_some();
+                        if !own {
+                            measurement.rss_before_bytes = before;
+                        }
+                        if measurement.rss_peak_bytes.is_none() && !own {
                             measurement.rss_peak_bytes = if reset {
                                 memory::rss().map(|(_, peak)| peak)
                             } else {

@@ -143,6 +143,18 @@ pub struct Test {
     pub n_prompt: u32,
     pub n_gen: u32,
     pub n_depth: u32,
+    /// Clients sending the request at once (servers only; 1 in-process).
+    /// Left out of records when 1, so older result files read the same.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub concurrency: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 impl Test {
@@ -166,18 +178,21 @@ impl Test {
         self.n_prompt + self.n_gen
     }
 
-    /// llama-bench's label: `pp512`, `tg128`, `pp512+tg128`, with `@ d4096` for depth.
+    /// llama-bench's label: `pp512`, `tg128`, `pp512+tg128`, with `@ d4096`
+    /// for depth and ` x4` for four concurrent clients.
     pub fn label(&self) -> String {
-        let base = match self.kind() {
+        let mut label = match self.kind() {
             TestKind::Pp => format!("pp{}", self.n_prompt),
             TestKind::Tg => format!("tg{}", self.n_gen),
             TestKind::PpTg => format!("pp{}+tg{}", self.n_prompt, self.n_gen),
         };
         if self.n_depth > 0 {
-            format!("{base} @ d{}", self.n_depth)
-        } else {
-            base
+            label.push_str(&format!(" @ d{}", self.n_depth));
         }
+        if self.concurrency > 1 {
+            label.push_str(&format!(" x{}", self.concurrency));
+        }
+        label
     }
 }
 
@@ -200,14 +215,20 @@ mod tests {
             n_prompt: 512,
             n_gen: 0,
             n_depth: 0,
+            concurrency: 1,
         };
         let tg = Test {
             n_prompt: 0,
             n_gen: 128,
             n_depth: 4096,
+            concurrency: 4,
         };
         assert_eq!(pp.label(), "pp512");
-        assert_eq!(tg.label(), "tg128 @ d4096");
+        assert_eq!(tg.label(), "tg128 @ d4096 x4");
+        // Concurrency 1 is left out, so records keep their old shape and keys.
+        assert!(!serde_json::to_string(&pp).unwrap().contains("concurrency"));
+        let old: Test = serde_json::from_str(r#"{"n_prompt":1,"n_gen":0,"n_depth":0}"#).unwrap();
+        assert_eq!(old.concurrency, 1);
         assert_eq!(tg.tokens_in_context(), 4224);
     }
 

@@ -67,6 +67,68 @@ pub struct Measurement {
     pub n_ubatch_actual: Option<u32>,
     /// Warnings and errors the backend logged during the point.
     pub backend_log: Vec<String>,
+    /// Server measurements (the `openai` backend): latencies, token counts
+    /// and where they came from. With a managed server, the RSS fields above
+    /// are the server's process tree, not the worker's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<Box<ServerStats>>,
+}
+
+/// What a point measured against an OpenAI-compatible server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerStats {
+    /// "managed" (lmtune started the server) or "external" (base_url).
+    pub mode: String,
+    pub base_url: String,
+    /// The model name sent with the requests.
+    pub model: String,
+    /// Parallel clients.
+    pub concurrency: u32,
+    /// "tokens" (token ids sent: exact) or "text" (calibrated).
+    pub prompt_mode: String,
+    /// Where each token count came from, e.g. `generated: usage.completion_tokens`.
+    pub token_counts: Vec<String>,
+    /// Time to first token of every timed request, milliseconds.
+    pub ttft_ms: Option<Summary>,
+    /// Inter-token latency over every timed request's gaps, milliseconds.
+    pub itl_ms_mean: Option<f64>,
+    pub itl_ms_p50: Option<f64>,
+    pub itl_ms_p99: Option<f64>,
+    /// Generation speed of each request (tokens after the first / time from
+    /// the first to the last), tokens/s.
+    pub per_client_gen_tps: Option<Summary>,
+    /// The server's own timings (llama-server `timings`, LM Studio `stats`).
+    pub server_prompt_tps: Option<Summary>,
+    pub server_gen_tps: Option<Summary>,
+    /// Times the managed server was started again during this point.
+    pub server_restarts: u32,
+    pub server_pid: Option<u32>,
+    /// Every timed request.
+    pub requests: Vec<RequestStats>,
+}
+
+/// One timed request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestStats {
+    pub rep: u32,
+    pub client: u32,
+    /// Prompt tokens as the server counted them (usage), or as sent.
+    pub prompt_tokens: u64,
+    /// Generated tokens (usage.completion_tokens, else streamed chunks).
+    pub gen_tokens: u64,
+    /// Streamed events that carried text.
+    pub chunks: u64,
+    pub ttft_ms: f64,
+    pub total_ms: f64,
+    pub gen_tps: Option<f64>,
+    pub itl_ms_p50: Option<f64>,
+    pub itl_ms_p99: Option<f64>,
+    pub server_prompt_tps: Option<f64>,
+    pub server_gen_tps: Option<f64>,
+    /// Prompt tokens the server processed (timings.prompt_n) and reused from
+    /// its cache (timings.cache_n).
+    pub server_prompt_n: Option<u64>,
+    pub server_cache_n: Option<u64>,
 }
 
 /// GPU memory around one point, from NVML.

@@ -160,6 +160,7 @@ fn from_llama_bench(v: &Value, index: usize, path: &Path) -> Result<Record, Impo
         n_prompt: uint("n_prompt")?,
         n_gen: uint("n_gen")?,
         n_depth: v.get("n_depth").map_or(Ok(0), |_| uint("n_depth"))?,
+        concurrency: 1,
     };
     let ngl = int("n_gpu_layers")?;
     let flash_attn = match v.get("flash_attn") {

@@ -171,13 +171,31 @@ impl<'a> Sweep<'a> {
     ) -> anyhow::Result<Option<Outcome>> {
         self.ensure_worker()?;
         if self.loaded_group != Some(point.load_group) {
-            progress.set_message(&format!(
-                "loading the model (n_gpu_layers = {})",
-                point.load.n_gpu_layers
-            ));
+            progress.set_message(&match &self.plan.openai {
+                Some(o) if o.command.is_some() => format!(
+                    "starting the server (n_gpu_layers = {}, n_ctx = {}, threads = {})",
+                    point.load.n_gpu_layers, point.ctx.n_ctx, point.ctx.threads
+                ),
+                Some(_) => "connecting to the server".to_string(),
+                None => format!(
+                    "loading the model (n_gpu_layers = {})",
+                    point.load.n_gpu_layers
+                ),
+            });
+            let launch = self
+                .plan
+                .openai
+                .as_ref()
+                .and_then(|o| o.command.as_ref())
+                .map(|_| lmtune_core::openai::ServerLaunch {
+                    load: point.load.clone(),
+                    ctx: point.ctx.clone(),
+                    parallel: point.test.concurrency.max(1),
+                });
             let request = Request::Load {
                 model: self.plan.model_path.clone(),
                 load: point.load.clone(),
+                launch,
             };
             let timeout = Duration::from_secs_f64(self.plan.measure.load_timeout_s);
             let failure = match self.exchange(&request, timeout, progress)? {
@@ -380,6 +398,8 @@ fn status_of(error: &BackendError) -> Status {
     match error {
         BackendError::LoadFailed { .. } => Status::LoadFailed,
         BackendError::OutOfMemory { .. } => Status::Oom,
+        BackendError::ServerDied { .. } => Status::Crashed,
+        BackendError::TimedOut { .. } => Status::Timeout,
         BackendError::PointFailed { .. }
         | BackendError::Setup { .. }
         | BackendError::NotLoaded

@@ -83,9 +83,11 @@ fn device_used(nvml: &Nvml) -> u64 {
         .sum()
 }
 
-/// Memory NVML attributes to `pid` over all GPUs; `None` if it reports none.
+/// Memory NVML attributes to `pid` and its descendants (a managed server)
+/// over all GPUs; `None` if it reports none.
 fn process_used(nvml: &Nvml, pid: u32) -> Option<u64> {
     let count = nvml.device_count().ok()?;
+    let tree = lmtune_backend::memory::process_tree(pid);
     let mut total = None;
     for i in 0..count {
         let Ok(device) = nvml.device_by_index(i) else {
@@ -96,7 +98,7 @@ fn process_used(nvml: &Nvml, pid: u32) -> Option<u64> {
             .unwrap_or_default()
             .into_iter()
             .chain(device.running_graphics_processes().unwrap_or_default());
-        for p in processes.filter(|p| p.pid == pid) {
+        for p in processes.filter(|p| tree.contains(&p.pid)) {
             if let UsedGpuMemory::Used(bytes) = p.used_gpu_memory {
                 total = Some(total.unwrap_or(0) + bytes);
             }

@@ -91,7 +91,12 @@ impl Backend for LlamaCppBackend {
         }
     }
 
-    fn load(&mut self, model: &Path, load: &LoadParams) -> Result<(), BackendError> {
+    fn load(
+        &mut self,
+        model: &Path,
+        load: &LoadParams,
+        _launch: Option<&lmtune_core::openai::ServerLaunch>,
+    ) -> Result<(), BackendError> {
         self.model = None;
         log::take();
         let params = LlamaModelParams::default()

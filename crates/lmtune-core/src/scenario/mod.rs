@@ -46,6 +46,7 @@ use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use crate::knobs::{FlashAttn, KvType};
+use crate::openai::{OpenAiConfig, PromptMode};
 use error::ErrorSite;
 
 /// The scenario schema this version reads.
@@ -80,6 +81,21 @@ struct RawBackend {
     kind: Spanned<String>,
     /// The declared hardware of `kind = "sim"`.
     sim: Option<Spanned<crate::sim::SimProfile>>,
+    /// The server of `kind = "openai"`.
+    openai: Option<Spanned<RawOpenAi>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOpenAi {
+    base_url: Option<Spanned<String>>,
+    command: Option<Spanned<Vec<String>>>,
+    model: Option<String>,
+    api_key_env: Option<Spanned<String>>,
+    ready_timeout_s: Option<Spanned<Value>>,
+    stall_timeout_s: Option<Spanned<Value>>,
+    connect_timeout_s: Option<Spanned<Value>>,
+    prompt: Option<Spanned<String>>,
 }
 
 type AxisValue = Option<Spanned<Value>>;
@@ -95,6 +111,8 @@ struct RawSweep {
     type_k: AxisValue,
     type_v: AxisValue,
     flash_attn: AxisValue,
+    /// Parallel clients (servers only).
+    concurrency: AxisValue,
     /// Drop combinations that cannot run (n_ubatch > n_batch, a context too
     /// small for a test) instead of rejecting the scenario.
     skip_invalid: Option<bool>,
@@ -130,6 +148,9 @@ pub enum BackendKind {
     LlamaCpp,
     /// Deterministic, simulated numbers from a declared profile.
     Sim,
+    /// An OpenAI-compatible HTTP server (llama-server, LM Studio, Ollama).
+    #[serde(rename = "openai")]
+    OpenAi,
 }
 
 impl BackendKind {
@@ -137,6 +158,7 @@ impl BackendKind {
         match self {
             BackendKind::LlamaCpp => "llama-cpp",
             BackendKind::Sim => "sim",
+            BackendKind::OpenAi => "openai",
         }
     }
 }
@@ -215,6 +237,10 @@ pub struct Scenario {
     pub backend: BackendKind,
     /// The profile of the `sim` backend.
     pub sim: Option<crate::sim::SimProfile>,
+    /// The server settings of the `openai` backend (`model_path` filled in).
+    pub openai: Option<OpenAiConfig>,
+    /// Where `[backend.openai] command` is written, for errors.
+    pub openai_command_span: Option<Range<usize>>,
     pub n_gpu_layers: Axis<IntOrKeyword>,
     /// `None` values: as many as each test needs.
     pub n_ctx: Option<Axis<u32>>,
@@ -224,6 +250,8 @@ pub struct Scenario {
     pub type_k: Axis<KvType>,
     pub type_v: Axis<KvType>,
     pub flash_attn: Axis<FlashAttn>,
+    /// Parallel clients per point (servers only).
+    pub concurrency: Axis<u32>,
     pub skip_invalid: bool,
     pub n_prompt: Axis<u32>,
     pub n_gen: Axis<u32>,
@@ -289,12 +317,27 @@ impl Scenario {
         };
 
         let mut sim = None;
+        let mut openai = None;
+        let mut openai_command_span = None;
         let backend = match raw.backend {
             None => BackendKind::LlamaCpp,
             Some(b) => {
                 let span = b.span();
                 let b = b.into_inner();
                 let kind = b.kind;
+                if let Some(raw_openai) = b.openai {
+                    if kind.get_ref() != "openai" {
+                        return Err(site.at(
+                            Some(raw_openai.span()),
+                            "backend.openai",
+                            "a [backend.openai] section is given but kind is not \"openai\"",
+                            "set kind = \"openai\" or remove [backend.openai]",
+                        ));
+                    }
+                    let (config, command_span) = parse_openai(&site, raw_openai)?;
+                    openai = Some(config);
+                    openai_command_span = command_span;
+                }
                 if let Some(profile) = b.sim {
                     if kind.get_ref() != "sim" {
                         return Err(site.at(
@@ -312,8 +355,19 @@ impl Scenario {
                         sim.get_or_insert_with(crate::sim::SimProfile::default);
                         BackendKind::Sim
                     }
+                    "openai" => {
+                        if openai.is_none() {
+                            return Err(site.at(
+                                Some(span),
+                                "backend.openai",
+                                "kind = \"openai\" needs a [backend.openai] section saying which server",
+                                "add [backend.openai] with base_url = \"http://127.0.0.1:1234/v1\" (a server you run) or command = [\"llama-server\", \"-m\", \"{model}\", \"--port\", \"{port}\"] (lmtune starts it)",
+                            ));
+                        }
+                        BackendKind::OpenAi
+                    }
                     other => {
-                        let planned = ["candle", "openai"];
+                        let planned = ["candle"];
                         let problem = if planned.contains(&other) {
                             format!(
                                 "backend \"{other}\" is planned but not available in this version"
@@ -325,7 +379,7 @@ impl Scenario {
                             Some(kind.span()).or(Some(span)),
                             "backend.kind",
                             problem,
-                            "use kind = \"llama-cpp\" (or \"sim\" for simulated numbers)",
+                            "use kind = \"llama-cpp\", \"openai\" (a server), or \"sim\" (simulated numbers)",
                         ));
                     }
                 }
@@ -446,6 +500,25 @@ impl Scenario {
             }
         };
 
+        let concurrency = numbers(ints(
+            sweep.concurrency,
+            "sweep.concurrency",
+            &[],
+            1,
+            int(1),
+        )?);
+        if backend != BackendKind::OpenAi && concurrency.values.iter().any(|&c| c > 1) {
+            return Err(site.at(
+                concurrency.span.clone(),
+                "sweep.concurrency",
+                format!(
+                    "concurrent clients need a server, but the backend is \"{}\"",
+                    backend.as_str()
+                ),
+                "remove sweep.concurrency, or measure a server with kind = \"openai\"",
+            ));
+        }
+
         let workload = raw.workload;
         let n_prompt = numbers(ints(
             workload.n_prompt,
@@ -473,6 +546,10 @@ impl Scenario {
                 .unwrap_or_else(|| "scenario".into())
         });
 
+        let openai = openai.map(|mut o: OpenAiConfig| {
+            o.model_path = Some(model_path.clone());
+            o
+        });
         Ok(Scenario {
             file: file.to_path_buf(),
             source: source.to_string(),
@@ -483,6 +560,8 @@ impl Scenario {
             use_mmap: model.use_mmap.unwrap_or(true),
             backend,
             sim,
+            openai,
+            openai_command_span,
             n_gpu_layers,
             n_ctx,
             n_batch,
@@ -491,6 +570,7 @@ impl Scenario {
             type_k,
             type_v,
             flash_attn,
+            concurrency,
             skip_invalid: sweep.skip_invalid.unwrap_or(false),
             n_prompt,
             n_gen,
@@ -505,6 +585,175 @@ impl Scenario {
             source: &self.source,
         }
     }
+}
+
+/// A number of seconds in (0, 7 days], or `None` when the key is absent.
+fn seconds_value(
+    site: &ErrorSite<'_>,
+    v: &Option<Spanned<Value>>,
+    key: &str,
+) -> Result<Option<f64>, ScenarioError> {
+    let Some(v) = v else { return Ok(None) };
+    let secs = match v.get_ref() {
+        Value::Integer(n) => *n as f64,
+        Value::Float(f) => *f,
+        _ => f64::NAN,
+    };
+    if secs.is_finite() && secs > 0.0 && secs <= 7.0 * 86_400.0 {
+        Ok(Some(secs))
+    } else {
+        Err(site.at(
+            Some(v.span()),
+            key,
+            format!("{} is not a time limit in seconds", v.get_ref()),
+            "write a number of seconds greater than 0, e.g. 300",
+        ))
+    }
+}
+
+fn parse_openai(
+    site: &ErrorSite<'_>,
+    raw: Spanned<RawOpenAi>,
+) -> Result<(OpenAiConfig, Option<Range<usize>>), ScenarioError> {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let mut config = OpenAiConfig::default();
+    let mut command_span = None;
+    match (&raw.base_url, &raw.command) {
+        (Some(_), Some(c)) => {
+            return Err(site.at(
+                Some(c.span()),
+                "backend.openai.command",
+                "both base_url (a server you run) and command (a server lmtune starts) are given",
+                "keep one: base_url to measure a running server, command to let lmtune start one per configuration",
+            ))
+        }
+        (None, None) => {
+            return Err(site.at(
+                Some(span),
+                "backend.openai",
+                "[backend.openai] says neither base_url nor command",
+                "add base_url = \"http://127.0.0.1:1234/v1\" (a server you run) or command = [\"llama-server\", \"-m\", \"{model}\", \"--port\", \"{port}\"] (lmtune starts it)",
+            ))
+        }
+        (Some(url), None) => {
+            let u = url.get_ref().trim_end_matches('/');
+            if u.starts_with("https://") {
+                return Err(site.at(
+                    Some(url.span()),
+                    "backend.openai.base_url",
+                    "https is not supported by this lmtune (local servers speak plain HTTP)",
+                    "use the server's http:// address, e.g. http://127.0.0.1:1234/v1",
+                ));
+            }
+            let Some(rest) = u.strip_prefix("http://") else {
+                return Err(site.at(
+                    Some(url.span()),
+                    "backend.openai.base_url",
+                    format!("{:?} is not an http:// URL", url.get_ref()),
+                    "write the API root with its scheme, e.g. http://127.0.0.1:1234/v1",
+                ));
+            };
+            if rest.is_empty() || rest.starts_with('/') {
+                return Err(site.at(
+                    Some(url.span()),
+                    "backend.openai.base_url",
+                    format!("{:?} has no host", url.get_ref()),
+                    "write the API root with its host and port, e.g. http://127.0.0.1:1234/v1",
+                ));
+            }
+            config.base_url = Some(u.to_string());
+        }
+        (None, Some(cmd)) => {
+            let args = cmd.get_ref();
+            if args.is_empty() || args[0].trim().is_empty() {
+                return Err(site.at(
+                    Some(cmd.span()),
+                    "backend.openai.command",
+                    "the command is empty",
+                    "write the server's command line as a list, e.g. [\"llama-server\", \"-m\", \"{model}\", \"--port\", \"{port}\"]",
+                ));
+            }
+            let probe = crate::openai::ServerLaunch {
+                load: crate::knobs::LoadParams {
+                    n_gpu_layers: 0,
+                    use_mmap: true,
+                },
+                ctx: crate::knobs::ContextParams {
+                    n_ctx: 1,
+                    n_batch: 1,
+                    n_ubatch: 1,
+                    threads: 1,
+                    type_k: KvType::F16,
+                    type_v: KvType::F16,
+                    flash_attn: FlashAttn::Auto,
+                },
+                parallel: 1,
+            }
+            .values("m", "127.0.0.1", 1);
+            for arg in args {
+                crate::openai::substitute(arg, &probe).map_err(|e| {
+                    site.at(
+                        Some(cmd.span()),
+                        "backend.openai.command",
+                        e,
+                        "use the placeholders listed in README.md (section \"Servers\"); write {{ and }} for literal braces",
+                    )
+                })?;
+            }
+            if !crate::openai::used_placeholders(args).iter().any(|p| p == "port") {
+                return Err(site.at(
+                    Some(cmd.span()),
+                    "backend.openai.command",
+                    "the command has no {port}, so lmtune cannot tell the server where to listen",
+                    "pass the port, e.g. \"--port\", \"{port}\" (llama-server) — lmtune picks a free loopback port",
+                ));
+            }
+            command_span = Some(cmd.span());
+            config.command = Some(args.clone());
+        }
+    }
+    config.model = raw.model;
+    if let Some(env) = raw.api_key_env {
+        let name = env.get_ref();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(site.at(
+                Some(env.span()),
+                "backend.openai.api_key_env",
+                format!("{name:?} is not an environment variable name"),
+                "name the variable that holds the key, e.g. api_key_env = \"OPENAI_API_KEY\" (never the key itself)",
+            ));
+        }
+        config.api_key_env = Some(name.clone());
+    }
+    if let Some(s) = seconds_value(site, &raw.ready_timeout_s, "backend.openai.ready_timeout_s")? {
+        config.ready_timeout_s = s;
+    }
+    if let Some(s) = seconds_value(site, &raw.stall_timeout_s, "backend.openai.stall_timeout_s")? {
+        config.stall_timeout_s = s;
+    }
+    if let Some(s) = seconds_value(
+        site,
+        &raw.connect_timeout_s,
+        "backend.openai.connect_timeout_s",
+    )? {
+        config.connect_timeout_s = s;
+    }
+    if let Some(p) = raw.prompt {
+        config.prompt =
+            match p.get_ref().as_str() {
+                "auto" => PromptMode::Auto,
+                "tokens" => PromptMode::Tokens,
+                "text" => PromptMode::Text,
+                other => return Err(site.at(
+                    Some(p.span()),
+                    "backend.openai.prompt",
+                    format!("unknown prompt mode {other:?}"),
+                    "use \"auto\" (token ids when the server takes them), \"tokens\" or \"text\"",
+                )),
+            };
+    }
+    Ok((config, command_span))
 }
 
 fn parse_measure(site: &ErrorSite<'_>, raw: RawMeasure) -> Result<MeasureSpec, ScenarioError> {
@@ -577,24 +826,7 @@ fn parse_measure(site: &ErrorSite<'_>, raw: RawMeasure) -> Result<MeasureSpec, S
             }
         },
     };
-    let seconds = |v: &Option<Spanned<Value>>, key: &str| -> Result<Option<f64>, ScenarioError> {
-        let Some(v) = v else { return Ok(None) };
-        let secs = match v.get_ref() {
-            Value::Integer(n) => *n as f64,
-            Value::Float(f) => *f,
-            _ => f64::NAN,
-        };
-        if secs.is_finite() && secs > 0.0 && secs <= 7.0 * 86_400.0 {
-            Ok(Some(secs))
-        } else {
-            Err(site.at(
-                Some(v.span()),
-                key,
-                format!("{} is not a time limit in seconds", v.get_ref()),
-                "write a number of seconds greater than 0, e.g. 300",
-            ))
-        }
-    };
+    let seconds = |v: &Option<Spanned<Value>>, key: &str| seconds_value(site, v, key);
     let timeout_s = seconds(&raw.timeout_s, "measure.timeout_s")?;
     let load_timeout_s = seconds(&raw.load_timeout_s, "measure.load_timeout_s")?.unwrap_or(600.0);
     let worker_memory_limit_bytes = match &raw.worker_memory_limit {

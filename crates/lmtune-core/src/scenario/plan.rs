@@ -36,6 +36,8 @@ pub struct Plan {
     pub model: ModelSummary,
     pub backend: BackendKind,
     pub sim: Option<crate::sim::SimProfile>,
+    /// The server settings of the `openai` backend.
+    pub openai: Option<crate::openai::OpenAiConfig>,
     pub measure: MeasureSpec,
     pub points: Vec<Point>,
     /// Combinations dropped by `skip_invalid`, with the reason.
@@ -127,14 +129,40 @@ impl Scenario {
             }
         }
 
+        self.check_server_knobs()?;
+
         let tests = self.tests();
         let mut dropped = Vec::new();
         let mut points = Vec::new();
         let n_ctx_values: Vec<Option<u32>> = match &self.n_ctx {
             Some(axis) => axis.values.iter().copied().map(Some).collect(),
+            // A server is started with one context for all its tests: the
+            // largest any test needs.
+            None if self.backend == BackendKind::OpenAi => {
+                let need = tests.iter().map(Test::tokens_in_context).max().unwrap_or(1);
+                vec![Some(u32::try_from(need).unwrap_or(u32::MAX))]
+            }
             None => vec![None],
         };
-        for (group, &ngl) in dedup(n_gpu_layers).iter().enumerate() {
+        // Managed servers are started per (load, context, concurrency): that
+        // is their load group. Other backends load once per n_gpu_layers.
+        let managed = self.openai.as_ref().is_some_and(|o| o.command.is_some());
+        let mut launches: Vec<(LoadParams, ContextParams, u32)> = Vec::new();
+        let mut group_of =
+            |load: &LoadParams, ctx: &ContextParams, concurrency: u32, ngl_group: usize| {
+                if !managed {
+                    return ngl_group;
+                }
+                let key = (load.clone(), ctx.clone(), concurrency);
+                match launches.iter().position(|k| *k == key) {
+                    Some(i) => i,
+                    None => {
+                        launches.push(key);
+                        launches.len() - 1
+                    }
+                }
+            };
+        for (ngl_group, &ngl) in dedup(n_gpu_layers).iter().enumerate() {
             let load = LoadParams {
                 n_gpu_layers: ngl,
                 use_mmap: self.use_mmap,
@@ -159,42 +187,43 @@ impl Scenario {
                             for &type_v in &self.type_v.values {
                                 for &flash_attn in &self.flash_attn.values {
                                     for &threads in &threads {
-                                        for test in &tests {
-                                            let need = test.tokens_in_context();
-                                            let n_ctx = match n_ctx {
-                                                Some(n) => n,
-                                                None => u32::try_from(need).unwrap_or(u32::MAX),
-                                            };
-                                            if u64::from(n_ctx) < need {
-                                                let reason = format!("n_ctx = {n_ctx} < n_prompt + n_gen + n_depth = {need} for test {}", test.label());
-                                                if self.skip_invalid {
-                                                    dropped.push(reason);
-                                                    continue;
-                                                }
-                                                let span = self
-                                                    .n_ctx
-                                                    .as_ref()
-                                                    .and_then(|a| a.span.clone());
-                                                return Err(site.at(
+                                        for &concurrency in &self.concurrency.values {
+                                            for test in &tests {
+                                                let test = &Test {
+                                                    concurrency,
+                                                    ..*test
+                                                };
+                                                let need = test.tokens_in_context();
+                                                let n_ctx = match n_ctx {
+                                                    Some(n) => n,
+                                                    None => u32::try_from(need).unwrap_or(u32::MAX),
+                                                };
+                                                if u64::from(n_ctx) < need {
+                                                    let reason = format!("n_ctx = {n_ctx} < n_prompt + n_gen + n_depth = {need} for test {}", test.label());
+                                                    if self.skip_invalid {
+                                                        dropped.push(reason);
+                                                        continue;
+                                                    }
+                                                    let span = self
+                                                        .n_ctx
+                                                        .as_ref()
+                                                        .and_then(|a| a.span.clone());
+                                                    return Err(site.at(
                                                     span,
                                                     "sweep.n_ctx",
                                                     format!("{reason}: the test does not fit in the context"),
                                                     format!("raise n_ctx to at least {need} or shorten the workload"),
                                                 ));
-                                            }
-                                            if need > model.n_ctx_train {
-                                                return Err(site.at(
+                                                }
+                                                if need > model.n_ctx_train {
+                                                    return Err(site.at(
                                                     self.n_prompt.span.clone().or(self.n_gen.span.clone()),
                                                     "workload",
                                                     format!("test {} needs {need} tokens of context, more than the {} the model was trained on", test.label(), model.n_ctx_train),
                                                     "shorten n_prompt / n_gen / n_depth",
                                                 ));
-                                            }
-                                            points.push(Point {
-                                                index: points.len(),
-                                                load_group: group,
-                                                load: load.clone(),
-                                                ctx: ContextParams {
+                                                }
+                                                let ctx = ContextParams {
                                                     n_ctx,
                                                     n_batch,
                                                     n_ubatch,
@@ -202,9 +231,20 @@ impl Scenario {
                                                     type_k,
                                                     type_v,
                                                     flash_attn,
-                                                },
-                                                test: *test,
-                                            });
+                                                };
+                                                points.push(Point {
+                                                    index: points.len(),
+                                                    load_group: group_of(
+                                                        &load,
+                                                        &ctx,
+                                                        concurrency,
+                                                        ngl_group,
+                                                    ),
+                                                    load: load.clone(),
+                                                    ctx,
+                                                    test: *test,
+                                                });
+                                            }
                                         }
                                     }
                                 }
@@ -232,10 +272,105 @@ impl Scenario {
             model,
             backend: self.backend,
             sim: self.sim,
+            openai: self.openai.clone(),
             measure: self.measure,
             points,
             dropped,
         })
+    }
+
+    /// An external server's knobs are set when it starts, not per request:
+    /// a sweep axis for them would be silently ignored, so it is rejected.
+    /// A managed server gets them through its command's placeholders, so an
+    /// axis needs its placeholder there.
+    fn check_server_knobs(&self) -> Result<(), ScenarioError> {
+        let Some(openai) = &self.openai else {
+            return Ok(());
+        };
+        let site = self.site();
+        if let Some(var) = &openai.api_key_env {
+            if std::env::var(var).map_or(true, |v| v.is_empty()) {
+                return Err(site.at(
+                    None,
+                    "backend.openai.api_key_env",
+                    format!("the environment variable {var} is not set, so there is no API key to send"),
+                    format!("export {var}=<the server's key> before running (lmtune never writes the key anywhere)"),
+                ));
+            }
+        }
+        let axes: [(&str, bool, Option<std::ops::Range<usize>>); 9] = [
+            (
+                "n_gpu_layers",
+                self.n_gpu_layers.explicit,
+                self.n_gpu_layers.span.clone(),
+            ),
+            (
+                "n_ctx",
+                self.n_ctx.as_ref().is_some_and(|a| a.explicit),
+                self.n_ctx.as_ref().and_then(|a| a.span.clone()),
+            ),
+            ("n_batch", self.n_batch.explicit, self.n_batch.span.clone()),
+            (
+                "n_ubatch",
+                self.n_ubatch.explicit,
+                self.n_ubatch.span.clone(),
+            ),
+            ("threads", self.threads.explicit, self.threads.span.clone()),
+            ("type_k", self.type_k.explicit, self.type_k.span.clone()),
+            ("type_v", self.type_v.explicit, self.type_v.span.clone()),
+            (
+                "flash_attn",
+                self.flash_attn.explicit,
+                self.flash_attn.span.clone(),
+            ),
+            ("concurrency", false, None),
+        ];
+        match &openai.command {
+            None => {
+                if let Some((name, _, span)) = axes.iter().find(|(_, explicit, _)| *explicit) {
+                    return Err(site.at(
+                        span.clone(),
+                        &format!("sweep.{name}"),
+                        format!("{name} of a server you run (base_url) is set when you start it, not per request, so lmtune cannot sweep it"),
+                        format!("remove sweep.{name} and start the server with the value you want, or let lmtune start the server: [backend.openai] command = [\"llama-server\", …, \"{{{name}}}\"]"),
+                    ));
+                }
+            }
+            Some(command) => {
+                let used = crate::openai::used_placeholders(command);
+                for (name, explicit, span) in &axes {
+                    let carriers = crate::openai::placeholders_of_axis(name);
+                    if *explicit && !carriers.iter().any(|c| used.iter().any(|u| u == c)) {
+                        return Err(site.at(
+                            span.clone(),
+                            &format!("sweep.{name}"),
+                            format!("sweep.{name} is set but the server command has no {} placeholder, so the server would never see it", carriers.iter().map(|c| format!("{{{c}}}")).collect::<Vec<_>>().join(" or ")),
+                            format!("add the server's flag with {{{}}} to [backend.openai] command (llama-server: see README.md, section \"Servers\"), or remove sweep.{name}", carriers[0]),
+                        ));
+                    }
+                }
+                if self.concurrency.values.iter().any(|&c| c > 1)
+                    && !used.iter().any(|u| u == "parallel")
+                {
+                    return Err(site.at(
+                        self.concurrency.span.clone(),
+                        "sweep.concurrency",
+                        "concurrent clients need as many server slots, but the command has no {parallel}",
+                        "add the server's slot flag, e.g. \"-np\", \"{parallel}\" with \"-c\", \"{n_ctx_total}\" (llama-server)",
+                    ));
+                }
+                let program = &command[0];
+                if find_program(program).is_none() {
+                    return Err(site.at(
+                        self.openai_command_span.clone(),
+                        "backend.openai.command",
+                        format!("the server program {program:?} was not found (not an executable file, and not on PATH)"),
+                        "give its absolute path, or put its folder on PATH; to build llama-server from source run scripts/build-llama-server.sh (it prints the path)",
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The tests of the workload, as llama-bench forms them: a pp test for
@@ -253,6 +388,7 @@ impl Scenario {
                         n_prompt,
                         n_gen: 0,
                         n_depth,
+                        concurrency: 1,
                     }),
             );
             tests.extend(
@@ -264,6 +400,7 @@ impl Scenario {
                         n_prompt: 0,
                         n_gen,
                         n_depth,
+                        concurrency: 1,
                     }),
             );
         }
@@ -290,6 +427,23 @@ fn dedup<T: PartialEq + Clone>(values: Vec<T>) -> Vec<T> {
         }
     }
     out
+}
+
+/// `program` as an executable file: a path as given, or a bare name looked
+/// up on PATH.
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return executable(&p).then_some(p);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
 }
 
 fn file_name(path: &std::path::Path) -> String {

@@ -436,12 +436,99 @@ pub fn build_charts(inputs: &[Input], options: &ReportOptions) -> (Vec<Chart>, V
         });
     }
 
-    // 6. Hardware comparison.
-    let machines: BTreeSet<&str> = all.iter().map(|t| t.input).collect();
+    // 6. Hardware comparison (several machines, not several runs of one).
+    let machines: BTreeSet<(&str, &str)> = all
+        .iter()
+        .map(|t| {
+            let h = &t.r.fingerprint.host;
+            (h.hostname.as_str(), h.cpu_model.as_str())
+        })
+        .collect();
     if machines.len() > 1 || !options.reference.is_empty() {
         charts.push(hardware_chart(&all, options));
     }
+
+    // 7. Engine vs server: the same knobs and test in-process and over HTTP.
+    if let Some(chart) = engine_vs_server(&all) {
+        charts.push(chart);
+    }
     (charts, warnings)
+}
+
+/// How a record was measured, for the engine-vs-server chart.
+fn engine_label(r: &Record) -> String {
+    match &r.measurement.server {
+        Some(s) if s.mode == "managed" => {
+            let program = r
+                .fingerprint
+                .backend_build
+                .strip_prefix("managed: ")
+                .and_then(|b| b.split_whitespace().next())
+                .and_then(|p| p.rsplit('/').next())
+                .unwrap_or("server");
+            format!("{program} over HTTP (managed)")
+        }
+        Some(s) => format!("server at {}", s.base_url),
+        None if r.backend == "llama-cpp" => "llama.cpp in-process".into(),
+        None => r.backend.clone(),
+    }
+}
+
+fn engine_vs_server(all: &[Tagged]) -> Option<Chart> {
+    let ok: Vec<&Record> = all
+        .iter()
+        .map(|t| t.r)
+        .filter(|r| r.status == Status::Ok && r.workload.concurrency <= 1)
+        .collect();
+    let has_server = ok.iter().any(|r| r.measurement.server.is_some());
+    let has_engine = ok.iter().any(|r| r.measurement.server.is_none());
+    if !has_server || !has_engine {
+        return None;
+    }
+    // Same knobs and test on both sides.
+    let key = |r: &Record| {
+        format!(
+            "{} t={} b={} ub={} ngl={}",
+            r.test, r.ctx.threads, r.ctx.n_batch, r.ctx.n_ubatch, r.load.n_gpu_layers
+        )
+    };
+    let server_keys: BTreeSet<String> = ok
+        .iter()
+        .filter(|r| r.measurement.server.is_some())
+        .map(|r| key(r))
+        .collect();
+    let engine_keys: BTreeSet<String> = ok
+        .iter()
+        .filter(|r| r.measurement.server.is_none())
+        .map(|r| key(r))
+        .collect();
+    let groups: Vec<String> = server_keys.intersection(&engine_keys).cloned().collect();
+    if groups.is_empty() {
+        return None;
+    }
+    let mut bars = Vec::new();
+    for r in ok {
+        let Some(gi) = groups.iter().position(|g| *g == key(r)) else {
+            continue;
+        };
+        let Some(s) = &r.tokens_per_s else { continue };
+        bars.push(Bar {
+            group: gi,
+            series: engine_label(r),
+            value: s.mean,
+            lo: s.ci95_low.max(0.0),
+            hi: s.ci95_high,
+        });
+    }
+    Some(Chart::Bars {
+        stem: "engine_vs_server".into(),
+        title: "the same knobs in-process and through a server (tokens/s, 95% CI)".into(),
+        y_label: "tokens/s".into(),
+        groups,
+        bars,
+        ranges: Vec::new(),
+        log_y: false,
+    })
 }
 
 fn short(name: &str) -> &str {

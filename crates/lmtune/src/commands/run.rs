@@ -300,6 +300,9 @@ fn backend_config(plan: &Plan, ggml_backends: &[PathBuf]) -> Option<String> {
     if let Some(profile) = plan.sim {
         return Some(serde_json::to_string(&profile).expect("plain data serializes"));
     }
+    if let Some(openai) = &plan.openai {
+        return Some(serde_json::to_string(openai).expect("plain data serializes"));
+    }
     let mut backends = ggml_backends.to_vec();
     if let Some(env) = std::env::var_os("LMTUNE_GGML_BACKENDS") {
         backends.extend(std::env::split_paths(&env).filter(|p| !p.as_os_str().is_empty()));

@@ -1,0 +1,267 @@
+//! Settings of the `openai` backend: an OpenAI-compatible server, either one
+//! the user runs (`base_url`) or one lmtune starts per load group from a
+//! command template (`command`, managed mode).
+//!
+//! ```toml
+//! [backend]
+//! kind = "openai"
+//!
+//! [backend.openai]
+//! # managed: started on a free loopback port for each server configuration
+//! command = ["llama-server", "-m", "{model}", "--port", "{port}", "-c", "{n_ctx_total}",
+//!            "-np", "{parallel}", "-b", "{n_batch}", "-ub", "{n_ubatch}", "-t", "{threads}"]
+//! # or external: base_url = "http://127.0.0.1:1234/v1"
+//! api_key_env = "LMSTUDIO_API_KEY"   # the key is read from this variable, never stored
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::knobs::{ContextParams, LoadParams};
+
+/// How prompts of an exact token length are sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptMode {
+    /// Token ids when the server takes them (llama-server does), else text.
+    #[default]
+    Auto,
+    /// Token ids (`"prompt": [1, 2, 3]`); exact.
+    Tokens,
+    /// Text, calibrated with the server's `/tokenize` or its `usage` counts.
+    Text,
+}
+
+/// Settings of the `openai` backend, passed to its worker as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenAiConfig {
+    /// The API root of an external server, e.g. `http://127.0.0.1:1234/v1`.
+    pub base_url: Option<String>,
+    /// Managed mode: the server's command line, with `{placeholders}`.
+    pub command: Option<Vec<String>>,
+    /// The model name sent with each request; default: the first of `/v1/models`.
+    pub model: Option<String>,
+    /// Name of the environment variable holding the API key.
+    pub api_key_env: Option<String>,
+    /// How long a managed server may take to become ready, seconds.
+    pub ready_timeout_s: f64,
+    /// The longest silence allowed inside a streamed response, seconds.
+    pub stall_timeout_s: f64,
+    /// Time to connect to the server, seconds.
+    pub connect_timeout_s: f64,
+    pub prompt: PromptMode,
+    /// Where the GGUF the server serves lives (`{model}`).
+    #[serde(default)]
+    pub model_path: Option<std::path::PathBuf>,
+}
+
+impl Default for OpenAiConfig {
+    fn default() -> Self {
+        OpenAiConfig {
+            base_url: None,
+            command: None,
+            model: None,
+            api_key_env: None,
+            ready_timeout_s: 120.0,
+            stall_timeout_s: 30.0,
+            connect_timeout_s: 5.0,
+            prompt: PromptMode::Auto,
+            model_path: None,
+        }
+    }
+}
+
+/// The placeholders a managed command may use.
+pub const PLACEHOLDERS: [&str; 13] = [
+    "model",
+    "port",
+    "host",
+    "n_gpu_layers",
+    "n_ctx",
+    "n_ctx_total",
+    "parallel",
+    "n_batch",
+    "n_ubatch",
+    "threads",
+    "type_k",
+    "type_v",
+    "flash_attn",
+];
+
+/// The placeholders that carry each sweep axis (an axis with several values
+/// needs one of them in a managed command, or every point would measure the
+/// same server).
+pub fn placeholders_of_axis(axis: &str) -> &'static [&'static str] {
+    match axis {
+        "n_gpu_layers" => &["n_gpu_layers"],
+        "n_ctx" => &["n_ctx", "n_ctx_total"],
+        "n_batch" => &["n_batch"],
+        "n_ubatch" => &["n_ubatch"],
+        "threads" => &["threads"],
+        "type_k" => &["type_k"],
+        "type_v" => &["type_v"],
+        "flash_attn" => &["flash_attn"],
+        "concurrency" => &["parallel", "n_ctx_total"],
+        _ => &[],
+    }
+}
+
+/// Everything a managed server is started with; two points with the same
+/// launch share one server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ServerLaunch {
+    pub load: LoadParams,
+    pub ctx: ContextParams,
+    /// Parallel slots (the point's concurrency).
+    pub parallel: u32,
+}
+
+impl ServerLaunch {
+    /// The values of the placeholders for this launch.
+    pub fn values(&self, model: &str, host: &str, port: u16) -> BTreeMap<&'static str, String> {
+        let c = &self.ctx;
+        BTreeMap::from([
+            ("model", model.to_string()),
+            ("port", port.to_string()),
+            ("host", host.to_string()),
+            ("n_gpu_layers", self.load.n_gpu_layers.to_string()),
+            ("n_ctx", c.n_ctx.to_string()),
+            (
+                "n_ctx_total",
+                (u64::from(c.n_ctx) * u64::from(self.parallel.max(1))).to_string(),
+            ),
+            ("parallel", self.parallel.max(1).to_string()),
+            ("n_batch", c.n_batch.to_string()),
+            ("n_ubatch", c.n_ubatch.to_string()),
+            ("threads", c.threads.to_string()),
+            ("type_k", c.type_k.to_string()),
+            ("type_v", c.type_v.to_string()),
+            ("flash_attn", c.flash_attn.to_string()),
+        ])
+    }
+}
+
+/// Replaces `{name}` in `arg` with `values[name]`; `{{` and `}}` are literal
+/// braces. Unknown names are an error naming them.
+pub fn substitute(arg: &str, values: &BTreeMap<&'static str, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if tail.starts_with("{{") || tail.starts_with("}}") {
+            out.push_str(&tail[..1]);
+            rest = &tail[2..];
+            continue;
+        }
+        if tail.starts_with('}') {
+            return Err(format!(
+                "unmatched `}}` in {arg:?} (write `}}}}` for a literal brace)"
+            ));
+        }
+        let Some(end) = tail.find('}') else {
+            return Err(format!("unclosed `{{` in {arg:?}"));
+        };
+        let name = &tail[1..end];
+        match values.get(name) {
+            Some(v) => out.push_str(v),
+            None => {
+                return Err(format!(
+                    "unknown placeholder {{{name}}} in {arg:?}; known: {}",
+                    PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(" ")
+                ))
+            }
+        }
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The placeholders `command` uses.
+pub fn used_placeholders(command: &[String]) -> Vec<String> {
+    let mut used = Vec::new();
+    for arg in command {
+        let mut rest = arg.as_str();
+        while let Some(i) = rest.find('{') {
+            let tail = &rest[i..];
+            if let Some(after) = tail.strip_prefix("{{") {
+                rest = after;
+                continue;
+            }
+            match tail.find('}') {
+                Some(end) => {
+                    used.push(tail[1..end].to_string());
+                    rest = &tail[end + 1..];
+                }
+                None => break,
+            }
+        }
+    }
+    used
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::knobs::{FlashAttn, KvType};
+
+    fn launch() -> ServerLaunch {
+        ServerLaunch {
+            load: LoadParams {
+                n_gpu_layers: 31,
+                use_mmap: true,
+            },
+            ctx: ContextParams {
+                n_ctx: 512,
+                n_batch: 256,
+                n_ubatch: 128,
+                threads: 2,
+                type_k: KvType::F16,
+                type_v: KvType::Q8_0,
+                flash_attn: FlashAttn::On,
+            },
+            parallel: 4,
+        }
+    }
+
+    #[test]
+    fn substitutes_every_placeholder() {
+        let values = launch().values("/m.gguf", "127.0.0.1", 8080);
+        let got = |s: &str| substitute(s, &values).unwrap();
+        assert_eq!(got("{model}"), "/m.gguf");
+        assert_eq!(got("--port={port}"), "--port=8080");
+        assert_eq!(got("{n_ctx_total}"), "2048");
+        assert_eq!(got("{n_ctx}x{parallel}"), "512x4");
+        assert_eq!(got("{type_v}/{flash_attn}"), "q8_0/on");
+        assert_eq!(got("{{literal}}"), "{literal}");
+        for p in PLACEHOLDERS {
+            assert!(values.contains_key(p), "{p} has no value");
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_and_unbalanced_placeholders() {
+        let values = launch().values("m", "h", 1);
+        assert!(substitute("{n_thread}", &values)
+            .unwrap_err()
+            .contains("unknown placeholder {n_thread}"));
+        assert!(substitute("{model", &values)
+            .unwrap_err()
+            .contains("unclosed"));
+        assert!(substitute("a}b", &values)
+            .unwrap_err()
+            .contains("unmatched"));
+    }
+
+    #[test]
+    fn lists_used_placeholders() {
+        let cmd = vec![
+            "x".to_string(),
+            "-c={n_ctx_total}".into(),
+            "{{no}}{port}".into(),
+        ];
+        assert_eq!(used_placeholders(&cmd), ["n_ctx_total", "port"]);
+    }
+}
