@@ -559,3 +559,40 @@ fn bad_server_scenarios_name_the_key_and_the_fix() {
         assert!(!out.exists(), "case {i}: wrote results");
     }
 }
+
+#[test]
+fn text_prompts_are_calibrated_to_the_token_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let alias = format!("lmtune-test-text-{}", std::process::id());
+    let body = format!(
+        "{}\n[sweep]\nn_ctx = 256\nthreads = 1\n[workload]\nn_prompt = [48]\nn_gen = [0]\n\
+         [measure]\nrepetitions = 3\nwarmup = 0\n",
+        managed(&alias, "prompt = \"text\"")
+    );
+    let path = scenario(dir.path(), "text.toml", &body);
+    let out = dir.path().join("out");
+    let o = run(&path, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = &read_records(&out)[0];
+    assert_eq!(r["status"], "ok", "{r}");
+    let s = &r["server"];
+    assert_eq!(s["prompt_mode"], "text");
+    assert!(s["token_counts"][0]
+        .as_str()
+        .unwrap()
+        .contains("usage.prompt_tokens"));
+    for q in s["requests"].as_array().unwrap() {
+        // Calibrated with the server's /tokenize; the count recorded is the server's.
+        let n = q["prompt_tokens"].as_u64().unwrap();
+        assert!(
+            (44..=52).contains(&n),
+            "text prompt of {n} tokens for n_prompt = 48: {q}"
+        );
+        assert_eq!(q["server_prompt_n"].as_u64().unwrap(), n, "{q}");
+    }
+    // t/s counts the tokens actually sent.
+    let q = &s["requests"][0];
+    let expected = f(&q["prompt_tokens"]) / (f(&r["samples_ns"][0]) / 1e9);
+    let got = f(&r["samples_ts"][0]);
+    assert!((got / expected - 1.0).abs() < 1e-6, "{got} vs {expected}");
+}
