@@ -17,6 +17,7 @@
 
 pub mod fault;
 pub mod memory;
+pub mod process;
 pub mod protocol;
 pub mod repeat;
 pub mod worker;

@@ -214,7 +214,7 @@ impl Worker {
     /// Reaps a worker whose stream ended and says how it died.
     pub fn death(&mut self) -> Death {
         let description = match self.child.wait() {
-            Ok(status) => describe_exit(status),
+            Ok(status) => lmtune_backend::process::describe_exit(status),
             Err(e) => format!("could not be waited for ({e})"),
         };
         // The stderr thread may still be draining; give it a moment.
@@ -243,34 +243,6 @@ impl Worker {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-fn describe_exit(status: std::process::ExitStatus) -> String {
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(sig) = status.signal() {
-            let name = match sig {
-                libc::SIGABRT => "SIGABRT (abort, e.g. a failed assertion in llama.cpp)",
-                libc::SIGSEGV => "SIGSEGV (segmentation fault)",
-                libc::SIGKILL => "SIGKILL (killed, e.g. by the out-of-memory killer)",
-                libc::SIGBUS => "SIGBUS (bus error)",
-                libc::SIGILL => "SIGILL (illegal instruction: a build for another CPU?)",
-                libc::SIGFPE => "SIGFPE (arithmetic error)",
-                libc::SIGTERM => "SIGTERM",
-                _ => "",
-            };
-            return if name.is_empty() {
-                format!("killed by signal {sig}")
-            } else {
-                format!("killed by {name}")
-            };
-        }
-    }
-    match status.code() {
-        Some(code) => format!("exited with code {code}"),
-        None => "ended".into(),
     }
 }
 

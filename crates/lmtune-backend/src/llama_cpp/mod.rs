@@ -111,7 +111,7 @@ impl Backend for LlamaCppBackend {
                 let log = log::take();
                 let reason = log.last().cloned().unwrap_or_else(|| e.to_string());
                 let message = format!("llama.cpp could not load {}: {reason}", model.display());
-                Err(if is_out_of_memory(&log) {
+                Err(if crate::process::logs_out_of_memory(&log) {
                     BackendError::OutOfMemory { message, log }
                 } else {
                     BackendError::LoadFailed { message, log }
@@ -247,26 +247,11 @@ fn fail(message: String) -> BackendError {
         Some(reason) => format!("{message}: {reason}"),
         None => message,
     };
-    if is_out_of_memory(&log) {
+    if crate::process::logs_out_of_memory(&log) {
         BackendError::OutOfMemory { message, log }
     } else {
         BackendError::PointFailed { message, log }
     }
-}
-
-/// Whether llama.cpp / ggml logged an allocation failure (host or device).
-fn is_out_of_memory(log: &[String]) -> bool {
-    const SIGNS: [&str; 5] = [
-        "failed to allocate",
-        "out of memory",
-        "unable to allocate",
-        "cannot allocate",
-        "bad_alloc",
-    ];
-    log.iter().any(|line| {
-        let line = line.to_ascii_lowercase();
-        SIGNS.iter().any(|sign| line.contains(sign))
-    })
 }
 
 fn context_params(c: &ContextParams) -> LlamaContextParams {

@@ -60,6 +60,49 @@ enum Prompt {
     Text(String),
 }
 
+/// Why a request failed; what the point's status becomes depends on it.
+#[derive(Debug, Clone, PartialEq)]
+enum RequestError {
+    /// The stream went silent for the stall timeout.
+    Stalled(String),
+    /// The server answered with an HTTP error status.
+    Http {
+        code: u16,
+        message: String,
+    },
+    Other(String),
+}
+
+impl RequestError {
+    /// The same error, said of one of several clients.
+    fn of_client(self, client: usize) -> RequestError {
+        let prefix = |m: String| format!("client {client}: {m}");
+        match self {
+            RequestError::Stalled(m) => RequestError::Stalled(prefix(m)),
+            RequestError::Http { code, message } => RequestError::Http {
+                code,
+                message: prefix(message),
+            },
+            RequestError::Other(m) => RequestError::Other(prefix(m)),
+        }
+    }
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestError::Stalled(m) | RequestError::Other(m) => f.write_str(m),
+            RequestError::Http { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+impl From<String> for RequestError {
+    fn from(message: String) -> Self {
+        RequestError::Other(message)
+    }
+}
+
 /// One request, read to its end.
 struct Outcome {
     sent: Instant,
@@ -214,8 +257,12 @@ impl OpenAiBackend {
         Ok(())
     }
 
-    /// When the server process is gone, a failed request is its death.
-    fn server_death(&mut self, what: String) -> BackendError {
+    /// The point's error for a failed request: the server's death when its
+    /// process is gone; a timeout when the stream stalled (a managed server
+    /// is then killed, as it may be wedged, and the next point starts a new
+    /// one); otherwise a failed point.
+    fn request_failed(&mut self, error: RequestError) -> BackendError {
+        let what = error.to_string();
         if let Some(server) = self.server.as_mut() {
             // A dying process closes its sockets before it can be waited
             // on: give a server that just dropped the connection a moment.
@@ -237,6 +284,15 @@ impl OpenAiBackend {
                 };
             }
         }
+        if let RequestError::Stalled(_) = error {
+            if let Some(server) = self.server.as_mut() {
+                server.kill();
+            }
+            return BackendError::TimedOut {
+                message: what,
+                log: std::mem::take(&mut self.log),
+            };
+        }
         BackendError::PointFailed {
             message: what,
             log: std::mem::take(&mut self.log),
@@ -250,7 +306,7 @@ impl OpenAiBackend {
         prompt: &Prompt,
         max_tokens: u32,
         cache_prompt: bool,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, RequestError> {
         let url = format!("{}/completions", self.base().map_err(|e| e.to_string())?);
         let prompt_json = match prompt {
             Prompt::Tokens(t) => json!(t),
@@ -272,14 +328,24 @@ impl OpenAiBackend {
             .authorized(agent.post(&url))
             .set("Content-Type", "application/json")
             .send_string(&body.to_string())
-            .map_err(|e| format!("POST {url}: {}", describe_ureq(e)))?;
+            .map_err(|e| {
+                let code = match &e {
+                    ureq::Error::Status(code, _) => Some(*code),
+                    ureq::Error::Transport(_) => None,
+                };
+                let message = format!("POST {url}: {}", describe_ureq(e));
+                match code {
+                    Some(code) => RequestError::Http { code, message },
+                    None => RequestError::Other(message),
+                }
+            })?;
         let streamed =
             read_stream(BufReader::new(reply.into_reader()), sent).map_err(|e| match e {
-                StreamError::Stalled { .. } => format!(
+                StreamError::Stalled { .. } => RequestError::Stalled(format!(
                     "{e}: no data for {:.0} s (backend.openai.stall_timeout_s)",
                     self.config.stall_timeout_s
-                ),
-                other => other.to_string(),
+                )),
+                other => RequestError::Other(other.to_string()),
             })?;
         Ok(Outcome {
             sent,
@@ -305,13 +371,15 @@ impl OpenAiBackend {
             (_, Some(_)) => {
                 match self.complete(agent, &Prompt::Tokens(vec![1, 2]), 1, false) {
                     Ok(_) => PromptMode::Tokens,
-                    Err(e) if wanted == PromptMode::Auto && e.contains("HTTP 4") => {
+                    Err(e @ RequestError::Http { code: 400..=499, .. })
+                        if wanted == PromptMode::Auto =>
+                    {
                         self.log.push(format!(
                             "the server does not take token-id prompts ({e}); sending calibrated text"
                         ));
                         PromptMode::Text
                     }
-                    Err(e) => return Err(self.server_death(e)),
+                    Err(e) => return Err(self.request_failed(e)),
                 }
             }
             (PromptMode::Auto, None) => PromptMode::Text,
@@ -322,7 +390,7 @@ impl OpenAiBackend {
 
     /// Prompt tokens of `text`: `/tokenize` when the server has it, else a
     /// one-token request's `usage.prompt_tokens`.
-    fn count_tokens(&mut self, agent: &ureq::Agent, text: &str) -> Result<u64, String> {
+    fn count_tokens(&mut self, agent: &ureq::Agent, text: &str) -> Result<u64, RequestError> {
         if self.has_tokenize != Some(false) {
             let root = self.base().map_err(|e| e.to_string())?;
             let root = root.strip_suffix("/v1").unwrap_or(root);
@@ -347,11 +415,16 @@ impl OpenAiBackend {
         outcome
             .streamed
             .usage_prompt_tokens
-            .ok_or_else(|| "the server reports no usage.prompt_tokens, so a text prompt's length cannot be calibrated (use a server with /tokenize or usage counts, or prompt = \"tokens\")".to_string())
+            .ok_or_else(|| RequestError::Other("the server reports no usage.prompt_tokens, so a text prompt's length cannot be calibrated (use a server with /tokenize or usage counts, or prompt = \"tokens\")".to_string()))
     }
 
     /// Text of about `n` tokens.
-    fn text_of(&mut self, agent: &ureq::Agent, n: u32, rng: &mut Rng) -> Result<String, String> {
+    fn text_of(
+        &mut self,
+        agent: &ureq::Agent,
+        n: u32,
+        rng: &mut Rng,
+    ) -> Result<String, RequestError> {
         if n == 0 {
             return Ok(String::new());
         }
@@ -386,7 +459,7 @@ impl OpenAiBackend {
         mode: PromptMode,
         n: u32,
         rng: &mut Rng,
-    ) -> Result<Prompt, String> {
+    ) -> Result<Prompt, RequestError> {
         Ok(match mode {
             PromptMode::Text => Prompt::Text(self.text_of(agent, n, rng)?),
             _ => {
@@ -403,7 +476,7 @@ impl OpenAiBackend {
         point: &Point,
         mode: PromptMode,
         rng: &mut Rng,
-    ) -> Result<Vec<(Prompt, Outcome, u64)>, String> {
+    ) -> Result<Vec<(Prompt, Outcome, u64)>, RequestError> {
         let test = point.test;
         let clients = test.concurrency.max(1);
         let depth = test.n_depth;
@@ -439,7 +512,7 @@ impl OpenAiBackend {
         let cache = depth > 0;
         let barrier = Barrier::new(clients as usize);
         let this = &*self;
-        let results: Vec<Result<Outcome, String>> = std::thread::scope(|scope| {
+        let results: Vec<Result<Outcome, RequestError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = prompts
                 .iter()
                 .map(|prompt| {
@@ -453,8 +526,9 @@ impl OpenAiBackend {
             handles
                 .into_iter()
                 .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err("a client thread panicked".into()))
+                    h.join().unwrap_or_else(|_| {
+                        Err(RequestError::Other("a client thread panicked".into()))
+                    })
                 })
                 .collect()
         });
@@ -467,7 +541,7 @@ impl OpenAiBackend {
         {
             match result {
                 Ok(outcome) => out.push((prompt, outcome, prefix)),
-                Err(e) if clients > 1 => return Err(format!("client {client}: {e}")),
+                Err(e) if clients > 1 => return Err(e.of_client(client)),
                 Err(e) => return Err(e),
             }
         }
@@ -526,26 +600,9 @@ impl Backend for OpenAiBackend {
         let test = point.test;
         let kind = test.kind();
 
-        let fail = |this: &mut Self, e: String| -> BackendError {
-            let error = this.server_death(e);
-            // A stalled server may be wedged: the next point starts a new one.
-            if matches!(error, BackendError::PointFailed { .. })
-                && (error.to_string().contains("stalled"))
-            {
-                if let Some(s) = this.server.as_mut() {
-                    s.kill();
-                }
-                return BackendError::TimedOut {
-                    message: error.to_string(),
-                    log: vec![],
-                };
-            }
-            error
-        };
-
         for _ in 0..measure.warmup {
             if let Err(e) = self.repetition(&agent, point, mode, &mut rng) {
-                return Err(fail(self, e));
+                return Err(self.request_failed(e));
             }
         }
         let before = self.server.as_ref().and_then(|s| s.rss()).map(|r| r.0);
@@ -561,7 +618,7 @@ impl Backend for OpenAiBackend {
         for rep in 0..max {
             let outcomes = match self.repetition(&agent, point, mode, &mut rng) {
                 Ok(o) => o,
-                Err(e) => return Err(fail(self, e)),
+                Err(e) => return Err(self.request_failed(e)),
             };
             // The span all clients took together, and their timed tokens.
             let start = outcomes
@@ -569,12 +626,21 @@ impl Backend for OpenAiBackend {
                 .map(|(_, o, _)| o.sent)
                 .min()
                 .expect("clients");
+            // pp ends at each first token; tg runs from the first to the last.
+            let first_of = |o: &Outcome| o.streamed.token_times.first().copied().unwrap_or(o.total);
+            let span_start = match kind {
+                TestKind::Tg => outcomes
+                    .iter()
+                    .map(|(_, o, _)| o.sent + first_of(o))
+                    .min()
+                    .expect("clients"),
+                _ => start,
+            };
             let mut tokens = 0.0;
-            let mut span_start = start;
             let mut span_end = start;
             for (client, (prompt, o, prefix)) in outcomes.iter().enumerate() {
                 let s = &o.streamed;
-                let first = s.token_times.first().copied().unwrap_or(o.total);
+                let first = first_of(o);
                 let last = s.token_times.last().copied().unwrap_or(o.total);
                 let gen = s
                     .usage_completion_tokens
@@ -598,11 +664,6 @@ impl Backend for OpenAiBackend {
                     }
                     TestKind::Tg => {
                         tokens += gen.saturating_sub(1) as f64;
-                        span_start = if client == 0 {
-                            o.sent + first
-                        } else {
-                            span_start.min(o.sent + first)
-                        };
                         span_end = span_end.max(o.sent + last);
                     }
                 }
@@ -702,7 +763,7 @@ impl OpenAiBackend {
             },
             token_counts,
             ttft_ms: Summary::of(&requests.iter().map(|r| r.ttft_ms).collect::<Vec<_>>()),
-            itl_ms_mean: mean(all_gaps),
+            itl_ms_mean: Summary::of(all_gaps).map(|s| s.mean),
             itl_ms_p50: percentile(all_gaps, 50.0),
             itl_ms_p99: percentile(all_gaps, 99.0),
             per_client_gen_tps: Summary::of(&pick(|r| r.gen_tps)),
@@ -713,10 +774,6 @@ impl OpenAiBackend {
             requests,
         }
     }
-}
-
-fn mean(xs: &[f64]) -> Option<f64> {
-    (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
 }
 
 /// The `p`th percentile (nearest rank) of `xs`.

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use lmtune_core::openai::{substitute, ServerLaunch};
 
 use crate::memory::process_tree;
+use crate::process::{describe_exit, logs_out_of_memory};
 use crate::BackendError;
 
 /// Lines of server output kept for failure reports.
@@ -158,7 +159,7 @@ impl ManagedServer {
                     self.argv.join(" "),
                     tail.join("\n")
                 );
-                return Err(if tail.iter().any(|l| is_oom_line(l)) {
+                return Err(if logs_out_of_memory(&tail) {
                     BackendError::OutOfMemory { message, log: tail }
                 } else {
                     BackendError::LoadFailed { message, log: tail }
@@ -240,39 +241,4 @@ impl Drop for ManagedServer {
 
 fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-pub fn describe_exit(status: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit status {code}"),
-        (None, Some(sig)) => format!("killed by signal {sig} ({})", signal_name(sig)),
-        _ => "ended".into(),
-    }
-}
-
-fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGINT => "SIGINT",
-        _ => "signal",
-    }
-}
-
-/// Lines in which llama.cpp (or CUDA) says an allocation failed.
-pub fn is_oom_line(line: &str) -> bool {
-    let l = line.to_ascii_lowercase();
-    [
-        "out of memory",
-        "failed to allocate",
-        "unable to allocate",
-        "std::bad_alloc",
-        "cannot allocate memory",
-    ]
-    .iter()
-    .any(|s| l.contains(s))
 }
