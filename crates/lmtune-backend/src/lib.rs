@@ -22,6 +22,8 @@ pub mod protocol;
 pub mod repeat;
 pub mod worker;
 
+#[cfg(feature = "candle")]
+pub mod candle;
 #[cfg(feature = "llama-cpp")]
 mod llama_cpp;
 mod openai;
@@ -93,6 +95,35 @@ pub trait Backend {
         seed: u64,
         progress: &mut dyn FnMut(u32),
     ) -> Result<Measurement, BackendError>;
+
+    /// Greedy decoding on the loaded model: the `n` most likely tokens after
+    /// `prompt` (token ids), the prompt decoded in chunks of `n_batch`. For
+    /// checking that two backends compute the same model (`lmtune generate`).
+    fn greedy(&mut self, prompt: &[u32], n: u32, n_batch: u32) -> Result<Vec<u32>, BackendError> {
+        let _ = (prompt, n, n_batch);
+        Err(BackendError::Setup {
+            message: format!("the {} backend cannot generate text", self.info().name),
+            log: Vec::new(),
+        })
+    }
+
+    /// The model's tokenizer (llama.cpp's): text to token ids, adding BOS
+    /// when the model does, and ids back to text pieces.
+    fn tokenize(&mut self, text: &str) -> Result<Vec<u32>, BackendError> {
+        let _ = text;
+        Err(BackendError::Setup {
+            message: format!("the {} backend has no tokenizer", self.info().name),
+            log: Vec::new(),
+        })
+    }
+
+    fn detokenize(&mut self, tokens: &[u32]) -> Result<Vec<String>, BackendError> {
+        let _ = tokens;
+        Err(BackendError::Setup {
+            message: format!("the {} backend has no tokenizer", self.info().name),
+            log: Vec::new(),
+        })
+    }
 }
 
 /// Settings of the llama-cpp backend, passed to its worker as JSON.
@@ -146,6 +177,19 @@ pub fn create(
             };
             Ok(Box::new(openai::OpenAiBackend::new(config, verbose)?))
         }
+        #[cfg(feature = "candle")]
+        BackendKind::Candle => {
+            let config: candle::CandleConfig = match config {
+                Some(json) => serde_json::from_str(json).map_err(|e| BackendError::Setup {
+                    message: format!("invalid candle settings: {e}"),
+                    log: Vec::new(),
+                })?,
+                None => candle::CandleConfig::default(),
+            };
+            Ok(Box::new(candle::CandleBackend::new(config, verbose)?))
+        }
+        #[cfg(not(feature = "candle"))]
+        BackendKind::Candle => Err(BackendError::NotCompiled("candle".into())),
         BackendKind::Sim => {
             let profile = match config {
                 Some(json) => serde_json::from_str(json).map_err(|e| BackendError::LoadFailed {

@@ -48,6 +48,60 @@ pub fn repeat(
     Ok(m)
 }
 
+/// The index of the largest value, the first one on ties (llama.cpp's greedy sampler).
+pub fn argmax(values: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Uniform random token ids (xorshift64*), like llama-bench's `rand() % n_vocab`;
+/// the first token of a sequence is BOS when the model adds one. Shared by the
+/// in-process backends so both feed the same kind of input.
+pub struct RandomTokens {
+    state: u64,
+    n_vocab: u32,
+    bos: Option<u32>,
+}
+
+impl RandomTokens {
+    pub fn new(seed: u64, n_vocab: u32, bos: Option<u32>) -> RandomTokens {
+        RandomTokens {
+            state: seed | 1,
+            n_vocab: n_vocab.max(1),
+            bos,
+        }
+    }
+
+    pub fn next_token(&mut self) -> u32 {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        let r = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32;
+        (r % u64::from(self.n_vocab)) as u32
+    }
+
+    pub fn first(&mut self) -> u32 {
+        self.bos.unwrap_or_else(|| self.next_token())
+    }
+
+    /// `n` tokens of a sequence; `start` is true for its first chunk.
+    pub fn chunk(&mut self, n: usize, start: bool, out: &mut Vec<u32>) {
+        out.clear();
+        for i in 0..n {
+            out.push(if start && i == 0 {
+                self.first()
+            } else {
+                self.next_token()
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

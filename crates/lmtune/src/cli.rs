@@ -45,6 +45,9 @@ pub enum Command {
     Fit(FitArgs),
     /// Find the fastest setting of a scenario's space, measuring only what could win.
     Tune(TuneArgs),
+    /// Greedy-decode a prompt on one backend and print the tokens: checks that
+    /// two backends compute the same model (same weights, same first tokens).
+    Generate(GenerateArgs),
     /// Worker mode (internal): hosts one backend, speaks JSON lines on stdin/stdout.
     #[command(name = "__worker", hide = true)]
     Worker(WorkerArgs),
@@ -101,6 +104,39 @@ pub struct HwArgs {
     /// Skip the memory bandwidth test (about a second).
     #[arg(long)]
     pub no_bandwidth: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The GGUF model file.
+    #[arg(long, short)]
+    pub model: PathBuf,
+    /// Backend to decode with: llama-cpp or candle.
+    #[arg(long, default_value = "llama-cpp")]
+    pub backend: String,
+    /// The prompt, tokenized by the model's own tokenizer (llama.cpp's, for
+    /// every backend, so all of them see the same token ids).
+    #[arg(long, default_value = "The capital of France is")]
+    pub prompt: String,
+    /// Tokens to generate (greedy: the most likely one each time).
+    #[arg(long, short, default_value_t = 16)]
+    pub n: u32,
+    /// Prompt chunk size (n_batch).
+    #[arg(long, default_value_t = 512)]
+    pub n_batch: u32,
+    /// Layers on the GPU (candle: blocks on --offload-device).
+    #[arg(long, default_value_t = 0)]
+    pub n_gpu_layers: u32,
+    /// candle: where offloaded blocks go: cuda:0, or cpu (a second CPU
+    /// device, to check the split gives the same tokens without a GPU).
+    #[arg(long)]
+    pub offload_device: Option<String>,
+    /// candle's thread pool size [default: physical cores].
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

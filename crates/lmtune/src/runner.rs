@@ -35,6 +35,9 @@ pub struct SpawnOptions {
     pub memory_limit_bytes: Option<u64>,
     /// The backend's settings as JSON (the sim profile).
     pub backend_config: Option<String>,
+    /// Threads of a backend that sizes its pools once per process (candle):
+    /// set as CANDLE_NUM_THREADS and RAYON_NUM_THREADS.
+    pub threads: Option<u32>,
 }
 
 /// What waiting for the worker produced.
@@ -78,6 +81,10 @@ impl Worker {
         }
         if let Some(config) = &options.backend_config {
             cmd.args(["--backend-config", config]);
+        }
+        if let Some(threads) = options.threads {
+            cmd.env("CANDLE_NUM_THREADS", threads.to_string())
+                .env("RAYON_NUM_THREADS", threads.to_string());
         }
         // ggml_abort attaches gdb for a backtrace, whose 20+ frames would push
         // llama.cpp's own reason out of the stderr tail we keep.

@@ -16,7 +16,7 @@ use lmtune_backend::BackendError;
 use lmtune_core::fingerprint::Fingerprint;
 use lmtune_core::knobs::ContextParams;
 use lmtune_core::record::{Measurement, Record, Status, VramUsage, RESULTS_SCHEMA_VERSION};
-use lmtune_core::scenario::{Plan, Point};
+use lmtune_core::scenario::{BackendKind, Plan, Point};
 use lmtune_core::stats::{outliers, Summary};
 
 use lmtune_gguf::ModelAnatomy;
@@ -103,6 +103,25 @@ impl<'a> Sweep<'a> {
 
     /// Starts a worker if none runs; fills the backend part of the fingerprint.
     pub fn ensure_worker(&mut self) -> anyhow::Result<()> {
+        self.ensure_worker_for(None)
+    }
+
+    /// Starts a worker able to run `point`: candle's worker runs one thread
+    /// count, so another count means a new worker.
+    fn ensure_worker_for(&mut self, point: Option<&Point>) -> anyhow::Result<()> {
+        if self.plan.backend == BackendKind::Candle {
+            let wanted = match point {
+                Some(p) => Some(p.ctx.threads),
+                None => self
+                    .options
+                    .threads
+                    .or(self.plan.points.first().map(|p| p.ctx.threads)),
+            };
+            if wanted != self.options.threads {
+                self.shutdown();
+                self.options.threads = wanted;
+            }
+        }
         if self.worker.is_none() {
             let worker = Worker::spawn(self.plan.backend, &self.options)?;
             self.fingerprint.backend_version = worker.info.version.clone();
@@ -169,7 +188,7 @@ impl<'a> Sweep<'a> {
         point: &Point,
         progress: &Progress,
     ) -> anyhow::Result<Option<Outcome>> {
-        self.ensure_worker()?;
+        self.ensure_worker_for(Some(point))?;
         if self.loaded_group != Some(point.load_group) {
             progress.set_message(&match &self.plan.openai {
                 Some(o) if o.command.is_some() => format!(

@@ -26,7 +26,7 @@ use lmtune_core::knobs::{ContextParams, FlashAttn, KvType, LoadParams};
 use lmtune_core::record::Measurement;
 use lmtune_core::scenario::{MeasureSpec, Point};
 
-use crate::repeat::{repeat, Sample};
+use crate::repeat::{repeat, RandomTokens, Sample};
 use crate::{Backend, BackendError, BackendInfo};
 
 /// The crate version this backend is pinned to (see the workspace Cargo.toml).
@@ -134,11 +134,11 @@ impl Backend for LlamaCppBackend {
             .map_err(|e| fail(format!("llama.cpp could not create the context ({e})")))?;
         let n_batch = ctx.n_batch();
         let vocab = model.vocab();
-        let mut tokens = RandomTokens {
-            state: seed | 1,
-            n_vocab: model.n_vocab().max(1) as u32,
-            bos: vocab.should_add_bos().then(|| vocab.bos()),
-        };
+        let mut tokens = RandomTokens::new(
+            seed,
+            model.n_vocab().max(1) as u32,
+            vocab.should_add_bos().then(|| vocab.bos().0 as u32),
+        );
         let test = point.test;
 
         for _ in 0..measure.warmup {
@@ -176,6 +176,76 @@ impl Backend for LlamaCppBackend {
         measurement.n_ubatch_actual = Some(ctx.n_ubatch());
         measurement.backend_log = log::take();
         Ok(measurement)
+    }
+
+    fn greedy(&mut self, prompt: &[u32], n: u32, n_batch: u32) -> Result<Vec<u32>, BackendError> {
+        let model = self.model.as_ref().ok_or(BackendError::NotLoaded)?;
+        log::take();
+        if prompt.is_empty() {
+            return Err(fail("the prompt is empty".into()));
+        }
+        let n_ctx = prompt.len() as u32 + n;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as i32);
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_batch(n_batch.max(1))
+            .with_n_ubatch(n_batch.max(1))
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads);
+        let mut ctx = model
+            .new_context(&self.backend, params)
+            .map_err(|e| fail(format!("llama.cpp could not create the context ({e})")))?;
+        let mut batch = LlamaBatch::new(n_batch.max(1) as usize, 1);
+        let mut pos = 0i32;
+        for chunk in prompt.chunks(n_batch.max(1) as usize) {
+            batch.clear();
+            for (i, &t) in chunk.iter().enumerate() {
+                let last = pos as usize + i + 1 == prompt.len();
+                batch
+                    .add(LlamaToken(t as i32), pos + i as i32, &[0], last)
+                    .map_err(|e| fail(format!("cannot build a batch: {e}")))?;
+            }
+            ctx.decode(&mut batch)
+                .map_err(|e| fail(format!("llama_decode failed ({e})")))?;
+            pos += chunk.len() as i32;
+        }
+        let mut out = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let next = crate::repeat::argmax(ctx.get_logits_ith(batch.n_tokens() - 1));
+            out.push(next);
+            if i + 1 < n {
+                batch.clear();
+                batch
+                    .add(LlamaToken(next as i32), pos, &[0], true)
+                    .map_err(|e| fail(format!("cannot build a batch: {e}")))?;
+                ctx.decode(&mut batch)
+                    .map_err(|e| fail(format!("llama_decode failed ({e})")))?;
+                pos += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    fn tokenize(&mut self, text: &str) -> Result<Vec<u32>, BackendError> {
+        let model = self.model.as_ref().ok_or(BackendError::NotLoaded)?;
+        Ok(model
+            .vocab()
+            .tokenize(text.as_bytes(), true, false)
+            .into_iter()
+            .map(|t| t.0 as u32)
+            .collect())
+    }
+
+    fn detokenize(&mut self, tokens: &[u32]) -> Result<Vec<String>, BackendError> {
+        let model = self.model.as_ref().ok_or(BackendError::NotLoaded)?;
+        let vocab = model.vocab();
+        Ok(tokens
+            .iter()
+            .map(|&t| {
+                String::from_utf8_lossy(&vocab.token_to_piece(LlamaToken(t as i32), true, None))
+                    .into_owned()
+            })
+            .collect())
     }
 }
 
@@ -288,28 +358,6 @@ fn kv_type(t: KvType) -> KvCacheType {
     }
 }
 
-/// Uniform random token ids (xorshift64*), like llama-bench's `rand() % n_vocab`;
-/// the first token of a sequence is BOS when the model adds one.
-struct RandomTokens {
-    state: u64,
-    n_vocab: u32,
-    bos: Option<LlamaToken>,
-}
-
-impl RandomTokens {
-    fn next(&mut self) -> LlamaToken {
-        self.state ^= self.state >> 12;
-        self.state ^= self.state << 25;
-        self.state ^= self.state >> 27;
-        let r = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32;
-        LlamaToken((r % u64::from(self.n_vocab)) as i32)
-    }
-
-    fn first(&mut self) -> LlamaToken {
-        self.bos.unwrap_or_else(|| self.next())
-    }
-}
-
 fn decode(ctx: &mut LlamaContext<'_>, tokens: &[LlamaToken]) -> Result<(), BackendError> {
     let mut batch =
         LlamaBatch::get_one(tokens).map_err(|e| fail(format!("cannot build a batch: {e}")))?;
@@ -328,13 +376,14 @@ fn decode_prompt(
     n_batch: u32,
     rng: &mut RandomTokens,
 ) -> Result<(), BackendError> {
+    let mut ids = Vec::with_capacity(n_batch as usize);
     let mut buf = Vec::with_capacity(n_batch as usize);
     let mut done = 0;
     while done < n {
         let chunk = (n - done).min(n_batch);
+        rng.chunk(chunk as usize, done == 0, &mut ids);
         buf.clear();
-        buf.push(if done == 0 { rng.first() } else { rng.next() });
-        buf.extend((1..chunk).map(|_| rng.next()));
+        buf.extend(ids.iter().map(|&t| LlamaToken(t as i32)));
         decode(ctx, &buf)?;
         done += chunk;
     }
@@ -348,11 +397,11 @@ fn decode_gen(
     n: u32,
     rng: &mut RandomTokens,
 ) -> Result<(), BackendError> {
-    let mut token = rng.first();
+    let mut token = LlamaToken(rng.first() as i32);
     for _ in 0..n {
         decode(ctx, std::slice::from_ref(&token))?;
         ctx.synchronize();
-        token = rng.next();
+        token = LlamaToken(rng.next_token() as i32);
     }
     Ok(())
 }

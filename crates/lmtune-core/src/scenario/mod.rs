@@ -72,7 +72,7 @@ struct RawScenario {
 #[serde(deny_unknown_fields)]
 struct RawModel {
     path: Option<Spanned<String>>,
-    use_mmap: Option<bool>,
+    use_mmap: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +83,39 @@ struct RawBackend {
     sim: Option<Spanned<crate::sim::SimProfile>>,
     /// The server of `kind = "openai"`.
     openai: Option<Spanned<RawOpenAi>>,
+    /// Settings of `kind = "candle"`.
+    candle: Option<Spanned<RawCandle>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCandle {
+    offload_device: Option<Spanned<String>>,
+}
+
+/// Settings of the candle backend (`[backend.candle]`), passed to its worker as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CandleConfig {
+    /// Where the blocks `n_gpu_layers` offloads go: `cuda:N` (default
+    /// `cuda:0`), or `cpu`: a second CPU device, which runs the same split
+    /// logic without a GPU (for testing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offload_device: Option<String>,
+}
+
+impl CandleConfig {
+    /// Checks `offload_device`; the error is the problem and its fix.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        match self.offload_device.as_deref() {
+            None | Some("cpu") | Some("cuda") => Ok(()),
+            Some(d) if d.strip_prefix("cuda:").is_some_and(|n| n.parse::<u32>().is_ok()) => Ok(()),
+            Some(d) => Err((
+                format!("offload_device = {d:?} is not a device"),
+                "use \"cuda:0\" (a GPU) or \"cpu\" (a second CPU device, to test the split without a GPU)".into(),
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +184,8 @@ pub enum BackendKind {
     /// An OpenAI-compatible HTTP server (llama-server, LM Studio, Ollama).
     #[serde(rename = "openai")]
     OpenAi,
+    /// candle (pure Rust), in process.
+    Candle,
 }
 
 impl BackendKind {
@@ -159,6 +194,7 @@ impl BackendKind {
             BackendKind::LlamaCpp => "llama-cpp",
             BackendKind::Sim => "sim",
             BackendKind::OpenAi => "openai",
+            BackendKind::Candle => "candle",
         }
     }
 }
@@ -234,6 +270,8 @@ pub struct Scenario {
     pub model_path: PathBuf,
     pub model_span: Option<Range<usize>>,
     pub use_mmap: bool,
+    /// Where `model.use_mmap` is written, when it is.
+    pub use_mmap_span: Option<Range<usize>>,
     pub backend: BackendKind,
     /// The profile of the `sim` backend.
     pub sim: Option<crate::sim::SimProfile>,
@@ -241,6 +279,8 @@ pub struct Scenario {
     pub openai: Option<OpenAiConfig>,
     /// Where `[backend.openai] command` is written, for errors.
     pub openai_command_span: Option<Range<usize>>,
+    /// The settings of the `candle` backend.
+    pub candle: Option<CandleConfig>,
     pub n_gpu_layers: Axis<IntOrKeyword>,
     /// `None` values: as many as each test needs.
     pub n_ctx: Option<Axis<u32>>,
@@ -317,6 +357,7 @@ impl Scenario {
         };
 
         let mut sim = None;
+        let mut candle = None;
         let mut openai = None;
         let mut openai_command_span = None;
         let backend = match raw.backend {
@@ -337,6 +378,26 @@ impl Scenario {
                     let (config, command_span) = parse_openai(&site, raw_openai)?;
                     openai = Some(config);
                     openai_command_span = command_span;
+                }
+                if let Some(settings) = b.candle {
+                    let span = settings.span();
+                    if kind.get_ref() != "candle" {
+                        return Err(site.at(
+                            Some(span),
+                            "backend.candle",
+                            "a [backend.candle] section is given but kind is not \"candle\"",
+                            "set kind = \"candle\" or remove [backend.candle]",
+                        ));
+                    }
+                    let device = settings.into_inner().offload_device;
+                    let settings = CandleConfig {
+                        offload_device: device.as_ref().map(|d| d.get_ref().clone()),
+                    };
+                    settings.check().map_err(|(problem, fix)| {
+                        let at = device.as_ref().map_or(span, |d| d.span());
+                        site.at(Some(at), "backend.candle.offload_device", problem, fix)
+                    })?;
+                    candle = Some(settings);
                 }
                 if let Some(profile) = b.sim {
                     if kind.get_ref() != "sim" {
@@ -366,20 +427,17 @@ impl Scenario {
                         }
                         BackendKind::OpenAi
                     }
+                    "candle" => {
+                        candle.get_or_insert_with(CandleConfig::default);
+                        BackendKind::Candle
+                    }
                     other => {
-                        let planned = ["candle"];
-                        let problem = if planned.contains(&other) {
-                            format!(
-                                "backend \"{other}\" is planned but not available in this version"
-                            )
-                        } else {
-                            format!("unknown backend \"{other}\"")
-                        };
+                        let problem = format!("unknown backend \"{other}\"");
                         return Err(site.at(
                             Some(kind.span()).or(Some(span)),
                             "backend.kind",
                             problem,
-                            "use kind = \"llama-cpp\", \"openai\" (a server), or \"sim\" (simulated numbers)",
+                            "use kind = \"llama-cpp\", \"candle\", \"openai\" (a server), or \"sim\" (simulated numbers)",
                         ));
                     }
                 }
@@ -539,6 +597,25 @@ impl Scenario {
             ));
         }
 
+        let use_mmap_span = model.use_mmap.as_ref().map(|m| m.span());
+        let mut use_mmap = model.use_mmap.is_none_or(|m| m.into_inner());
+        let (mut type_k, mut type_v, mut flash_attn) = (type_k, type_v, flash_attn);
+        if backend == BackendKind::Candle {
+            check_candle_knobs(
+                &site,
+                &n_ubatch,
+                [&type_k, &type_v],
+                &flash_attn,
+                use_mmap.then_some(use_mmap_span.clone()),
+            )?;
+            // What candle does, so records say it: an f32 cache, plain
+            // attention, weights read into memory.
+            type_k.values = vec![KvType::F32];
+            type_v.values = vec![KvType::F32];
+            flash_attn.values = vec![FlashAttn::Off];
+            use_mmap = false;
+        }
+
         let measure = parse_measure(&site, raw.measure)?;
         let name = raw.name.unwrap_or_else(|| {
             file.file_stem()
@@ -557,11 +634,13 @@ impl Scenario {
             description: raw.description,
             model_path,
             model_span,
-            use_mmap: model.use_mmap.unwrap_or(true),
+            use_mmap,
+            use_mmap_span,
             backend,
             sim,
             openai,
             openai_command_span,
+            candle,
             n_gpu_layers,
             n_ctx,
             n_batch,
@@ -588,6 +667,56 @@ impl Scenario {
 }
 
 /// A number of seconds in (0, 7 days], or `None` when the key is absent.
+/// Knobs candle does not have are rejected, not silently ignored.
+fn check_candle_knobs(
+    site: &ErrorSite<'_>,
+    n_ubatch: &Axis<u32>,
+    kv: [&Axis<KvType>; 2],
+    flash_attn: &Axis<FlashAttn>,
+    mmap: Option<Option<Range<usize>>>,
+) -> Result<(), ScenarioError> {
+    if n_ubatch.explicit {
+        return Err(site.at(
+            n_ubatch.span.clone(),
+            "sweep.n_ubatch",
+            "the candle backend has no micro-batches: it decodes each n_batch chunk of the prompt at once",
+            "remove sweep.n_ubatch and sweep n_batch instead (candle records n_ubatch = n_batch)",
+        ));
+    }
+    for (axis, key) in kv.into_iter().zip(["sweep.type_k", "sweep.type_v"]) {
+        if let Some(t) = axis
+            .values
+            .iter()
+            .find(|t| **t != KvType::F32)
+            .filter(|_| axis.explicit)
+        {
+            return Err(site.at(
+                axis.span.clone(),
+                key,
+                format!("the candle backend keeps its KV cache in f32; it has no {t} cache"),
+                format!("remove {key} (candle records f32), or use the llama-cpp backend to sweep cache types"),
+            ));
+        }
+    }
+    if flash_attn.explicit && flash_attn.values.iter().any(|f| *f != FlashAttn::Off) {
+        return Err(site.at(
+            flash_attn.span.clone(),
+            "sweep.flash_attn",
+            "the candle backend computes attention with plain matmuls; it has no flash-attention switch",
+            "remove sweep.flash_attn (candle records \"off\"), or use the llama-cpp backend to sweep it",
+        ));
+    }
+    if let Some(Some(span)) = mmap {
+        return Err(site.at(
+            Some(span),
+            "model.use_mmap",
+            "the candle backend reads the weights into memory; it cannot mmap them",
+            "remove model.use_mmap (candle records use_mmap = false)",
+        ));
+    }
+    Ok(())
+}
+
 fn seconds_value(
     site: &ErrorSite<'_>,
     v: &Option<Spanned<Value>>,

@@ -38,6 +38,8 @@ pub struct Plan {
     pub sim: Option<crate::sim::SimProfile>,
     /// The server settings of the `openai` backend.
     pub openai: Option<crate::openai::OpenAiConfig>,
+    /// The settings of the `candle` backend.
+    pub candle: Option<super::CandleConfig>,
     pub measure: MeasureSpec,
     pub points: Vec<Point>,
     /// Combinations dropped by `skip_invalid`, with the reason.
@@ -130,6 +132,18 @@ impl Scenario {
         }
 
         self.check_server_knobs()?;
+        if self.backend == BackendKind::Candle && model.architecture != "llama" {
+            return Err(site.at(
+                model_span.clone(),
+                "model.path",
+                format!(
+                    "the candle backend runs llama-architecture models; {} is {:?}",
+                    file_name(&self.model_path),
+                    model.architecture
+                ),
+                "use kind = \"llama-cpp\" for this model, or a llama-family GGUF (Llama, SmolLM, Mistral-style)",
+            ));
+        }
 
         let tests = self.tests();
         let mut dropped = Vec::new();
@@ -145,15 +159,28 @@ impl Scenario {
             None => vec![None],
         };
         // Managed servers are started per (load, context, concurrency): that
-        // is their load group. Other backends load once per n_gpu_layers.
+        // is their load group. candle's worker runs one thread count, so its
+        // groups are per (load, threads). Other backends load once per n_gpu_layers.
         let managed = self.openai.as_ref().is_some_and(|o| o.command.is_some());
+        let candle = self.backend == BackendKind::Candle;
         let mut launches: Vec<(LoadParams, ContextParams, u32)> = Vec::new();
         let mut group_of =
             |load: &LoadParams, ctx: &ContextParams, concurrency: u32, ngl_group: usize| {
-                if !managed {
+                if !managed && !candle {
                     return ngl_group;
                 }
-                let key = (load.clone(), ctx.clone(), concurrency);
+                let key = if candle {
+                    // Only the thread count matters (type_k/v and flash_attn are fixed).
+                    let threads_only = ContextParams {
+                        n_ctx: 0,
+                        n_batch: 0,
+                        n_ubatch: 0,
+                        ..ctx.clone()
+                    };
+                    (load.clone(), threads_only, 1)
+                } else {
+                    (load.clone(), ctx.clone(), concurrency)
+                };
                 match launches.iter().position(|k| *k == key) {
                     Some(i) => i,
                     None => {
@@ -169,7 +196,13 @@ impl Scenario {
             };
             for &n_ctx in &n_ctx_values {
                 for &n_batch in &self.n_batch.values {
-                    for &n_ubatch in &self.n_ubatch.values {
+                    // candle has no micro-batches: its chunk is n_batch.
+                    let ubatches = if candle {
+                        vec![n_batch]
+                    } else {
+                        self.n_ubatch.values.clone()
+                    };
+                    for &n_ubatch in &ubatches {
                         if n_ubatch > n_batch {
                             let reason = format!("n_ubatch = {n_ubatch} > n_batch = {n_batch}");
                             if self.skip_invalid {
@@ -254,6 +287,13 @@ impl Scenario {
                 }
             }
         }
+        if candle {
+            // One worker per thread count: run each group's points together.
+            points.sort_by_key(|p| p.load_group);
+            for (i, p) in points.iter_mut().enumerate() {
+                p.index = i;
+            }
+        }
         if points.is_empty() {
             return Err(site.at(
                 None,
@@ -273,6 +313,7 @@ impl Scenario {
             backend: self.backend,
             sim: self.sim,
             openai: self.openai.clone(),
+            candle: self.candle.clone(),
             measure: self.measure,
             points,
             dropped,

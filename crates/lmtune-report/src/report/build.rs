@@ -452,6 +452,10 @@ pub fn build_charts(inputs: &[Input], options: &ReportOptions) -> (Vec<Chart>, V
     if let Some(chart) = engine_vs_server(&all) {
         charts.push(chart);
     }
+    // 8. Backends: the same model and knobs on each in-process backend.
+    if let Some(chart) = backends_chart(&all) {
+        charts.push(chart);
+    }
     (charts, warnings)
 }
 
@@ -470,6 +474,7 @@ fn engine_label(r: &Record) -> String {
         }
         Some(s) => format!("server at {}", s.base_url),
         None if r.backend == "llama-cpp" => "llama.cpp in-process".into(),
+        None if r.backend == "candle" => "candle in-process".into(),
         None => r.backend.clone(),
     }
 }
@@ -523,6 +528,77 @@ fn engine_vs_server(all: &[Tagged]) -> Option<Chart> {
     Some(Chart::Bars {
         stem: "engine_vs_server".into(),
         title: "the same knobs in-process and through a server (tokens/s, 95% CI)".into(),
+        y_label: "tokens/s".into(),
+        groups,
+        bars,
+        ranges: Vec::new(),
+        log_y: false,
+    })
+}
+
+/// The same model, test and knobs on two or more in-process backends
+/// (candle and llama.cpp). Prompt chunks are compared by what each backend
+/// actually decodes at once: min(n_prompt, n_batch, n_ubatch), since candle
+/// has no micro-batch and records n_ubatch = n_batch.
+fn backends_chart(all: &[Tagged]) -> Option<Chart> {
+    let ok: Vec<&Record> = all
+        .iter()
+        .map(|t| t.r)
+        .filter(|r| r.status == Status::Ok && r.measurement.server.is_none())
+        .collect();
+    let key = |r: &Record| {
+        let mut k = format!(
+            "{} {} t={} ngl={}",
+            r.model, r.test, r.ctx.threads, r.load.n_gpu_layers
+        );
+        if r.workload.n_prompt > 0 {
+            let chunk = r.workload.n_prompt.min(r.ctx.n_batch).min(r.ctx.n_ubatch);
+            k.push_str(&format!(" chunk={chunk}"));
+        }
+        k
+    };
+    let mut backends_of: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    for r in &ok {
+        backends_of.entry(key(r)).or_default().insert(&r.backend);
+    }
+    let shared: Vec<String> = backends_of
+        .into_iter()
+        .filter(|(_, b)| b.len() >= 2)
+        .map(|(k, _)| k)
+        .collect();
+    if shared.is_empty() {
+        return None;
+    }
+    // Group labels without the model when there is only one.
+    let models: BTreeSet<&str> = ok.iter().map(|r| r.model.as_str()).collect();
+    let groups: Vec<String> = shared
+        .iter()
+        .map(|k| {
+            if models.len() == 1 {
+                k.split_once(' ')
+                    .map_or(k.clone(), |(_, rest)| rest.to_string())
+            } else {
+                k.clone()
+            }
+        })
+        .collect();
+    let mut bars = Vec::new();
+    for r in ok {
+        let Some(gi) = shared.iter().position(|g| *g == key(r)) else {
+            continue;
+        };
+        let Some(s) = &r.tokens_per_s else { continue };
+        bars.push(Bar {
+            group: gi,
+            series: engine_label(r),
+            value: s.mean,
+            lo: s.ci95_low.max(0.0),
+            hi: s.ci95_high,
+        });
+    }
+    Some(Chart::Bars {
+        stem: "backends".into(),
+        title: "the same model and knobs on each backend (tokens/s, 95% CI)".into(),
         y_label: "tokens/s".into(),
         groups,
         bars,

@@ -3,6 +3,7 @@
 mod compare;
 mod export;
 mod fit;
+mod generate;
 mod hw;
 mod inspect;
 mod plan;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Report(args) => report::run(args),
         Command::Fit(args) => fit::run(args),
         Command::Tune(args) => tune::run(args),
+        Command::Generate(args) => generate::run(args),
         Command::Worker(args) => worker::run(args),
     }
 }

@@ -246,6 +246,7 @@ pub(crate) fn new_sweep<'a>(
         echo,
         memory_limit_bytes: plan.measure.worker_memory_limit_bytes,
         backend_config: backend_config(plan, ggml_backends),
+        threads: None,
     };
     progress.set_message("measuring memory bandwidth");
     let host_bandwidth = Some(lmtune_core::bandwidth::measure_triad(
@@ -302,6 +303,9 @@ fn backend_config(plan: &Plan, ggml_backends: &[PathBuf]) -> Option<String> {
     }
     if let Some(openai) = &plan.openai {
         return Some(serde_json::to_string(openai).expect("plain data serializes"));
+    }
+    if let Some(candle) = &plan.candle {
+        return Some(serde_json::to_string(candle).expect("plain data serializes"));
     }
     let mut backends = ggml_backends.to_vec();
     if let Some(env) = std::env::var_os("LMTUNE_GGML_BACKENDS") {

@@ -1,0 +1,116 @@
+//! `lmtune generate`: greedy decoding on one backend, to check that two
+//! backends compute the same model. The prompt is tokenized by llama.cpp's
+//! tokenizer for every backend, so they all see the same token ids.
+
+use anyhow::{bail, Context};
+use lmtune_backend::Backend;
+use lmtune_core::knobs::LoadParams;
+use lmtune_core::scenario::{BackendKind, CandleConfig};
+
+use crate::cli::GenerateArgs;
+use crate::exit;
+
+pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
+    let kind = match args.backend.as_str() {
+        "llama-cpp" | "llama.cpp" | "llamacpp" => BackendKind::LlamaCpp,
+        "candle" => BackendKind::Candle,
+        other => bail!(
+            "--backend {other:?}: generate runs the in-process backends; use llama-cpp or candle"
+        ),
+    };
+    if args.n == 0 {
+        bail!("--n 0: nothing to generate; ask for at least 1 token");
+    }
+    if !args.model.is_file() {
+        bail!(
+            "model file {} does not exist (for the test model run scripts/fetch-model.sh)",
+            args.model.display()
+        );
+    }
+    if let Some(threads) = args.threads {
+        if threads == 0 {
+            bail!("--threads 0: use at least 1");
+        }
+        // candle sizes its pools from these once, at first use; nothing has
+        // started a thread pool yet.
+        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+    let backend_error = |what: &str| {
+        let what = what.to_string();
+        move |e: lmtune_backend::BackendError| anyhow::anyhow!("{what}: {e}")
+    };
+
+    // llama.cpp's tokenizer, for every backend.
+    let mut tokenizer = lmtune_backend::create(BackendKind::LlamaCpp, false, None)
+        .map_err(backend_error("generate needs llama.cpp's tokenizer"))?;
+    let cpu_only = LoadParams {
+        n_gpu_layers: 0,
+        use_mmap: true,
+    };
+    tokenizer
+        .load(&args.model, &cpu_only, None)
+        .map_err(backend_error("cannot load the tokenizer"))?;
+    let prompt = tokenizer
+        .tokenize(&args.prompt)
+        .map_err(backend_error("cannot tokenize the prompt"))?;
+    if prompt.is_empty() {
+        bail!("--prompt is empty after tokenization; give some text");
+    }
+
+    let load = LoadParams {
+        n_gpu_layers: args.n_gpu_layers,
+        use_mmap: kind == BackendKind::LlamaCpp,
+    };
+    let tokens = match kind {
+        BackendKind::LlamaCpp if args.n_gpu_layers == 0 => {
+            tokenizer.greedy(&prompt, args.n, args.n_batch)
+        }
+        _ => {
+            let config = match kind {
+                BackendKind::Candle => {
+                    let config = CandleConfig {
+                        offload_device: args.offload_device.clone(),
+                    };
+                    if let Err((problem, fix)) = config.check() {
+                        bail!("--offload-device: {problem}; {fix}");
+                    }
+                    Some(serde_json::to_string(&config).context("settings")?)
+                }
+                _ => None,
+            };
+            let mut backend: Box<dyn Backend> =
+                lmtune_backend::create(kind, false, config.as_deref())
+                    .map_err(backend_error("cannot start the backend"))?;
+            backend
+                .load(&args.model, &load, None)
+                .map_err(backend_error("cannot load the model"))?;
+            backend.greedy(&prompt, args.n, args.n_batch)
+        }
+    }
+    .map_err(backend_error("generation failed"))?;
+    let pieces = tokenizer
+        .detokenize(&tokens)
+        .map_err(backend_error("cannot detokenize"))?;
+    let text: String = pieces.concat();
+
+    if args.json {
+        let out = serde_json::json!({
+            "backend": kind.as_str(),
+            "model": args.model,
+            "prompt": args.prompt,
+            "prompt_tokens": prompt,
+            "n_gpu_layers": args.n_gpu_layers,
+            "tokens": tokens,
+            "pieces": pieces,
+            "text": text,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("backend:       {}", kind.as_str());
+        println!("prompt tokens: {prompt:?}");
+        println!("tokens:        {tokens:?}");
+        println!("text:          {}{text}", args.prompt);
+    }
+    Ok(exit::OK)
+}
