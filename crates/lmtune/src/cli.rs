@@ -327,14 +327,29 @@ pub struct FitArgs {
 
 #[derive(Debug, Args)]
 pub struct TuneArgs {
-    /// The scenario whose sweep axes are the search space.
-    pub scenario: PathBuf,
+    /// The scenario whose sweep axes are the search space. Without one,
+    /// --model is tuned over a default CPU space: thread counts up to the
+    /// logical cores, n_batch {256, 512, 2048}, n_ubatch {64, 128, 256, 512}
+    /// (valid combinations), at --ctx.
+    #[arg(required_unless_present = "model")]
+    pub scenario: Option<PathBuf>,
     /// What to maximize: tg (generation t/s) or pp (prompt processing t/s).
     #[arg(long, default_value = "tg")]
     pub objective: String,
-    /// Use this model file instead of the scenario's [model] path.
-    #[arg(long)]
+    /// The model to tune (replaces the scenario's [model] path when both are given).
+    #[arg(long, short)]
     pub model: Option<PathBuf>,
+    /// Without a scenario: the context to tune for [default: 4096, or the
+    /// trained context if smaller].
+    #[arg(long, conflicts_with = "scenario")]
+    pub ctx: Option<u32>,
+    /// Without a scenario: the backend (llama-cpp or candle).
+    #[arg(long, default_value = "llama-cpp", conflicts_with = "scenario")]
+    pub backend: String,
+    /// Stop measuring new points once this much measuring time is spent,
+    /// e.g. 90s, 10m, 1h; the best so far is recommended.
+    #[arg(long, value_name = "DURATION")]
+    pub time_budget: Option<String>,
     /// Results directory [default: results/<date>-<host>-<scenario>-tune-<objective>/].
     #[arg(long, short)]
     pub out: Option<PathBuf>,

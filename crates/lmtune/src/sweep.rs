@@ -42,6 +42,9 @@ pub struct Sweep<'a> {
     worker: Option<Worker>,
     /// Load group of the model the worker holds.
     loaded_group: Option<usize>,
+    /// Mixed into each point's seed: a repeated measurement of a point
+    /// (the tuner's) gets fresh random tokens and fresh simulated noise.
+    pub seed_salt: u64,
     /// Model loads so far in this run; records of one load group share one.
     load_seq: u64,
     load_ms: f64,
@@ -92,6 +95,7 @@ impl<'a> Sweep<'a> {
             options,
             worker: None,
             loaded_group: None,
+            seed_salt: 0,
             load_seq: 0,
             load_ms: 0.0,
             fingerprint,
@@ -244,7 +248,7 @@ impl<'a> Sweep<'a> {
                 return Ok(Some(outcome));
             }
         }
-        let seed = 0x6c6d_7475_6e65 ^ point.index as u64;
+        let seed = 0x6c6d_7475_6e65 ^ point.index as u64 ^ (self.seed_salt << 32);
         let request = Request::Run {
             point: point.clone(),
             measure: self.plan.measure,

@@ -101,3 +101,61 @@ fn tune_finds_the_planted_optimum_with_a_quarter_of_the_points_over_many_seeds()
         }
     }
 }
+
+/// `lmtune tune --model` without a scenario: the default CPU space on the
+/// real test model, stopped by the time budget after its first point.
+#[test]
+fn tune_model_uses_the_default_space_and_stops_at_the_time_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tuned");
+    let output = lmtune()
+        .arg("tune")
+        .arg("--model")
+        .arg(common::model_path())
+        .args(["--ctx", "512", "--objective", "tg", "--time-budget", "1s"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}{stdout}");
+    let source = std::fs::read_to_string(out.join("scenario.toml")).unwrap();
+    assert!(
+        source.contains("Written by `lmtune tune --model`"),
+        "{source}"
+    );
+    assert!(source.contains("n_ctx = 512"), "{source}");
+    // A tg128 point takes well over a second: the budget ends the search after it.
+    let records = common::read_records(&out);
+    assert_eq!(records.len(), 1, "{stdout}");
+    assert_eq!(records[0]["status"], "ok");
+    assert_eq!(records[0]["test"], "tg128");
+    assert_eq!(records[0]["n_ctx"], 512);
+    assert!(stdout.contains("time budget of 1 s spent"), "{stdout}");
+    assert!(
+        stdout.contains("recommended for generation (tg)"),
+        "{stdout}"
+    );
+
+    // Bad input is one clear line, not a panic.
+    for (args, says) in [
+        (vec!["--ctx", "100000"], "larger than the 8192 tokens"),
+        (vec!["--time-budget", "soon"], "--time-budget soon"),
+        (vec!["--backend", "vllm"], "--backend vllm"),
+    ] {
+        let output = lmtune()
+            .arg("tune")
+            .arg("--model")
+            .arg(common::model_path())
+            .args(&args)
+            .arg("--out")
+            .arg(dir.path().join("bad"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_ne!(output.status.code(), Some(0), "{args:?}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -8,10 +8,16 @@
 //! fits ms/token = c(threads) + γ / n_ubatch to what it measured, and
 //! measures the unmeasured candidate predicted fastest — but only while that
 //! prediction beats the best measured point by more than the uncertainty
-//! (the measured points' own 95% intervals, at least 3%). Every measured
-//! point is recorded like a sweep's.
+//! (the measured points' own 95% intervals, at least 3%). Then, while the
+//! best candidate's 95% interval overlaps a runner-up's, both are measured
+//! again (samples pooled per candidate) so the ranking is not noise. Every
+//! measurement is recorded like a sweep's.
+//!
+//! Without a scenario, `--model` is tuned over a default CPU space (see
+//! [`default_space`]); `--time-budget` stops measuring new points.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use anyhow::{bail, Context};
@@ -19,6 +25,7 @@ use lmtune_core::fingerprint::HostInfo;
 use lmtune_core::knobs::TestKind;
 use lmtune_core::record::{Record, Status};
 use lmtune_core::scenario::{MachineFacts, Point, Scenario};
+use lmtune_core::stats::Summary;
 use lmtune_model::{SpeedModel, SpeedSample};
 use lmtune_report::{markdown_table, CsvSink, JsonlSink, RecordSink};
 
@@ -52,18 +59,173 @@ fn fit_model(measured: &[(&Point, f64)]) -> SpeedModel {
     SpeedModel::fit(&samples)
 }
 
+/// Rounds of extra repetitions for candidates that cannot be told apart.
+const MAX_REPEAT_ROUNDS: usize = 3;
+
+/// Candidates whose 95% intervals are both narrower than this (relative
+/// half-width) are equivalent for a recommendation even if they overlap.
+const EQUIVALENT_CI: f64 = 0.01;
+
+/// Every ok measurement of each candidate, pooled.
+fn pooled(measured: &[(usize, Record)]) -> BTreeMap<usize, Summary> {
+    let mut samples: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for (i, r) in measured {
+        if r.status == Status::Ok {
+            samples
+                .entry(*i)
+                .or_default()
+                .extend(&r.measurement.samples_ts);
+        }
+    }
+    samples
+        .into_iter()
+        .filter_map(|(i, s)| Some((i, Summary::of(&s)?)))
+        .collect()
+}
+
+/// A line for the trace when the best candidate's interval still overlaps
+/// another's after the repeats: the data cannot rank them.
+fn still_tied(summaries: &BTreeMap<usize, Summary>) -> Option<String> {
+    let (&bi, b) = summaries
+        .iter()
+        .max_by(|x, y| x.1.mean.total_cmp(&y.1.mean))?;
+    let tied = summaries
+        .iter()
+        .filter(|(i, s)| **i != bi && s.ci95_high >= b.ci95_low)
+        .count();
+    (tied > 0).then(|| {
+        format!(
+            "{tied} other candidate(s) are within the best's 95% interval [{:.1}, {:.1}]: they are as good as the recommendation within noise",
+            b.ci95_low, b.ci95_high
+        )
+    })
+}
+
+/// `90`, `90s`, `10m`, `1.5h` as seconds.
+fn parse_duration(text: &str) -> anyhow::Result<f64> {
+    let t = text.trim();
+    let (number, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => t.split_at(at),
+        None => (t, "s"),
+    };
+    let scale = match unit.trim() {
+        "s" | "sec" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => bail!("--time-budget {text}: unknown unit {other:?}; use s, m or h (e.g. 10m)"),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(n) if n > 0.0 && n.is_finite() => Ok(n * scale),
+        _ => bail!("--time-budget {text}: not a positive duration; write e.g. 90s, 10m or 1h"),
+    }
+}
+
+/// The search space of `lmtune tune --model M` without a scenario: CPU
+/// only, thread counts 1, 2, 4, … up to the physical cores plus the
+/// physical and logical counts, n_batch {256, 512, 2048}, n_ubatch {64, 128,
+/// 256, 512} (candle: none, it has no micro-batch), valid combinations, at
+/// `ctx`; pp512 (or the context, if smaller) and tg128, 3 repetitions.
+fn default_space(
+    model: &Path,
+    ctx: Option<u32>,
+    backend: &str,
+    host: &HostInfo,
+) -> anyhow::Result<Scenario> {
+    let kind = match backend {
+        "llama-cpp" | "llama.cpp" | "llamacpp" => "llama-cpp",
+        "candle" => "candle",
+        other => bail!(
+            "--backend {other}: tune runs llama-cpp or candle (for a server, write a scenario)"
+        ),
+    };
+    let summary = lmtune_gguf::GgufFile::open(model)
+        .and_then(|f| f.summary())
+        .with_context(|| format!("{} is not a model lmtune can read", model.display()))?;
+    let trained = u32::try_from(summary.n_ctx_train)
+        .unwrap_or(u32::MAX)
+        .max(1);
+    let ctx = match ctx {
+        Some(0) => bail!("--ctx 0: use at least 1"),
+        Some(c) if c > trained => bail!(
+            "--ctx {c} is larger than the {trained} tokens the model was trained on; use --ctx {trained} or less"
+        ),
+        Some(c) => c,
+        None => 4096.min(trained),
+    };
+    let mut threads = vec![];
+    let mut t = 1;
+    while t < host.physical_cores {
+        threads.push(t);
+        t *= 2;
+    }
+    threads.extend([host.physical_cores.max(1), host.logical_cores.max(1)]);
+    threads.sort_unstable();
+    threads.dedup();
+    let list = |v: &[u32]| {
+        v.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let path = serde_json::to_string(&model.display().to_string())?;
+    let ubatch = if kind == "candle" {
+        String::new()
+    } else {
+        "n_ubatch = [64, 128, 256, 512]\n".to_string()
+    };
+    let stem = model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let source = format!(
+        "# Written by `lmtune tune --model`: the default CPU search space.\n\
+         schema = 1\nname = {name}\n\n[model]\npath = {path}\n\n[backend]\nkind = \"{kind}\"\n\n\
+         [sweep]\nn_gpu_layers = 0\nn_ctx = {ctx}\nn_batch = [256, 512, 2048]\n{ubatch}threads = [{threads}]\nskip_invalid = true\n\n\
+         [workload]\nn_prompt = [{pp}]\nn_gen = [{tg}]\n\n[measure]\nrepetitions = 3\nwarmup = 1\n",
+        name = serde_json::to_string(&stem)?,
+        threads = list(&threads),
+        pp = 512.min(ctx),
+        tg = 128.min(ctx),
+    );
+    Ok(Scenario::parse(
+        &PathBuf::from(format!("{stem}.toml")),
+        &source,
+    )?)
+}
+
 pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     let kind = match args.objective.as_str() {
         "tg" => TestKind::Tg,
         "pp" => TestKind::Pp,
         other => bail!("--objective {other}: use tg (generation) or pp (prompt processing)"),
     };
-    let mut scenario = Scenario::load(&args.scenario)?;
-    if let Some(model) = &args.model {
+    let budget_s = args
+        .time_budget
+        .as_deref()
+        .map(parse_duration)
+        .transpose()?;
+    let host = HostInfo::detect();
+    let mut scenario = match (&args.scenario, &args.model) {
+        (Some(file), _) => Scenario::load(file)?,
+        (None, Some(model)) => {
+            if !model.is_file() {
+                bail!(
+                    "model file {} does not exist (for the test model run scripts/fetch-model.sh)",
+                    model.display()
+                );
+            }
+            default_space(model, args.ctx, &args.backend, &host)?
+        }
+        (None, None) => bail!("give a scenario file or --model"),
+    };
+    if let (Some(_), Some(model)) = (&args.scenario, &args.model) {
         scenario.model_path = model.clone();
         scenario.model_span = None;
     }
-    let host = HostInfo::detect();
+    let source_name = args
+        .scenario
+        .clone()
+        .unwrap_or_else(|| scenario.model_path.clone());
     let plan = scenario.plan(MachineFacts {
         physical_cores: host.physical_cores,
         logical_cores: host.logical_cores,
@@ -76,7 +238,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     if candidates.is_empty() {
         bail!(
             "{} has no {} test to tune for (set [workload] {} > 0)",
-            args.scenario.display(),
+            source_name.display(),
             args.objective,
             if kind == TestKind::Tg {
                 "n_gen"
@@ -125,7 +287,11 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
 
     let mut measured: Vec<(usize, Record)> = Vec::new();
     let mut trace: Vec<String> = Vec::new();
-    let max_points = args.max_points.unwrap_or(candidates.len());
+    // Repeats of close candidates come on top of one measurement per candidate.
+    let max_points = args
+        .max_points
+        .unwrap_or(candidates.len() + 2 * MAX_REPEAT_ROUNDS);
+    let mut spent_s = 0.0;
     let mut measure = |i: usize,
                        why: String,
                        measured: &mut Vec<(usize, Record)>,
@@ -134,7 +300,18 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         if INTERRUPTED.load(Ordering::SeqCst) || measured.len() >= max_points {
             return Ok(false);
         }
+        if let Some(budget) = budget_s {
+            if spent_s >= budget {
+                if !trace.iter().any(|t| t.starts_with("time budget")) {
+                    trace.push(format!(
+                        "time budget of {budget:.0} s spent ({spent_s:.0} s): no more points"
+                    ));
+                }
+                return Ok(false);
+            }
+        }
         let p = candidates[i];
+        sweep.seed_salt = measured.iter().filter(|(m, _)| *m == i).count() as u64;
         progress.set_message(&format!(
             "{} threads={} n_ubatch={} ({why})",
             p.test.label(),
@@ -148,6 +325,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         for sink in &mut sinks {
             sink.append(&record)?;
         }
+        spent_s += record.duration_s;
         progress.point_done(&record);
         let result = match (&record.status, &record.tokens_per_s) {
             (Status::Ok, Some(s)) => format!("{:.2} ± {:.2} t/s", s.mean, s.sd),
@@ -184,17 +362,11 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
             )?;
         }
     }
-    let tps = |r: &Record| {
-        r.tokens_per_s
-            .as_ref()
-            .filter(|_| r.status == Status::Ok)
-            .map(|s| s.mean)
-    };
     // 2. pp: the smallest micro-batch at the best thread count, to separate γ.
     if kind == TestKind::Pp {
-        if let Some(best_t) = measured
+        if let Some(best_t) = pooled(&measured)
             .iter()
-            .filter_map(|(i, r)| Some((candidates[*i].ctx.threads, tps(r)?)))
+            .map(|(i, s)| (candidates[*i].ctx.threads, s.mean))
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|x| x.0)
         {
@@ -223,26 +395,20 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     }
     // 3. Measure while an unmeasured candidate is predicted better beyond the uncertainty.
     loop {
-        let pairs: Vec<(&Point, f64)> = measured
+        let summaries = pooled(&measured);
+        let pairs: Vec<(&Point, f64)> = summaries
             .iter()
-            .filter_map(|(i, r)| Some((candidates[*i], 1000.0 / tps(r)?)))
+            .map(|(i, s)| (candidates[*i], 1000.0 / s.mean))
             .collect();
         if pairs.is_empty() {
             break;
         }
         let model = fit_model(&pairs);
-        let best = measured
-            .iter()
-            .filter_map(|(_, r)| tps(r))
-            .fold(0.0, f64::max);
-        let uncertainty = measured
-            .iter()
-            .filter_map(|(_, r)| {
-                r.tokens_per_s
-                    .as_ref()
-                    .filter(|s| s.n >= 2)
-                    .map(|s| s.relative_ci_half_width())
-            })
+        let best = summaries.values().map(|s| s.mean).fold(0.0, f64::max);
+        let uncertainty = summaries
+            .values()
+            .filter(|s| s.n >= 2)
+            .map(Summary::relative_ci_half_width)
             .fold(0.03, f64::max)
             .min(0.25);
         let next = candidates
@@ -265,6 +431,43 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
             break;
         }
     }
+    // 4. Repeat the best and its closest rival while their 95% intervals
+    //    overlap: one measurement each cannot rank them.
+    for _ in 0..MAX_REPEAT_ROUNDS {
+        let summaries = pooled(&measured);
+        let Some((&bi, b)) = summaries
+            .iter()
+            .max_by(|x, y| x.1.mean.total_cmp(&y.1.mean))
+        else {
+            break;
+        };
+        let rival = summaries
+            .iter()
+            .filter(|(i, s)| **i != bi && s.ci95_high >= b.ci95_low)
+            .max_by(|x, y| x.1.mean.total_cmp(&y.1.mean));
+        let Some((&ri, r)) = rival else { break };
+        if b.relative_ci_half_width().max(r.relative_ci_half_width()) <= EQUIVALENT_CI {
+            trace.push(format!(
+                "best {:.1} and candidate {:.1} overlap with intervals within ±{:.0}%: equivalent, no more repeats",
+                b.mean,
+                r.mean,
+                EQUIVALENT_CI * 100.0
+            ));
+            break;
+        }
+        let why = format!(
+            "repeat: best {:.1} [{:.1}, {:.1}] and candidate {:.1} [{:.1}, {:.1}] overlap",
+            b.mean, b.ci95_low, b.ci95_high, r.mean, r.ci95_low, r.ci95_high
+        );
+        if !measure(bi, why.clone(), &mut measured, &mut trace)?
+            || !measure(ri, why, &mut measured, &mut trace)?
+        {
+            break;
+        }
+    }
+    if let Some(line) = still_tied(&pooled(&measured)) {
+        trace.push(line);
+    }
     sweep.shutdown();
     progress.finish();
 
@@ -276,32 +479,38 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     for line in &trace {
         println!("  {line}");
     }
-    let best = measured
+    let summaries = pooled(&measured);
+    let best = summaries
         .iter()
-        .filter_map(|(i, r)| Some((candidates[*i], r, tps(r)?)))
-        .max_by(|a, b| a.2.total_cmp(&b.2));
+        .max_by(|a, b| a.1.mean.total_cmp(&b.1.mean))
+        .map(|(i, s)| (candidates[*i], s));
     let spent: f64 = records.iter().map(|r| r.duration_s).sum();
+    let distinct = summaries.len();
     match best {
         None => {
             println!("\nno candidate was measured successfully");
             return Ok(exit::SOME_FAILED);
         }
-        Some((p, r, t)) => {
-            let sd = r.tokens_per_s.as_ref().map_or(0.0, |s| s.sd);
+        Some((p, s)) => {
             println!(
-                "\nrecommended for {}: threads={} n_batch={} n_ubatch={} n_ctx={} n_gpu_layers={} — measured {t:.2} ± {sd:.2} t/s",
+                "\nrecommended for {}: threads={} n_batch={} n_ubatch={} n_ctx={} n_gpu_layers={} — measured {:.2} ± {:.2} t/s (95% CI {:.2}–{:.2}, {} samples)",
                 metric(kind),
                 p.ctx.threads,
                 p.ctx.n_batch,
                 p.ctx.n_ubatch,
                 p.ctx.n_ctx,
-                p.load.n_gpu_layers
+                p.load.n_gpu_layers,
+                s.mean,
+                s.sd,
+                s.ci95_low,
+                s.ci95_high,
+                s.n
             );
             println!(
-                "measured {} of {} candidates ({:.0}%) in {spent:.1} s; results in {}",
-                measured.len(),
+                "measured {distinct} of {} candidates ({:.0}%; {} measurements) in {spent:.1} s; results in {}",
                 candidates.len(),
-                100.0 * measured.len() as f64 / candidates.len() as f64,
+                100.0 * distinct as f64 / candidates.len() as f64,
+                measured.len(),
                 out_dir.display()
             );
         }
