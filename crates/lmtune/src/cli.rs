@@ -333,7 +333,9 @@ pub struct TuneArgs {
     /// (valid combinations), at --ctx.
     #[arg(required_unless_present = "model")]
     pub scenario: Option<PathBuf>,
-    /// What to maximize: tg (generation t/s) or pp (prompt processing t/s).
+    /// What to maximize: tg (generation t/s), pp (prompt processing t/s), or
+    /// balanced: t/s of a whole request, its prompt (the pp test) then its
+    /// generation (the tg test), at one setting.
     #[arg(long, default_value = "tg")]
     pub objective: String,
     /// The model to tune (replaces the scenario's [model] path when both are given).

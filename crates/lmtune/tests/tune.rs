@@ -102,6 +102,68 @@ fn tune_finds_the_planted_optimum_with_a_quarter_of_the_points_over_many_seeds()
     }
 }
 
+/// `--objective balanced`: one setting for a whole pp512 + tg64 request,
+/// found with at most a quarter of the grid's points over several seeds.
+#[test]
+fn tune_balanced_finds_the_planted_optimum_of_a_whole_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let pp =
+        |threads: f64, ubatch: f64| 1000.0 / (8.0 / threads.min(4.0) + 50.0 / ubatch.min(512.0));
+    for seed in 1..=4u64 {
+        let path = scenario(
+            dir.path(),
+            &format!("balanced{seed}.toml"),
+            &SPACE.replace("SEED", &format!("seed = {seed}")),
+        );
+        let out = dir.path().join(format!("balanced{seed}"));
+        let output = lmtune()
+            .arg("tune")
+            .arg(&path)
+            .args(["--objective", "balanced", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}");
+        // 108 settings, each with a pp and a tg point: 216 points in the grid.
+        assert!(stdout.contains("of 108 candidates"), "{stdout}");
+        let measured = common::read_records(&out);
+        assert!(
+            measured.len() * 4 <= 216,
+            "seed {seed}: {} measurements:\n{stdout}",
+            measured.len()
+        );
+        // The recommended setting, and what a request is worth there (planted).
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("recommended for balanced"))
+            .unwrap_or_else(|| panic!("{stdout}"));
+        let knob = |name: &str| -> f64 {
+            let at = line.find(&format!("{name}=")).unwrap() + name.len() + 1;
+            line[at..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let (threads, n_batch, n_ubatch) = (knob("threads"), knob("n_batch"), knob("n_ubatch"));
+        let tg_of = |threads: f64| {
+            let r = measured.iter().find(|r| r["test"] == "tg64").unwrap();
+            let bytes = r["prediction"]["tg_bytes_per_token"].as_f64().unwrap();
+            1000.0 / (bytes / (0.6 * 10e9 * threads.min(4.0)) * 1e3 + 3.0)
+        };
+        let request = |pp: f64, tg: f64| 576.0 / (512.0 / pp + 64.0 / tg);
+        let chosen = request(pp(threads, n_ubatch.min(n_batch)), tg_of(threads));
+        let optimum = request(pp(4.0, 512.0), tg_of(4.0));
+        assert!(
+            chosen >= 0.99 * optimum,
+            "seed {seed}: chose {chosen} of {optimum}:\n{stdout}"
+        );
+        assert!(stdout.contains("request: pp512 at"), "{stdout}");
+    }
+}
+
 /// `lmtune tune --model` without a scenario: the default CPU space on the
 /// real test model, stopped by the time budget after its first point.
 #[test]

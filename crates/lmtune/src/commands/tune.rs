@@ -83,24 +83,6 @@ fn pooled(measured: &[(usize, Record)]) -> BTreeMap<usize, Summary> {
         .collect()
 }
 
-/// A line for the trace when the best candidate's interval still overlaps
-/// another's after the repeats: the data cannot rank them.
-fn still_tied(summaries: &BTreeMap<usize, Summary>) -> Option<String> {
-    let (&bi, b) = summaries
-        .iter()
-        .max_by(|x, y| x.1.mean.total_cmp(&y.1.mean))?;
-    let tied = summaries
-        .iter()
-        .filter(|(i, s)| **i != bi && s.ci95_high >= b.ci95_low)
-        .count();
-    (tied > 0).then(|| {
-        format!(
-            "{tied} other candidate(s) are within the best's 95% interval [{:.1}, {:.1}]: they are as good as the recommendation within noise",
-            b.ci95_low, b.ci95_high
-        )
-    })
-}
-
 /// `90`, `90s`, `10m`, `1.5h` as seconds.
 fn parse_duration(text: &str) -> anyhow::Result<f64> {
     let t = text.trim();
@@ -193,11 +175,217 @@ fn default_space(
     )?)
 }
 
+/// What the tuner maximizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Objective {
+    Tg,
+    Pp,
+    /// Throughput of a whole request: its prompt (the pp test) and its
+    /// generation (the tg test) at the same setting.
+    Balanced,
+}
+
+impl Objective {
+    fn label(self) -> &'static str {
+        match self {
+            Objective::Tg => metric(TestKind::Tg),
+            Objective::Pp => metric(TestKind::Pp),
+            Objective::Balanced => "balanced (a pp + tg request)",
+        }
+    }
+}
+
+/// A setting the tuner can recommend: its point in the plan for each test
+/// the objective needs (indices into `plan.points`).
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    pp: Option<usize>,
+    tg: Option<usize>,
+}
+
+impl Candidate {
+    fn points(&self) -> impl Iterator<Item = usize> {
+        self.pp.into_iter().chain(self.tg)
+    }
+}
+
+/// A candidate's figure of merit: t/s with a 95% interval.
+#[derive(Debug, Clone, Copy)]
+struct Score {
+    mean: f64,
+    low: f64,
+    high: f64,
+    samples: usize,
+}
+
+impl Score {
+    fn of(s: &Summary) -> Score {
+        Score {
+            mean: s.mean,
+            low: s.ci95_low,
+            high: s.ci95_high,
+            samples: s.n,
+        }
+    }
+
+    fn relative_half_width(&self) -> f64 {
+        if self.mean > 0.0 {
+            (self.high - self.low) / 2.0 / self.mean
+        } else {
+            f64::INFINITY
+        }
+    }
+}
+
+/// Request t/s of `n_prompt` tokens at `pp` t/s then `n_gen` at `tg` t/s,
+/// and each part's share of the request's time.
+fn request_tps(n_prompt: f64, pp: f64, n_gen: f64, tg: f64) -> (f64, f64, f64) {
+    let (t_pp, t_tg) = (n_prompt / pp, n_gen / tg);
+    let total = t_pp + t_tg;
+    ((n_prompt + n_gen) / total, t_pp / total, t_tg / total)
+}
+
+struct Space<'a> {
+    points: &'a [Point],
+    candidates: Vec<Candidate>,
+    objective: Objective,
+}
+
+impl Space<'_> {
+    /// The point whose knobs stand for the candidate (pp and tg share them).
+    fn point(&self, c: &Candidate) -> &Point {
+        &self.points[c.pp.or(c.tg).expect("a candidate has a point")]
+    }
+
+    /// The candidate's score from the measurements, if every point of it has one.
+    fn score(&self, c: &Candidate, pooled: &BTreeMap<usize, Summary>) -> Option<Score> {
+        match self.objective {
+            Objective::Pp => pooled.get(&c.pp?).map(Score::of),
+            Objective::Tg => pooled.get(&c.tg?).map(Score::of),
+            Objective::Balanced => {
+                let (pi, ti) = (c.pp?, c.tg?);
+                let (pp, tg) = (pooled.get(&pi)?, pooled.get(&ti)?);
+                let n_prompt = f64::from(self.points[pi].test.n_prompt);
+                let n_gen = f64::from(self.points[ti].test.n_gen);
+                let (mean, w_pp, w_tg) = request_tps(n_prompt, pp.mean, n_gen, tg.mean);
+                // Each part's relative uncertainty, weighted by its share of the time.
+                let rel = w_pp * pp.relative_ci_half_width() + w_tg * tg.relative_ci_half_width();
+                Some(Score {
+                    mean,
+                    low: mean * (1.0 - rel),
+                    high: mean * (1.0 + rel),
+                    samples: pp.n.min(tg.n),
+                })
+            }
+        }
+    }
+
+    /// Predicted score: measured parts as measured, the rest from the models.
+    fn predicted(
+        &self,
+        c: &Candidate,
+        pooled: &BTreeMap<usize, Summary>,
+        models: &BTreeMap<TestKind, SpeedModel>,
+    ) -> Option<f64> {
+        let part = |i: usize| -> Option<f64> {
+            if let Some(s) = pooled.get(&i) {
+                return Some(s.mean);
+            }
+            let p = &self.points[i];
+            models
+                .get(&p.test.kind())?
+                .tokens_per_s(p.ctx.threads, ubatch_eff(p))
+        };
+        match self.objective {
+            Objective::Pp => part(c.pp?),
+            Objective::Tg => part(c.tg?),
+            Objective::Balanced => {
+                let (pi, ti) = (c.pp?, c.tg?);
+                let n_prompt = f64::from(self.points[pi].test.n_prompt);
+                let n_gen = f64::from(self.points[ti].test.n_gen);
+                Some(request_tps(n_prompt, part(pi)?, n_gen, part(ti)?).0)
+            }
+        }
+    }
+
+    /// One speed model per test kind, over its measured points.
+    fn models(&self, pooled: &BTreeMap<usize, Summary>) -> BTreeMap<TestKind, SpeedModel> {
+        let mut by_kind: BTreeMap<TestKind, Vec<(&Point, f64)>> = BTreeMap::new();
+        for (&i, s) in pooled {
+            let p = &self.points[i];
+            if s.mean > 0.0 {
+                by_kind
+                    .entry(p.test.kind())
+                    .or_default()
+                    .push((p, 1000.0 / s.mean));
+            }
+        }
+        by_kind
+            .into_iter()
+            .map(|(k, pairs)| (k, fit_model(&pairs)))
+            .collect()
+    }
+}
+
+/// The candidates of `objective` among `points`.
+fn candidates_of(points: &[Point], objective: Objective) -> Vec<Candidate> {
+    match objective {
+        Objective::Pp | Objective::Tg => {
+            let kind = if objective == Objective::Pp {
+                TestKind::Pp
+            } else {
+                TestKind::Tg
+            };
+            points
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.test.kind() == kind)
+                .map(|(i, _)| Candidate {
+                    pp: (kind == TestKind::Pp).then_some(i),
+                    tg: (kind == TestKind::Tg).then_some(i),
+                })
+                .collect()
+        }
+        Objective::Balanced => {
+            // One candidate per setting (load + context) with a pp and a tg test.
+            let mut settings: Vec<Candidate> = Vec::new();
+            let mut keys = Vec::new();
+            for (i, p) in points.iter().enumerate() {
+                let key = (&p.load, &p.ctx);
+                let at = match keys.iter().position(|k| *k == key) {
+                    Some(at) => at,
+                    None => {
+                        keys.push(key);
+                        settings.push(Candidate { pp: None, tg: None });
+                        settings.len() - 1
+                    }
+                };
+                match p.test.kind() {
+                    TestKind::Pp => {
+                        settings[at].pp.get_or_insert(i);
+                    }
+                    TestKind::Tg => {
+                        settings[at].tg.get_or_insert(i);
+                    }
+                    TestKind::PpTg => {}
+                }
+            }
+            settings
+                .into_iter()
+                .filter(|c| c.pp.is_some() && c.tg.is_some())
+                .collect()
+        }
+    }
+}
+
 pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
-    let kind = match args.objective.as_str() {
-        "tg" => TestKind::Tg,
-        "pp" => TestKind::Pp,
-        other => bail!("--objective {other}: use tg (generation) or pp (prompt processing)"),
+    let objective = match args.objective.as_str() {
+        "tg" => Objective::Tg,
+        "pp" => Objective::Pp,
+        "balanced" => Objective::Balanced,
+        other => bail!(
+            "--objective {other}: use tg (generation), pp (prompt processing) or balanced (a pp + tg request)"
+        ),
     };
     let budget_s = args
         .time_budget
@@ -230,23 +418,29 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         physical_cores: host.physical_cores,
         logical_cores: host.logical_cores,
     })?;
-    let candidates: Vec<&Point> = plan
-        .points
-        .iter()
-        .filter(|p| p.test.kind() == kind)
-        .collect();
-    if candidates.is_empty() {
+    let space = Space {
+        points: &plan.points,
+        candidates: candidates_of(&plan.points, objective),
+        objective,
+    };
+    if space.candidates.is_empty() {
         bail!(
-            "{} has no {} test to tune for (set [workload] {} > 0)",
+            "{} has no {} to tune for (set [workload] {})",
             source_name.display(),
-            args.objective,
-            if kind == TestKind::Tg {
-                "n_gen"
-            } else {
-                "n_prompt"
+            match objective {
+                Objective::Tg => "tg test",
+                Objective::Pp => "pp test",
+                Objective::Balanced => "setting with both a pp and a tg test",
+            },
+            match objective {
+                Objective::Tg => "n_gen > 0",
+                Objective::Pp => "n_prompt > 0",
+                Objective::Balanced => "n_prompt > 0 and n_gen > 0",
             }
         );
     }
+    let n_candidates = space.candidates.len();
+    let per_candidate = space.candidates[0].points().count();
     interrupt::install();
     let out_dir = args.out.clone().unwrap_or_else(|| {
         default_out_dir(
@@ -274,28 +468,28 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     ];
 
     let model = model_fingerprint(&plan)?;
-    let progress = Progress::new(candidates.len() as u64);
+    let progress = Progress::new((n_candidates * per_candidate) as u64);
     progress.note(&format!(
-        "tuning {} for {} over {} candidates → {}",
+        "tuning {} for {} over {n_candidates} candidates → {}",
         plan.scenario_name,
-        metric(kind),
-        candidates.len(),
+        objective.label(),
         out_dir.display()
     ));
     let mut sweep = new_sweep(&plan, host, model, &out_dir, args.verbose, &progress, &[]);
     sweep.ensure_worker()?;
 
+    // (point index, record): every measurement, repeats included.
     let mut measured: Vec<(usize, Record)> = Vec::new();
     let mut trace: Vec<String> = Vec::new();
-    // Repeats of close candidates come on top of one measurement per candidate.
+    // Repeats of close candidates come on top of one measurement per point.
     let max_points = args
         .max_points
-        .unwrap_or(candidates.len() + 2 * MAX_REPEAT_ROUNDS);
+        .unwrap_or((n_candidates + 2 * MAX_REPEAT_ROUNDS) * per_candidate);
     let mut spent_s = 0.0;
-    let mut measure = |i: usize,
-                       why: String,
-                       measured: &mut Vec<(usize, Record)>,
-                       trace: &mut Vec<String>|
+    let mut measure_point = |i: usize,
+                             why: &str,
+                             measured: &mut Vec<(usize, Record)>,
+                             trace: &mut Vec<String>|
      -> anyhow::Result<bool> {
         if INTERRUPTED.load(Ordering::SeqCst) || measured.len() >= max_points {
             return Ok(false);
@@ -310,7 +504,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
                 return Ok(false);
             }
         }
-        let p = candidates[i];
+        let p = &plan.points[i];
         sweep.seed_salt = measured.iter().filter(|(m, _)| *m == i).count() as u64;
         progress.set_message(&format!(
             "{} threads={} n_ubatch={} ({why})",
@@ -332,8 +526,9 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
             (status, _) => status.as_str().to_string(),
         };
         trace.push(format!(
-            "{:>2}. threads={} n_batch={} n_ubatch={} n_ctx={}: {result}  [{why}]",
+            "{:>2}. {} threads={} n_batch={} n_ubatch={} n_ctx={}: {result}  [{why}]",
             measured.len() + 1,
+            p.test.label(),
             p.ctx.threads,
             p.ctx.n_batch,
             p.ctx.n_ubatch,
@@ -342,50 +537,85 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         measured.push((i, record));
         Ok(true)
     };
+    let tried = |c: &Candidate, measured: &[(usize, Record)]| {
+        c.points().all(|i| measured.iter().any(|(m, _)| *m == i))
+    };
+    // Measures the candidate's points; `again` re-measures those done already.
+    let mut measure = |c: &Candidate,
+                       why: String,
+                       again: bool,
+                       measured: &mut Vec<(usize, Record)>,
+                       trace: &mut Vec<String>|
+     -> anyhow::Result<bool> {
+        for i in c.points() {
+            if (again || !measured.iter().any(|(m, _)| *m == i))
+                && !measure_point(i, &why, measured, trace)?
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
 
-    // 1. One point per thread count, at its largest micro-batch.
-    let mut threads: Vec<u32> = candidates.iter().map(|p| p.ctx.threads).collect();
+    // 1. One candidate per thread count, at its largest micro-batch.
+    let mut threads: Vec<u32> = space
+        .candidates
+        .iter()
+        .map(|c| space.point(c).ctx.threads)
+        .collect();
     threads.sort_unstable();
     threads.dedup();
     for &t in &threads {
-        let best_u = candidates
+        let first = space
+            .candidates
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.ctx.threads == t)
-            .max_by_key(|(i, p)| (ubatch_eff(p), std::cmp::Reverse(*i)));
-        if let Some((i, _)) = best_u {
+            .filter(|(_, c)| space.point(c).ctx.threads == t)
+            .max_by_key(|(i, c)| (ubatch_eff(space.point(c)), std::cmp::Reverse(*i)));
+        if let Some((_, c)) = first {
             measure(
-                i,
+                c,
                 format!("thread count {t}, largest micro-batch"),
+                false,
                 &mut measured,
                 &mut trace,
             )?;
         }
     }
-    // 2. pp: the smallest micro-batch at the best thread count, to separate γ.
-    if kind == TestKind::Pp {
-        if let Some(best_t) = pooled(&measured)
+    // 2. With pp in the objective: the smallest micro-batch at the best
+    //    thread count, to separate the per-micro-batch cost γ.
+    if objective != Objective::Tg {
+        let pooled_now = pooled(&measured);
+        let best_t = space
+            .candidates
             .iter()
-            .map(|(i, s)| (candidates[*i].ctx.threads, s.mean))
+            .filter_map(|c| {
+                Some((
+                    space.point(c).ctx.threads,
+                    space.score(c, &pooled_now)?.mean,
+                ))
+            })
             .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|x| x.0)
-        {
-            let small = candidates
+            .map(|x| x.0);
+        if let Some(best_t) = best_t {
+            let largest = space
+                .candidates
                 .iter()
-                .enumerate()
-                .filter(|(i, p)| p.ctx.threads == best_t && !measured.iter().any(|(m, _)| m == i))
-                .min_by_key(|(_, p)| ubatch_eff(p));
-            if let Some((i, p)) = small {
-                if ubatch_eff(p)
-                    < measured
-                        .iter()
-                        .map(|(m, _)| ubatch_eff(candidates[*m]))
-                        .max()
-                        .unwrap_or(0)
-                {
+                .filter(|c| tried(c, &measured))
+                .map(|c| ubatch_eff(space.point(c)))
+                .max()
+                .unwrap_or(0);
+            let small = space
+                .candidates
+                .iter()
+                .filter(|c| space.point(c).ctx.threads == best_t && !tried(c, &measured))
+                .min_by_key(|c| ubatch_eff(space.point(c)));
+            if let Some(c) = small {
+                if ubatch_eff(space.point(c)) < largest {
                     measure(
-                        i,
+                        c,
                         "smallest micro-batch at the best thread count".into(),
+                        false,
                         &mut measured,
                         &mut trace,
                     )?;
@@ -393,60 +623,62 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    // 3. Measure while an unmeasured candidate is predicted better beyond the uncertainty.
+    // 3. Measure while an untried candidate is predicted better beyond the uncertainty.
     loop {
-        let summaries = pooled(&measured);
-        let pairs: Vec<(&Point, f64)> = summaries
+        let pooled_now = pooled(&measured);
+        let scores: Vec<Score> = space
+            .candidates
             .iter()
-            .map(|(i, s)| (candidates[*i], 1000.0 / s.mean))
+            .filter_map(|c| space.score(c, &pooled_now))
             .collect();
-        if pairs.is_empty() {
+        if scores.is_empty() {
             break;
         }
-        let model = fit_model(&pairs);
-        let best = summaries.values().map(|s| s.mean).fold(0.0, f64::max);
-        let uncertainty = summaries
-            .values()
-            .filter(|s| s.n >= 2)
-            .map(Summary::relative_ci_half_width)
+        let models = space.models(&pooled_now);
+        let best = scores.iter().map(|s| s.mean).fold(0.0, f64::max);
+        let uncertainty = scores
+            .iter()
+            .filter(|s| s.samples >= 2)
+            .map(Score::relative_half_width)
             .fold(0.03, f64::max)
             .min(0.25);
-        let next = candidates
+        let next = space
+            .candidates
             .iter()
-            .enumerate()
-            .filter(|(i, _)| !measured.iter().any(|(m, _)| m == i))
-            .filter_map(|(i, p)| Some((i, model.tokens_per_s(p.ctx.threads, ubatch_eff(p))?)))
+            .filter(|c| !tried(c, &measured))
+            .filter_map(|c| Some((c, space.predicted(c, &pooled_now, &models)?)))
             .filter(|&(_, predicted)| predicted > best * (1.0 + uncertainty))
             .max_by(|a, b| a.1.total_cmp(&b.1));
-        let Some((i, predicted)) = next else { break };
-        if !measure(
-            i,
-            format!(
-                "predicted {predicted:.1} t/s > best {best:.1} + {:.0}%",
-                uncertainty * 100.0
-            ),
-            &mut measured,
-            &mut trace,
-        )? {
+        let Some((c, predicted)) = next else { break };
+        let why = format!(
+            "predicted {predicted:.1} t/s > best {best:.1} + {:.0}%",
+            uncertainty * 100.0
+        );
+        if !measure(c, why, false, &mut measured, &mut trace)? {
             break;
         }
     }
     // 4. Repeat the best and its closest rival while their 95% intervals
     //    overlap: one measurement each cannot rank them.
-    for _ in 0..MAX_REPEAT_ROUNDS {
-        let summaries = pooled(&measured);
-        let Some((&bi, b)) = summaries
+    let ranked = |measured: &[(usize, Record)]| -> Vec<(Candidate, Score)> {
+        let pooled_now = pooled(measured);
+        let mut v: Vec<(Candidate, Score)> = space
+            .candidates
             .iter()
-            .max_by(|x, y| x.1.mean.total_cmp(&y.1.mean))
-        else {
+            .filter_map(|c| Some((*c, space.score(c, &pooled_now)?)))
+            .collect();
+        v.sort_by(|a, b| b.1.mean.total_cmp(&a.1.mean));
+        v
+    };
+    for _ in 0..MAX_REPEAT_ROUNDS {
+        let ranking = ranked(&measured);
+        let Some((best_c, b)) = ranking.first().copied() else {
             break;
         };
-        let rival = summaries
-            .iter()
-            .filter(|(i, s)| **i != bi && s.ci95_high >= b.ci95_low)
-            .max_by(|x, y| x.1.mean.total_cmp(&y.1.mean));
-        let Some((&ri, r)) = rival else { break };
-        if b.relative_ci_half_width().max(r.relative_ci_half_width()) <= EQUIVALENT_CI {
+        let Some((rival_c, r)) = ranking[1..].iter().find(|(_, s)| s.high >= b.low).copied() else {
+            break;
+        };
+        if b.relative_half_width().max(r.relative_half_width()) <= EQUIVALENT_CI {
             trace.push(format!(
                 "best {:.1} and candidate {:.1} overlap with intervals within ±{:.0}%: equivalent, no more repeats",
                 b.mean,
@@ -457,16 +689,23 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         }
         let why = format!(
             "repeat: best {:.1} [{:.1}, {:.1}] and candidate {:.1} [{:.1}, {:.1}] overlap",
-            b.mean, b.ci95_low, b.ci95_high, r.mean, r.ci95_low, r.ci95_high
+            b.mean, b.low, b.high, r.mean, r.low, r.high
         );
-        if !measure(bi, why.clone(), &mut measured, &mut trace)?
-            || !measure(ri, why, &mut measured, &mut trace)?
+        if !measure(&best_c, why.clone(), true, &mut measured, &mut trace)?
+            || !measure(&rival_c, why, true, &mut measured, &mut trace)?
         {
             break;
         }
     }
-    if let Some(line) = still_tied(&pooled(&measured)) {
-        trace.push(line);
+    let ranking = ranked(&measured);
+    if let Some((_, b)) = ranking.first() {
+        let tied = ranking[1..].iter().filter(|(_, s)| s.high >= b.low).count();
+        if tied > 0 {
+            trace.push(format!(
+                "{tied} other candidate(s) are within the best's 95% interval [{:.1}, {:.1}]: as good as the recommendation within noise",
+                b.low, b.high
+            ));
+        }
     }
     sweep.shutdown();
     progress.finish();
@@ -479,42 +718,55 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     for line in &trace {
         println!("  {line}");
     }
-    let summaries = pooled(&measured);
-    let best = summaries
-        .iter()
-        .max_by(|a, b| a.1.mean.total_cmp(&b.1.mean))
-        .map(|(i, s)| (candidates[*i], s));
     let spent: f64 = records.iter().map(|r| r.duration_s).sum();
-    let distinct = summaries.len();
-    match best {
-        None => {
-            println!("\nno candidate was measured successfully");
-            return Ok(exit::SOME_FAILED);
-        }
-        Some((p, s)) => {
-            println!(
-                "\nrecommended for {}: threads={} n_batch={} n_ubatch={} n_ctx={} n_gpu_layers={} — measured {:.2} ± {:.2} t/s (95% CI {:.2}–{:.2}, {} samples)",
-                metric(kind),
-                p.ctx.threads,
-                p.ctx.n_batch,
-                p.ctx.n_ubatch,
-                p.ctx.n_ctx,
-                p.load.n_gpu_layers,
-                s.mean,
-                s.sd,
-                s.ci95_low,
-                s.ci95_high,
-                s.n
-            );
-            println!(
-                "measured {distinct} of {} candidates ({:.0}%; {} measurements) in {spent:.1} s; results in {}",
-                candidates.len(),
-                100.0 * distinct as f64 / candidates.len() as f64,
-                measured.len(),
-                out_dir.display()
-            );
+    let distinct = space
+        .candidates
+        .iter()
+        .filter(|c| c.points().any(|i| measured.iter().any(|(m, _)| *m == i)))
+        .count();
+    let Some((c, s)) = ranking.first() else {
+        println!("\nno candidate was measured successfully");
+        return Ok(exit::SOME_FAILED);
+    };
+    let p = space.point(c);
+    println!(
+        "\nrecommended for {}: threads={} n_batch={} n_ubatch={} n_ctx={} n_gpu_layers={} — measured {:.2} t/s (95% CI {:.2}–{:.2}, {} samples)",
+        objective.label(),
+        p.ctx.threads,
+        p.ctx.n_batch,
+        p.ctx.n_ubatch,
+        p.ctx.n_ctx,
+        p.load.n_gpu_layers,
+        s.mean,
+        s.low,
+        s.high,
+        s.samples
+    );
+    if objective == Objective::Balanced {
+        let pooled_now = pooled(&measured);
+        if let (Some(pi), Some(ti)) = (c.pp, c.tg) {
+            if let (Some(pp), Some(tg)) = (pooled_now.get(&pi), pooled_now.get(&ti)) {
+                println!(
+                    "  = a {} request: {} at {:.2} t/s, then {} at {:.2} t/s",
+                    format_args!(
+                        "{}+{}",
+                        plan.points[pi].test.label(),
+                        plan.points[ti].test.label()
+                    ),
+                    plan.points[pi].test.label(),
+                    pp.mean,
+                    plan.points[ti].test.label(),
+                    tg.mean
+                );
+            }
         }
     }
+    println!(
+        "measured {distinct} of {n_candidates} candidates ({:.0}%; {} measurements) in {spent:.1} s; results in {}",
+        100.0 * distinct as f64 / n_candidates as f64,
+        measured.len(),
+        out_dir.display()
+    );
     Ok(if INTERRUPTED.load(Ordering::SeqCst) {
         exit::INTERRUPTED
     } else {
