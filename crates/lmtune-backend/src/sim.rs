@@ -93,14 +93,39 @@ impl Backend for SimBackend {
             type_v: c.type_v.ggml_type(),
             flash_attn: true,
         };
-        let placement = Placement::new(a, 0);
+        // Without a simulated GPU, n_gpu_layers is ignored (a CPU-only build).
+        let ngl = if p.gpu_vram_mib > 0.0 {
+            u64::from(point.load.n_gpu_layers)
+        } else {
+            0
+        };
+        let placement = Placement::new(a, ngl);
+        let memory = predict_memory(a, ngl, &ctx, &CpuBackend::default());
+        let residue = (p.residue_mib(ubatch, c.n_ctx) * 1024.0 * 1024.0) as u64;
+        let vram = (ngl > 0).then(|| memory.gpu.total() + residue);
+        if let Some(need) = vram {
+            let have = (p.gpu_vram_mib * 1024.0 * 1024.0) as u64;
+            if need > have {
+                return Err(BackendError::OutOfMemory {
+                    message: format!(
+                        "simulated: n_gpu_layers = {ngl} needs {:.1} MiB of VRAM, the profile's GPU has {:.1} MiB",
+                        need as f64 / 1048576.0,
+                        p.gpu_vram_mib
+                    ),
+                    log: Vec::new(),
+                });
+            }
+        }
         let test = point.test;
         let depth = u64::from(test.n_depth) + u64::from(test.n_gen) / 2;
-        let (cpu_bytes, _) = bytes_per_token(a, &placement, &ctx, depth);
-        // Expected time of one repetition.
+        let (cpu_bytes, gpu_bytes) = bytes_per_token(a, &placement, &ctx, depth);
+        // Expected time of one repetition; offloaded layers process prompt
+        // tokens `gpu_pp_speedup` times faster.
         let pp_ubatch = ubatch.min(test.n_prompt.max(1));
-        let ms = f64::from(test.n_prompt) * p.pp_ms(c.threads, pp_ubatch)
-            + f64::from(test.n_gen) * p.tg_ms(cpu_bytes, c.threads);
+        let offloaded = placement.repeating_on_gpu as f64 / a.n_layer.max(1) as f64;
+        let pp_factor = 1.0 - offloaded + offloaded / p.gpu_pp_speedup.max(1.0);
+        let ms = f64::from(test.n_prompt) * p.pp_ms(c.threads, pp_ubatch) * pp_factor
+            + f64::from(test.n_gen) * p.tg_ms_split(cpu_bytes, gpu_bytes, c.threads);
         let kind = test.kind();
         let mut noise = Noise(p.seed ^ seed.rotate_left(17) ^ 0x5EED);
         let mut m = repeat(measure.repetitions, test.timed_tokens(), progress, |_| {
@@ -110,10 +135,9 @@ impl Backend for SimBackend {
                 backend_perf_ts: None,
             })
         })?;
-        let memory = predict_memory(a, 0, &ctx, &CpuBackend::default());
         let structural = memory.host.weights + memory.host.kv;
-        m.rss_peak_bytes =
-            Some(structural + (p.residue_mib(ubatch, c.n_ctx) * 1024.0 * 1024.0) as u64);
+        m.rss_peak_bytes = Some(structural + residue);
+        m.simulated_vram_bytes = vram;
         m.n_ctx_actual = Some(c.n_ctx);
         m.n_batch_actual = Some(c.n_batch.min(c.n_ctx));
         m.n_ubatch_actual = Some(ubatch);

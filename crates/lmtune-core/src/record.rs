@@ -72,6 +72,9 @@ pub struct Measurement {
     /// are the server's process tree, not the worker's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<Box<ServerStats>>,
+    /// GPU memory of a simulated GPU (the `sim` backend only), bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulated_vram_bytes: Option<u64>,
 }
 
 /// What a point measured against an OpenAI-compatible server.

@@ -29,6 +29,15 @@ pub struct SimProfile {
     /// Relative standard deviation of the samples (seeded Gaussian noise).
     pub noise: f64,
     pub seed: u64,
+    /// A simulated GPU: its memory, MiB (0: none; `n_gpu_layers` is then
+    /// ignored, as by a CPU-only llama.cpp). Offloaded layers live there
+    /// (planner's memory model plus the residue above); a point that needs
+    /// more is out of memory.
+    pub gpu_vram_mib: f64,
+    /// Its read bandwidth, GB/s (generation reads offloaded layers at η × this).
+    pub gpu_bandwidth_gb_per_s: f64,
+    /// How much faster it processes prompt tokens than the CPU at one thread.
+    pub gpu_pp_speedup: f64,
 }
 
 impl Default for SimProfile {
@@ -45,6 +54,9 @@ impl Default for SimProfile {
             mem_mib_per_ubatch_token_per_1k_ctx: 0.004,
             noise: 0.01,
             seed: 1,
+            gpu_vram_mib: 0.0,
+            gpu_bandwidth_gb_per_s: 1000.0,
+            gpu_pp_speedup: 20.0,
         }
     }
 }
@@ -58,6 +70,12 @@ impl SimProfile {
     pub fn tg_ms(&self, bytes_per_token: u64, threads: u32) -> f64 {
         let bw = self.cpu_bandwidth_gb_per_s * self.effective_threads(threads) * 1e9;
         bytes_per_token as f64 / (self.eta * bw) * 1e3 + self.t_fixed_ms
+    }
+
+    /// Planted ms per generated token with `gpu_bytes` of it read on the GPU.
+    pub fn tg_ms_split(&self, cpu_bytes: u64, gpu_bytes: u64, threads: u32) -> f64 {
+        let gpu_bw = self.gpu_bandwidth_gb_per_s * 1e9;
+        self.tg_ms(cpu_bytes, threads) + gpu_bytes as f64 / (self.eta * gpu_bw) * 1e3
     }
 
     /// Planted ms per prompt token at micro-batch `ubatch`.

@@ -348,6 +348,12 @@ pub struct TuneArgs {
     /// Without a scenario: the backend (llama-cpp or candle).
     #[arg(long, default_value = "llama-cpp", conflicts_with = "scenario")]
     pub backend: String,
+    /// GPU memory budget, e.g. 8GiB: with several n_gpu_layers in the space,
+    /// the tuner looks for the largest that stays within it (and within the
+    /// device: a point that runs out of memory does not fit), starting where
+    /// the memory model predicts the boundary, then tunes at that offload.
+    #[arg(long, value_name = "SIZE")]
+    pub vram: Option<String>,
     /// Stop measuring new points once this much measuring time is spent,
     /// e.g. 90s, 10m, 1h; the best so far is recommended.
     #[arg(long, value_name = "DURATION")]

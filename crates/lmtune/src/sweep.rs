@@ -277,7 +277,18 @@ impl<'a> Sweep<'a> {
             Reply::Interrupted => return Ok(None),
             Reply::Loaded { .. } => bail!("the worker answered a run with a load"),
         };
-        outcome.vram = vram;
+        outcome.vram = vram.or_else(|| {
+            // A simulated GPU (the sim backend) reports its memory itself.
+            outcome
+                .measurement
+                .simulated_vram_bytes
+                .map(|bytes| VramUsage {
+                    worker_peak_bytes: Some(bytes),
+                    device_used_before_bytes: 0,
+                    device_used_after_bytes: bytes,
+                    samples: 0,
+                })
+        });
         Ok(Some(outcome))
     }
 

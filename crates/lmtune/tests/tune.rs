@@ -221,3 +221,69 @@ fn tune_model_uses_the_default_space_and_stops_at_the_time_budget() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// With n_gpu_layers in the space, the tuner settles the offload first: the
+/// largest that fits the VRAM budget, or the (simulated) device when no
+/// budget is given. The truth comes from the full grid of the same space.
+#[test]
+fn tune_finds_the_largest_offload_that_fits_on_a_simulated_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = "name = \"sim-gpu\"\n[backend]\nkind = \"sim\"\n[backend.sim]\ngpu_vram_mib = 520.0\nnoise = 0.02\nseed = 5\n[sweep]\nn_gpu_layers = { from = 0, to = 31, step = 1 }\nn_ctx = 512\nn_batch = 512\nn_ubatch = 64\nthreads = [1, 2, 4, 8]\n[workload]\nn_prompt = 0\nn_gen = [64]\n[measure]\nrepetitions = 3\n";
+    let path = scenario(dir.path(), "gpu.toml", space);
+    let grid_dir = dir.path().join("grid");
+    let output = lmtune()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&grid_dir)
+        .output()
+        .unwrap();
+    // Offloads past the simulated GPU's memory are oom: some points failed.
+    assert_eq!(output.status.code(), Some(1));
+    let grid = common::read_records(&grid_dir);
+    assert_eq!(grid.len(), 128);
+    let vram = |r: &Value| r["vram"]["worker_peak_bytes"].as_u64().unwrap_or(0);
+    let largest_fitting = |budget: u64| {
+        grid.iter()
+            .filter(|r| r["status"] == "ok" && vram(r) <= budget)
+            .map(|r| r["n_gpu_layers"].as_u64().unwrap())
+            .max()
+            .unwrap()
+    };
+    for (budget, flag) in [
+        (490u64 << 20, Some("490MiB")),
+        (505 << 20, Some("505MiB")),
+        (u64::MAX, None),
+    ] {
+        let want = largest_fitting(budget);
+        assert!(want > 0 && want < 31, "the budget must bind: {want}");
+        let out = dir
+            .path()
+            .join(format!("tune-{}", flag.unwrap_or("device")));
+        let mut cmd = lmtune();
+        cmd.arg("tune")
+            .arg(&path)
+            .args(["--objective", "tg", "--out"])
+            .arg(&out);
+        if let Some(flag) = flag {
+            cmd.args(["--vram", flag]);
+        }
+        let output = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}");
+        assert!(
+            stdout.contains(&format!("offload settled: n_gpu_layers = {want},")),
+            "{flag:?}: wanted n_gpu_layers = {want}:\n{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("n_gpu_layers={want} — measured")),
+            "{stdout}"
+        );
+        let measured = common::read_records(&out);
+        assert!(
+            measured.len() * 4 <= grid.len(),
+            "{flag:?}: {} measurements:\n{stdout}",
+            measured.len()
+        );
+    }
+}

@@ -13,6 +13,12 @@
 //! again (samples pooled per candidate) so the ranking is not noise. Every
 //! measurement is recorded like a sweep's.
 //!
+//! With several `n_gpu_layers` in the space, the offload is settled first:
+//! the largest value that fits `--vram` and the device, by bisection that
+//! starts at the boundary the memory model predicts and checks its
+//! neighbour (more offload is assumed faster, as it is whenever the GPU reads
+//! faster than the CPU). The rest of the search runs at that offload.
+//!
 //! Without a scenario, `--model` is tuned over a default CPU space (see
 //! [`default_space`]); `--time-budget` stops measuring new points.
 
@@ -392,6 +398,14 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         .as_deref()
         .map(parse_duration)
         .transpose()?;
+    let vram_budget = args
+        .vram
+        .as_deref()
+        .map(|v| {
+            lmtune_core::units::parse_size(v)
+                .map_err(|e| anyhow::anyhow!("--vram {v}: {e} (write e.g. 8GiB or 24GB)"))
+        })
+        .transpose()?;
     let host = HostInfo::detect();
     let mut scenario = match (&args.scenario, &args.model) {
         (Some(file), _) => Scenario::load(file)?,
@@ -418,7 +432,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         physical_cores: host.physical_cores,
         logical_cores: host.logical_cores,
     })?;
-    let space = Space {
+    let mut space = Space {
         points: &plan.points,
         candidates: candidates_of(&plan.points, objective),
         objective,
@@ -557,6 +571,143 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         Ok(true)
     };
 
+    // 0. Offload: the largest n_gpu_layers that fits the budget and the device.
+    let mut ngls: Vec<u32> = space
+        .candidates
+        .iter()
+        .map(|c| space.point(c).load.n_gpu_layers)
+        .collect();
+    ngls.sort_unstable();
+    ngls.dedup();
+    if ngls.len() > 1 {
+        // The most memory-hungry candidate at each offload (largest context
+        // and micro-batch), so what fits for it fits for every candidate there.
+        let probe = |k: u32| -> Option<Candidate> {
+            space
+                .candidates
+                .iter()
+                .filter(|c| space.point(c).load.n_gpu_layers == k)
+                .max_by_key(|c| {
+                    let p = space.point(c);
+                    (p.ctx.n_ctx, ubatch_eff(p), p.ctx.threads)
+                })
+                .copied()
+        };
+        let anatomy = lmtune_gguf::GgufFile::open(&plan.model_path)
+            .and_then(|f| f.anatomy())
+            .ok();
+        let cpu = crate::predict::host_cpu_backend();
+        let throughput = lmtune_model::ThroughputParams::with_bandwidths(20.0, 500.0);
+        let predicted = |k: u32| -> Option<u64> {
+            let c = probe(k)?;
+            let a = anatomy.as_ref()?;
+            Some(
+                crate::predict::predict_point(a, space.point(&c), true, &throughput, &cpu)
+                    .vram_bytes,
+            )
+        };
+        let mib = |b: u64| b as f64 / 1048576.0;
+        // Where the memory model puts the boundary.
+        let start = match vram_budget {
+            Some(budget) => ngls
+                .iter()
+                .rposition(|&k| predicted(k).is_none_or(|v| v <= budget))
+                .unwrap_or(0),
+            None => ngls.len() - 1,
+        };
+        let (mut lo, mut hi) = (-1isize, ngls.len() as isize);
+        let mut next = Some(start as isize);
+        // Measured minus predicted VRAM at the last offload that ran: the
+        // model's per-layer slope is structural, its constant is what it misses.
+        let mut offset: Option<i64> = None;
+        while let Some(at) = next {
+            let k = ngls[at as usize];
+            let Some(c) = probe(k) else { break };
+            let why = match (vram_budget, predicted(k)) {
+                (Some(b), Some(v)) => format!(
+                    "offload: predicted {:.0} MiB of VRAM, budget {:.0} MiB",
+                    mib(v),
+                    mib(b)
+                ),
+                (None, Some(v)) => format!("offload: predicted {:.0} MiB of VRAM", mib(v)),
+                _ => "offload".to_string(),
+            };
+            if !measure(&c, why, true, &mut measured, &mut trace)? {
+                break;
+            }
+            // It fits if every point of it ran and stayed within the budget.
+            let latest: Vec<&Record> = c
+                .points()
+                .filter_map(|i| measured.iter().rev().find(|(m, _)| *m == i).map(|(_, r)| r))
+                .collect();
+            let used = latest
+                .iter()
+                .filter_map(|r| {
+                    let v = r.vram.as_ref()?;
+                    Some(
+                        v.worker_peak_bytes.unwrap_or(
+                            v.device_used_after_bytes
+                                .saturating_sub(v.device_used_before_bytes),
+                        ),
+                    )
+                })
+                .max();
+            let fit = latest.len() == c.points().count()
+                && latest.iter().all(|r| r.status == Status::Ok)
+                && match (vram_budget, used) {
+                    (Some(b), Some(u)) => u <= b,
+                    _ => true,
+                };
+            if let (Some(u), Some(v)) = (used, predicted(k)) {
+                offset = Some(u as i64 - v as i64);
+            }
+            trace.push(format!(
+                "    n_gpu_layers = {k} {}{}",
+                if fit { "fits" } else { "does not fit" },
+                used.map_or(String::new(), |u| format!(" (measured {:.0} MiB)", mib(u)))
+            ));
+            if fit {
+                lo = at;
+            } else {
+                hi = at;
+            }
+            next = if hi - lo <= 1 {
+                None
+            } else if let (Some(budget), Some(off)) = (vram_budget, offset) {
+                // The memory model corrected by the measurement: the largest
+                // offload it says fits, or the first one above what did.
+                let fits_corrected = |i: isize| {
+                    predicted(ngls[i as usize]).is_some_and(|v| v as i64 + off <= budget as i64)
+                };
+                Some(
+                    ((lo + 1)..hi)
+                        .rev()
+                        .find(|&i| fits_corrected(i))
+                        .unwrap_or(lo + 1),
+                )
+            } else if at == start as isize {
+                // Check the model's boundary from the other side first.
+                Some(if fit { at + 1 } else { at - 1 })
+            } else {
+                Some((lo + hi) / 2)
+            };
+        }
+        if lo < 0 {
+            trace.push(format!(
+                "no n_gpu_layers fits{}",
+                vram_budget.map_or(String::new(), |b| format!(" {:.0} MiB", mib(b)))
+            ));
+            space.candidates.clear();
+        } else {
+            let k = ngls[lo as usize];
+            trace.push(format!(
+                "offload settled: n_gpu_layers = {k}, the largest that fits; tuning the rest there"
+            ));
+            space
+                .candidates
+                .retain(|c| space.points[c.pp.or(c.tg).unwrap_or(0)].load.n_gpu_layers == k);
+        }
+    }
     // 1. One candidate per thread count, at its largest micro-batch.
     let mut threads: Vec<u32> = space
         .candidates
