@@ -1,6 +1,13 @@
 //! Ordinary least squares with what a reader needs to trust it: each
 //! coefficient with a 95% interval, R², and leave-one-out prediction errors.
 //! Pure; solved by SVD (nalgebra) so nearly collinear features do not blow up.
+//!
+//! A measurement the model misses by far more than it misses the rest (a
+//! leave-one-out error over 5× the median and over 25%; one at a time, at
+//! most a tenth of the points) is set aside as an outlier and the model
+//! refitted without it;
+//! the fit lists it, and keeps the error over all points next to the error
+//! over the rest, so nothing disappears silently.
 
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
@@ -24,6 +31,23 @@ pub struct LinearFit {
     /// target the caller cares about (see [`fit_linear`]).
     pub loo_mape: Option<f64>,
     pub loo_max_abs_pct: Option<f64>,
+    /// Rows set aside as outliers, with their leave-one-out error in the
+    /// fit over all rows; `n`, the coefficients and the errors above are
+    /// those of the fit without them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outliers: Vec<Outlier>,
+    /// Leave-one-out mean |error| over every row, outliers included (set
+    /// only when there are outliers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loo_mape_all: Option<f64>,
+}
+
+/// A row the fit set aside.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outlier {
+    /// Index into the rows given to [`fit_linear`].
+    pub row: usize,
+    pub loo_error: f64,
 }
 
 impl LinearFit {
@@ -63,6 +87,58 @@ pub fn fit_linear(
     y: &[f64],
     target: impl Fn(usize, f64) -> f64,
 ) -> Result<LinearFit, FitError> {
+    let (n, p) = (rows.len(), names.len());
+    let (all, _) = fit_once(what, names, rows, y, &target)?;
+    // Set aside the worst row while it stands out, one at a time (a wild
+    // point drags the fit, so the others' errors are judged again without it).
+    let mut keep: Vec<usize> = (0..n).collect();
+    let mut outliers = Vec::new();
+    let mut fit;
+    loop {
+        let kept_rows: Vec<Vec<f64>> = keep.iter().map(|&i| rows[i].clone()).collect();
+        let kept_y: Vec<f64> = keep.iter().map(|&i| y[i]).collect();
+        let (f, errors) = fit_once(what, names, &kept_rows, &kept_y, &|k, v| target(keep[k], v))?;
+        fit = f;
+        if outliers.len() + 1 > n / 10 || keep.len() < p + 3 {
+            break;
+        }
+        let mut sorted: Vec<f64> = errors.iter().filter_map(|e| *e).collect();
+        sorted.sort_by(f64::total_cmp);
+        let Some(&median) = sorted.get(sorted.len() / 2) else {
+            break;
+        };
+        let worst = errors
+            .iter()
+            .enumerate()
+            .filter_map(|(k, e)| e.map(|e| (k, e)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        match worst {
+            Some((k, e)) if e > (5.0 * median).max(0.25) => {
+                outliers.push(Outlier {
+                    row: keep[k],
+                    loo_error: e,
+                });
+                keep.remove(k);
+            }
+            _ => break,
+        }
+    }
+    if outliers.is_empty() {
+        return Ok(all);
+    }
+    fit.outliers = outliers;
+    fit.loo_mape_all = all.loo_mape;
+    Ok(fit)
+}
+
+/// One least-squares fit, and each row's leave-one-out error.
+fn fit_once(
+    what: &str,
+    names: &[&str],
+    rows: &[Vec<f64>],
+    y: &[f64],
+    target: &dyn Fn(usize, f64) -> f64,
+) -> Result<(LinearFit, Vec<Option<f64>>), FitError> {
     let (n, p) = (rows.len(), names.len());
     if n < p + 1 {
         return Err(FitError::TooFewPoints {
@@ -105,8 +181,8 @@ pub fn fit_linear(
         .collect();
 
     // Leave-one-out: refit without each point, predict it.
-    let mut errors = Vec::with_capacity(n);
-    for i in 0..n {
+    let mut by_row = vec![None; n];
+    for (i, slot) in by_row.iter_mut().enumerate() {
         let keep: Vec<usize> = (0..n).filter(|&k| k != i).collect();
         let xi = DMatrix::from_fn(n - 1, p, |r, j| rows[keep[r]][j]);
         let yi = DVector::from_iterator(n - 1, keep.iter().map(|&k| y[k]));
@@ -114,21 +190,27 @@ pub fn fit_linear(
         let predicted = (0..p).map(|j| b[j] * rows[i][j]).sum::<f64>();
         let (truth, guess) = (target(i, y[i]), target(i, predicted));
         if truth != 0.0 {
-            errors.push(((guess - truth) / truth).abs());
+            *slot = Some(((guess - truth) / truth).abs());
         }
     }
+    let errors: Vec<f64> = by_row.iter().filter_map(|e| *e).collect();
     let loo_mape = (!errors.is_empty()).then(|| errors.iter().sum::<f64>() / errors.len() as f64);
     let loo_max_abs_pct = errors
         .iter()
         .cloned()
         .fold(None, |m: Option<f64>, e| Some(m.map_or(e, |m| m.max(e))));
-    Ok(LinearFit {
-        coefficients,
-        n,
-        r_squared,
-        loo_mape,
-        loo_max_abs_pct,
-    })
+    Ok((
+        LinearFit {
+            coefficients,
+            n,
+            r_squared,
+            loo_mape,
+            loo_max_abs_pct,
+            outliers: Vec::new(),
+            loo_mape_all: None,
+        },
+        by_row,
+    ))
 }
 
 #[cfg(test)]
@@ -164,6 +246,29 @@ mod tests {
             b.ci95_low.unwrap() < 0.5 && 0.5 < b.ci95_high.unwrap(),
             "{b:?}"
         );
+    }
+
+    #[test]
+    fn one_wild_point_is_set_aside_and_reported() {
+        // y = 2 + 3x with ±1% alternating noise, and one point 40% low.
+        let rows: Vec<Vec<f64>> = (0..20).map(|i| vec![1.0, i as f64]).collect();
+        let mut y: Vec<f64> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (2.0 + 3.0 * r[1]) * if i % 2 == 0 { 1.01 } else { 0.99 })
+            .collect();
+        y[7] *= 0.6;
+        let f = fit_linear("toy", &["a", "b"], &rows, &y, |_, v| v).unwrap();
+        assert_eq!(f.outliers.len(), 1);
+        assert_eq!(f.outliers[0].row, 7);
+        assert!(f.outliers[0].loo_error > 0.25);
+        assert_eq!(f.n, 19);
+        assert!((f.coefficients[1].value - 3.0).abs() < 0.05, "{f:?}");
+        assert!(f.loo_mape.unwrap() < f.loo_mape_all.unwrap());
+        // Plain noise sets nothing aside.
+        y[7] = (2.0 + 3.0 * 7.0) * 0.99;
+        let f = fit_linear("toy", &["a", "b"], &rows, &y, |_, v| v).unwrap();
+        assert!(f.outliers.is_empty() && f.loo_mape_all.is_none());
     }
 
     #[test]

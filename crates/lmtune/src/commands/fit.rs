@@ -82,15 +82,25 @@ pub fn run(args: FitArgs) -> anyhow::Result<u8> {
         };
         match &anatomy {
             Some(a) => match fit_memory(a, &rs) {
-                Ok(f) => cal.memory = Some(f),
+                Ok((f, rows)) => {
+                    cal.notes.extend(outlier_notes("memory", &f, &rows));
+                    cal.memory = Some(f);
+                }
                 Err(e) => cal.notes.push(format!("memory: {e}")),
             },
             None => cal.notes.push(format!("memory: the model file {} was not found (give --model PATH); the structural terms need its anatomy", rs[0].model)),
         }
         for kind in [TestKind::Tg, TestKind::Pp] {
             match fit_speed(kind, &rs) {
-                Ok(f) if kind == TestKind::Tg => cal.tg = Some(f),
-                Ok(f) => cal.pp = Some(f),
+                Ok((f, rows)) => {
+                    let label = if kind == TestKind::Tg { "tg" } else { "pp" };
+                    cal.notes.extend(outlier_notes(label, &f, &rows));
+                    if kind == TestKind::Tg {
+                        cal.tg = Some(f);
+                    } else {
+                        cal.pp = Some(f);
+                    }
+                }
                 Err(e) => cal.notes.push(format!(
                     "{}: {e}",
                     if kind == TestKind::Tg { "tg" } else { "pp" }
@@ -159,7 +169,36 @@ fn structural_rss(a: &ModelAnatomy, r: &Record) -> f64 {
     (m.host.weights + m.host.repacked + m.host.kv) as f64
 }
 
-fn fit_memory(a: &ModelAnatomy, rs: &[&Record]) -> Result<LinearFit, lmtune_model::FitError> {
+/// One note per point a fit set aside, naming it, with the error over all points.
+fn outlier_notes(what: &str, f: &LinearFit, rows: &[&Record]) -> Vec<String> {
+    f.outliers
+        .iter()
+        .map(|o| {
+            let r = rows[o.row];
+            format!(
+                "{what}: set aside point {} ({} threads={} n_ctx={} n_batch={} n_ubatch={}: {}) as an outlier, leave-one-out error {:.1}% (> 5x the median); over all {} points the error is {}",
+                r.point_index,
+                r.test,
+                r.ctx.threads,
+                r.ctx.n_ctx,
+                r.ctx.n_batch,
+                r.ctx.n_ubatch,
+                r.tokens_per_s
+                    .as_ref()
+                    .map_or("no t/s".to_string(), |s| format!("{:.1} t/s", s.mean)),
+                o.loo_error * 100.0,
+                rows.len(),
+                f.loo_mape_all
+                    .map_or("–".into(), |e| format!("{:.1}%", e * 100.0)),
+            )
+        })
+        .collect()
+}
+
+fn fit_memory<'a>(
+    a: &ModelAnatomy,
+    rs: &[&'a Record],
+) -> Result<(LinearFit, Vec<&'a Record>), lmtune_model::FitError> {
     let with_rss: Vec<&&Record> = rs
         .iter()
         .filter(|r| r.measurement.rss_peak_bytes.is_some())
@@ -190,12 +229,16 @@ fn fit_memory(a: &ModelAnatomy, rs: &[&Record]) -> Result<LinearFit, lmtune_mode
         ],
         rows,
     );
-    fit_linear("memory", &names, &rows, &y, |i, residue| {
+    let fit = fit_linear("memory", &names, &rows, &y, |i, residue| {
         structural_mib[i] + residue
-    })
+    })?;
+    Ok((fit, with_rss.into_iter().copied().collect()))
 }
 
-fn fit_speed(kind: TestKind, rs: &[&Record]) -> Result<LinearFit, lmtune_model::FitError> {
+fn fit_speed<'a>(
+    kind: TestKind,
+    rs: &[&'a Record],
+) -> Result<(LinearFit, Vec<&'a Record>), lmtune_model::FitError> {
     let pts: Vec<&&Record> = rs
         .iter()
         .filter(|r| r.workload.kind() == kind && r.tokens_per_s.is_some())
@@ -232,7 +275,7 @@ fn fit_speed(kind: TestKind, rs: &[&Record]) -> Result<LinearFit, lmtune_model::
     let names: Vec<&str> = names_owned.iter().map(String::as_str).collect();
     let (names, rows) = drop_constant(&names, rows);
     // The error that matters is in tokens/s.
-    fit_linear(
+    let fit = fit_linear(
         if kind == TestKind::Tg {
             "generation"
         } else {
@@ -242,7 +285,8 @@ fn fit_speed(kind: TestKind, rs: &[&Record]) -> Result<LinearFit, lmtune_model::
         &rows,
         &y,
         |_, ms| 1000.0 / ms,
-    )
+    )?;
+    Ok((fit, pts.into_iter().copied().collect()))
 }
 
 /// Drops feature columns that never vary, so the fit is not rank-deficient.
@@ -264,8 +308,16 @@ fn drop_constant<'a>(names: &[&'a str], rows: Vec<Vec<f64>>) -> (Vec<&'a str>, V
 }
 
 fn print_fit(label: &str, f: &LinearFit) {
+    let set_aside = if f.outliers.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({} set aside as outliers, see the notes)",
+            f.outliers.len()
+        )
+    };
     println!(
-        "  {label}: {} points, R² {:.3}, leave-one-out error {} (mean |%|), worst {}",
+        "  {label}: {} points{set_aside}, R² {:.3}, leave-one-out error {} (mean |%|), worst {}",
         f.n,
         f.r_squared,
         f.loo_mape
