@@ -38,27 +38,28 @@ pub const CANDLE_VERSION: &str = "0.11.1";
 /// .cargo/config.toml): candle picks its SIMD kernels at compile time.
 pub const TARGET_FEATURES: &str = env!("LMTUNE_TARGET_FEATURES");
 
-pub use lmtune_core::scenario::CandleConfig;
+pub use lmtune_core::scenario::{CandleConfig, OffloadDevice};
 
 pub struct CandleBackend {
     config: CandleConfig,
+    /// `config.offload_device`, parsed.
+    offload: OffloadDevice,
     model: Option<Model>,
-    bos: Option<u32>,
     verbose: bool,
 }
 
 impl CandleBackend {
     pub fn new(config: CandleConfig, verbose: bool) -> Result<Self, BackendError> {
-        if let Some(d) = &config.offload_device {
-            parse_device(d).map_err(|message| BackendError::Setup {
-                message,
+        let offload = config
+            .offload()
+            .map_err(|(problem, fix)| BackendError::Setup {
+                message: format!("[backend.candle] {problem}; {fix}"),
                 log: vec![],
             })?;
-        }
         Ok(CandleBackend {
             config,
+            offload,
             model: None,
-            bos: None,
             verbose,
         })
     }
@@ -74,30 +75,13 @@ pub fn cuda_compiled() -> bool {
     cfg!(feature = "candle-cuda")
 }
 
-enum DeviceSpec {
-    Cpu,
-    Cuda(usize),
-}
-
-fn parse_device(spec: &str) -> Result<DeviceSpec, String> {
-    match spec {
-        "cpu" => Ok(DeviceSpec::Cpu),
-        "cuda" => Ok(DeviceSpec::Cuda(0)),
-        _ => spec
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse().ok())
-            .map(DeviceSpec::Cuda)
-            .ok_or_else(|| format!("[backend.candle] offload_device = {spec:?} is not a device; use \"cuda:0\" (a GPU) or \"cpu\" (a second CPU device, for testing the split)")),
-    }
-}
-
-fn offload_slot(spec: &str) -> Result<Slot, String> {
-    match parse_device(spec)? {
-        DeviceSpec::Cpu => Ok(Slot {
+fn offload_slot(offload: OffloadDevice) -> Result<Slot, String> {
+    match offload {
+        OffloadDevice::Cpu => Ok(Slot {
             label: "cpu:1".into(),
             device: Device::Cpu,
         }),
-        DeviceSpec::Cuda(n) => {
+        OffloadDevice::Cuda(n) => {
             if !cuda_compiled() {
                 return Err(format!("n_gpu_layers > 0 puts blocks on cuda:{n}, but this lmtune was not compiled with CUDA support for candle (rebuild with `cargo build --release --features candle-cuda`, or set n_gpu_layers = 0)"));
             }
@@ -119,15 +103,14 @@ impl Backend for CandleBackend {
             kind: "cpu".into(),
             memory_total_bytes: 0,
         }];
-        if let Some(spec) = &self.config.offload_device {
-            if spec != "cpu" {
-                devices.push(BackendDevice {
-                    name: spec.clone(),
-                    description: "candle offload device".into(),
-                    kind: "gpu".into(),
-                    memory_total_bytes: 0,
-                });
-            }
+        // A GPU is listed when the scenario names one, not for the default.
+        if let (OffloadDevice::Cuda(n), Some(_)) = (self.offload, &self.config.offload_device) {
+            devices.push(BackendDevice {
+                name: format!("cuda:{n}"),
+                description: "candle offload device".into(),
+                kind: "gpu".into(),
+                memory_total_bytes: 0,
+            });
         }
         BackendInfo {
             name: "candle".into(),
@@ -155,21 +138,21 @@ impl Backend for CandleBackend {
             message,
             log: vec![],
         };
-        let hp = model::read_hparams(path)
-            .map_err(|e| failed(format!("candle could not read {}: {e}", path.display())))?;
         let host = Slot {
             label: "cpu".into(),
             device: Device::Cpu,
         };
-        let placement = if load.n_gpu_layers == 0 {
-            Placement::single(hp.n_layer, host)
-        } else {
-            let spec = self.config.offload_device.as_deref().unwrap_or("cuda:0");
-            let offload = offload_slot(spec).map_err(failed)?;
-            Placement::offload(hp.n_layer, load.n_gpu_layers as usize, host, offload)
+        let offload = self.offload;
+        // Placement needs the layer count: Model::load asks once it has read the header.
+        let place = |hp: &model::Hparams| -> Result<Placement, String> {
+            Ok(if load.n_gpu_layers == 0 {
+                Placement::single(hp.n_layer, host)
+            } else {
+                let slot = offload_slot(offload)?;
+                Placement::offload(hp.n_layer, load.n_gpu_layers as usize, host, slot)
+            })
         };
-        let described = placement.describe();
-        let model = Model::load(path, placement).map_err(|e| {
+        let model = Model::load(path, place).map_err(|e| {
             let message = format!("candle could not load {}: {e}", path.display());
             if e.contains("out of memory") || e.contains("OUT_OF_MEMORY") {
                 BackendError::OutOfMemory {
@@ -181,9 +164,8 @@ impl Backend for CandleBackend {
             }
         })?;
         if self.verbose {
-            eprintln!("candle: {described}");
+            eprintln!("candle: {}", model.placement.describe());
         }
-        self.bos = read_bos(path);
         self.model = Some(model);
         Ok(())
     }
@@ -212,7 +194,7 @@ impl Backend for CandleBackend {
                 message: format!("candle could not create the context: {message}"),
                 log: vec![],
             })?;
-        let mut tokens = RandomTokens::new(seed, model.hp.n_vocab as u32, self.bos);
+        let mut tokens = RandomTokens::new(seed, model.hp.n_vocab as u32, model.hp.bos);
         let sync = |model: &Model| -> Result<(), BackendError> {
             for slot in &model.placement.devices {
                 slot.device.synchronize().map_err(fail)?;
@@ -306,18 +288,4 @@ fn point_error(e: &candle_core::Error) -> BackendError {
             log: vec![],
         }
     }
-}
-
-/// The BOS token when the tokenizer adds one (`tokenizer.ggml.add_bos_token`).
-fn read_bos(path: &Path) -> Option<u32> {
-    let file = lmtune_gguf::GgufFile::open(path).ok()?;
-    let adds = file
-        .get("tokenizer.ggml.add_bos_token")
-        .is_some_and(|v| matches!(v, lmtune_gguf::MetadataValue::Bool(true)));
-    if !adds {
-        return None;
-    }
-    file.get("tokenizer.ggml.bos_token_id")
-        .and_then(|v| v.as_u64())
-        .map(|v| v as u32)
 }

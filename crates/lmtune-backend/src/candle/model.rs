@@ -31,6 +31,8 @@ pub struct Hparams {
     pub n_vocab: usize,
     pub rope_base: f32,
     pub rms_eps: f64,
+    /// The BOS token, when the tokenizer adds one (`tokenizer.ggml.add_bos_token`).
+    pub bos: Option<u32>,
 }
 
 /// One device the model uses, with a label for logs and records.
@@ -196,7 +198,14 @@ impl Hparams {
             .get("token_embd.weight")
             .map(|t| t.shape.dims()[0])
             .ok_or("the model has no token_embd.weight tensor")?;
+        let adds_bos = md(ct, "tokenizer.ggml.add_bos_token")
+            .and_then(|v| v.to_bool().map_err(|e| e.to_string()))
+            .unwrap_or(false);
         Ok(Hparams {
+            bos: adds_bos
+                .then(|| md_u32(ct, "tokenizer.ggml.bos_token_id").ok())
+                .flatten()
+                .map(|b| b as u32),
             n_layer: md_u32(ct, "llama.block_count")?,
             n_embd,
             n_head,
@@ -215,19 +224,17 @@ impl Hparams {
     }
 }
 
-/// Reads the GGUF header only (for the layer count before placing).
-pub fn read_hparams(path: &Path) -> Result<Hparams, String> {
-    let mut reader = BufReader::new(File::open(path).map_err(|e| e.to_string())?);
-    let ct = gguf_file::Content::read(&mut reader).map_err(|e| e.to_string())?;
-    Hparams::read(&ct)
-}
-
 impl Model {
-    /// Loads `path` with each part on the device `placement` says.
-    pub fn load(path: &Path, placement: Placement) -> Result<Model, String> {
+    /// Loads `path` with each part on the device `place` says, given the
+    /// model's shape (read once, from the header).
+    pub fn load(
+        path: &Path,
+        place: impl FnOnce(&Hparams) -> Result<Placement, String>,
+    ) -> Result<Model, String> {
         let mut reader = BufReader::new(File::open(path).map_err(|e| e.to_string())?);
         let ct = gguf_file::Content::read(&mut reader).map_err(|e| e.to_string())?;
         let hp = Hparams::read(&ct)?;
+        let placement = place(&hp)?;
         if placement.blocks.len() != hp.n_layer {
             return Err(format!(
                 "placement has {} blocks, the model {}",
@@ -498,13 +505,12 @@ mod tests {
     #[test]
     fn a_split_over_two_cpu_devices_computes_the_same_logits() {
         let path = test_model();
-        let hp = read_hparams(&path).unwrap();
-        let whole = Model::load(&path, Placement::single(hp.n_layer, cpu("cpu"))).unwrap();
-        let split = Model::load(
-            &path,
-            Placement::offload(hp.n_layer, 12, cpu("cpu"), cpu("cpu:1")),
-        )
+        let whole = Model::load(&path, |hp| Ok(Placement::single(hp.n_layer, cpu("cpu")))).unwrap();
+        let split = Model::load(&path, |hp| {
+            Ok(Placement::offload(hp.n_layer, 12, cpu("cpu"), cpu("cpu:1")))
+        })
         .unwrap();
+        let hp = whole.hp.clone();
         let prompt = [504, 3575, 282, 4649, 314];
         let (mut a, mut b) = (
             whole.new_context(16).unwrap(),
@@ -545,8 +551,7 @@ mod tests {
     #[test]
     fn n_ctx_bounds_the_cache() {
         let path = test_model();
-        let hp = read_hparams(&path).unwrap();
-        let model = Model::load(&path, Placement::single(hp.n_layer, cpu("cpu"))).unwrap();
+        let model = Model::load(&path, |hp| Ok(Placement::single(hp.n_layer, cpu("cpu")))).unwrap();
         let mut ctx = model.new_context(4).unwrap();
         model.forward(&mut ctx, &[1, 2, 3]).unwrap();
         let err = model.forward(&mut ctx, &[4, 5]).unwrap_err().to_string();

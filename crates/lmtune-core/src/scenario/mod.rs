@@ -104,17 +104,34 @@ pub struct CandleConfig {
     pub offload_device: Option<String>,
 }
 
+/// Where candle puts the blocks `n_gpu_layers` offloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffloadDevice {
+    /// A second CPU device (the split without a GPU).
+    Cpu,
+    Cuda(usize),
+}
+
 impl CandleConfig {
+    /// `offload_device`, parsed (default `cuda:0`); the error is the problem and its fix.
+    pub fn offload(&self) -> Result<OffloadDevice, (String, String)> {
+        match self.offload_device.as_deref() {
+            None | Some("cuda") => Ok(OffloadDevice::Cuda(0)),
+            Some("cpu") => Ok(OffloadDevice::Cpu),
+            Some(d) => d
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(OffloadDevice::Cuda)
+                .ok_or_else(|| (
+                    format!("offload_device = {d:?} is not a device"),
+                    "use \"cuda:0\" (a GPU) or \"cpu\" (a second CPU device, to test the split without a GPU)".into(),
+                )),
+        }
+    }
+
     /// Checks `offload_device`; the error is the problem and its fix.
     pub fn check(&self) -> Result<(), (String, String)> {
-        match self.offload_device.as_deref() {
-            None | Some("cpu") | Some("cuda") => Ok(()),
-            Some(d) if d.strip_prefix("cuda:").is_some_and(|n| n.parse::<u32>().is_ok()) => Ok(()),
-            Some(d) => Err((
-                format!("offload_device = {d:?} is not a device"),
-                "use \"cuda:0\" (a GPU) or \"cpu\" (a second CPU device, to test the split without a GPU)".into(),
-            )),
-        }
+        self.offload().map(|_| ())
     }
 }
 
@@ -189,6 +206,18 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// The backend a scenario or a flag names (`llama.cpp` and `llamacpp`
+    /// are accepted for `llama-cpp`).
+    pub fn from_name(name: &str) -> Option<BackendKind> {
+        match name {
+            "llama-cpp" | "llama.cpp" | "llamacpp" => Some(BackendKind::LlamaCpp),
+            "sim" => Some(BackendKind::Sim),
+            "openai" => Some(BackendKind::OpenAi),
+            "candle" => Some(BackendKind::Candle),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::LlamaCpp => "llama-cpp",
@@ -410,13 +439,13 @@ impl Scenario {
                     }
                     sim = Some(profile.into_inner());
                 }
-                match kind.get_ref().as_str() {
-                    "llama-cpp" | "llama.cpp" | "llamacpp" => BackendKind::LlamaCpp,
-                    "sim" => {
+                match BackendKind::from_name(kind.get_ref()) {
+                    Some(BackendKind::LlamaCpp) => BackendKind::LlamaCpp,
+                    Some(BackendKind::Sim) => {
                         sim.get_or_insert_with(crate::sim::SimProfile::default);
                         BackendKind::Sim
                     }
-                    "openai" => {
+                    Some(BackendKind::OpenAi) => {
                         if openai.is_none() {
                             return Err(site.at(
                                 Some(span),
@@ -427,12 +456,12 @@ impl Scenario {
                         }
                         BackendKind::OpenAi
                     }
-                    "candle" => {
+                    Some(BackendKind::Candle) => {
                         candle.get_or_insert_with(CandleConfig::default);
                         BackendKind::Candle
                     }
-                    other => {
-                        let problem = format!("unknown backend \"{other}\"");
+                    None => {
+                        let problem = format!("unknown backend \"{}\"", kind.get_ref());
                         return Err(site.at(
                             Some(kind.span()).or(Some(span)),
                             "backend.kind",

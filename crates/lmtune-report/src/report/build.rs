@@ -511,20 +511,7 @@ fn engine_vs_server(all: &[Tagged]) -> Option<Chart> {
     if groups.is_empty() {
         return None;
     }
-    let mut bars = Vec::new();
-    for r in ok {
-        let Some(gi) = groups.iter().position(|g| *g == key(r)) else {
-            continue;
-        };
-        let Some(s) = &r.tokens_per_s else { continue };
-        bars.push(Bar {
-            group: gi,
-            series: engine_label(r),
-            value: s.mean,
-            lo: s.ci95_low.max(0.0),
-            hi: s.ci95_high,
-        });
-    }
+    let bars = engine_bars(&ok, &groups, key);
     Some(Chart::Bars {
         stem: "engine_vs_server".into(),
         title: "the same knobs in-process and through a server (tokens/s, 95% CI)".into(),
@@ -534,6 +521,28 @@ fn engine_vs_server(all: &[Tagged]) -> Option<Chart> {
         ranges: Vec::new(),
         log_y: false,
     })
+}
+
+/// One bar per record whose `key` is one of `groups`, a series per engine.
+fn engine_bars(
+    records: &[&Record],
+    groups: &[String],
+    key: impl Fn(&Record) -> String,
+) -> Vec<Bar> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let group = groups.iter().position(|g| *g == key(r))?;
+            let s = r.tokens_per_s.as_ref()?;
+            Some(Bar {
+                group,
+                series: engine_label(r),
+                value: s.mean,
+                lo: s.ci95_low.max(0.0),
+                hi: s.ci95_high,
+            })
+        })
+        .collect()
 }
 
 /// The same model, test and knobs on two or more in-process backends
@@ -582,20 +591,7 @@ fn backends_chart(all: &[Tagged]) -> Option<Chart> {
             }
         })
         .collect();
-    let mut bars = Vec::new();
-    for r in ok {
-        let Some(gi) = shared.iter().position(|g| *g == key(r)) else {
-            continue;
-        };
-        let Some(s) = &r.tokens_per_s else { continue };
-        bars.push(Bar {
-            group: gi,
-            series: engine_label(r),
-            value: s.mean,
-            lo: s.ci95_low.max(0.0),
-            hi: s.ci95_high,
-        });
-    }
+    let bars = engine_bars(&ok, &shared, key);
     Some(Chart::Bars {
         stem: "backends".into(),
         title: "the same model and knobs on each backend (tokens/s, 95% CI)".into(),

@@ -11,11 +11,11 @@ use crate::cli::GenerateArgs;
 use crate::exit;
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
-    let kind = match args.backend.as_str() {
-        "llama-cpp" | "llama.cpp" | "llamacpp" => BackendKind::LlamaCpp,
-        "candle" => BackendKind::Candle,
-        other => bail!(
-            "--backend {other:?}: generate runs the in-process backends; use llama-cpp or candle"
+    let kind = match BackendKind::from_name(&args.backend) {
+        Some(k @ (BackendKind::LlamaCpp | BackendKind::Candle)) => k,
+        _ => bail!(
+            "--backend {:?}: generate runs the in-process backends; use llama-cpp or candle",
+            args.backend
         ),
     };
     if args.n == 0 {

@@ -30,7 +30,7 @@ use anyhow::{bail, Context};
 use lmtune_core::fingerprint::HostInfo;
 use lmtune_core::knobs::TestKind;
 use lmtune_core::record::{Record, Status};
-use lmtune_core::scenario::{MachineFacts, Point, Scenario};
+use lmtune_core::scenario::{BackendKind, MachineFacts, Point, Scenario};
 use lmtune_core::stats::Summary;
 use lmtune_model::{SpeedModel, SpeedSample};
 use lmtune_report::{markdown_table, CsvSink, JsonlSink, RecordSink};
@@ -119,11 +119,10 @@ fn default_space(
     backend: &str,
     host: &HostInfo,
 ) -> anyhow::Result<Scenario> {
-    let kind = match backend {
-        "llama-cpp" | "llama.cpp" | "llamacpp" => "llama-cpp",
-        "candle" => "candle",
-        other => bail!(
-            "--backend {other}: tune runs llama-cpp or candle (for a server, write a scenario)"
+    let kind = match BackendKind::from_name(backend) {
+        Some(k @ (BackendKind::LlamaCpp | BackendKind::Candle)) => k.as_str(),
+        _ => bail!(
+            "--backend {backend}: tune runs llama-cpp or candle (for a server, write a scenario)"
         ),
     };
     let summary = lmtune_gguf::GgufFile::open(model)
