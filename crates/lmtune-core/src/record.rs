@@ -148,6 +148,16 @@ pub struct VramUsage {
     pub samples: u32,
 }
 
+impl VramUsage {
+    /// What the point used: the worker's peak, or else the device's growth.
+    pub fn used_bytes(&self) -> u64 {
+        self.worker_peak_bytes.unwrap_or(
+            self.device_used_after_bytes
+                .saturating_sub(self.device_used_before_bytes),
+        )
+    }
+}
+
 /// What lmtune's models predicted for a point before it ran, kept next to
 /// the measurement so every prediction's error can be read off the results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -352,6 +352,7 @@ pub struct TuneArgs {
     /// the tuner looks for the largest that stays within it (and within the
     /// device: a point that runs out of memory does not fit), starting where
     /// the memory model predicts the boundary, then tunes at that offload.
+    /// Default: the scenario's `[budget] vram`.
     #[arg(long, value_name = "SIZE")]
     pub vram: Option<String>,
     /// Stop measuring new points once this much measuring time is spent,
@@ -364,6 +365,25 @@ pub struct TuneArgs {
     /// Measure at most this many points.
     #[arg(long)]
     pub max_points: Option<usize>,
+    /// How close to the best is good enough, e.g. 3%: a runner-up is
+    /// measured again only while it could still beat the recommendation by
+    /// more than this (its 95% interval and the recommendation's combined).
+    #[arg(long, default_value = "3%", value_name = "PERCENT")]
+    pub tolerance: String,
+    /// Check the recommendation against a full grid of the same space (a
+    /// results directory or file from `lmtune run`): the grid's best setting
+    /// and the recommendation are measured again back to back (alternating,
+    /// --check-rounds times) so the ratio is not the drift between two runs.
+    /// These measurements go to check.jsonl, not to the tuner's results.
+    #[arg(long, value_name = "RESULTS")]
+    pub against: Option<PathBuf>,
+    /// Load a ggml backend library (libggml-cuda.so, …) at run time, before
+    /// the model; repeatable. Also from LMTUNE_GGML_BACKENDS (':'-separated)
+    #[arg(long, value_name = "PATH")]
+    pub ggml_backend: Vec<PathBuf>,
+    /// With --against: back-to-back rounds (each measures both settings).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub check_rounds: usize,
     /// Show the backend's own logs.
     #[arg(long, short)]
     pub verbose: bool,

@@ -25,7 +25,28 @@ pub mod exit {
     pub const INTERRUPTED: u8 = 130;
 }
 
+/// `lmtune … | head` closes stdout early; Rust's `println!` then panics with
+/// "failed printing to stdout: Broken pipe". Exit quietly instead, as a
+/// Unix tool killed by SIGPIPE would (128 + 13). SIGPIPE itself stays
+/// ignored: the runner must see a dead worker's pipe as an error, not die.
+fn quiet_on_broken_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_stdout();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -166,11 +166,12 @@ fn n_gpu_layers_places_blocks_on_the_offload_device() {
         .collect();
     let expect = [
         (0, "blocks 0-29 on cpu, output on cpu"),
+        // As in llama.cpp, the output layer is offloaded first.
         (
             10,
-            "blocks 0-19 on cpu, blocks 20-29 on cpu:1, output on cpu",
+            "blocks 0-20 on cpu, blocks 21-29 on cpu:1, output on cpu:1",
         ),
-        (30, "blocks 0-29 on cpu:1, output on cpu"),
+        (30, "block 0 on cpu, blocks 1-29 on cpu:1, output on cpu:1"),
         (31, "blocks 0-29 on cpu:1, output on cpu:1"),
     ];
     for ((ngl, log), (want_ngl, want)) in logs.iter().zip(expect) {

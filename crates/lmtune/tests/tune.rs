@@ -286,4 +286,136 @@ fn tune_finds_the_largest_offload_that_fits_on_a_simulated_gpu() {
             measured.len()
         );
     }
+    // A budget the scenario declares binds like --vram.
+    let declared = scenario(
+        dir.path(),
+        "gpu-budget.toml",
+        &space.replace("[sweep]", "[budget]\nvram = \"490MiB\"\n[sweep]"),
+    );
+    let output = lmtune()
+        .arg("tune")
+        .arg(&declared)
+        .args(["--objective", "tg", "--out"])
+        .arg(dir.path().join("tune-declared"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "offload settled: n_gpu_layers = {},",
+            largest_fitting(490 << 20)
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("budget 490 MiB"), "{stdout}");
+}
+
+#[test]
+fn tune_against_a_grid_measures_both_back_to_back_and_reports_the_ratio() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(dir.path(), "space.toml", &SPACE.replace("SEED", "seed = 3"));
+    let grid = dir.path().join("grid");
+    let output = lmtune()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&grid)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let out = dir.path().join("tune");
+    let output = lmtune()
+        .arg("tune")
+        .arg(&path)
+        .args(["--objective", "pp", "--check-rounds", "2", "--against"])
+        .arg(&grid)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("check against"), "{stdout}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("tune.json")).unwrap()).unwrap();
+    let check = &summary["check"];
+    assert_eq!(check["grid_candidates"], summary["candidates"], "{summary}");
+    let ratio = check["ratio"].as_f64().unwrap();
+    assert!(ratio >= 0.97, "{summary}");
+    // Simulated points take microseconds, so the time share is mostly
+    // overhead here; the count of measurements is what the sim can check.
+    let fraction = check["time_fraction"].as_f64().unwrap();
+    assert!(fraction > 0.0 && fraction.is_finite(), "{summary}");
+    let measurements = summary["measurements"].as_u64().unwrap();
+    assert!(
+        measurements * 4 <= summary["candidates"].as_u64().unwrap(),
+        "{summary}"
+    );
+    // The recommendation in tune.json is the one printed.
+    let rec = &summary["recommendation"];
+    assert!(stdout.contains(&format!(
+        "threads={} n_batch={} n_ubatch={}",
+        rec["threads"], rec["n_batch"], rec["n_ubatch"]
+    )));
+    // Back-to-back measurements stay out of the tuner's results.
+    let tuned = common::read_records(&out);
+    assert_eq!(
+        tuned.len() as u64,
+        summary["measurements"].as_u64().unwrap()
+    );
+    let rounds = check["back_to_back_rounds"].as_u64().unwrap();
+    if check["back_to_back_tokens_per_s"].is_null() {
+        assert_eq!(
+            rounds, 0,
+            "same setting as the grid's best: nothing re-measured"
+        );
+    } else {
+        assert_eq!(rounds, 2);
+        let checked = std::fs::read_to_string(out.join("check.jsonl")).unwrap();
+        assert_eq!(checked.lines().count(), 4, "two rounds of two settings");
+    }
+
+    // A grid of another space is refused before anything is measured.
+    let other = scenario(
+        dir.path(),
+        "other.toml",
+        &SPACE
+            .replace("SEED", "seed = 3")
+            .replace("n_ctx = [512, 2048]", "n_ctx = [1024]"),
+    );
+    let output = lmtune()
+        .arg("tune")
+        .arg(&other)
+        .args(["--objective", "pp", "--against"])
+        .arg(&grid)
+        .arg("--out")
+        .arg(dir.path().join("other-tune"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is a point of this space"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!dir.path().join("other-tune").exists());
+    for (args, want) in [
+        (
+            vec!["--against", "/nonexistent/grid"],
+            "--against /nonexistent/grid",
+        ),
+        (vec!["--tolerance", "80%"], "--tolerance 80%"),
+        (vec!["--tolerance", "abc"], "--tolerance abc"),
+    ] {
+        let output = lmtune()
+            .arg("tune")
+            .arg(&path)
+            .args(&args)
+            .arg("--out")
+            .arg(dir.path().join("bad"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
 }

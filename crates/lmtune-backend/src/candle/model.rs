@@ -7,8 +7,8 @@
 //! quantized `RmsNorm`, `rope_i`, `repeat_kv`) and moves the hidden state
 //! where one block's device differs from the next. Each block's KV cache
 //! lives on the block's device. The placement rule is llama.cpp's: with
-//! `n_gpu_layers = k` the last `k` blocks go to the offload device, and the
-//! output layer too when `k > n_layer`; token embeddings stay on the host.
+//! `n_gpu_layers = k` the output layer goes to the offload device first
+//! (k >= 1), then the last `k - 1` blocks; token embeddings stay on the host.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -62,21 +62,23 @@ impl Placement {
         }
     }
 
-    /// llama.cpp's rule for `n_gpu_layers`: the last `min(k, n_layer)`
-    /// blocks on `offload`, the output layer too when `k > n_layer`, the
-    /// rest (and the token embeddings) on `host`.
+    /// llama.cpp's rule for `n_gpu_layers` (the vendored `load_tensors`:
+    /// `i_gpu_start = n_layer + 1 - k`, the output layer counted as layer
+    /// `n_layer`): the output layer goes to `offload` first, at k = 1, then
+    /// the last `k - 1` blocks; the rest and the token embeddings stay on
+    /// `host`. k = n_layer + 1 offloads everything but the embeddings.
     pub fn offload(n_layer: usize, n_gpu_layers: usize, host: Slot, offload: Slot) -> Placement {
         if n_gpu_layers == 0 {
             return Placement::single(n_layer, host);
         }
-        let first_offloaded = n_layer.saturating_sub(n_gpu_layers);
+        let first_offloaded = (n_layer + 1).saturating_sub(n_gpu_layers);
         Placement {
             devices: vec![host, offload],
             embedding: 0,
             blocks: (0..n_layer)
                 .map(|i| usize::from(i >= first_offloaded))
                 .collect(),
-            output: usize::from(n_gpu_layers > n_layer),
+            output: 1,
         }
     }
 
@@ -469,21 +471,25 @@ mod tests {
         let p = |k| Placement::offload(30, k, cpu("cpu"), cpu("gpu"));
         assert_eq!(p(0).devices.len(), 1);
         assert!(p(0).blocks.iter().all(|&d| d == 0));
+        // k = 1 is the output layer alone.
+        assert!(p(1).blocks.iter().all(|&d| d == 0));
+        assert_eq!(p(1).output, 1);
         let ten = p(10);
-        assert_eq!(ten.blocks.iter().filter(|&&d| d == 1).count(), 10);
-        assert_eq!(ten.blocks[19], 0);
-        assert_eq!(ten.blocks[20], 1);
-        assert_eq!(ten.output, 0);
-        assert_eq!(p(30).output, 0);
-        assert_eq!(p(31).output, 1);
+        assert_eq!(ten.blocks.iter().filter(|&&d| d == 1).count(), 9);
+        assert_eq!(ten.blocks[20], 0);
+        assert_eq!(ten.blocks[21], 1);
+        assert_eq!(ten.output, 1);
+        assert_eq!(p(30).blocks[0], 0);
         assert!(p(31).blocks.iter().all(|&d| d == 1));
+        // More than n_layer + 1 is everything, as in llama.cpp.
+        assert!(p(99).blocks.iter().all(|&d| d == 1));
         assert_eq!(
             ten.describe(),
-            "blocks 0-19 on cpu, blocks 20-29 on gpu, output on cpu"
+            "blocks 0-20 on cpu, blocks 21-29 on gpu, output on gpu"
         );
         assert_eq!(
-            Placement::offload(3, 1, cpu("cpu"), cpu("gpu")).describe(),
-            "blocks 0-1 on cpu, block 2 on gpu, output on cpu"
+            Placement::offload(3, 2, cpu("cpu"), cpu("gpu")).describe(),
+            "blocks 0-1 on cpu, block 2 on gpu, output on gpu"
         );
     }
 
@@ -533,10 +539,10 @@ mod tests {
             logits(&split, &mut b, &[7042]),
         );
         assert_eq!(argmax_of(&la), argmax_of(&lb));
-        // The hidden state crossed to the offload device and back (output on
-        // the host) at each forward; none for the single device.
+        // The hidden state crossed to the offload device once per forward
+        // (blocks 19-29 and the output there); none for the single device.
         assert_eq!(a.device_moves, 0);
-        assert_eq!(b.device_moves, 4);
+        assert_eq!(b.device_moves, 2);
         // Every block's cache holds the tokens, on its block's device.
         for i in 0..hp.n_layer {
             assert!(b.kv_device(i).is_some_and(|d| d.is_cpu()), "block {i}");

@@ -66,6 +66,17 @@ struct RawScenario {
     workload: RawWorkload,
     #[serde(default)]
     measure: RawMeasure,
+    #[serde(default)]
+    budget: RawBudget,
+}
+
+/// `[budget]`: the memory a user's machine has, declared so a bigger test
+/// machine is held to it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBudget {
+    /// e.g. "8GiB": GPU memory of the machine being planned for.
+    vram: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -326,6 +337,9 @@ pub struct Scenario {
     pub n_gen: Axis<u32>,
     pub n_depth: Axis<u32>,
     pub measure: MeasureSpec,
+    /// `[budget] vram`: the tuner's default `--vram`; `lmtune run` flags the
+    /// points that use more.
+    pub vram_budget_bytes: Option<u64>,
 }
 
 impl Scenario {
@@ -646,6 +660,26 @@ impl Scenario {
         }
 
         let measure = parse_measure(&site, raw.measure)?;
+        let vram_budget_bytes = match &raw.budget.vram {
+            None => None,
+            Some(v) => Some(crate::units::parse_size(v.get_ref()).map_err(|e| {
+                site.at(
+                    Some(v.span()),
+                    "budget.vram",
+                    e,
+                    "write the GPU memory to plan for, like \"8GiB\" or \"24GiB\"",
+                )
+            })?),
+        };
+        if vram_budget_bytes == Some(0) {
+            let span = raw.budget.vram.as_ref().map(|v| v.span());
+            return Err(site.at(
+                span,
+                "budget.vram",
+                "a VRAM budget of 0 leaves nothing to offload",
+                "remove [budget] vram for a CPU-only machine, or give the GPU's memory, e.g. \"8GiB\"",
+            ));
+        }
         let name = raw.name.unwrap_or_else(|| {
             file.file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -684,6 +718,7 @@ impl Scenario {
             n_gen,
             n_depth,
             measure,
+            vram_budget_bytes,
         })
     }
 

@@ -80,3 +80,17 @@ fn flash_attn_accepts_bools_and_words() {
         vec![FlashAttn::On, FlashAttn::Off, FlashAttn::Auto]
     );
 }
+
+#[test]
+fn a_declared_vram_budget_is_parsed_and_checked() {
+    let s = parse(&format!("{MINIMAL}[budget]\nvram = \"8GiB\"\n")).unwrap();
+    assert_eq!(s.vram_budget_bytes, Some(8 << 30));
+    assert_eq!(parse(MINIMAL).unwrap().vram_budget_bytes, None);
+    let e = parse(&format!("{MINIMAL}[budget]\nvram = \"eight\"\n")).unwrap_err();
+    assert_eq!((e.line, e.key.as_str()), (Some(4), "budget.vram"));
+    assert!(e.fix.contains("8GiB"), "{e}");
+    let e = parse(&format!("{MINIMAL}[budget]\nvram = \"0GiB\"\n")).unwrap_err();
+    assert_eq!(e.key, "budget.vram");
+    let e = parse(&format!("{MINIMAL}[budget]\nram = \"8GiB\"\n")).unwrap_err();
+    assert!(e.problem.contains("unknown field `ram`"), "{e}");
+}

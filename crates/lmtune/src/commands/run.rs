@@ -41,7 +41,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         eprintln!("note: skipped a combination: {reason}");
     }
     if args.dry_run {
-        print_plan(&plan);
+        print_plan(&plan, scenario.vram_budget_bytes);
         return Ok(exit::OK);
     }
     interrupt::install();
@@ -184,6 +184,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             knob_summary_record(r),
             r.status.as_str()
         );
+    }
+    if let Some(budget) = scenario.vram_budget_bytes {
+        let over: Vec<&Record> = table
+            .iter()
+            .filter(|r| r.vram.as_ref().is_some_and(|v| v.used_bytes() > budget))
+            .collect();
+        if !over.is_empty() {
+            eprintln!(
+                "note: {} point(s) used more VRAM than the scenario's [budget] vram of {} (they would not fit on that machine):",
+                over.len(),
+                format_bytes(budget)
+            );
+        }
+        for r in over {
+            eprintln!(
+                "  point {} ({} {}): {}",
+                r.point_index,
+                r.test,
+                knob_summary_record(r),
+                format_bytes(r.vram.as_ref().map_or(0, |v| v.used_bytes()))
+            );
+        }
     }
     eprintln!("results: {} and results.csv", jsonl_path.display());
     if let Some(name) = &args.save_baseline {
@@ -393,7 +415,7 @@ pub(crate) fn model_fingerprint(plan: &Plan) -> anyhow::Result<ModelFingerprint>
     })
 }
 
-fn print_plan(plan: &Plan) {
+fn print_plan(plan: &Plan, vram_budget: Option<u64>) {
     println!(
         "{}: {} points in {} load group(s); model {} ({}, {} layers, trained on {} tokens)",
         plan.scenario_name,
@@ -404,9 +426,34 @@ fn print_plan(plan: &Plan) {
         plan.model.n_layer,
         plan.model.n_ctx_train
     );
-    for p in &plan.points {
+    // With a declared budget, the planner's VRAM for every offloaded point.
+    let anatomy = vram_budget.and_then(|_| {
+        lmtune_gguf::GgufFile::open(&plan.model_path)
+            .and_then(|f| f.anatomy())
+            .ok()
+    });
+    if let Some(budget) = vram_budget {
         println!(
-            "  #{:<4} group {:<3} {:<16} {}  (timeout {:.0} s)",
+            "VRAM budget {} ([budget] vram): points predicted over it are marked",
+            format_bytes(budget)
+        );
+    }
+    let throughput = lmtune_model::ThroughputParams::with_bandwidths(20.0, 500.0);
+    let cpu = crate::predict::host_cpu_backend();
+    for p in &plan.points {
+        let vram = match (&anatomy, vram_budget) {
+            (Some(a), Some(budget)) if p.load.n_gpu_layers > 0 => {
+                let v = crate::predict::predict_point(a, p, true, &throughput, &cpu).vram_bytes;
+                format!(
+                    "  predicted VRAM {}{}",
+                    format_bytes(v),
+                    if v > budget { " OVER BUDGET" } else { "" }
+                )
+            }
+            _ => String::new(),
+        };
+        println!(
+            "  #{:<4} group {:<3} {:<16} {}  (timeout {:.0} s){vram}",
             p.index,
             p.load_group,
             p.test.label(),
@@ -414,6 +461,10 @@ fn print_plan(plan: &Plan) {
             plan.measure.point_timeout_s(&p.test)
         );
     }
+}
+
+fn format_bytes(b: u64) -> String {
+    format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64)
 }
 
 fn knob_summary(p: &Point) -> String {

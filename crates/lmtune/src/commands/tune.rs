@@ -8,9 +8,11 @@
 //! fits ms/token = c(threads) + γ / n_ubatch to what it measured, and
 //! measures the unmeasured candidate predicted fastest — but only while that
 //! prediction beats the best measured point by more than the uncertainty
-//! (the measured points' own 95% intervals, at least 3%). Then, while the
-//! best candidate's 95% interval overlaps a runner-up's, both are measured
-//! again (samples pooled per candidate) so the ranking is not noise. Every
+//! (the measured points' own 95% intervals, at least 3%). Then the best is
+//! compared back to back with the runner-up that could beat it by the most
+//! (at least once, at most 3 rounds, while a rival could still be faster by
+//! more than `--tolerance`), judged by the ratio within each round, so the
+//! machine's drift between readings taken apart does not decide. Every
 //! measurement is recorded like a sweep's.
 //!
 //! With several `n_gpu_layers` in the space, the offload is settled first:
@@ -29,7 +31,7 @@ use std::sync::atomic::Ordering;
 use anyhow::{bail, Context};
 use lmtune_core::fingerprint::HostInfo;
 use lmtune_core::knobs::TestKind;
-use lmtune_core::record::{Record, Status};
+use lmtune_core::record::{point_key, Record, Status};
 use lmtune_core::scenario::{BackendKind, MachineFacts, Point, Scenario};
 use lmtune_core::stats::Summary;
 use lmtune_model::{SpeedModel, SpeedSample};
@@ -65,12 +67,8 @@ fn fit_model(measured: &[(&Point, f64)]) -> SpeedModel {
     SpeedModel::fit(&samples)
 }
 
-/// Rounds of extra repetitions for candidates that cannot be told apart.
+/// Back-to-back rounds (the best against a rival) before recommending.
 const MAX_REPEAT_ROUNDS: usize = 3;
-
-/// Candidates whose 95% intervals are both narrower than this (relative
-/// half-width) are equivalent for a recommendation even if they overlap.
-const EQUIVALENT_CI: f64 = 0.01;
 
 /// Every ok measurement of each candidate, pooled.
 fn pooled(measured: &[(usize, Record)]) -> BTreeMap<usize, Summary> {
@@ -105,6 +103,15 @@ fn parse_duration(text: &str) -> anyhow::Result<f64> {
     match number.trim().parse::<f64>() {
         Ok(n) if n > 0.0 && n.is_finite() => Ok(n * scale),
         _ => bail!("--time-budget {text}: not a positive duration; write e.g. 90s, 10m or 1h"),
+    }
+}
+
+/// `3%` or `3` as a fraction (0.03).
+fn parse_tolerance(text: &str) -> anyhow::Result<f64> {
+    let number = text.trim().trim_end_matches('%').trim();
+    match number.parse::<f64>() {
+        Ok(n) if (0.0..50.0).contains(&n) => Ok(n / 100.0),
+        _ => bail!("--tolerance {text}: not a percentage from 0 to 50; write e.g. 3%"),
     }
 }
 
@@ -202,7 +209,7 @@ impl Objective {
 
 /// A setting the tuner can recommend: its point in the plan for each test
 /// the objective needs (indices into `plan.points`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Candidate {
     pp: Option<usize>,
     tg: Option<usize>,
@@ -239,6 +246,21 @@ impl Score {
         } else {
             f64::INFINITY
         }
+    }
+
+    /// Half the 95% interval in t/s; unknown (infinite) from one sample.
+    fn half_width(&self) -> f64 {
+        if self.samples < 2 {
+            f64::INFINITY
+        } else {
+            (self.high - self.low) / 2.0
+        }
+    }
+
+    /// How much `self` could beat `best` by, in t/s, at 95%: the difference
+    /// of the means plus the two half-widths combined.
+    fn could_beat(&self, best: &Score) -> f64 {
+        self.mean - best.mean + self.half_width().hypot(best.half_width())
     }
 }
 
@@ -392,6 +414,10 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
             "--objective {other}: use tg (generation), pp (prompt processing) or balanced (a pp + tg request)"
         ),
     };
+    let tolerance = parse_tolerance(&args.tolerance)?;
+    if args.against.is_some() && args.check_rounds == 0 {
+        bail!("--check-rounds 0: the check needs at least one round; use 1 or more (default 3)");
+    }
     let budget_s = args
         .time_budget
         .as_deref()
@@ -423,6 +449,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         scenario.model_path = model.clone();
         scenario.model_span = None;
     }
+    // A budget the scenario declares holds unless --vram overrides it.
+    let vram_budget = vram_budget.or(scenario.vram_budget_bytes);
     let source_name = args
         .scenario
         .clone()
@@ -453,7 +481,16 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         );
     }
     let n_candidates = space.candidates.len();
+    // The whole space, before the offload search narrows it (for --against).
+    let all_candidates = space.candidates.clone();
     let per_candidate = space.candidates[0].points().count();
+    let model = model_fingerprint(&plan)?;
+    // Read the grid first: a bad --against fails before anything is created.
+    let grid = args
+        .against
+        .as_deref()
+        .map(|path| Grid::load(path, &plan.points, &model.sha256))
+        .transpose()?;
     interrupt::install();
     let out_dir = args.out.clone().unwrap_or_else(|| {
         default_out_dir(
@@ -480,7 +517,6 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         Box::new(CsvSink::create(&out_dir.join("results.csv"))?),
     ];
 
-    let model = model_fingerprint(&plan)?;
     let progress = Progress::new((n_candidates * per_candidate) as u64);
     progress.note(&format!(
         "tuning {} for {} over {n_candidates} candidates → {}",
@@ -488,7 +524,15 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         objective.label(),
         out_dir.display()
     ));
-    let mut sweep = new_sweep(&plan, host, model, &out_dir, args.verbose, &progress, &[]);
+    let mut sweep = new_sweep(
+        &plan,
+        host,
+        model,
+        &out_dir,
+        args.verbose,
+        &progress,
+        &args.ggml_backend,
+    );
     sweep.ensure_worker()?;
 
     // (point index, record): every measurement, repeats included.
@@ -641,15 +685,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
                 .collect();
             let used = latest
                 .iter()
-                .filter_map(|r| {
-                    let v = r.vram.as_ref()?;
-                    Some(
-                        v.worker_peak_bytes.unwrap_or(
-                            v.device_used_after_bytes
-                                .saturating_sub(v.device_used_before_bytes),
-                        ),
-                    )
-                })
+                .filter_map(|r| Some(r.vram.as_ref()?.used_bytes()))
                 .max();
             let fit = latest.len() == c.points().count()
                 && latest.iter().all(|r| r.status == Status::Ok)
@@ -808,8 +844,15 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
             break;
         }
     }
-    // 4. Repeat the best and its closest rival while their 95% intervals
-    //    overlap: one measurement each cannot rank them.
+    // 4. Settle the recommendation by back-to-back comparisons: the best
+    //    so far (the champion) against the runner-up that could beat it by
+    //    the most, measured one right after the other (alternating order),
+    //    and judged by their ratio within each round. Readings taken apart
+    //    differ by the machine's drift (on a shared VM, tens of percent
+    //    between minutes), which intervals of repetitions taken seconds
+    //    apart do not show; a ratio taken back to back cancels it. The first
+    //    comparison always runs; later ones only while a rival could still
+    //    beat the champion by more than the tolerance.
     let ranked = |measured: &[(usize, Record)]| -> Vec<(Candidate, Score)> {
         let pooled_now = pooled(measured);
         let mut v: Vec<(Candidate, Score)> = space
@@ -820,43 +863,150 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         v.sort_by(|a, b| b.1.mean.total_cmp(&a.1.mean));
         v
     };
-    for _ in 0..MAX_REPEAT_ROUNDS {
+    let mut champion: Option<Candidate> = ranked(&measured).first().map(|x| x.0);
+    // Rivals the back-to-back rounds showed not to beat the champion by
+    // more than the tolerance (or former champions).
+    let mut settled: Vec<Candidate> = Vec::new();
+    // (rival, ln(rival / champion) per round) of the pair under comparison.
+    let mut pair: Option<(Candidate, Vec<f64>, f64)> = None;
+    for round in 0..MAX_REPEAT_ROUNDS {
+        let Some(champ) = champion else { break };
         let ranking = ranked(&measured);
-        let Some((best_c, b)) = ranking.first().copied() else {
+        let Some(b) = ranking.iter().find(|x| x.0 == champ).map(|x| x.1) else {
             break;
         };
-        let Some((rival_c, r)) = ranking[1..].iter().find(|(_, s)| s.high >= b.low).copied() else {
-            break;
+        let rival = match &pair {
+            Some((r, _, _)) => Some(*r),
+            None => ranking
+                .iter()
+                .filter(|(c, _)| *c != champ && !settled.contains(c))
+                .max_by(|x, y| x.1.could_beat(&b).total_cmp(&y.1.could_beat(&b)))
+                .and_then(|&(c, r)| {
+                    let margin = r.could_beat(&b);
+                    if round == 0 || margin > tolerance * b.mean {
+                        Some(c)
+                    } else {
+                        trace.push(format!(
+                            "no other measured candidate could beat the best {:.1} t/s by more than {:.0}% (closest: {:.1} t/s, at most {:+.1}% at 95%): no more comparisons",
+                            b.mean,
+                            tolerance * 100.0,
+                            r.mean,
+                            100.0 * margin / b.mean
+                        ));
+                        None
+                    }
+                }),
         };
-        if b.relative_half_width().max(r.relative_half_width()) <= EQUIVALENT_CI {
-            trace.push(format!(
-                "best {:.1} and candidate {:.1} overlap with intervals within ±{:.0}%: equivalent, no more repeats",
-                b.mean,
-                r.mean,
-                EQUIVALENT_CI * 100.0
-            ));
-            break;
-        }
+        let Some(rival_c) = rival else { break };
+        let r = ranking
+            .iter()
+            .find(|x| x.0 == rival_c)
+            .map(|x| x.1)
+            .expect("a rival is measured");
         let why = format!(
-            "repeat: best {:.1} [{:.1}, {:.1}] and candidate {:.1} [{:.1}, {:.1}] overlap",
-            b.mean, b.low, b.high, r.mean, r.low, r.high
+            "back to back: best {:.1} t/s against {:.1} t/s",
+            b.mean, r.mean
         );
-        if !measure(&best_c, why.clone(), true, &mut measured, &mut trace)?
-            || !measure(&rival_c, why, true, &mut measured, &mut trace)?
-        {
+        // Every part of both (for balanced, pp and tg): a part left at an
+        // older reading would bring the drift back into the ratio.
+        let first = measured.len();
+        let order = if round % 2 == 0 {
+            [champ, rival_c]
+        } else {
+            [rival_c, champ]
+        };
+        let mut complete = true;
+        for c in order {
+            if !measure(&c, why.clone(), true, &mut measured, &mut trace)? {
+                complete = false;
+                break;
+            }
+        }
+        if !complete {
             break;
         }
+        // This round's readings alone.
+        let this_round = pooled(&measured[first..]);
+        let (Some(bs), Some(rs)) = (
+            space.score(&champ, &this_round),
+            space.score(&rival_c, &this_round),
+        ) else {
+            // A failed re-measurement: the rival cannot be judged; move on.
+            settled.push(rival_c);
+            pair = None;
+            continue;
+        };
+        let (_, ratios, one_round_unc) = pair.get_or_insert((rival_c, Vec::new(), 0.0));
+        ratios.push((rs.mean / bs.mean).ln());
+        *one_round_unc = rs.relative_half_width().hypot(bs.relative_half_width());
+        let n = ratios.len();
+        let q = (ratios.iter().sum::<f64>() / n as f64).exp();
+        let (low, high) = match Summary::of(ratios) {
+            Some(s) if n >= 2 => (s.ci95_low.exp(), s.ci95_high.exp()),
+            _ => (q * (1.0 - *one_round_unc), q * (1.0 + *one_round_unc)),
+        };
+        let verdict = if high <= 1.0 + tolerance {
+            settled.push(rival_c);
+            pair = None;
+            "it is not faster by more than the tolerance"
+        } else if low > 1.0 {
+            settled.push(champ);
+            champion = Some(rival_c);
+            pair = None;
+            "it is faster: it becomes the best"
+        } else {
+            "not decided yet"
+        };
+        trace.push(format!(
+            "    back to back, round {n}: {:.1} vs the best's {:.1} t/s; over the rounds {:.1}% of it (95% {:.1}–{:.1}%): {verdict}",
+            rs.mean,
+            bs.mean,
+            100.0 * q,
+            100.0 * low,
+            100.0 * high
+        ));
     }
-    let ranking = ranked(&measured);
-    if let Some((_, b)) = ranking.first() {
-        let tied = ranking[1..].iter().filter(|(_, s)| s.high >= b.low).count();
-        if tied > 0 {
-            trace.push(format!(
-                "{tied} other candidate(s) are within the best's 95% interval [{:.1}, {:.1}]: as good as the recommendation within noise",
-                b.low, b.high
-            ));
+    // Rounds ran out undecided: the back-to-back evidence decides.
+    if let (Some((rival_c, ratios, _)), Some(_)) = (&pair, champion) {
+        let q = (ratios.iter().sum::<f64>() / ratios.len() as f64).exp();
+        if q > 1.0 {
+            champion = Some(*rival_c);
         }
+        trace.push(format!(
+            "undecided after {} round(s) back to back ({:.1}%): within noise of each other; recommending the faster on average",
+            ratios.len(),
+            100.0 * q
+        ));
     }
+    let ranking: Vec<(Candidate, Score)> = {
+        let mut r = ranked(&measured);
+        if let Some(at) = champion.and_then(|c| r.iter().position(|x| x.0 == c)) {
+            let winner = r.remove(at);
+            r.insert(0, winner);
+        }
+        r
+    };
+    let pooled_now = pooled(&measured);
+    let spent: f64 = measured.iter().map(|(_, r)| r.duration_s).sum();
+    // The check re-measures with the worker still up.
+    let check = match (&grid, ranking.first()) {
+        (Some(grid), Some((pick, _))) if !INTERRUPTED.load(Ordering::SeqCst) => {
+            let whole = Space {
+                points: &plan.points,
+                candidates: all_candidates.clone(),
+                objective,
+            };
+            Some(grid.check(
+                &whole,
+                pick,
+                args.check_rounds,
+                &mut sweep,
+                &progress,
+                &out_dir,
+            )?)
+        }
+        _ => None,
+    };
     sweep.shutdown();
     progress.finish();
 
@@ -868,7 +1018,6 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     for line in &trace {
         println!("  {line}");
     }
-    let spent: f64 = records.iter().map(|r| r.duration_s).sum();
     let distinct = space
         .candidates
         .iter()
@@ -876,11 +1025,32 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         .count();
     let Some((c, s)) = ranking.first() else {
         println!("\nno candidate was measured successfully");
+        write_summary(
+            &out_dir,
+            &serde_json::json!({
+                "schema": 1,
+                "objective": args.objective,
+                "recommendation": null,
+                "measurements": measured.len(),
+                "measuring_time_s": spent,
+                "trace": trace,
+            }),
+        )?;
         return Ok(exit::SOME_FAILED);
     };
     let p = space.point(c);
+    // What the model fitted to the other measurements predicts for the
+    // recommendation (held out, so it can be wrong).
+    let others: BTreeMap<usize, Summary> = pooled_now
+        .iter()
+        .filter(|(i, _)| !c.points().any(|p| p == **i))
+        .map(|(i, s)| (*i, *s))
+        .collect();
+    let predicted = space
+        .predicted(c, &BTreeMap::new(), &space.models(&others))
+        .filter(|v| v.is_finite() && *v > 0.0);
     println!(
-        "\nrecommended for {}: threads={} n_batch={} n_ubatch={} n_ctx={} n_gpu_layers={} — measured {:.2} t/s (95% CI {:.2}–{:.2}, {} samples)",
+        "\nrecommended for {}: threads={} n_batch={} n_ubatch={} n_ctx={} n_gpu_layers={} — measured {:.2} t/s (95% CI {:.2}–{:.2}, {} samples){}",
         objective.label(),
         p.ctx.threads,
         p.ctx.n_batch,
@@ -890,10 +1060,13 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         s.mean,
         s.low,
         s.high,
-        s.samples
+        s.samples,
+        predicted.map_or(String::new(), |v| format!(
+            "; predicted {v:.2} ({:+.1}%) by the model of the other measurements",
+            100.0 * (v / s.mean - 1.0)
+        ))
     );
     if objective == Objective::Balanced {
-        let pooled_now = pooled(&measured);
         if let (Some(pi), Some(ti)) = (c.pp, c.tg) {
             if let (Some(pp), Some(tg)) = (pooled_now.get(&pi), pooled_now.get(&ti)) {
                 println!(
@@ -917,11 +1090,291 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         measured.len(),
         out_dir.display()
     );
+    if let Some(check) = &check {
+        check.print(spent);
+    }
+    write_summary(
+        &out_dir,
+        &serde_json::json!({
+            "schema": 1,
+            "objective": args.objective,
+            "tolerance": tolerance,
+            "recommendation": {
+                "n_gpu_layers": p.load.n_gpu_layers,
+                "threads": p.ctx.threads,
+                "n_ctx": p.ctx.n_ctx,
+                "n_batch": p.ctx.n_batch,
+                "n_ubatch": p.ctx.n_ubatch,
+                "tokens_per_s": s.mean,
+                "ci95": [s.low, s.high],
+                "samples": s.samples,
+                "predicted_tokens_per_s": predicted,
+            },
+            "candidates": n_candidates,
+            "candidates_measured": distinct,
+            "measurements": measured.len(),
+            "measuring_time_s": spent,
+            "check": check.as_ref().map(|c| c.to_json(spent)),
+            "trace": trace,
+        }),
+    )?;
     Ok(if INTERRUPTED.load(Ordering::SeqCst) {
         exit::INTERRUPTED
     } else {
         exit::OK
     })
+}
+
+/// `tune.json`: the recommendation, the cost and the trace, for scripts.
+fn write_summary(out_dir: &Path, summary: &serde_json::Value) -> anyhow::Result<()> {
+    let path = out_dir.join("tune.json");
+    let text = serde_json::to_string_pretty(summary).expect("plain data serializes");
+    std::fs::write(&path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A full grid of the tuner's space (`--against`): what the tuner is checked
+/// against.
+struct Grid {
+    path: PathBuf,
+    /// Every ok sample of each plan point the grid has.
+    pooled: BTreeMap<usize, Summary>,
+    /// Measuring time of the grid's records, per plan point.
+    time_s: BTreeMap<usize, f64>,
+}
+
+impl Grid {
+    fn load(path: &Path, points: &[Point], model_sha256: &str) -> anyhow::Result<Grid> {
+        let (_, records) = lmtune_report::load_results(path)
+            .map_err(|e| anyhow::anyhow!("--against {}: {e}", path.display()))?;
+        let index: BTreeMap<String, usize> = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (point_key(&p.load, &p.ctx, &p.test, model_sha256), i))
+            .collect();
+        let mut samples: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        let mut time_s: BTreeMap<usize, f64> = BTreeMap::new();
+        for r in &records {
+            let Some(&i) = index.get(&r.point_key()) else {
+                continue;
+            };
+            *time_s.entry(i).or_default() += r.duration_s;
+            if r.status == Status::Ok {
+                samples
+                    .entry(i)
+                    .or_default()
+                    .extend(&r.measurement.samples_ts);
+            }
+        }
+        if time_s.is_empty() {
+            bail!(
+                "--against {}: none of its {} records is a point of this space (same model file, knobs and tests); run the grid with the same scenario and model",
+                path.display(),
+                records.len()
+            );
+        }
+        Ok(Grid {
+            path: path.to_path_buf(),
+            pooled: samples
+                .into_iter()
+                .filter_map(|(i, s)| Some((i, Summary::of(&s)?)))
+                .collect(),
+            time_s,
+        })
+    }
+
+    /// Measures the recommendation and the grid's best back to back and
+    /// compares them.
+    fn check(
+        &self,
+        space: &Space,
+        pick: &Candidate,
+        rounds: usize,
+        sweep: &mut crate::sweep::Sweep,
+        progress: &Progress,
+        out_dir: &Path,
+    ) -> anyhow::Result<Check> {
+        let scored: Vec<(Candidate, Score)> = space
+            .candidates
+            .iter()
+            .filter_map(|c| Some((*c, space.score(c, &self.pooled)?)))
+            .collect();
+        let (best, best_score) = scored
+            .iter()
+            .copied()
+            .max_by(|a, b| a.1.mean.total_cmp(&b.1.mean))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--against {}: the grid has no ok measurement of this objective's candidates",
+                    self.path.display()
+                )
+            })?;
+        let grid_time_s: f64 = space
+            .candidates
+            .iter()
+            .flat_map(|c| c.points())
+            .filter_map(|i| self.time_s.get(&i))
+            .sum();
+        let mut check = Check {
+            path: self.path.clone(),
+            covered: scored.len(),
+            candidates: space.candidates.len(),
+            grid_time_s,
+            best: space.point(&best).clone(),
+            best_grid: best_score,
+            pick_grid: space.score(pick, &self.pooled),
+            same_setting: best == *pick,
+            rounds: 0,
+            back_to_back: None,
+        };
+        if check.same_setting {
+            return Ok(check);
+        }
+        // Alternate the order (ABBA…) so a drift during the check hits both.
+        let mut sink = JsonlSink::create(&out_dir.join("check.jsonl"))
+            .with_context(|| format!("cannot write into {}", out_dir.display()))?;
+        let mut samples: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        'rounds: for round in 0..rounds {
+            let order = if round % 2 == 0 {
+                [pick, &best]
+            } else {
+                [&best, pick]
+            };
+            for c in order {
+                for i in c.points() {
+                    if INTERRUPTED.load(Ordering::SeqCst) {
+                        break 'rounds;
+                    }
+                    let p = &space.points[i];
+                    sweep.seed_salt = 1000 + round as u64;
+                    progress.set_message(&format!(
+                        "check {}/{rounds}: {} threads={} n_ubatch={}",
+                        round + 1,
+                        p.test.label(),
+                        p.ctx.threads,
+                        p.ctx.n_ubatch
+                    ));
+                    let record = match sweep.measure(p, progress)? {
+                        PointResult::Recorded(r) => *r,
+                        PointResult::Interrupted => break 'rounds,
+                    };
+                    sink.append(&record)?;
+                    if record.status == Status::Ok {
+                        samples
+                            .entry(i)
+                            .or_default()
+                            .extend(&record.measurement.samples_ts);
+                    }
+                }
+            }
+            check.rounds = round + 1;
+        }
+        let pooled: BTreeMap<usize, Summary> = samples
+            .into_iter()
+            .filter_map(|(i, s)| Some((i, Summary::of(&s)?)))
+            .collect();
+        if let (Some(a), Some(b)) = (space.score(pick, &pooled), space.score(&best, &pooled)) {
+            check.back_to_back = Some((a, b));
+        }
+        Ok(check)
+    }
+}
+
+/// The recommendation against a full grid.
+struct Check {
+    path: PathBuf,
+    covered: usize,
+    candidates: usize,
+    grid_time_s: f64,
+    /// The grid's best setting and its grid reading.
+    best: Point,
+    best_grid: Score,
+    /// The recommendation's grid reading.
+    pick_grid: Option<Score>,
+    /// The recommendation is the grid's best setting: nothing to re-measure.
+    same_setting: bool,
+    rounds: usize,
+    /// (recommendation, grid's best) measured back to back.
+    back_to_back: Option<(Score, Score)>,
+}
+
+impl Check {
+    /// The recommendation over the grid's best (back to back when measured,
+    /// 1 when they are the same setting) with its 95% relative uncertainty.
+    fn ratio(&self) -> Option<(f64, f64)> {
+        match self.back_to_back {
+            Some((a, b)) => Some((
+                a.mean / b.mean,
+                a.relative_half_width().hypot(b.relative_half_width()),
+            )),
+            None if self.same_setting => Some((1.0, 0.0)),
+            None => None,
+        }
+    }
+
+    fn print(&self, spent_s: f64) {
+        let b = &self.best;
+        println!(
+            "\ncheck against {} ({} of {} candidates measured there, {:.1} s of measuring):",
+            self.path.display(),
+            self.covered,
+            self.candidates,
+            self.grid_time_s
+        );
+        println!(
+            "  grid's best: threads={} n_batch={} n_ubatch={} n_ctx={} n_gpu_layers={} at {:.2} t/s",
+            b.ctx.threads, b.ctx.n_batch, b.ctx.n_ubatch, b.ctx.n_ctx, b.load.n_gpu_layers, self.best_grid.mean
+        );
+        match self.pick_grid {
+            Some(p) => println!(
+                "  the recommendation read {:.2} t/s in the grid: {:.1}% of its best (two runs apart)",
+                p.mean,
+                100.0 * p.mean / self.best_grid.mean
+            ),
+            None => println!("  the grid has no reading of the recommendation"),
+        }
+        match (self.back_to_back, self.ratio()) {
+            (Some((a, g)), Some((ratio, unc))) => println!(
+                "  back to back, {} alternating rounds: recommendation {:.2} t/s, grid's best {:.2} t/s: {:.1}% (±{:.1}%)",
+                self.rounds,
+                a.mean,
+                g.mean,
+                100.0 * ratio,
+                100.0 * ratio * unc
+            ),
+            (None, Some(_)) => println!("  the recommendation is the grid's best setting: 100%"),
+            _ => println!("  the back-to-back check did not complete"),
+        }
+        if self.grid_time_s > 0.0 {
+            println!(
+                "  tuning measured for {spent_s:.1} s: {:.0}% of the grid's {:.1} s",
+                100.0 * spent_s / self.grid_time_s,
+                self.grid_time_s
+            );
+        }
+    }
+
+    fn to_json(&self, spent_s: f64) -> serde_json::Value {
+        let b = &self.best;
+        serde_json::json!({
+            "grid": self.path.display().to_string(),
+            "grid_candidates": self.covered,
+            "grid_measuring_time_s": self.grid_time_s,
+            "time_fraction": (self.grid_time_s > 0.0).then(|| spent_s / self.grid_time_s),
+            "grid_best": {
+                "n_gpu_layers": b.load.n_gpu_layers,
+                "threads": b.ctx.threads,
+                "n_ctx": b.ctx.n_ctx,
+                "n_batch": b.ctx.n_batch,
+                "n_ubatch": b.ctx.n_ubatch,
+                "grid_tokens_per_s": self.best_grid.mean,
+            },
+            "recommendation_grid_tokens_per_s": self.pick_grid.map(|p| p.mean),
+            "back_to_back_rounds": self.rounds,
+            "back_to_back_tokens_per_s": self.back_to_back.map(|(a, g)| [a.mean, g.mean]),
+            "ratio": self.ratio().map(|r| r.0),
+            "ratio_ci95_relative": self.ratio().map(|r| r.1),
+        })
+    }
 }
 
 fn metric(kind: TestKind) -> &'static str {
