@@ -76,19 +76,28 @@ mod tests {
     #[test]
     #[cfg(target_os = "linux")]
     fn peak_follows_an_allocation_and_resets() {
-        let (_, _) = rss().unwrap();
-        assert!(reset_peak_rss());
-        let (_, before) = rss().unwrap();
-        let block = vec![1u8; 64 << 20];
-        std::hint::black_box(&block);
-        let (_, during) = rss().unwrap();
-        assert!(
-            during >= before + (60 << 20),
-            "peak {during} did not grow from {before}"
-        );
-        drop(block);
-        assert!(reset_peak_rss());
-        let (_, after) = rss().unwrap();
-        assert!(after < during, "peak did not reset: {after} vs {during}");
+        // The peak is the whole process's, and other tests of this binary
+        // (candle's loads a model) allocate and free at the same time; a
+        // free of theirs between the reset and our allocation can hide the
+        // growth. So a few attempts: a peak that does not track fails all.
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            assert!(reset_peak_rss());
+            let (_, before) = rss().unwrap();
+            let block = vec![1u8; 64 << 20];
+            std::hint::black_box(&block);
+            let (_, during) = rss().unwrap();
+            drop(block);
+            assert!(reset_peak_rss());
+            let (_, after) = rss().unwrap();
+            if during >= before + (60 << 20) && after < during {
+                return;
+            }
+            failures.push(format!(
+                "before {before}, during {during}, after reset {after}"
+            ));
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("the peak did not follow a 64 MiB allocation and reset: {failures:?}");
     }
 }
