@@ -194,7 +194,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             eprintln!(
                 "note: {} point(s) used more VRAM than the scenario's [budget] vram of {} (they would not fit on that machine):",
                 over.len(),
-                format_bytes(budget)
+                lmtune_report::human_bytes(budget)
             );
         }
         for r in over {
@@ -203,7 +203,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 r.point_index,
                 r.test,
                 knob_summary_record(r),
-                format_bytes(r.vram.as_ref().map_or(0, |v| v.used_bytes()))
+                lmtune_report::human_bytes(r.vram.as_ref().map_or(0, |v| v.used_bytes()))
             );
         }
     }
@@ -435,7 +435,7 @@ fn print_plan(plan: &Plan, vram_budget: Option<u64>) {
     if let Some(budget) = vram_budget {
         println!(
             "VRAM budget {} ([budget] vram): points predicted over it are marked",
-            format_bytes(budget)
+            lmtune_report::human_bytes(budget)
         );
     }
     let throughput = lmtune_model::ThroughputParams::with_bandwidths(20.0, 500.0);
@@ -446,7 +446,7 @@ fn print_plan(plan: &Plan, vram_budget: Option<u64>) {
                 let v = crate::predict::predict_point(a, p, true, &throughput, &cpu).vram_bytes;
                 format!(
                     "  predicted VRAM {}{}",
-                    format_bytes(v),
+                    lmtune_report::human_bytes(v),
                     if v > budget { " OVER BUDGET" } else { "" }
                 )
             }
@@ -461,10 +461,6 @@ fn print_plan(plan: &Plan, vram_budget: Option<u64>) {
             plan.measure.point_timeout_s(&p.test)
         );
     }
-}
-
-fn format_bytes(b: u64) -> String {
-    format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64)
 }
 
 fn knob_summary(p: &Point) -> String {

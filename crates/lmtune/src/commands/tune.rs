@@ -1146,38 +1146,30 @@ impl Grid {
     fn load(path: &Path, points: &[Point], model_sha256: &str) -> anyhow::Result<Grid> {
         let (_, records) = lmtune_report::load_results(path)
             .map_err(|e| anyhow::anyhow!("--against {}: {e}", path.display()))?;
+        let n_records = records.len();
         let index: BTreeMap<String, usize> = points
             .iter()
             .enumerate()
             .map(|(i, p)| (point_key(&p.load, &p.ctx, &p.test, model_sha256), i))
             .collect();
-        let mut samples: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        let matched: Vec<(usize, Record)> = records
+            .into_iter()
+            .filter_map(|r| Some((*index.get(&r.point_key())?, r)))
+            .collect();
         let mut time_s: BTreeMap<usize, f64> = BTreeMap::new();
-        for r in &records {
-            let Some(&i) = index.get(&r.point_key()) else {
-                continue;
-            };
-            *time_s.entry(i).or_default() += r.duration_s;
-            if r.status == Status::Ok {
-                samples
-                    .entry(i)
-                    .or_default()
-                    .extend(&r.measurement.samples_ts);
-            }
+        for (i, r) in &matched {
+            *time_s.entry(*i).or_default() += r.duration_s;
         }
         if time_s.is_empty() {
             bail!(
                 "--against {}: none of its {} records is a point of this space (same model file, knobs and tests); run the grid with the same scenario and model",
                 path.display(),
-                records.len()
+                n_records
             );
         }
         Ok(Grid {
             path: path.to_path_buf(),
-            pooled: samples
-                .into_iter()
-                .filter_map(|(i, s)| Some((i, Summary::of(&s)?)))
-                .collect(),
+            pooled: pooled(&matched),
             time_s,
         })
     }
@@ -1232,7 +1224,7 @@ impl Grid {
         // Alternate the order (ABBA…) so a drift during the check hits both.
         let mut sink = JsonlSink::create(&out_dir.join("check.jsonl"))
             .with_context(|| format!("cannot write into {}", out_dir.display()))?;
-        let mut samples: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        let mut checked: Vec<(usize, Record)> = Vec::new();
         'rounds: for round in 0..rounds {
             let order = if round % 2 == 0 {
                 [pick, &best]
@@ -1258,20 +1250,12 @@ impl Grid {
                         PointResult::Interrupted => break 'rounds,
                     };
                     sink.append(&record)?;
-                    if record.status == Status::Ok {
-                        samples
-                            .entry(i)
-                            .or_default()
-                            .extend(&record.measurement.samples_ts);
-                    }
+                    checked.push((i, record));
                 }
             }
             check.rounds = round + 1;
         }
-        let pooled: BTreeMap<usize, Summary> = samples
-            .into_iter()
-            .filter_map(|(i, s)| Some((i, Summary::of(&s)?)))
-            .collect();
+        let pooled = pooled(&checked);
         if let (Some(a), Some(b)) = (space.score(pick, &pooled), space.score(&best, &pooled)) {
             check.back_to_back = Some((a, b));
         }
