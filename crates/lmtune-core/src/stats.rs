@@ -64,6 +64,14 @@ impl Summary {
     }
 }
 
+/// Student's t quantile `p` (e.g. 0.975) with `dof` degrees of freedom;
+/// the normal quantile for infinite `dof`, NaN for none.
+pub fn t_quantile(p: f64, dof: f64) -> f64 {
+    StudentsT::new(0.0, 1.0, dof)
+        .map(|d| d.inverse_cdf(p))
+        .unwrap_or(f64::NAN)
+}
+
 /// Half-width of a two-sided 95% CI of the mean for `n` samples with
 /// standard deviation `sd`.
 pub fn ci95_half_width(sd: f64, n: usize) -> f64 {

@@ -88,7 +88,7 @@ pub fn fit_linear(
     target: impl Fn(usize, f64) -> f64,
 ) -> Result<LinearFit, FitError> {
     let (n, p) = (rows.len(), names.len());
-    let (all, _) = fit_once(what, names, rows, y, &target)?;
+    let (all, _) = fit_once(what, names, rows, y, &target, false)?;
     // Set aside the worst row while it stands out, one at a time (a wild
     // point drags the fit, so the others' errors are judged again without it).
     let mut keep: Vec<usize> = (0..n).collect();
@@ -97,7 +97,14 @@ pub fn fit_linear(
     loop {
         let kept_rows: Vec<Vec<f64>> = keep.iter().map(|&i| rows[i].clone()).collect();
         let kept_y: Vec<f64> = keep.iter().map(|&i| y[i]).collect();
-        let (f, errors) = fit_once(what, names, &kept_rows, &kept_y, &|k, v| target(keep[k], v))?;
+        let (f, errors) = fit_once(
+            what,
+            names,
+            &kept_rows,
+            &kept_y,
+            &|k, v| target(keep[k], v),
+            false,
+        )?;
         fit = f;
         if outliers.len() + 1 > n / 10 || keep.len() < p + 3 {
             break;
@@ -131,19 +138,35 @@ pub fn fit_linear(
     Ok(fit)
 }
 
-/// One least-squares fit, and each row's leave-one-out error.
+/// Like [`fit_linear`], with no row set aside: for designs where a row
+/// can be the only one to determine a coefficient (its leave-one-out error
+/// is then unbounded and says nothing about the row).
+pub fn fit_linear_all(
+    what: &str,
+    names: &[&str],
+    rows: &[Vec<f64>],
+    y: &[f64],
+    target: impl Fn(usize, f64) -> f64,
+) -> Result<LinearFit, FitError> {
+    Ok(fit_once(what, names, rows, y, &target, true)?.0)
+}
+
+/// One least-squares fit, and each row's leave-one-out error. `exact_ok`
+/// accepts as many rows as coefficients (no intervals then).
 fn fit_once(
     what: &str,
     names: &[&str],
     rows: &[Vec<f64>],
     y: &[f64],
     target: &dyn Fn(usize, f64) -> f64,
+    exact_ok: bool,
 ) -> Result<(LinearFit, Vec<Option<f64>>), FitError> {
     let (n, p) = (rows.len(), names.len());
-    if n < p + 1 {
+    let needed = if exact_ok { p.max(1) } else { p + 1 };
+    if n < needed {
         return Err(FitError::TooFewPoints {
             what: what.into(),
-            needed: p + 1,
+            needed,
             have: n,
         });
     }

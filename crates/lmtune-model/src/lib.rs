@@ -12,18 +12,20 @@
 //! println!("recommended n_gpu_layers: {:?}", p.recommended.map(|i| p.rows[i].n_gpu_layers));
 //! ```
 
+mod across;
 mod fit;
 mod memory;
 mod plan;
 mod throughput;
 mod tuner;
 
-pub use fit::{fit_linear, Coefficient, FitError, LinearFit};
+pub use across::{fit_across_models, HeldOutModel, MachineCalibration, TgObservation, ThreadTerms};
+pub use fit::{fit_linear, fit_linear_all, Coefficient, FitError, LinearFit};
 pub use memory::{
     compute_buffer_bytes, predict_memory, ContextShape, CpuBackend, MemoryBreakdown,
     MemoryPrediction, Placement, GPU_OVERHEAD_BYTES, HOST_OVERHEAD_BYTES,
 };
-pub use plan::{apply_calibration, plan, Budgets, Plan, PlanRow};
+pub use plan::{apply_calibration, apply_machine_calibration, plan, Budgets, Plan, PlanRow};
 
 /// Fitted models for one machine, backend and model (`lmtune fit`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -121,6 +121,51 @@ pub fn apply_calibration(plan: &mut Plan, cal: &crate::Calibration, threads: u32
             }
         }
     }
+    decide(plan);
+    applied
+}
+
+/// Replaces the default host generation terms (η_cpu, t_fixed) with a
+/// machine's fit across models at `threads` (or the nearest fitted count
+/// below it) and predicts every row's generation again; offloaded layers
+/// keep the default GPU terms. `None` when the fit has no thread count at
+/// or below `threads`.
+pub fn apply_machine_calibration(
+    plan: &mut Plan,
+    a: &ModelAnatomy,
+    cal: &crate::MachineCalibration,
+    threads: u32,
+) -> Option<String> {
+    let t = cal
+        .threads
+        .iter()
+        .filter(|t| t.threads <= threads)
+        .max_by_key(|t| t.threads)?;
+    if plan.throughput.cpu_bandwidth_gb_per_s <= 0.0 || t.effective_gb_per_s <= 0.0 {
+        return None;
+    }
+    plan.throughput.eta_cpu = t.effective_gb_per_s / plan.throughput.cpu_bandwidth_gb_per_s;
+    plan.throughput.t_fixed_s = t.t_fixed_ms.max(0.0) / 1000.0;
+    for row in &mut plan.rows {
+        row.tg_tokens_per_s = predict_tg(a, &row.memory.placement, &plan.ctx, 0, &plan.throughput);
+    }
+    decide(plan);
+    Some(format!(
+        "host generation at {} thread(s): {:.1} GB/s effective and {:.2} ms fixed per token, fitted across {} models on {}{}",
+        t.threads,
+        t.effective_gb_per_s,
+        t.t_fixed_ms,
+        cal.models.len(),
+        cal.machine,
+        cal.leave_one_model_out_mape.map_or(String::new(), |e| format!(
+            " (each model predicted from the others within {:.1}% on average)",
+            e * 100.0
+        ))
+    ))
+}
+
+/// What fits and the fastest of it, after the predictions changed.
+fn decide(plan: &mut Plan) {
     let budgets = plan.budgets;
     for row in &mut plan.rows {
         row.fits_vram = row.memory.gpu.total() <= budgets.usable(budgets.vram_bytes);
@@ -133,5 +178,4 @@ pub fn apply_calibration(plan: &mut Plan, cal: &crate::Calibration, threads: u32
         .filter(|(_, r)| r.fits())
         .max_by(|(_, x), (_, y)| x.tg_tokens_per_s.total_cmp(&y.tg_tokens_per_s))
         .map(|(i, _)| i);
-    applied
 }

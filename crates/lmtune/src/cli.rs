@@ -367,7 +367,9 @@ pub struct TuneArgs {
     pub max_points: Option<usize>,
     /// How close to the best is good enough, e.g. 3%: a runner-up is
     /// measured again only while it could still beat the recommendation by
-    /// more than this (its 95% interval and the recommendation's combined).
+    /// more than this (its 95% interval and the recommendation's combined);
+    /// back to back, it is settled once the chance that it is faster by more
+    /// than this is under 10%.
     #[arg(long, default_value = "3%", value_name = "PERCENT")]
     pub tolerance: String,
     /// Check the recommendation against a full grid of the same space (a

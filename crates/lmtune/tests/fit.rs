@@ -157,3 +157,126 @@ fn plan_with_a_calibration_uses_the_fitted_models() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an lmtune calibration"));
 }
+
+/// The committed generation runs of four model sizes on the dev VM
+/// (`scenarios/tg-across-models.toml`).
+const ACROSS: [&str; 4] = [
+    "results/2026-11-22-vm-tg-across-smollm2",
+    "results/2026-11-22-vm-tg-across-1b",
+    "results/2026-11-22-vm-tg-across-3b",
+    "results/2026-11-22-vm-tg-across-7b",
+];
+
+/// Across models, `fit` separates the effective bandwidth from the fixed
+/// cost per token, predicts each model from the others, and `plan
+/// --calibration` uses both for a model on the same machine.
+#[test]
+fn fit_across_models_predicts_each_model_from_the_others_and_plan_uses_it() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    let cal = dir.path().join("cal.json");
+    let output = lmtune()
+        .current_dir(&root)
+        .arg("fit")
+        .args(ACROSS)
+        .arg("-o")
+        .arg(&cal)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("== generation across 4 models"), "{stdout}");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&cal).unwrap()).unwrap();
+    let m = &v["machines"][0];
+    assert_eq!(m["models"].as_array().unwrap().len(), 4, "{m}");
+    let terms = |t: u64| {
+        m["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["threads"] == t)
+            .unwrap_or_else(|| panic!("{t} threads: {m}"))
+            .clone()
+    };
+    let (one, two) = (terms(1), terms(2));
+    let bw = |x: &Value| x["effective_gb_per_s"].as_f64().unwrap();
+    // Two threads read faster than one; both below twice the measured read
+    // bandwidth and above a tenth of it (η is a share of it).
+    assert!(bw(&two) > bw(&one), "{one} {two}");
+    for x in [&one, &two] {
+        let eta = x["eta"].as_f64().unwrap();
+        assert!((0.1..2.0).contains(&eta), "{x}");
+        assert!(x["t_fixed_ms"].as_f64().unwrap() > 0.0, "{x}");
+    }
+    // Every model predicted from the other three.
+    let held = m["leave_one_model_out"].as_array().unwrap();
+    assert_eq!(held.len(), 4, "{m}");
+    let mape = m["leave_one_model_out_mape"].as_f64().unwrap();
+    assert!(mape < 0.15, "each model from the others: {mape}\n{stdout}");
+    // A size between the others' is predicted within 10%.
+    for h in held {
+        let name = h["model"].as_str().unwrap();
+        if name.starts_with("llama-1b") || name.starts_with("llama-3b") {
+            assert!(h["mape"].as_f64().unwrap() < 0.10, "{h}\n{stdout}");
+        }
+    }
+
+    // plan --calibration on this machine: make the calibration this
+    // machine's (the plan names it when it is another's).
+    let plan = |cal: &std::path::Path| -> Value {
+        let out = lmtune()
+            .arg("plan")
+            .arg("-m")
+            .arg(common::model_path())
+            .args([
+                "--vram",
+                "0",
+                "--cpu-bandwidth",
+                "30",
+                "--json",
+                "--calibration",
+            ])
+            .arg(cal)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let notes = |p: &Value| -> Vec<String> {
+        p["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = plan(&cal);
+    let this_machine = notes(&first).iter().find_map(|n| {
+        let at = n.find("not this machine (")? + "not this machine (".len();
+        let end = n.rfind("); not used")?;
+        Some(n[at..end].to_string())
+    });
+    if let Some(host) = this_machine {
+        v["machines"][0]["machine"] = Value::String(host);
+        std::fs::write(&cal, v.to_string()).unwrap();
+    }
+    let p = plan(&cal);
+    let ns = notes(&p);
+    assert!(
+        ns.iter()
+            .any(|n| n.starts_with("calibrated: host generation at")
+                && n.contains("across 4 models")),
+        "{ns:?}"
+    );
+    // η and t_fixed are the fitted ones at the thread count used.
+    let eta = p["plan"]["throughput"]["eta_cpu"].as_f64().unwrap();
+    let used: Vec<f64> = [&one, &two].iter().map(|x| bw(x) / 30.0).collect();
+    assert!(
+        used.iter().any(|e| (e - eta).abs() < 1e-9),
+        "{eta} {used:?}"
+    );
+}

@@ -75,6 +75,13 @@ fn tune_finds_the_planted_optimum_with_a_quarter_of_the_points_over_many_seeds()
             let measured = common::read_records(&out);
             // 6 thread counts × 9 (n_batch, n_ubatch) pairs × 2 n_ctx = 108 candidates per objective.
             assert!(stdout.contains("of 108 candidates"), "{stdout}");
+            if objective == "tg" {
+                // n_batch and n_ubatch do not change generation: 6 × 2 settings to tell apart.
+                assert!(
+                    stdout.contains("(12 distinct of 108 candidates)"),
+                    "{stdout}"
+                );
+            }
             assert!(
                 measured.len() * 4 <= 108,
                 "{objective} seed {seed}: measured {} of 108:\n{stdout}",
@@ -161,6 +168,16 @@ fn tune_balanced_finds_the_planted_optimum_of_a_whole_request() {
             "seed {seed}: chose {chosen} of {optimum}:\n{stdout}"
         );
         assert!(stdout.contains("request: pp512 at"), "{stdout}");
+        // Generation is measured only at the setting that stands for all
+        // those differing in n_batch and n_ubatch (the largest micro-batch),
+        // never once per micro-batch.
+        for r in measured.iter().filter(|r| r["test"] == "tg64") {
+            assert_eq!(
+                (&r["n_batch"], &r["n_ubatch"]),
+                (&512.into(), &512.into()),
+                "{r}"
+            );
+        }
     }
 }
 

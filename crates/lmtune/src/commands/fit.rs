@@ -10,6 +10,12 @@
 //!
 //! Features that do not vary in the data are left out (their effect cannot
 //! be told from the intercept).
+//!
+//! Given results of two or more models on one machine and backend, it also
+//! fits that machine's generation terms across models (CPU only): ms per
+//! token = t_fixed + GB read per token ÷ effective bandwidth, per thread
+//! count, with η = effective ÷ measured read bandwidth and each model
+//! predicted from the others (`lmtune_model::fit_across_models`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +24,10 @@ use anyhow::{bail, Context};
 use lmtune_core::knobs::TestKind;
 use lmtune_core::record::{Record, Status};
 use lmtune_gguf::{GgufFile, ModelAnatomy};
-use lmtune_model::{fit_linear, predict_memory, Calibration, ContextShape, CpuBackend, LinearFit};
+use lmtune_model::{
+    fit_across_models, fit_linear, predict_memory, Calibration, ContextShape, CpuBackend,
+    LinearFit, MachineCalibration, TgObservation,
+};
 use lmtune_report::load_results;
 
 use crate::cli::FitArgs;
@@ -46,9 +55,9 @@ pub fn run(args: FitArgs) -> anyhow::Result<u8> {
     }
     // One calibration per machine + backend + model.
     let mut groups: BTreeMap<(String, String, String), Vec<&Record>> = BTreeMap::new();
-    for r in ok {
+    for &r in &ok {
         let fp = &r.fingerprint;
-        let machine = format!("{} ({})", fp.host.hostname, fp.host.cpu_model);
+        let machine = machine_of(r);
         let model = if fp.model.sha256.is_empty() {
             r.model.clone()
         } else {
@@ -110,14 +119,119 @@ pub fn run(args: FitArgs) -> anyhow::Result<u8> {
         print_calibration(&cal);
         calibrations.push(cal);
     }
+    let machines = fit_machines(&ok);
     if let Some(out) = &args.output {
-        let text = serde_json::to_string_pretty(
-            &serde_json::json!({ "format": "lmtune-calibration", "version": 1, "calibrations": calibrations }),
-        )?;
+        let text = serde_json::to_string_pretty(&serde_json::json!({
+            "format": "lmtune-calibration",
+            "version": 1,
+            "calibrations": calibrations,
+            "machines": machines,
+        }))?;
         std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
         eprintln!("calibration saved to {}", out.display());
     }
     Ok(exit::OK)
+}
+
+fn machine_of(r: &Record) -> String {
+    let fp = &r.fingerprint;
+    format!("{} ({})", fp.host.hostname, fp.host.cpu_model)
+}
+
+/// Generation across models, per machine and backend with two or more
+/// models: CPU-only tg records whose bytes per token are known.
+fn fit_machines(ok: &[&Record]) -> Vec<MachineCalibration> {
+    let mut groups: BTreeMap<(String, String), Vec<TgObservation>> = BTreeMap::new();
+    for r in ok {
+        let (Some(bytes), Some(tps)) = (
+            r.prediction.as_ref().and_then(|p| p.tg_bytes_per_token),
+            r.tokens_per_s.as_ref().map(|s| s.mean),
+        ) else {
+            continue;
+        };
+        if r.workload.kind() != TestKind::Tg || r.load.n_gpu_layers != 0 || tps <= 0.0 {
+            continue;
+        }
+        groups
+            .entry((machine_of(r), r.backend.clone()))
+            .or_default()
+            .push(TgObservation {
+                model: r.model.clone(),
+                threads: r.ctx.threads,
+                bytes_per_token: bytes as f64,
+                ms_per_token: 1000.0 / tps,
+                read_gb_per_s: r.fingerprint.host_bandwidth_at(r.ctx.threads),
+            });
+    }
+    let mut out = Vec::new();
+    for ((machine, backend), obs) in groups {
+        let mut models: Vec<&str> = obs.iter().map(|o| o.model.as_str()).collect();
+        models.sort_unstable();
+        models.dedup();
+        if models.len() < 2 {
+            continue;
+        }
+        println!(
+            "== generation across {} models on {machine}, backend {backend}: {} points",
+            models.len(),
+            obs.len()
+        );
+        println!("  ms/token = t_fixed + GB read per token ÷ effective bandwidth (CPU only; weighted to relative error)");
+        match fit_across_models(&machine, &backend, &obs) {
+            Ok(c) => {
+                print_machine(&c);
+                out.push(c);
+            }
+            Err(e) => println!("  note: {e}"),
+        }
+    }
+    out
+}
+
+fn print_machine(c: &MachineCalibration) {
+    let range = |ci: Option<[f64; 2]>, digits: usize| {
+        ci.map_or(String::new(), |[l, h]| {
+            format!(" (95% {l:.digits$}–{h:.digits$})")
+        })
+    };
+    for t in &c.threads {
+        println!(
+            "  {} thread(s): effective {:.1} GB/s{}{}; t_fixed {:.2} ms{}",
+            t.threads,
+            t.effective_gb_per_s,
+            range(t.effective_gb_per_s_ci95, 1),
+            match (t.eta, t.read_gb_per_s) {
+                (Some(eta), Some(read)) =>
+                    format!(" = η {eta:.2} of the measured read bandwidth {read:.1} GB/s"),
+                _ => String::new(),
+            },
+            t.t_fixed_ms,
+            range(t.t_fixed_ms_ci95, 2),
+        );
+    }
+    let f = &c.fit;
+    println!(
+        "  {} rows (a model at a thread count, its mean time), R² {:.3}, leave-one-out error {}",
+        f.n,
+        f.r_squared,
+        f.loo_mape
+            .map_or("–".into(), |e| format!("{:.1}%", e * 100.0))
+    );
+    if let Some(e) = c.leave_one_model_out_mape {
+        let each: Vec<String> = c
+            .leave_one_model_out
+            .iter()
+            .map(|m| format!("{} {:.1}%", m.model, m.mape * 100.0))
+            .collect();
+        println!(
+            "  each model predicted from the others: {:.1}% mean |error| of t/s ({})",
+            e * 100.0,
+            each.join(", ")
+        );
+    }
+    for n in &c.notes {
+        println!("  note: {n}");
+    }
 }
 
 /// The model file: --model, else models/ or models/synth/ under the current directory.

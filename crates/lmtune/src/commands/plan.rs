@@ -131,14 +131,48 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         let cals: Vec<lmtune_model::Calibration> =
             serde_json::from_value(v["calibrations"].clone())
                 .with_context(|| format!("--calibration {}", path.display()))?;
+        // Older files have no "machines".
+        let machines: Vec<lmtune_model::MachineCalibration> = match v.get("machines") {
+            Some(m) => serde_json::from_value(m.clone())
+                .with_context(|| format!("--calibration {}: machines", path.display()))?,
+            None => Vec::new(),
+        };
         let file = args
             .model
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let host = HostInfo::detect();
+        let this_machine = format!("{} ({})", host.hostname, host.cpu_model);
+        // Generation of any model on this machine, from the fit across models.
+        match machines
+            .iter()
+            .find(|m| m.machine == this_machine && m.backend == "llama-cpp")
+        {
+            Some(m) => {
+                match lmtune_model::apply_machine_calibration(&mut p, &a, m, host.physical_cores) {
+                    Some(line) => notes.push(format!("calibrated: {line}")),
+                    None => notes.push(format!(
+                        "{}: the fit across models has no terms at {} threads or fewer",
+                        path.display(),
+                        host.physical_cores
+                    )),
+                }
+            }
+            None if !machines.is_empty() => notes.push(format!(
+                "{}: its fit across models is for {}, not this machine ({this_machine}); not used",
+                path.display(),
+                machines
+                    .iter()
+                    .map(|m| m.machine.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            None => {}
+        }
         match cals.iter().find(|c| c.model.starts_with(&file)) {
             Some(cal) => {
-                let threads = HostInfo::detect().physical_cores;
+                let threads = host.physical_cores;
                 for line in lmtune_model::apply_calibration(&mut p, cal, threads) {
                     notes.push(format!("calibrated: {line}"));
                 }

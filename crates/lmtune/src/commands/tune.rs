@@ -33,7 +33,7 @@ use lmtune_core::fingerprint::HostInfo;
 use lmtune_core::knobs::TestKind;
 use lmtune_core::record::{point_key, Record, Status};
 use lmtune_core::scenario::{BackendKind, MachineFacts, Point, Scenario};
-use lmtune_core::stats::Summary;
+use lmtune_core::stats::{t_quantile, Summary};
 use lmtune_model::{SpeedModel, SpeedSample};
 use lmtune_report::{markdown_table, CsvSink, JsonlSink, RecordSink};
 
@@ -54,6 +54,47 @@ fn ubatch_eff(p: &Point) -> u32 {
     }
 }
 
+/// For each point, the point whose measurement stands for it. A generated
+/// token is decoded alone whatever n_batch and n_ubatch are (they only split
+/// the prompt), so tg points that differ only in them do the same work and
+/// are measured once. The stand-in is the one with the largest micro-batch
+/// (then batch), the setting that is also best for prompts. Other points
+/// stand for themselves.
+fn same_work(points: &[Point]) -> Vec<usize> {
+    let key = |p: &Point| {
+        let mut ctx = p.ctx.clone();
+        ctx.n_batch = 0;
+        ctx.n_ubatch = 0;
+        (p.load.clone(), ctx, p.test)
+    };
+    let mut stand_in: BTreeMap<_, usize> = BTreeMap::new();
+    for (i, p) in points.iter().enumerate() {
+        if p.test.kind() != TestKind::Tg {
+            continue;
+        }
+        let rank = |p: &Point| (ubatch_eff(p), p.ctx.n_batch.min(p.ctx.n_ctx));
+        stand_in
+            .entry(key(p))
+            .and_modify(|j| {
+                if rank(p) > rank(&points[*j]) {
+                    *j = i;
+                }
+            })
+            .or_insert(i);
+    }
+    points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if p.test.kind() == TestKind::Tg {
+                stand_in[&key(p)]
+            } else {
+                i
+            }
+        })
+        .collect()
+}
+
 /// The tuner's speed model over the measured points.
 fn fit_model(measured: &[(&Point, f64)]) -> SpeedModel {
     let samples: Vec<SpeedSample> = measured
@@ -70,13 +111,30 @@ fn fit_model(measured: &[(&Point, f64)]) -> SpeedModel {
 /// Back-to-back rounds (the best against a rival) before recommending.
 const MAX_REPEAT_ROUNDS: usize = 3;
 
+/// A back-to-back round's variance of ln(rival / best) from its
+/// repetitions, and the degrees of freedom behind it.
+type RoundVariance = (f64, f64);
+
+/// Back-to-back comparisons are decided at 90% one-sided (the bounds of an
+/// 80% interval): the probability and its normal quantile.
+const DECISION_P: f64 = 0.90;
+const DECISION_Z: f64 = 1.2816;
+
 /// Every ok measurement of each candidate, pooled.
 fn pooled(measured: &[(usize, Record)]) -> BTreeMap<usize, Summary> {
+    pooled_as(measured, |i| i)
+}
+
+/// Like `pooled`, with each point's samples filed under `key(point)`.
+fn pooled_as(
+    measured: &[(usize, Record)],
+    key: impl Fn(usize) -> usize,
+) -> BTreeMap<usize, Summary> {
     let mut samples: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
     for (i, r) in measured {
         if r.status == Status::Ok {
             samples
-                .entry(*i)
+                .entry(key(*i))
                 .or_default()
                 .extend(&r.measurement.samples_ts);
         }
@@ -248,6 +306,16 @@ impl Score {
         }
     }
 
+    /// Standard error of the mean relative to it (the 95% half-width over
+    /// Student's t); infinite from one sample.
+    fn relative_se(&self) -> f64 {
+        if self.samples < 2 {
+            f64::INFINITY
+        } else {
+            self.relative_half_width() / t_quantile(0.975, (self.samples - 1) as f64)
+        }
+    }
+
     /// Half the 95% interval in t/s; unknown (infinite) from one sample.
     fn half_width(&self) -> f64 {
         if self.samples < 2 {
@@ -276,9 +344,31 @@ struct Space<'a> {
     points: &'a [Point],
     candidates: Vec<Candidate>,
     objective: Objective,
+    /// The point whose measurement stands for each point (`same_work`, or
+    /// each point itself where every reading is its own, as in a grid).
+    stand_in: Vec<usize>,
 }
 
 impl Space<'_> {
+    /// Every ok measurement pooled under the point that stands for it.
+    fn pool(&self, measured: &[(usize, Record)]) -> BTreeMap<usize, Summary> {
+        pooled_as(measured, |i| self.stand_in[i])
+    }
+
+    /// The reading of point `i` in `pooled` (keyed as `pool` keys it).
+    fn reading<'p>(&self, pooled: &'p BTreeMap<usize, Summary>, i: usize) -> Option<&'p Summary> {
+        pooled.get(&self.stand_in[i])
+    }
+
+    /// Whether every point of `c` (or one doing the same work) was measured.
+    fn tried(&self, c: &Candidate, measured: &[(usize, Record)]) -> bool {
+        c.points().all(|i| {
+            measured
+                .iter()
+                .any(|(m, _)| self.stand_in[*m] == self.stand_in[i])
+        })
+    }
+
     /// The point whose knobs stand for the candidate (pp and tg share them).
     fn point(&self, c: &Candidate) -> &Point {
         &self.points[c.pp.or(c.tg).expect("a candidate has a point")]
@@ -287,11 +377,11 @@ impl Space<'_> {
     /// The candidate's score from the measurements, if every point of it has one.
     fn score(&self, c: &Candidate, pooled: &BTreeMap<usize, Summary>) -> Option<Score> {
         match self.objective {
-            Objective::Pp => pooled.get(&c.pp?).map(Score::of),
-            Objective::Tg => pooled.get(&c.tg?).map(Score::of),
+            Objective::Pp => self.reading(pooled, c.pp?).map(Score::of),
+            Objective::Tg => self.reading(pooled, c.tg?).map(Score::of),
             Objective::Balanced => {
                 let (pi, ti) = (c.pp?, c.tg?);
-                let (pp, tg) = (pooled.get(&pi)?, pooled.get(&ti)?);
+                let (pp, tg) = (self.reading(pooled, pi)?, self.reading(pooled, ti)?);
                 let n_prompt = f64::from(self.points[pi].test.n_prompt);
                 let n_gen = f64::from(self.points[ti].test.n_gen);
                 let (mean, w_pp, w_tg) = request_tps(n_prompt, pp.mean, n_gen, tg.mean);
@@ -315,7 +405,7 @@ impl Space<'_> {
         models: &BTreeMap<TestKind, SpeedModel>,
     ) -> Option<f64> {
         let part = |i: usize| -> Option<f64> {
-            if let Some(s) = pooled.get(&i) {
+            if let Some(s) = self.reading(pooled, i) {
                 return Some(s.mean);
             }
             let p = &self.points[i];
@@ -459,10 +549,12 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         physical_cores: host.physical_cores,
         logical_cores: host.logical_cores,
     })?;
+    let stand_in = same_work(&plan.points);
     let mut space = Space {
         points: &plan.points,
         candidates: candidates_of(&plan.points, objective),
         objective,
+        stand_in: stand_in.clone(),
     };
     if space.candidates.is_empty() {
         bail!(
@@ -484,6 +576,13 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     // The whole space, before the offload search narrows it (for --against).
     let all_candidates = space.candidates.clone();
     let per_candidate = space.candidates[0].points().count();
+    // For tg, candidates doing the same work are one setting to measure.
+    if objective == Objective::Tg {
+        space
+            .candidates
+            .retain(|c| c.tg.is_none_or(|i| stand_in[i] == i));
+    }
+    let n_distinct = space.candidates.len();
     let model = model_fingerprint(&plan)?;
     // Read the grid first: a bad --against fails before anything is created.
     let grid = args
@@ -538,6 +637,17 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     // (point index, record): every measurement, repeats included.
     let mut measured: Vec<(usize, Record)> = Vec::new();
     let mut trace: Vec<String> = Vec::new();
+    let shared = (0..plan.points.len()).filter(|&i| stand_in[i] != i).count();
+    if shared > 0 {
+        trace.push(format!(
+            "n_batch and n_ubatch only split the prompt: {shared} tg point(s) do the same work as another and share its measurement{}",
+            if objective == Objective::Tg {
+                format!(" ({n_distinct} distinct of {n_candidates} candidates)")
+            } else {
+                String::new()
+            }
+        ));
+    }
     // Repeats of close candidates come on top of one measurement per point.
     let max_points = args
         .max_points
@@ -594,20 +704,23 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         measured.push((i, record));
         Ok(true)
     };
-    let tried = |c: &Candidate, measured: &[(usize, Record)]| {
-        c.points().all(|i| measured.iter().any(|(m, _)| *m == i))
-    };
-    // Measures the candidate's points; `again` re-measures those done already.
+    // Measures the candidate's points; `again` re-measures those done
+    // already, except the ones in `keep` (stand-ins whose reading holds).
     let mut measure = |c: &Candidate,
                        why: String,
                        again: bool,
+                       keep: &[usize],
                        measured: &mut Vec<(usize, Record)>,
                        trace: &mut Vec<String>|
      -> anyhow::Result<bool> {
         for i in c.points() {
-            if (again || !measured.iter().any(|(m, _)| *m == i))
-                && !measure_point(i, &why, measured, trace)?
-            {
+            let done = measured.iter().any(|(m, _)| stand_in[*m] == stand_in[i]);
+            let fresh = if again {
+                !keep.contains(&stand_in[i])
+            } else {
+                !done
+            };
+            if fresh && !measure_point(stand_in[i], &why, measured, trace)? {
                 return Ok(false);
             }
         }
@@ -675,13 +788,19 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
                 (None, Some(v)) => format!("offload: predicted {:.0} MiB of VRAM", mib(v)),
                 _ => "offload".to_string(),
             };
-            if !measure(&c, why, true, &mut measured, &mut trace)? {
+            if !measure(&c, why, true, &[], &mut measured, &mut trace)? {
                 break;
             }
             // It fits if every point of it ran and stayed within the budget.
             let latest: Vec<&Record> = c
                 .points()
-                .filter_map(|i| measured.iter().rev().find(|(m, _)| *m == i).map(|(_, r)| r))
+                .filter_map(|i| {
+                    measured
+                        .iter()
+                        .rev()
+                        .find(|(m, _)| *m == stand_in[i])
+                        .map(|(_, r)| r)
+                })
                 .collect();
             let used = latest
                 .iter()
@@ -763,6 +882,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
                 c,
                 format!("thread count {t}, largest micro-batch"),
                 false,
+                &[],
                 &mut measured,
                 &mut trace,
             )?;
@@ -771,7 +891,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     // 2. With pp in the objective: the smallest micro-batch at the best
     //    thread count, to separate the per-micro-batch cost γ.
     if objective != Objective::Tg {
-        let pooled_now = pooled(&measured);
+        let pooled_now = space.pool(&measured);
         let best_t = space
             .candidates
             .iter()
@@ -787,14 +907,14 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
             let largest = space
                 .candidates
                 .iter()
-                .filter(|c| tried(c, &measured))
+                .filter(|c| space.tried(c, &measured))
                 .map(|c| ubatch_eff(space.point(c)))
                 .max()
                 .unwrap_or(0);
             let small = space
                 .candidates
                 .iter()
-                .filter(|c| space.point(c).ctx.threads == best_t && !tried(c, &measured))
+                .filter(|c| space.point(c).ctx.threads == best_t && !space.tried(c, &measured))
                 .min_by_key(|c| ubatch_eff(space.point(c)));
             if let Some(c) = small {
                 if ubatch_eff(space.point(c)) < largest {
@@ -802,6 +922,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
                         c,
                         "smallest micro-batch at the best thread count".into(),
                         false,
+                        &[],
                         &mut measured,
                         &mut trace,
                     )?;
@@ -811,7 +932,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     }
     // 3. Measure while an untried candidate is predicted better beyond the uncertainty.
     loop {
-        let pooled_now = pooled(&measured);
+        let pooled_now = space.pool(&measured);
         let scores: Vec<Score> = space
             .candidates
             .iter()
@@ -831,7 +952,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         let next = space
             .candidates
             .iter()
-            .filter(|c| !tried(c, &measured))
+            .filter(|c| !space.tried(c, &measured))
             .filter_map(|c| Some((c, space.predicted(c, &pooled_now, &models)?)))
             .filter(|&(_, predicted)| predicted > best * (1.0 + uncertainty))
             .max_by(|a, b| a.1.total_cmp(&b.1));
@@ -840,7 +961,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
             "predicted {predicted:.1} t/s > best {best:.1} + {:.0}%",
             uncertainty * 100.0
         );
-        if !measure(c, why, false, &mut measured, &mut trace)? {
+        if !measure(c, why, false, &[], &mut measured, &mut trace)? {
             break;
         }
     }
@@ -854,7 +975,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     //    comparison always runs; later ones only while a rival could still
     //    beat the champion by more than the tolerance.
     let ranked = |measured: &[(usize, Record)]| -> Vec<(Candidate, Score)> {
-        let pooled_now = pooled(measured);
+        let pooled_now = space.pool(measured);
         let mut v: Vec<(Candidate, Score)> = space
             .candidates
             .iter()
@@ -867,8 +988,9 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     // Rivals the back-to-back rounds showed not to beat the champion by
     // more than the tolerance (or former champions).
     let mut settled: Vec<Candidate> = Vec::new();
-    // (rival, ln(rival / champion) per round) of the pair under comparison.
-    let mut pair: Option<(Candidate, Vec<f64>, f64)> = None;
+    // (rival, ln(rival / champion) per round, and each round's variance of
+    // it with its degrees of freedom) of the pair under comparison.
+    let mut pair: Option<(Candidate, Vec<f64>, Vec<RoundVariance>)> = None;
     for round in 0..MAX_REPEAT_ROUNDS {
         let Some(champ) = champion else { break };
         let ranking = ranked(&measured);
@@ -907,8 +1029,15 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
             "back to back: best {:.1} t/s against {:.1} t/s",
             b.mean, r.mean
         );
-        // Every part of both (for balanced, pp and tg): a part left at an
-        // older reading would bring the drift back into the ratio.
+        // Both are measured again, every part (for balanced, pp and tg): a
+        // part left at an older reading would bring the drift back into the
+        // ratio. Except a part they share (the tg test, when they differ
+        // only in n_batch and n_ubatch): its reading stands for both.
+        let shared: Vec<usize> = champ
+            .points()
+            .map(|i| stand_in[i])
+            .filter(|s| rival_c.points().any(|j| stand_in[j] == *s))
+            .collect();
         let first = measured.len();
         let order = if round % 2 == 0 {
             [champ, rival_c]
@@ -917,7 +1046,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         };
         let mut complete = true;
         for c in order {
-            if !measure(&c, why.clone(), true, &mut measured, &mut trace)? {
+            if !measure(&c, why.clone(), true, &shared, &mut measured, &mut trace)? {
                 complete = false;
                 break;
             }
@@ -925,8 +1054,20 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         if !complete {
             break;
         }
-        // This round's readings alone.
-        let this_round = pooled(&measured[first..]);
+        // This round's readings, and the shared parts' with no width: the
+        // same value in both, it adds nothing uncertain to the ratio.
+        let mut this_round = space.pool(&measured[first..]);
+        let all = space.pool(&measured);
+        for s in &shared {
+            if let Some(x) = all.get(s) {
+                let fixed = Summary {
+                    ci95_low: x.mean,
+                    ci95_high: x.mean,
+                    ..*x
+                };
+                this_round.insert(*s, fixed);
+            }
+        }
         let (Some(bs), Some(rs)) = (
             space.score(&champ, &this_round),
             space.score(&rival_c, &this_round),
@@ -936,15 +1077,37 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
             pair = None;
             continue;
         };
-        let (_, ratios, one_round_unc) = pair.get_or_insert((rival_c, Vec::new(), 0.0));
+        let (_, ratios, rounds) = pair.get_or_insert((rival_c, Vec::new(), Vec::new()));
         ratios.push((rs.mean / bs.mean).ln());
-        *one_round_unc = rs.relative_half_width().hypot(bs.relative_half_width());
+        // The round's variance of the log ratio from its repetitions, and
+        // the degrees of freedom behind it.
+        rounds.push((
+            rs.relative_se().powi(2) + bs.relative_se().powi(2),
+            (rs.samples + bs.samples).saturating_sub(2) as f64,
+        ));
         let n = ratios.len();
-        let q = (ratios.iter().sum::<f64>() / n as f64).exp();
-        let (low, high) = match Summary::of(ratios) {
-            Some(s) if n >= 2 => (s.ci95_low.exp(), s.ci95_high.exp()),
-            _ => (q * (1.0 - *one_round_unc), q * (1.0 + *one_round_unc)),
+        let mean_ln = ratios.iter().sum::<f64>() / n as f64;
+        let q = mean_ln.exp();
+        // Decided at 90% one-sided: a rival is settled when the chance it
+        // beats the best by more than the tolerance is under 10%, and wins
+        // when the chance it is slower is under 10%. Surer decisions cost
+        // rounds the noise of a shared machine makes expensive. The
+        // uncertainty is the rounds' repetitions pooled (Student's t), or
+        // the spread between the rounds where that is wider (drift within a
+        // round, which the ratio cannot cancel).
+        let variance: f64 = rounds.iter().map(|r| r.0).sum();
+        let dof: f64 = rounds.iter().map(|r| r.1).sum();
+        let within = t_quantile(DECISION_P, dof.max(1.0)) * variance.sqrt() / n as f64;
+        let between = match Summary::of(ratios) {
+            Some(s) if n >= 2 => DECISION_Z * s.sd / (n as f64).sqrt(),
+            _ => 0.0,
         };
+        let half = if within.is_finite() {
+            within.max(between)
+        } else {
+            f64::INFINITY
+        };
+        let (low, high) = ((mean_ln - half).exp(), (mean_ln + half).exp());
         let verdict = if high <= 1.0 + tolerance {
             settled.push(rival_c);
             pair = None;
@@ -958,7 +1121,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
             "not decided yet"
         };
         trace.push(format!(
-            "    back to back, round {n}: {:.1} vs the best's {:.1} t/s; over the rounds {:.1}% of it (95% {:.1}–{:.1}%): {verdict}",
+            "    back to back, round {n}: {:.1} vs the best's {:.1} t/s; over the rounds {:.1}% of it (80% interval {:.1}–{:.1}%): {verdict}",
             rs.mean,
             bs.mean,
             100.0 * q,
@@ -986,7 +1149,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         }
         r
     };
-    let pooled_now = pooled(&measured);
+    let pooled_now = space.pool(&measured);
     let spent: f64 = measured.iter().map(|(_, r)| r.duration_s).sum();
     // The check re-measures with the worker still up.
     let check = match (&grid, ranking.first()) {
@@ -995,6 +1158,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
                 points: &plan.points,
                 candidates: all_candidates.clone(),
                 objective,
+                // Every grid reading is its own point's.
+                stand_in: (0..plan.points.len()).collect(),
             };
             Some(grid.check(
                 &whole,
@@ -1043,7 +1208,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     // recommendation (held out, so it can be wrong).
     let others: BTreeMap<usize, Summary> = pooled_now
         .iter()
-        .filter(|(i, _)| !c.points().any(|p| p == **i))
+        .filter(|(i, _)| !c.points().any(|p| stand_in[p] == **i))
         .map(|(i, s)| (*i, *s))
         .collect();
     let predicted = space
@@ -1068,7 +1233,10 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     );
     if objective == Objective::Balanced {
         if let (Some(pi), Some(ti)) = (c.pp, c.tg) {
-            if let (Some(pp), Some(tg)) = (pooled_now.get(&pi), pooled_now.get(&ti)) {
+            if let (Some(pp), Some(tg)) = (
+                space.reading(&pooled_now, pi),
+                space.reading(&pooled_now, ti),
+            ) {
                 println!(
                     "  = a {} request: {} at {:.2} t/s, then {} at {:.2} t/s",
                     format_args!(
