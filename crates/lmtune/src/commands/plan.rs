@@ -217,7 +217,7 @@ fn print_text(
         if p.ctx.flash_attn { "on" } else { "off" }
     );
     println!(
-        "budgets: VRAM {}, RAM {}, {:.0}% kept free; bandwidth CPU {:.1} GB/s (η {}), GPU {:.0} GB/s (η {}); fixed cost {} ms/token (+{} ms with a GPU)",
+        "budgets: VRAM {}, RAM {}, {:.0}% kept free; bandwidth CPU {:.1} GB/s (η {:.2}), GPU {:.0} GB/s (η {:.2}); fixed cost {:.2} ms/token (+{:.2} ms with a GPU)",
         human_bytes(p.budgets.vram_bytes),
         human_bytes(p.budgets.ram_bytes),
         p.budgets.headroom * 100.0,
