@@ -189,6 +189,11 @@ impl Fingerprint {
 }
 
 impl HostInfo {
+    /// "hostname (cpu model)": how calibrations name the machine they fit.
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.hostname, self.cpu_model)
+    }
+
     /// Reads the host's facts. Never fails: unknown fields say "unknown".
     pub fn detect() -> HostInfo {
         let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();

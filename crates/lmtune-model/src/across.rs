@@ -147,18 +147,14 @@ fn coefficient(fit: &LinearFit, name: &str) -> Option<(f64, Option<[f64; 2]>)> {
 }
 
 impl MachineCalibration {
-    /// Predicted ms per token at `threads` for a model reading `bytes`
-    /// per token; `None` at a thread count the fit has no terms for.
-    pub fn ms_per_token(&self, threads: u32, bytes_per_token: f64) -> Option<f64> {
-        predict(&self.fit, threads, bytes_per_token)
-    }
-
     /// The fitted terms at `threads`.
     pub fn at(&self, threads: u32) -> Option<&ThreadTerms> {
         self.threads.iter().find(|t| t.threads == threads)
     }
 }
 
+/// Predicted ms per token at `threads` for a model reading `bytes_per_token`;
+/// `None` at a thread count the fit has no terms for.
 fn predict(fit: &LinearFit, threads: u32, bytes_per_token: f64) -> Option<f64> {
     let (fixed, _) = coefficient(fit, &fixed_name(threads))?;
     let (slope, _) = coefficient(fit, &slope_name(threads))?;
@@ -345,12 +341,12 @@ mod tests {
         assert_eq!(c.leave_one_model_out.len(), 4);
         assert!(c.leave_one_model_out_mape.unwrap() < 0.03, "{c:?}");
         // And a model never seen.
-        let ms = c.ms_per_token(2, 13.0e9).unwrap();
+        let ms = predict(&c.fit, 2, 13.0e9).unwrap();
         assert!(
             (ms / (1.0 + 13.0 * 1000.0 / 30.0) - 1.0).abs() < 0.02,
             "{ms}"
         );
-        assert!(c.ms_per_token(4, 1e9).is_none());
+        assert!(predict(&c.fit, 4, 1e9).is_none());
     }
 
     #[test]

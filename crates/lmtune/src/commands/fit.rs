@@ -57,7 +57,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<u8> {
     let mut groups: BTreeMap<(String, String, String), Vec<&Record>> = BTreeMap::new();
     for &r in &ok {
         let fp = &r.fingerprint;
-        let machine = machine_of(r);
+        let machine = r.fingerprint.host.label();
         let model = if fp.model.sha256.is_empty() {
             r.model.clone()
         } else {
@@ -133,11 +133,6 @@ pub fn run(args: FitArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-fn machine_of(r: &Record) -> String {
-    let fp = &r.fingerprint;
-    format!("{} ({})", fp.host.hostname, fp.host.cpu_model)
-}
-
 /// Generation across models, per machine and backend with two or more
 /// models: CPU-only tg records whose bytes per token are known.
 fn fit_machines(ok: &[&Record]) -> Vec<MachineCalibration> {
@@ -153,7 +148,7 @@ fn fit_machines(ok: &[&Record]) -> Vec<MachineCalibration> {
             continue;
         }
         groups
-            .entry((machine_of(r), r.backend.clone()))
+            .entry((r.fingerprint.host.label(), r.backend.clone()))
             .or_default()
             .push(TgObservation {
                 model: r.model.clone(),

@@ -143,7 +143,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
         let host = HostInfo::detect();
-        let this_machine = format!("{} ({})", host.hostname, host.cpu_model);
+        let this_machine = host.label();
         // Generation of any model on this machine, from the fit across models.
         match machines
             .iter()

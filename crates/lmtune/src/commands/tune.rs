@@ -346,7 +346,7 @@ struct Space<'a> {
     objective: Objective,
     /// The point whose measurement stands for each point (`same_work`, or
     /// each point itself where every reading is its own, as in a grid).
-    stand_in: Vec<usize>,
+    stand_in: &'a [usize],
 }
 
 impl Space<'_> {
@@ -554,7 +554,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         points: &plan.points,
         candidates: candidates_of(&plan.points, objective),
         objective,
-        stand_in: stand_in.clone(),
+        stand_in: &stand_in,
     };
     if space.candidates.is_empty() {
         bail!(
@@ -714,11 +714,10 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
                        trace: &mut Vec<String>|
      -> anyhow::Result<bool> {
         for i in c.points() {
-            let done = measured.iter().any(|(m, _)| stand_in[*m] == stand_in[i]);
             let fresh = if again {
                 !keep.contains(&stand_in[i])
             } else {
-                !done
+                !measured.iter().any(|(m, _)| stand_in[*m] == stand_in[i])
             };
             if fresh && !measure_point(stand_in[i], &why, measured, trace)? {
                 return Ok(false);
@@ -1152,6 +1151,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     let pooled_now = space.pool(&measured);
     let spent: f64 = measured.iter().map(|(_, r)| r.duration_s).sum();
     // The check re-measures with the worker still up.
+    let own_points: Vec<usize> = (0..plan.points.len()).collect();
     let check = match (&grid, ranking.first()) {
         (Some(grid), Some((pick, _))) if !INTERRUPTED.load(Ordering::SeqCst) => {
             let whole = Space {
@@ -1159,7 +1159,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
                 candidates: all_candidates.clone(),
                 objective,
                 // Every grid reading is its own point's.
-                stand_in: (0..plan.points.len()).collect(),
+                stand_in: &own_points,
             };
             Some(grid.check(
                 &whole,
