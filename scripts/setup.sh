@@ -13,7 +13,10 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 need_pkgs=()
 command -v cmake >/dev/null 2>&1 || need_pkgs+=(cmake)
 # bindgen finds libclang.so through clang-sys; Debian ships it in libclang-dev.
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+# (libclang.so or libclang-17.so…; libclang-cpp, which some images carry, is
+# another library and does not count.)
+if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* \
+  /usr/lib/x86_64-linux-gnu/libclang.so* /usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so* >/dev/null 2>&1; then
   need_pkgs+=(libclang-dev)
 fi
 

@@ -75,6 +75,78 @@ pub struct Measurement {
     /// GPU memory of a simulated GPU (the `sim` backend only), bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulated_vram_bytes: Option<u64>,
+    /// Where the backend put the model's layers and its buffers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Box<Placement>>,
+}
+
+/// Which device each group of layers ran on, and what the backend allocated
+/// where, as the backend itself reported it (llama.cpp: its load and context
+/// log lines; candle: its own placement).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Placement {
+    /// Layers the backend offloaded to a GPU-like device, counting the
+    /// output layer as llama.cpp does (`n_gpu_layers` as applied, 0 when
+    /// the backend has no such device).
+    pub layers_offloaded: u32,
+    /// Offloadable layers: the blocks plus the output layer.
+    pub layers_total: u32,
+    /// Each group and its device, e.g. `blocks 0-20: CPU`, `output: CUDA0`.
+    pub groups: Vec<String>,
+    /// Buffers the backend allocated (model weights, KV cache, compute).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buffers: Vec<BufferSize>,
+}
+
+impl Placement {
+    /// Bytes of buffers of `kind` on devices whose name starts with `prefix`
+    /// (`"CUDA"` for every CUDA device and its host-pinned buffers are
+    /// `"CUDA_Host"`, so pass the device name with care).
+    pub fn bytes_on(&self, prefix: &str, kind: BufferKind) -> u64 {
+        self.buffers
+            .iter()
+            .filter(|b| b.kind == kind && b.device.starts_with(prefix))
+            .map(|b| b.bytes)
+            .sum()
+    }
+
+    /// Bytes of every buffer on GPU memory (names that are not host ones:
+    /// `CPU`, `CPU_Mapped`, `CPU_REPACK`, `CUDA_Host`, …).
+    pub fn device_bytes(&self) -> u64 {
+        self.buffers
+            .iter()
+            .filter(|b| !is_host_buffer(&b.device))
+            .map(|b| b.bytes)
+            .sum()
+    }
+}
+
+/// Whether a ggml buffer type lives in host memory: the CPU's own and the
+/// pinned host buffers GPU backends name `<backend>_Host`.
+pub fn is_host_buffer(name: &str) -> bool {
+    name.starts_with("CPU") || name.ends_with("_Host")
+}
+
+/// One buffer the backend allocated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BufferSize {
+    /// The buffer type's name as the backend gives it (`CPU_Mapped`, `CUDA0`, `CUDA_Host`).
+    pub device: String,
+    pub kind: BufferKind,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BufferKind {
+    /// Model weights.
+    Model,
+    /// The KV cache.
+    Kv,
+    /// Compute (scratch) buffers of the graph.
+    Compute,
+    /// The logits/embeddings output buffer.
+    Output,
 }
 
 /// What a point measured against an OpenAI-compatible server.

@@ -66,9 +66,30 @@ pub fn markdown_table(records: &[Record]) -> String {
         "backend".into(),
     ];
     header.extend(knobs.iter().map(|c| c.header.to_string()));
+    // GPU columns only when something ran on a GPU: layers as the backend
+    // applied them, and VRAM predicted / allocated by the backend / measured.
+    let gpu = records.iter().any(|r| {
+        r.measurement
+            .placement
+            .as_ref()
+            .is_some_and(|p| p.layers_offloaded > 0)
+            || r.vram.as_ref().is_some_and(|v| v.used_bytes() > 0)
+    });
+    let gpu_headers = [
+        "offloaded",
+        "VRAM predicted",
+        "GPU buffers",
+        "VRAM measured",
+    ];
+    if gpu {
+        header.extend(gpu_headers.iter().map(|h| h.to_string()));
+    }
     header.extend(["test".to_string(), "t/s".into()]);
     let mut right = vec![false, true, true, false];
     right.extend(knobs.iter().map(|_| true));
+    if gpu {
+        right.extend(gpu_headers.iter().map(|_| true));
+    }
     right.extend([true, true]);
 
     let rows: Vec<Vec<String>> = records
@@ -91,6 +112,17 @@ pub fn markdown_table(records: &[Record]) -> String {
                 },
             ];
             row.extend(knobs.iter().map(|c| (c.value)(r)));
+            if gpu {
+                let placement = r.measurement.placement.as_ref();
+                let bytes =
+                    |b: Option<u64>| b.filter(|&b| b > 0).map_or("-".to_string(), human_bytes);
+                row.push(placement.map_or("-".into(), |p| {
+                    format!("{}/{}", p.layers_offloaded, p.layers_total)
+                }));
+                row.push(bytes(r.prediction.as_ref().map(|p| p.vram_bytes)));
+                row.push(bytes(placement.map(|p| p.device_bytes())));
+                row.push(bytes(r.vram.as_ref().map(|v| v.used_bytes())));
+            }
             row.push(r.test.clone());
             row.push(match (&r.status, &r.tokens_per_s) {
                 (Status::Ok, Some(s)) => format!("{:.2} ± {:.2}", s.mean, s.sd),

@@ -92,9 +92,12 @@ fn the_environment_variable_is_read_too() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/a.so does not exist"));
 }
 
-/// n_gpu_layers is recorded exactly as requested (and passed to llama.cpp as is).
+/// n_gpu_layers is recorded exactly as requested (and passed to llama.cpp as
+/// is); next to it, where llama.cpp put the layers and what it allocated,
+/// from its own log. With no GPU device (this build, no backend loaded)
+/// llama.cpp offloads nothing whatever n_gpu_layers says, and lmtune says so.
 #[test]
-fn n_gpu_layers_is_recorded_unchanged() {
+fn n_gpu_layers_is_recorded_unchanged_with_the_placement_llama_cpp_applied() {
     let dir = tempfile::tempdir().unwrap();
     let path = scenario(
         dir.path(),
@@ -105,14 +108,21 @@ fn n_gpu_layers_is_recorded_unchanged() {
         ),
     );
     let out = dir.path().join("out");
-    lmtune()
+    let run = lmtune()
         .arg("run")
         .arg(&path)
         .arg("--out")
         .arg(&out)
-        .assert()
-        .success();
-    let ngl: Vec<u64> = common::read_records(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("2 point(s) asked for n_gpu_layers > 0 but ran entirely on the CPU"),
+        "{stderr}"
+    );
+    let records = common::read_records(&out);
+    let ngl: Vec<u64> = records
         .iter()
         .map(|r| r["n_gpu_layers"].as_u64().unwrap())
         .collect();
@@ -121,6 +131,50 @@ fn n_gpu_layers_is_recorded_unchanged() {
         vec![0, 7, 31],
         "\"all\" is n_layer + 1 = 31 for SmolLM2"
     );
+
+    // The model's anatomy, read from the GGUF by lmtune itself.
+    let inspect = lmtune()
+        .args(["inspect", "--json"])
+        .arg(common::model_path())
+        .output()
+        .unwrap();
+    let anatomy: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let weights = anatomy["anatomy"]["weights_bytes"].as_f64().unwrap();
+    let kv_per_token = anatomy["kv_bytes_per_token"]["f16"].as_f64().unwrap();
+
+    for r in &records {
+        let p = &r["placement"];
+        assert_eq!(p["layers_offloaded"], 0, "{p}");
+        assert_eq!(p["layers_total"], 31, "{p}");
+        assert_eq!(
+            p["groups"],
+            serde_json::json!(["token embeddings: CPU", "blocks 0-29: CPU", "output: CPU"])
+        );
+        let buffers = p["buffers"].as_array().unwrap();
+        let sum = |kind: &str| -> f64 {
+            buffers
+                .iter()
+                .filter(|b| b["kind"] == kind)
+                .inspect(|b| assert!(b["device"].as_str().unwrap().starts_with("CPU"), "{b}"))
+                .map(|b| b["bytes"].as_f64().unwrap())
+                .sum()
+        };
+        // llama.cpp's weight buffers hold the GGUF's tensors (padded per
+        // tensor for alignment), and its KV cache is the anatomy's bytes per
+        // token times the cells it allocated (n_ctx as applied).
+        let model = sum("model");
+        assert!(
+            (model - weights).abs() / weights < 0.02,
+            "model buffers {model} vs weights {weights}"
+        );
+        let cells = r["n_ctx_actual"].as_f64().unwrap();
+        let kv = sum("kv");
+        assert!(
+            (kv - kv_per_token * cells).abs() <= 0.01 * 1048576.0,
+            "KV buffers {kv} vs {kv_per_token} B/token x {cells}"
+        );
+        assert!(sum("compute") > 0.0, "{p}");
+    }
 }
 
 fn build_stub(dir: &Path, name: &str, source: &str) -> std::path::PathBuf {

@@ -257,6 +257,12 @@ fn tune_finds_the_largest_offload_that_fits_on_a_simulated_gpu() {
         .unwrap();
     // Offloads past the simulated GPU's memory are oom: some points failed.
     assert_eq!(output.status.code(), Some(1));
+    // With VRAM in the records, the table gains the GPU columns.
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table.contains("| offloaded | VRAM predicted | GPU buffers | VRAM measured |"),
+        "{table}"
+    );
     let grid = common::read_records(&grid_dir);
     assert_eq!(grid.len(), 128);
     let vram = |r: &Value| r["vram"]["worker_peak_bytes"].as_u64().unwrap_or(0);

@@ -261,6 +261,7 @@ impl Backend for CandleBackend {
             "candle: {}; {threads} threads",
             model.placement.describe()
         )];
+        measurement.placement = Some(Box::new(model.placement.record()));
         Ok(measurement)
     }
 

@@ -103,6 +103,28 @@ impl Placement {
         parts.push(format!("output on {}", self.devices[self.output].label));
         parts.join(", ")
     }
+
+    /// The placement as records carry it, in the llama.cpp backend's terms:
+    /// layers off the host device (blocks and output) out of n_layer + 1.
+    pub fn record(&self) -> lmtune_core::record::Placement {
+        let off_host = self.blocks.iter().filter(|&&d| d != self.embedding).count()
+            + usize::from(self.output != self.embedding);
+        let mut groups = vec![format!(
+            "token embeddings: {}",
+            self.devices[self.embedding].label
+        )];
+        groups.extend(
+            self.describe()
+                .split(", ")
+                .map(|g| g.replacen(" on ", ": ", 1)),
+        );
+        lmtune_core::record::Placement {
+            layers_offloaded: off_host as u32,
+            layers_total: self.blocks.len() as u32 + 1,
+            groups,
+            buffers: Vec::new(),
+        }
+    }
 }
 
 struct Block {
@@ -491,6 +513,20 @@ mod tests {
             Placement::offload(3, 2, cpu("cpu"), cpu("gpu")).describe(),
             "blocks 0-1 on cpu, block 2 on gpu, output on gpu"
         );
+        // The record counts layers as llama.cpp's "offloaded N/M" does.
+        let r = ten.record();
+        assert_eq!((r.layers_offloaded, r.layers_total), (10, 31));
+        assert_eq!(
+            r.groups,
+            [
+                "token embeddings: cpu",
+                "blocks 0-20: cpu",
+                "blocks 21-29: gpu",
+                "output: gpu"
+            ]
+        );
+        assert_eq!(p(0).record().layers_offloaded, 0);
+        assert_eq!(p(31).record().layers_offloaded, 31);
     }
 
     fn test_model() -> std::path::PathBuf {

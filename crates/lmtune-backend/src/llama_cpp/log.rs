@@ -3,7 +3,8 @@
 //! Warnings and errors are always written to stderr (so a crash leaves its
 //! reason in the tail the runner keeps) and collected, so the point they
 //! happened in can carry them. Informational chatter passes through only in
-//! verbose mode. llama.cpp logs in fragments (`GGML_LOG_LEVEL_CONT` continues
+//! verbose mode, except the lines that say where the model and its buffers
+//! went ([`take_placement`]), which are kept. llama.cpp logs in fragments (`GGML_LOG_LEVEL_CONT` continues
 //! the previous line), so text is buffered up to each newline.
 
 use std::ffi::{c_char, c_void, CStr};
@@ -23,12 +24,15 @@ struct State {
     partial: String,
     /// Warning/error lines not yet taken by [`take`].
     captured: Vec<String>,
+    /// Placement lines not yet taken by [`take_placement`].
+    placement: Vec<String>,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     level: 0,
     partial: String::new(),
     captured: Vec::new(),
+    placement: Vec::new(),
 });
 
 /// At most this many lines are kept between two [`take`] calls.
@@ -45,6 +49,13 @@ pub fn install(verbose: bool) {
 pub fn take() -> Vec<String> {
     let mut state = STATE.lock().unwrap_or_else(|p| p.into_inner());
     std::mem::take(&mut state.captured)
+}
+
+/// Takes the placement lines (offload counts, buffer sizes) logged since the
+/// last call.
+pub fn take_placement() -> Vec<String> {
+    let mut state = STATE.lock().unwrap_or_else(|p| p.into_inner());
+    std::mem::take(&mut state.placement)
 }
 
 fn is_important(level: ggml_log_level) -> bool {
@@ -72,6 +83,9 @@ unsafe extern "C" fn callback(level: ggml_log_level, text: *const c_char, _user:
         let important = is_important(level);
         if important || VERBOSE.load(Ordering::Relaxed) {
             let _ = writeln!(std::io::stderr(), "{line}");
+        }
+        if super::placement::is_placement_line(&line) && state.placement.len() < MAX_CAPTURED {
+            state.placement.push(line.clone());
         }
         if important && state.captured.len() < MAX_CAPTURED {
             state.captured.push(line);

@@ -9,6 +9,7 @@
 //! llama.cpp's own perf counters are read for every repetition too.
 
 mod log;
+mod placement;
 
 use std::num::NonZeroU32;
 use std::path::Path;
@@ -36,6 +37,9 @@ pub struct LlamaCppBackend {
     // Field order matters: the model must drop before the backend.
     model: Option<LlamaModel>,
     backend: LlamaBackend,
+    /// The loaded model's `n_gpu_layers` and placement log lines.
+    loaded_ngl: u32,
+    model_placement_lines: Vec<String>,
 }
 
 impl LlamaCppBackend {
@@ -54,6 +58,8 @@ impl LlamaCppBackend {
         Ok(LlamaCppBackend {
             model: None,
             backend,
+            loaded_ngl: 0,
+            model_placement_lines: Vec::new(),
         })
     }
 }
@@ -99,12 +105,15 @@ impl Backend for LlamaCppBackend {
     ) -> Result<(), BackendError> {
         self.model = None;
         log::take();
+        log::take_placement();
         let params = LlamaModelParams::default()
             .with_n_gpu_layers(load.n_gpu_layers)
             .with_use_mmap(load.use_mmap);
         match LlamaModel::load_from_file(&self.backend, model, &params) {
             Ok(m) => {
                 self.model = Some(m);
+                self.loaded_ngl = load.n_gpu_layers;
+                self.model_placement_lines = log::take_placement();
                 Ok(())
             }
             Err(e) => {
@@ -129,9 +138,17 @@ impl Backend for LlamaCppBackend {
     ) -> Result<Measurement, BackendError> {
         let model = self.model.as_ref().ok_or(BackendError::NotLoaded)?;
         log::take();
+        log::take_placement();
         let mut ctx = model
             .new_context(&self.backend, context_params(&point.ctx))
             .map_err(|e| fail(format!("llama.cpp could not create the context ({e})")))?;
+        let placement = placement::placement(
+            model.n_layer(),
+            self.loaded_ngl,
+            &gpu_devices(),
+            &self.model_placement_lines,
+            &log::take_placement(),
+        );
         let n_batch = ctx.n_batch();
         let vocab = model.vocab();
         let mut tokens = RandomTokens::new(
@@ -175,6 +192,7 @@ impl Backend for LlamaCppBackend {
         measurement.n_batch_actual = Some(ctx.n_batch());
         measurement.n_ubatch_actual = Some(ctx.n_ubatch());
         measurement.backend_log = log::take();
+        measurement.placement = Some(Box::new(placement));
         Ok(measurement)
     }
 
@@ -246,6 +264,26 @@ impl Backend for LlamaCppBackend {
                     .into_owned()
             })
             .collect())
+    }
+}
+
+/// The devices llama.cpp offloads layers to by default: the GPUs, or else
+/// the integrated GPUs (`llama_model_load`'s choice when none is given).
+fn gpu_devices() -> Vec<String> {
+    use llama_cpp_2::LlamaBackendDeviceType as Kind;
+    let devices = llama_cpp_2::list_llama_ggml_backend_devices();
+    let of = |kind: Kind| -> Vec<String> {
+        devices
+            .iter()
+            .filter(|d| d.device_type == kind)
+            .map(|d| d.name.clone())
+            .collect()
+    };
+    let gpus = of(Kind::Gpu);
+    if gpus.is_empty() {
+        of(Kind::IntegratedGpu)
+    } else {
+        gpus
     }
 }
 

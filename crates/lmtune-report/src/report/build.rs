@@ -224,8 +224,30 @@ pub fn build_charts(inputs: &[Input], options: &ReportOptions) -> (Vec<Chart>, V
                     );
                 }
             }
-            if let Some(v) = t.r.vram.as_ref().and_then(|v| v.worker_peak_bytes) {
-                add(format!("{prefix}peak VRAM, measured"), x, v as f64 / MIB);
+            match t.r.vram.as_ref() {
+                Some(v) if v.worker_peak_bytes.is_some() => {
+                    let peak = v.worker_peak_bytes.unwrap_or(0);
+                    add(format!("{prefix}peak VRAM, measured"), x, peak as f64 / MIB);
+                }
+                // No per-process figure (some drivers and containers): the device's growth.
+                Some(v) if v.used_bytes() > 0 => add(
+                    format!("{prefix}VRAM (device growth), measured"),
+                    x,
+                    v.used_bytes() as f64 / MIB,
+                ),
+                _ => {}
+            }
+            let on_gpu =
+                t.r.measurement
+                    .placement
+                    .as_ref()
+                    .map_or(0, |p| p.device_bytes());
+            if on_gpu > 0 {
+                add(
+                    format!("{prefix}GPU buffers, as llama.cpp allocated them"),
+                    x,
+                    on_gpu as f64 / MIB,
+                );
             }
         }
         let series: Vec<Series> = by_label

@@ -185,6 +185,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             r.status.as_str()
         );
     }
+    // n_gpu_layers asks; the backend decides. Say so when nothing moved.
+    let not_offloaded = table
+        .iter()
+        .filter(|r| {
+            r.load.n_gpu_layers > 0
+                && r.measurement
+                    .placement
+                    .as_ref()
+                    .is_some_and(|p| p.layers_offloaded == 0)
+        })
+        .count();
+    if not_offloaded > 0 {
+        eprintln!(
+            "note: {not_offloaded} point(s) asked for n_gpu_layers > 0 but ran entirely on the CPU: the backend has no GPU device (llama-cpp: load one with --ggml-backend PATH from the dynamic-link build, see scripts/gpu-bundle.sh, or build with --features cuda)"
+        );
+    }
     if let Some(budget) = scenario.vram_budget_bytes {
         let over: Vec<&Record> = table
             .iter()

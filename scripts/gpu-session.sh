@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The GPU runs of the offload work in one call on a lent GPU machine (no Rust,
+# no network there), from the bundle scripts/gpu-bundle.sh made here:
+#
+#   here:   scripts/gpu-bundle.sh                  # .gpu/bundle, ≤ 56 MiB
+#   device: run  command="bash scripts/gpu-session.sh"  carry=[".gpu/bundle"]  timeout_s=590
+#
+# In order, each step only if the time left allows it (LMTUNE_GPU_BUDGET_S,
+# default 540 s, counted from the start):
+#   1. the GPU as nvidia-smi sees it;
+#   2. libggml-cuda.so: the bundle's, one built by an earlier call on the same
+#      (still warm) machine, or built now from the bundled source (~minutes);
+#   3. the models, made there with `lmtune synth` (SmolLM2's shape, 7B, 13B);
+#   4. the offload sweeps (gpu-quick-smollm2-shape, gpu-quick-7b) and the
+#      tuner under an 8 GiB budget on the 13B model (gpu-budget-8gib), each
+#      stopped with SIGINT when its share of the time is up (the results so
+#      far stay valid and resumable);
+#   5. reports and fits of what ran; everything into $OUT/gpu-results.tgz.
+#
+# LMTUNE_GPU_REHEARSAL=1 runs the same steps with no GPU and short caps, on
+# the CPU (the CUDA library is neither built nor loaded): the check that this
+# script works before device time is spent on it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+START=$(date +%s)
+BUDGET="${LMTUNE_GPU_BUDGET_S:-540}"
+REHEARSAL="${LMTUNE_GPU_REHEARSAL:-}"
+OUT="${OUT:-/tmp/lmtune-gpu-out}"
+WORK="${LMTUNE_GPU_WORK:-/tmp/lmtune-gpu}"
+B=.gpu/bundle
+LM="$B/lmtune"
+DAY="$(date +%F)"
+TAG="${LMTUNE_GPU_TAG:-h200}"
+mkdir -p "$OUT" "$WORK" models/synth results reports
+exec > >(tee -a "$OUT/session.log") 2>&1
+
+left() { echo $(( BUDGET - ($(date +%s) - START) )); }
+step() { printf '\n=== [%4ds] %s\n' "$(( $(date +%s) - START ))" "$*"; }
+# run_capped SECONDS CMD…: stops CMD with SIGINT (lmtune keeps what it has)
+# at the cap or when the budget runs out, whichever is first.
+run_capped() {
+  local cap=$1; shift
+  local l; l=$(left)
+  [ "$cap" -gt $(( l - 40 )) ] && cap=$(( l - 40 ))
+  if [ "$cap" -lt 20 ]; then echo "skipped (time left: ${l}s): $*"; return 0; fi
+  echo "+ (cap ${cap}s) $*"
+  timeout -s INT -k 20 "$cap" "$@"
+  echo "exit $?"
+}
+
+[ -x "$LM" ] || { echo "error: no $LM; make the bundle here first (scripts/gpu-bundle.sh) and carry .gpu/bundle"; exit 2; }
+
+step "1. machine"
+if [ -z "$REHEARSAL" ]; then
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem,pcie.link.gen.max,pcie.link.width.max --format=csv
+  command -v nvcc >/dev/null && nvcc --version | tail -n 2
+else
+  echo "rehearsal: no GPU is used"
+fi
+nproc; free -g | head -n 2; ldd --version | head -n 1
+"$LM" --version || { echo "error: the bundled lmtune does not start on this machine (see above; scripts/gpu-bundle.sh prints the glibc it needs)"; exit 1; }
+
+step "2. the CUDA backend library"
+cuda_lib=""
+if [ -z "$REHEARSAL" ]; then
+  for c in "$B/lib/libggml-cuda.so" "$WORK/libggml-cuda.so"; do
+    [ -f "$c" ] && { cuda_lib="$c"; break; }
+  done
+  if [ -z "$cuda_lib" ]; then
+    tar xzf "$B/llama.cpp.tgz" -C "$WORK"
+    t0=$(date +%s)
+    LLAMA_CPP_SRC="$WORK/llama.cpp" JOBS="$(nproc)" scripts/build-cuda-backend.sh "$WORK" 2>&1 | tail -n 5
+    echo "built in $(( $(date +%s) - t0 )) s"
+    cuda_lib="$WORK/libggml-cuda.so"
+    # Bring it back (compressed) so a later call can carry it in the bundle.
+    gzip -c "$cuda_lib" >"$OUT/libggml-cuda.so.gz" && cp "$WORK/libggml-cuda.txt" "$OUT/" 2>/dev/null
+  fi
+  [ -f "$cuda_lib" ] || { echo "error: no libggml-cuda.so; stopping"; exit 1; }
+  export LMTUNE_GGML_BACKENDS="$(cd "$(dirname "$cuda_lib")" && pwd)/$(basename "$cuda_lib")"
+  echo "LMTUNE_GGML_BACKENDS=$LMTUNE_GGML_BACKENDS"
+fi
+"$LM" hw --no-bandwidth 2>&1 | head -n 30
+
+step "3. models"
+synth() {
+  local out=$1; shift
+  [ -f "$out" ] && return 0
+  local t0; t0=$(date +%s)
+  "$LM" synth --donor "$B/donor.gguf" "$@" -o "$out" && echo "made $out in $(( $(date +%s) - t0 )) s"
+}
+synth models/synth/smollm2-shape-q4_1.gguf --layers 30 --embd 576 --heads 9 --kv-heads 3 --ff 1536 --ctx-train 8192 --quant q4_1
+if [ -z "$REHEARSAL" ]; then
+  synth models/synth/llama-7b-q4_K.gguf --like llama-7b --quant q4_K
+  [ "$(left)" -gt 300 ] && synth models/synth/llama-13b-q4_K.gguf --like llama-13b --quant q4_K
+else
+  # A small stand-in for the 7B model, so the rehearsal's sweep is quick.
+  synth models/synth/llama-7b-q4_K.gguf --layers 32 --embd 256 --heads 4 --kv-heads 4 --ff 512 --ctx-train 4096 --quant q4_K
+fi
+
+step "4. sweeps"
+dirs=()
+sweep() {
+  local cap=$1 scen=$2 dir=$3
+  dirs+=("$dir")
+  if [ -f "$dir/results.jsonl" ]; then
+    run_capped "$cap" "$LM" run "$scen" --resume "$dir"
+  else
+    run_capped "$cap" "$LM" run "$scen" --out "$dir"
+  fi
+}
+if [ -z "$REHEARSAL" ]; then caps=(90 200 150); else caps=(60 60 40); fi
+sweep "${caps[0]}" scenarios/gpu-quick-smollm2-shape.toml "results/$DAY-$TAG-gpu-quick-smollm2-shape"
+sweep "${caps[1]}" scenarios/gpu-quick-7b.toml "results/$DAY-$TAG-gpu-quick-7b"
+if [ -f models/synth/llama-13b-q4_K.gguf ]; then
+  d="results/$DAY-$TAG-gpu-budget-8gib-tune-tg"
+  dirs+=("$d")
+  run_capped "${caps[2]}" "$LM" tune scenarios/gpu-budget-8gib.toml --objective tg --time-budget "$(( caps[2] - 30 ))s" --out "$d"
+fi
+
+step "5. reports and fits"
+kept=()
+for d in "${dirs[@]}"; do
+  [ -s "$d/results.jsonl" ] || continue
+  kept+=("$d")
+  name="$(basename "$d")"
+  "$LM" report "$d" -o "reports/$name" 2>&1 | tail -n 2
+  "$LM" fit "$d" >"$d/fit.txt" 2>&1; tail -n 25 "$d/fit.txt"
+done
+[ ${#kept[@]} -gt 0 ] && tar czf "$OUT/gpu-results.tgz" "${kept[@]}" $(for d in "${kept[@]}"; do echo "reports/$(basename "$d")"; done | xargs -r ls -d 2>/dev/null)
+ls -la "$OUT"
+step "done"
