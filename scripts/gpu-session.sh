@@ -76,6 +76,21 @@ if [ -z "$REHEARSAL" ]; then
     gzip -c "$cuda_lib" >"$OUT/libggml-cuda.so.gz" && cp "$WORK/libggml-cuda.txt" "$OUT/" 2>/dev/null
   fi
   [ -f "$cuda_lib" ] || { echo "error: no libggml-cuda.so; stopping"; exit 1; }
+  # Its CUDA runtime and cuBLAS (and the driver's libcuda) must be on the
+  # library path: the toolkit's folders, else the pip wheels PyTorch brought.
+  for soname in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcuda.so.1; do
+    /sbin/ldconfig -p | grep -q "$soname" && continue
+    found="$(find /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/nvidia/lib64 \
+      /usr/lib/x86_64-linux-gnu "$(python3 -c 'import site; print(site.getsitepackages()[0])' 2>/dev/null)/nvidia" \
+      -name "$soname" 2>/dev/null | head -n 1)"
+    if [ -n "$found" ]; then
+      export LD_LIBRARY_PATH="$(dirname "$found")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+      echo "$soname: $found"
+    else
+      echo "warning: $soname not found; loading libggml-cuda.so will say so"
+    fi
+  done
+  ldd "$cuda_lib" | grep -E 'cuda|cublas|ggml|not found'
   export LMTUNE_GGML_BACKENDS="$(cd "$(dirname "$cuda_lib")" && pwd)/$(basename "$cuda_lib")"
   echo "LMTUNE_GGML_BACKENDS=$LMTUNE_GGML_BACKENDS"
 fi

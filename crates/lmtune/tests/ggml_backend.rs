@@ -76,6 +76,82 @@ fn a_backend_of_another_ggml_version_is_refused() {
     );
 }
 
+/// A backend library whose own dependencies are missing, as a CUDA build is
+/// on a machine without the NVIDIA driver: dlopen's reason, and what it
+/// means. The library is a stand-in that links a `libcuda.so.1` removed
+/// after linking.
+#[test]
+fn a_backend_whose_driver_library_is_missing_says_so() {
+    if system_has("libcuda.so.1") {
+        eprintln!("skipped: this machine has an NVIDIA driver (libcuda.so.1)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lib = build_linked_stub(
+        dir.path(),
+        "libggml-needs-driver.so",
+        "cuda",
+        "libcuda.so.1",
+    );
+    let (code, stderr) = run_with_backend(dir.path(), &lib);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("libcuda.so.1: cannot open shared object file")
+            && stderr.contains("the NVIDIA driver's library is not on this machine"),
+        "{stderr}"
+    );
+}
+
+/// A backend library built by llama.cpp's CMake links libggml-base.so; a
+/// statically linked lmtune has none to share, and says which build can.
+#[cfg(not(feature = "dynamic-link"))]
+#[test]
+fn a_backend_needing_shared_ggml_points_to_the_dynamic_link_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = build_linked_stub(
+        dir.path(),
+        "libggml-shared.so",
+        "ggml-base",
+        "libggml-base.so.0",
+    );
+    let (code, stderr) = run_with_backend(dir.path(), &lib);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("libggml-base.so.0: cannot open shared object file")
+            && stderr.contains("--features dynamic-link"),
+        "{stderr}"
+    );
+}
+
+/// A backend that registers but finds no device (what the CUDA backend does
+/// on a machine without a GPU) is refused: the sweep would otherwise run
+/// every point on the CPU. The stand-in registers with this ggml's API
+/// version, read from ggml's own refusal of version 999.
+#[test]
+fn a_backend_with_no_device_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = "struct reg { int api_version; void *iface[8]; void *context; };\nstatic struct reg r = { 999, {0}, 0 };\nvoid *ggml_backend_init(void) { return &r; }\n";
+    let old = build_stub(dir.path(), "libggml-old.so", source);
+    let (_, stderr) = run_with_backend(dir.path(), &old);
+    let current: u32 = stderr
+        .split("current: ")
+        .nth(1)
+        .and_then(|t| t.split(')').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no API version in: {stderr}"));
+    let source = format!(
+        "#include <stddef.h>\nstatic const char *name(void *r) {{ return \"NoDeviceStandIn\"; }}\nstatic size_t count(void *r) {{ return 0; }}\nstatic void *dev(void *r, size_t i) {{ return 0; }}\nstruct reg {{ int api_version; void *iface[4]; void *context; }};\nstatic struct reg r = {{ {current}, {{ (void *)name, (void *)count, (void *)dev, 0 }}, 0 }};\nvoid *ggml_backend_init(void) {{ return &r; }}\n"
+    );
+    let lib = build_stub(dir.path(), "libggml-nodevice.so", &source);
+    let (code, stderr) = run_with_backend(dir.path(), &lib);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("(NoDeviceStandIn) loaded but found no device")
+            && stderr.contains("every point would run on the CPU"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn the_environment_variable_is_read_too() {
     let dir = tempfile::tempdir().unwrap();
@@ -175,6 +251,54 @@ fn n_gpu_layers_is_recorded_unchanged_with_the_placement_llama_cpp_applied() {
         );
         assert!(sum("compute") > 0.0, "{p}");
     }
+}
+
+/// Whether the dynamic loader's cache knows `soname`.
+fn system_has(soname: &str) -> bool {
+    Command::new("/sbin/ldconfig")
+        .arg("-p")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(soname))
+        .unwrap_or(false)
+}
+
+/// A library with `ggml_backend_init` that links `-l<link>` (a dummy with
+/// soname `soname`, deleted after linking, so that loading fails on it).
+fn build_linked_stub(dir: &Path, name: &str, link: &str, soname: &str) -> std::path::PathBuf {
+    let deps = dir.join("deps");
+    std::fs::create_dir_all(&deps).unwrap();
+    let dummy_c = deps.join("dummy.c");
+    std::fs::write(
+        &dummy_c,
+        "int lmtune_dummy_dependency(void) { return 1; }\n",
+    )
+    .unwrap();
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", &format!("-Wl,-soname,{soname}"), "-o"])
+        .arg(deps.join(format!("lib{link}.so")))
+        .arg(&dummy_c)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(
+        &c,
+        "int lmtune_dummy_dependency(void);\nvoid *ggml_backend_init(void) { lmtune_dummy_dependency(); return 0; }\n",
+    )
+    .unwrap();
+    let lib = dir.join(name);
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-Wl,--no-as-needed", "-o"])
+        .arg(&lib)
+        .arg(&c)
+        .arg("-L")
+        .arg(&deps)
+        .arg(format!("-l{link}"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::remove_dir_all(&deps).unwrap();
+    lib
 }
 
 fn build_stub(dir: &Path, name: &str, source: &str) -> std::path::PathBuf {

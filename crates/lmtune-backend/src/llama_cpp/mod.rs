@@ -305,9 +305,9 @@ fn perf_tokens_per_s(ctx: &mut LlamaContext<'_>) -> Option<f64> {
     (ms > 0.0).then(|| tokens / (ms / 1e3))
 }
 
-/// A point failure carrying llama.cpp's own last error line; allocation
-/// failures become [`BackendError::OutOfMemory`].
-/// Loads and registers one ggml backend library (`ggml_backend_load`).
+/// Loads and registers one ggml backend library (`ggml_backend_load`), and
+/// refuses one that registers no device (a GPU backend on a machine without
+/// that GPU): a sweep would otherwise run every point on the CPU.
 fn load_ggml_backend(path: &Path) -> Result<(), BackendError> {
     let failed = |message: String| BackendError::Setup {
         message,
@@ -331,16 +331,30 @@ fn load_ggml_backend(path: &Path) -> Result<(), BackendError> {
             .last()
             .cloned()
             .unwrap_or_else(|| "ggml_backend_load returned nothing".into());
-        let hint = if reason.contains("incompatible API version") {
-            " — it was built from another llama.cpp version; build it from the source llama-cpp-sys-2 vendors (scripts/build-cuda-backend.sh)"
-        } else if reason.contains("ggml_backend_init") {
-            " — the file is not a ggml backend library"
-        } else {
-            ""
-        };
         return Err(BackendError::Setup {
             message: format!(
-                "cannot load ggml backend {}: {reason}{hint}",
+                "cannot load ggml backend {}: {reason}{}",
+                path.display(),
+                load_hint(&reason)
+            ),
+            log,
+        });
+    }
+    // SAFETY: `reg` is the non-null registration ggml just returned.
+    let (devices, name) = unsafe {
+        (
+            llama_cpp_sys_2::ggml_backend_reg_dev_count(reg),
+            std::ffi::CStr::from_ptr(llama_cpp_sys_2::ggml_backend_reg_name(reg))
+                .to_string_lossy()
+                .into_owned(),
+        )
+    };
+    if devices == 0 {
+        let log = log::take();
+        let why = log.last().map(|l| format!(" ({l})")).unwrap_or_default();
+        return Err(BackendError::Setup {
+            message: format!(
+                "ggml backend {} ({name}) loaded but found no device{why}: this machine has no GPU it can use, so every point would run on the CPU; drop --ggml-backend / LMTUNE_GGML_BACKENDS here",
                 path.display()
             ),
             log,
@@ -349,6 +363,25 @@ fn load_ggml_backend(path: &Path) -> Result<(), BackendError> {
     Ok(())
 }
 
+/// What to do about a backend library ggml could not load, from its reason.
+fn load_hint(reason: &str) -> &'static str {
+    if reason.contains("incompatible API version") {
+        " — it was built from another llama.cpp version; build it from the source llama-cpp-sys-2 vendors (scripts/build-cuda-backend.sh)"
+    } else if reason.contains("ggml_backend_init") {
+        " — the file is not a ggml backend library"
+    } else if reason.contains("libggml-base.so") && !cfg!(feature = "dynamic-link") {
+        " — this lmtune has llama.cpp linked in, so a backend library cannot share its ggml; use the dynamic-link build (cargo build --release --features dynamic-link, or scripts/gpu-bundle.sh)"
+    } else if reason.contains("libcuda.so") {
+        " — the NVIDIA driver's library is not on this machine (no driver installed, or not on the library path)"
+    } else if reason.contains("libcudart.so") || reason.contains("libcublas") {
+        " — the CUDA runtime libraries it was built with are missing: install that CUDA toolkit version, or add its lib64 folder to LD_LIBRARY_PATH"
+    } else {
+        ""
+    }
+}
+
+/// A point failure carrying llama.cpp's own last error line; allocation
+/// failures become [`BackendError::OutOfMemory`].
 fn fail(message: String) -> BackendError {
     let log = log::take();
     let message = match log.last() {
