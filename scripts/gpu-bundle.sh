@@ -39,15 +39,32 @@ strip "$B/bin/lmtune" 2>/dev/null || true
 # libraries are in its build output.
 libllama="$(find "$TARGET/release/build" -path '*llama-cpp-sys-2-*/out/*' -name 'libllama.so*' -type f | head -n 1)"
 [ -n "$libllama" ] || { echo "error: no libllama.so in $TARGET's llama-cpp-sys-2 build output" >&2; exit 1; }
-for f in "$(dirname "$libllama")"/lib*.so*; do
+# Only the names the loader asks for (the sonames, lib*.so.N), and only the
+# libraries lmtune uses (not libllama-common and its OpenSSL).
+for f in "$(dirname "$libllama")"/lib*.so.[0-9]; do
+  case "$(basename "$f")" in libllama-common*) continue ;; esac
   cp -L "$f" "$B/lib/$(basename "$f")"
 done
-strip --strip-unneeded "$B"/lib/*.so* 2>/dev/null || true
+# The system libraries a bare GPU image may lack (fontconfig for the charts,
+# OpenMP for ggml's CPU threads) go to lib/fallback, which the wrapper uses
+# only when the machine lacks one: these were built for this machine's glibc.
+# Never glibc, libgcc_s or libstdc++, which the machine's own CUDA libraries
+# need in their own versions.
+mkdir -p "$B/lib/fallback"
+LD_LIBRARY_PATH="$B/lib" ldd "$B/bin/lmtune" "$B"/lib/*.so.[0-9] | awk '$3 ~ /^\// {print $3}' | sort -u |
+  grep -Ev '/(libc|libm|libdl|libpthread|librt|libgcc_s|libstdc\+\+|ld-linux[^/]*)\.so' |
+  grep -v "^$(cd "$B/lib" && pwd)/" | while read -r f; do cp -L "$f" "$B/lib/fallback/"; done
+strip --strip-unneeded "$B"/lib/*.so* "$B"/lib/fallback/*.so* 2>/dev/null || true
 cat >"$B/lmtune" <<'EOF'
 #!/bin/sh
-# lmtune with its llama.cpp shared libraries (the workers inherit the path).
+# lmtune with its llama.cpp shared libraries (the workers inherit the path);
+# lib/fallback only for system libraries this machine lacks.
 here="$(cd "$(dirname "$0")" && pwd)"
-LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "$here/bin/lmtune" "$@"
+path="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if LD_LIBRARY_PATH="$path" ldd "$here/bin/lmtune" | grep -q 'not found'; then
+  path="$path:$here/lib/fallback"
+fi
+LD_LIBRARY_PATH="$path" exec "$here/bin/lmtune" "$@"
 EOF
 chmod +x "$B/lmtune"
 # Every library the binary needs must be in the bundle or the system.
@@ -59,8 +76,8 @@ fi
 
 # The GPU machine's system libraries are not this machine's: say what the
 # bundle needs (gpu-session.sh checks that it starts there).
-need="$(objdump -T "$B/bin/lmtune" "$B"/lib/*.so* 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1)"
-log "the bundle needs glibc ${need#GLIBC_} or newer (this machine: $(ldd --version | head -n 1 | grep -o '[0-9.]*$'))"
+need="$(objdump -T "$B/bin/lmtune" "$B"/lib/*.so.[0-9] 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1)"
+log "the bundle needs glibc ${need#GLIBC_} or newer (this machine: $(ldd --version | head -n 1 | grep -o '[0-9.]*$'); lib/fallback's libraries may need this machine's)"
 
 src="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/llama-cpp-sys-2-"$SYS_VERSION"/llama.cpp | head -n 1)"
 log "packing the vendored llama.cpp source ($src)"

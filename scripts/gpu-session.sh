@@ -15,7 +15,8 @@
 #      tuner under an 8 GiB budget on the 13B model (gpu-budget-8gib), each
 #      stopped with SIGINT when its share of the time is up (the results so
 #      far stay valid and resumable);
-#   5. reports and fits of what ran; everything into $OUT/gpu-results.tgz.
+#   5. the results directories into $OUT/gpu-results.tgz (reports and fits
+#      are drawn back here, at no device time).
 #
 # LMTUNE_GPU_REHEARSAL=1 runs the same steps with no GPU and short caps, on
 # the CPU (the CUDA library is neither built nor loaded): the check that this
@@ -31,7 +32,11 @@ B=.gpu/bundle
 LM="$B/lmtune"
 DAY="$(date +%F)"
 TAG="${LMTUNE_GPU_TAG:-h200}"
-mkdir -p "$OUT" "$WORK" models/synth results reports
+# Models live outside the checkout; a rehearsal's results too.
+MODELS="$WORK/models"
+RES=results
+[ -n "$REHEARSAL" ] && RES="$WORK/results"
+mkdir -p "$OUT" "$WORK" "$MODELS" "$RES"
 exec > >(tee -a "$OUT/session.log") 2>&1
 
 left() { echo $(( BUDGET - ($(date +%s) - START) )); }
@@ -103,44 +108,45 @@ synth() {
   local t0; t0=$(date +%s)
   "$LM" synth --donor "$B/donor.gguf" "$@" -o "$out" && echo "made $out in $(( $(date +%s) - t0 )) s"
 }
-synth models/synth/smollm2-shape-q4_1.gguf --layers 30 --embd 576 --heads 9 --kv-heads 3 --ff 1536 --ctx-train 8192 --quant q4_1
+synth "$MODELS/smollm2-shape-q4_1.gguf" --layers 30 --embd 576 --heads 9 --kv-heads 3 --ff 1536 --ctx-train 8192 --quant q4_1
 if [ -z "$REHEARSAL" ]; then
-  synth models/synth/llama-7b-q4_K.gguf --like llama-7b --quant q4_K
-  [ "$(left)" -gt 300 ] && synth models/synth/llama-13b-q4_K.gguf --like llama-13b --quant q4_K
+  synth "$MODELS/llama-7b-q4_K.gguf" --like llama-7b --quant q4_K
+  [ "$(left)" -gt 300 ] && synth "$MODELS/llama-13b-q4_K.gguf" --like llama-13b --quant q4_K
 else
   # A small stand-in for the 7B model, so the rehearsal's sweep is quick.
-  synth models/synth/llama-7b-q4_K.gguf --layers 32 --embd 256 --heads 4 --kv-heads 4 --ff 512 --ctx-train 4096 --quant q4_K
+  synth "$MODELS/llama-7b-q4_K.gguf" --layers 32 --embd 256 --heads 4 --kv-heads 4 --ff 512 --ctx-train 4096 --quant q4_K
+  synth "$MODELS/llama-13b-q4_K.gguf" --layers 40 --embd 256 --heads 4 --kv-heads 4 --ff 512 --ctx-train 4096 --quant q4_K
 fi
 
 step "4. sweeps"
 dirs=()
 sweep() {
-  local cap=$1 scen=$2 dir=$3
+  local cap=$1 scen=$2 model=$3 dir=$4
   dirs+=("$dir")
   if [ -f "$dir/results.jsonl" ]; then
-    run_capped "$cap" "$LM" run "$scen" --resume "$dir"
+    run_capped "$cap" "$LM" run "$scen" --model "$model" --resume "$dir"
   else
-    run_capped "$cap" "$LM" run "$scen" --out "$dir"
+    run_capped "$cap" "$LM" run "$scen" --model "$model" --out "$dir"
   fi
 }
 if [ -z "$REHEARSAL" ]; then caps=(90 200 150); else caps=(60 60 40); fi
-sweep "${caps[0]}" scenarios/gpu-quick-smollm2-shape.toml "results/$DAY-$TAG-gpu-quick-smollm2-shape"
-sweep "${caps[1]}" scenarios/gpu-quick-7b.toml "results/$DAY-$TAG-gpu-quick-7b"
-if [ -f models/synth/llama-13b-q4_K.gguf ]; then
-  d="results/$DAY-$TAG-gpu-budget-8gib-tune-tg"
+sweep "${caps[0]}" scenarios/gpu-quick-smollm2-shape.toml "$MODELS/smollm2-shape-q4_1.gguf" "$RES/$DAY-$TAG-gpu-quick-smollm2-shape"
+sweep "${caps[1]}" scenarios/gpu-quick-7b.toml "$MODELS/llama-7b-q4_K.gguf" "$RES/$DAY-$TAG-gpu-quick-7b"
+if [ -f "$MODELS/llama-13b-q4_K.gguf" ]; then
+  d="$RES/$DAY-$TAG-gpu-budget-8gib-tune-tg"
   dirs+=("$d")
-  run_capped "${caps[2]}" "$LM" tune scenarios/gpu-budget-8gib.toml --objective tg --time-budget "$(( caps[2] - 30 ))s" --out "$d"
+  run_capped "${caps[2]}" "$LM" tune scenarios/gpu-budget-8gib.toml --model "$MODELS/llama-13b-q4_K.gguf" \
+    --objective tg --time-budget "$(( caps[2] - 30 ))s" --out "$d"
 fi
 
-step "5. reports and fits"
+step "5. pack"
+# Reports and fits are drawn afterwards on the machine that made the bundle
+# (lmtune report / lmtune fit on these directories): no device time, and no
+# fonts needed here.
 kept=()
 for d in "${dirs[@]}"; do
-  [ -s "$d/results.jsonl" ] || continue
-  kept+=("$d")
-  name="$(basename "$d")"
-  "$LM" report "$d" -o "reports/$name" 2>&1 | tail -n 2
-  "$LM" fit "$d" >"$d/fit.txt" 2>&1; tail -n 25 "$d/fit.txt"
+  [ -s "$d/results.jsonl" ] && kept+=("$d")
 done
-[ ${#kept[@]} -gt 0 ] && tar czf "$OUT/gpu-results.tgz" "${kept[@]}" $(for d in "${kept[@]}"; do echo "reports/$(basename "$d")"; done | xargs -r ls -d 2>/dev/null)
+[ ${#kept[@]} -gt 0 ] && tar czf "$OUT/gpu-results.tgz" "${kept[@]}"
 ls -la "$OUT"
 step "done"

@@ -334,6 +334,34 @@ fn tune_finds_the_largest_offload_that_fits_on_a_simulated_gpu() {
     assert!(stdout.contains("budget 490 MiB"), "{stdout}");
 }
 
+/// On the real llama.cpp backend with no GPU device, n_gpu_layers changes
+/// nothing: the tuner sees it in the placement llama.cpp reports (0 layers
+/// offloaded), says so, and does not recommend an offload that never happened.
+#[test]
+fn tune_without_a_gpu_device_does_not_recommend_an_offload() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = "name = \"no-gpu\"\n[sweep]\nn_gpu_layers = [0, 16, \"all\"]\nn_ctx = 256\nthreads = 1\n[workload]\nn_prompt = 0\nn_gen = [8]\n[measure]\nrepetitions = 2\n";
+    let path = scenario(dir.path(), "no-gpu.toml", space);
+    let output = lmtune()
+        .arg("tune")
+        .arg(&path)
+        .args(["--objective", "tg", "--vram", "8GiB", "--out"])
+        .arg(dir.path().join("tune"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("n_gpu_layers = 31: the backend offloaded nothing (it has no GPU device)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("offload settled: n_gpu_layers = 0, the smallest (no GPU device)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("n_gpu_layers=0 — measured"), "{stdout}");
+}
+
 #[test]
 fn tune_against_a_grid_measures_both_back_to_back_and_reports_the_ratio() {
     let dir = tempfile::tempdir().unwrap();

@@ -775,6 +775,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         // Measured minus predicted VRAM at the last offload that ran: the
         // model's per-layer slope is structural, its constant is what it misses.
         let mut offset: Option<i64> = None;
+        // Set when the backend offloaded nothing at all (it has no GPU device).
+        let mut no_gpu = false;
         while let Some(at) = next {
             let k = ngls[at as usize];
             let Some(c) = probe(k) else { break };
@@ -801,6 +803,21 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
                         .map(|(_, r)| r)
                 })
                 .collect();
+            if k > 0
+                && !latest.is_empty()
+                && latest.iter().all(|r| {
+                    r.measurement
+                        .placement
+                        .as_ref()
+                        .is_some_and(|p| p.layers_offloaded == 0)
+                })
+            {
+                trace.push(format!(
+                    "    n_gpu_layers = {k}: the backend offloaded nothing (it has no GPU device), so n_gpu_layers changes nothing here"
+                ));
+                no_gpu = true;
+                break;
+            }
             let used = latest
                 .iter()
                 .filter_map(|r| Some(r.vram.as_ref()?.used_bytes()))
@@ -845,7 +862,15 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
                 Some((lo + hi) / 2)
             };
         }
-        if lo < 0 {
+        if no_gpu {
+            let k = ngls[0];
+            trace.push(format!(
+                "offload settled: n_gpu_layers = {k}, the smallest (no GPU device); tuning the rest there"
+            ));
+            space
+                .candidates
+                .retain(|c| space.points[c.pp.or(c.tg).unwrap_or(0)].load.n_gpu_layers == k);
+        } else if lo < 0 {
             trace.push(format!(
                 "no n_gpu_layers fits{}",
                 vram_budget.map_or(String::new(), |b| format!(" {:.0} MiB", mib(b)))
