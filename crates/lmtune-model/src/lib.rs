@@ -36,6 +36,9 @@ pub struct Calibration {
     pub model: String,
     /// Peak RSS residue (MiB) over the structural terms.
     pub memory: Option<LinearFit>,
+    /// VRAM residue (MiB) over the offloaded weights and KV cache.
+    #[serde(default)]
+    pub vram: Option<LinearFit>,
     /// Milliseconds per generated token.
     pub tg: Option<LinearFit>,
     /// Milliseconds per prompt token.

@@ -158,3 +158,101 @@ fn fit_recovers_the_planted_coefficients_within_two_percent() {
         }
     }
 }
+
+/// With the offload varying (a simulated GPU), the fit models generation as
+/// additive over devices, linear in the GB left on the CPU per thread count,
+/// and VRAM as the offloaded weights and KV cache plus a fitted residue; it
+/// recovers the planted bandwidths and memory terms. (Simulated numbers: the
+/// fixture for the real GPU runs still owed.)
+#[test]
+fn fit_recovers_planted_offload_terms_on_a_simulated_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = "name = \"sim-gpu-fit\"\n[backend]\nkind = \"sim\"\n[backend.sim]\ncpu_bandwidth_gb_per_s = 10.0\nthread_saturation = 4\neta = 0.6\nt_fixed_ms = 3.0\nmem_overhead_mib = 40.0\nmem_mib_per_ubatch_token = 0.03\nmem_mib_per_ubatch_token_per_1k_ctx = 0.005\ngpu_vram_mib = 8000.0\ngpu_bandwidth_gb_per_s = 300.0\ngpu_pp_speedup = 20.0\nnoise = 0.02\nseed = 11\n[sweep]\nn_gpu_layers = [0, 8, 16, 24, 31]\nn_ctx = [512, 4096]\nn_batch = 512\nn_ubatch = [128, 512]\nthreads = [2, 4]\n[workload]\nn_prompt = [512]\nn_gen = [64]\n[measure]\nrepetitions = 3\n";
+    let path = scenario(dir.path(), "gpu.toml", profile);
+    let out = dir.path().join("grid");
+    lmtune()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let cal_path = dir.path().join("cal.json");
+    let fit = lmtune()
+        .arg("fit")
+        .arg(&out)
+        .arg("--model")
+        .arg(model_path())
+        .arg("-o")
+        .arg(&cal_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&fit.stdout);
+    assert!(fit.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("VRAM (MiB over the offloaded weights and KV cache)"),
+        "{stdout}"
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&cal_path).unwrap()).unwrap();
+    let cal = &v["calibrations"][0];
+    let coef = |model: &str, name: &str| {
+        cal[model]["coefficients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{model}.{name}: {cal}"))["value"]
+            .as_f64()
+            .unwrap()
+    };
+    let close = |what: &str, got: f64, planted: f64, tolerance: f64| {
+        assert!(
+            (got / planted - 1.0).abs() < tolerance,
+            "{what}: fitted {got}, planted {planted}\n{stdout}"
+        )
+    };
+    // Generation: ms per GB left on the CPU = 1000/η × (1/BW_cpu(t) − 1/BW_gpu).
+    for threads in [2u32, 4] {
+        let bw_cpu = 10.0 * f64::from(threads.min(4));
+        close(
+            &format!("tg ms per GB on the CPU at {threads} threads"),
+            coef("tg", &format!("ms_per_gb_on_cpu_at_{threads}_threads")),
+            1000.0 / 0.6 * (1.0 / bw_cpu - 1.0 / 300.0),
+            0.03,
+        );
+    }
+    let loo = cal["tg"]["loo_mape"].as_f64().unwrap();
+    assert!(loo < 0.05, "tg leave-one-out error {loo}");
+    // VRAM over weights and KV: the planner's compute buffer and CUDA
+    // context (which the sim adds) plus the planted residue.
+    let inspect = lmtune()
+        .args(["inspect", "--json"])
+        .arg(model_path())
+        .output()
+        .unwrap();
+    let a: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let (vocab, embd, ff) = (
+        a["anatomy"]["n_vocab"].as_f64().unwrap(),
+        a["anatomy"]["n_embd"].as_f64().unwrap(),
+        a["anatomy"]["n_ff"].as_f64().unwrap(),
+    );
+    let mib = 1048576.0;
+    close(
+        "vram overhead",
+        coef("vram", "vram_overhead_mib"),
+        400.0 + 40.0,
+        0.01,
+    );
+    close(
+        "vram per ubatch token",
+        coef("vram", "vram_mib_per_ubatch_token"),
+        0.03 + 4.0 * (vocab + 4.0 * embd + 2.0 * ff) / mib,
+        0.01,
+    );
+    close(
+        "vram per ubatch token per 1k ctx",
+        coef("vram", "vram_mib_per_ubatch_token_per_1k_ctx"),
+        0.005 + 2000.0 / mib,
+        0.01,
+    );
+}

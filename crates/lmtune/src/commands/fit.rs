@@ -3,10 +3,19 @@
 //!
 //! - memory: peak RSS = structural (exact from the anatomy: host weights,
 //!   repacked copies, KV cache) + β₀ + β₁·n_ubatch + β₂·n_ubatch·n_ctx/1000;
+//! - VRAM (points with GPU memory in the record): used = structural (the
+//!   weights and KV cache of the offloaded layers) + the same three terms;
 //! - generation: seconds per token = one constant per thread count (+ a term
-//!   per GB of KV cache read, when the depth varies);
+//!   per GB of KV cache read, when the depth varies; + per thread count, ms
+//!   per GB read on the CPU, when the offload varies: time per token is
+//!   additive over devices, so it is linear in the bytes left on the CPU);
 //! - prompt processing: seconds per token = one constant per thread count
-//!   + γ / n_ubatch (the per-micro-batch overhead, amortized).
+//!   + γ / n_ubatch (the per-micro-batch overhead, amortized) (+ when the
+//!   offload varies, ms per GB on the CPU per thread count, and per GB on
+//!   the CPU per micro-batch: the weights a GPU backend streams over).
+//!
+//! The offload of a point is what the backend applied (`placement`), not
+//! what it asked for.
 //!
 //! Features that do not vary in the data are left out (their effect cannot
 //! be told from the intercept).
@@ -25,8 +34,8 @@ use lmtune_core::knobs::TestKind;
 use lmtune_core::record::{Record, Status};
 use lmtune_gguf::{GgufFile, ModelAnatomy};
 use lmtune_model::{
-    fit_across_models, fit_linear, predict_memory, Calibration, ContextShape, CpuBackend,
-    LinearFit, MachineCalibration, TgObservation,
+    bytes_per_token, fit_across_models, fit_linear, predict_memory, Calibration, ContextShape,
+    CpuBackend, LinearFit, MachineCalibration, Placement, TgObservation,
 };
 use lmtune_report::load_results;
 
@@ -85,6 +94,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<u8> {
             backend,
             model: model.clone(),
             memory: None,
+            vram: None,
             tg: None,
             pp: None,
             notes: Vec::new(),
@@ -99,8 +109,18 @@ pub fn run(args: FitArgs) -> anyhow::Result<u8> {
             },
             None => cal.notes.push(format!("memory: the model file {} was not found (give --model PATH); the structural terms need its anatomy", rs[0].model)),
         }
+        if let Some(a) = &anatomy {
+            match fit_vram(a, &rs) {
+                Ok(Some((f, rows))) => {
+                    cal.notes.extend(outlier_notes("vram", &f, &rows));
+                    cal.vram = Some(f);
+                }
+                Ok(None) => {}
+                Err(e) => cal.notes.push(format!("vram: {e}")),
+            }
+        }
         for kind in [TestKind::Tg, TestKind::Pp] {
-            match fit_speed(kind, &rs) {
+            match fit_speed(kind, &rs, anatomy.as_ref()) {
                 Ok((f, rows)) => {
                     let label = if kind == TestKind::Tg { "tg" } else { "pp" };
                     cal.notes.extend(outlier_notes(label, &f, &rows));
@@ -248,34 +268,55 @@ fn ubatch_eff(r: &Record) -> f64 {
     f64::from(r.ctx.n_ubatch.min(r.ctx.n_batch).min(r.ctx.n_ctx))
 }
 
-/// Exact host bytes: weights (+ repacked copies) and KV cache.
-fn structural_rss(a: &ModelAnatomy, r: &Record) -> f64 {
-    let ctx = ContextShape {
+/// Layers the backend offloaded at this point: what it reported
+/// (`placement`), else what was asked when it has a GPU (a simulated one too).
+fn offloaded_layers(r: &Record) -> u64 {
+    if let Some(p) = &r.measurement.placement {
+        return u64::from(p.layers_offloaded);
+    }
+    let gpu = r.fingerprint.backend_devices.iter().any(|d| d.is_gpu())
+        || r.measurement.simulated_vram_bytes.is_some();
+    if gpu {
+        u64::from(r.load.n_gpu_layers)
+    } else {
+        0
+    }
+}
+
+fn context_shape(r: &Record) -> ContextShape {
+    ContextShape {
         n_ctx: u64::from(r.ctx.n_ctx),
         n_ubatch: ubatch_eff(r) as u64,
         type_k: r.ctx.type_k.ggml_type(),
         type_v: r.ctx.type_v.ggml_type(),
         flash_attn: true,
-    };
-    let gpu = r.fingerprint.backend_devices.iter().any(|d| d.is_gpu());
-    // The repack rule of the machine that measured, from its recorded CPU features.
+    }
+}
+
+/// The predicted memory of a point, with the repack rule of the machine that
+/// measured it (from its recorded CPU features) and its applied offload.
+fn memory_of(a: &ModelAnatomy, r: &Record) -> lmtune_model::MemoryPrediction {
     let arch = if r.fingerprint.host.arch.is_empty() {
         std::env::consts::ARCH
     } else {
         r.fingerprint.host.arch.as_str()
     };
     let cpu = CpuBackend::from_backend_build(arch, &r.fingerprint.backend_build);
-    let m = predict_memory(
-        a,
-        if gpu {
-            u64::from(r.load.n_gpu_layers)
-        } else {
-            0
-        },
-        &ctx,
-        &cpu,
-    );
+    predict_memory(a, offloaded_layers(r), &context_shape(r), &cpu)
+}
+
+/// Exact host bytes: weights (+ repacked copies) and KV cache.
+fn structural_rss(a: &ModelAnatomy, r: &Record) -> f64 {
+    let m = memory_of(a, r);
     (m.host.weights + m.host.repacked + m.host.kv) as f64
+}
+
+/// GB read on the CPU per token: the blocks and output layer left there and
+/// their KV cache at the test's mean depth (generation reads it all per token).
+fn cpu_gb_per_token(a: &ModelAnatomy, r: &Record) -> f64 {
+    let placement = Placement::new(a, offloaded_layers(r));
+    let depth = u64::from(r.workload.n_depth) + u64::from(r.workload.n_gen) / 2;
+    bytes_per_token(a, &placement, &context_shape(r), depth).0 as f64 / 1e9
 }
 
 /// One note per point a fit set aside, naming it, with the error over all points.
@@ -344,9 +385,62 @@ fn fit_memory<'a>(
     Ok((fit, with_rss.into_iter().copied().collect()))
 }
 
+/// VRAM used over the offloaded layers' weights and KV cache, for points
+/// that offloaded and have GPU memory in their record; `None` without any.
+fn fit_vram<'a>(
+    a: &ModelAnatomy,
+    rs: &[&'a Record],
+) -> Result<Option<(LinearFit, Vec<&'a Record>)>, lmtune_model::FitError> {
+    let used = |r: &Record| r.vram.as_ref().map_or(0, |v| v.used_bytes());
+    let with_vram: Vec<&Record> = rs
+        .iter()
+        .copied()
+        .filter(|r| used(r) > 0 && offloaded_layers(r) > 0)
+        .collect();
+    if with_vram.is_empty() {
+        return Ok(None);
+    }
+    let mib = 1024.0 * 1024.0;
+    let structural_mib: Vec<f64> = with_vram
+        .iter()
+        .map(|r| {
+            let m = memory_of(a, r);
+            (m.gpu.weights + m.gpu.kv) as f64 / mib
+        })
+        .collect();
+    let y: Vec<f64> = with_vram
+        .iter()
+        .zip(&structural_mib)
+        .map(|(r, s)| used(r) as f64 / mib - s)
+        .collect();
+    let rows: Vec<Vec<f64>> = with_vram
+        .iter()
+        .map(|r| {
+            vec![
+                1.0,
+                ubatch_eff(r),
+                ubatch_eff(r) * f64::from(r.ctx.n_ctx) / 1000.0,
+            ]
+        })
+        .collect();
+    let (names, rows) = drop_constant(
+        &[
+            "vram_overhead_mib",
+            "vram_mib_per_ubatch_token",
+            "vram_mib_per_ubatch_token_per_1k_ctx",
+        ],
+        rows,
+    );
+    let fit = fit_linear("vram", &names, &rows, &y, |i, residue| {
+        structural_mib[i] + residue
+    })?;
+    Ok(Some((fit, with_vram)))
+}
+
 fn fit_speed<'a>(
     kind: TestKind,
     rs: &[&'a Record],
+    anatomy: Option<&ModelAnatomy>,
 ) -> Result<(LinearFit, Vec<&'a Record>), lmtune_model::FitError> {
     let pts: Vec<&&Record> = rs
         .iter()
@@ -355,7 +449,7 @@ fn fit_speed<'a>(
     let mut threads: Vec<u32> = pts.iter().map(|r| r.ctx.threads).collect();
     threads.sort_unstable();
     threads.dedup();
-    let names_owned: Vec<String> = threads
+    let mut names_owned: Vec<String> = threads
         .iter()
         .map(|t| format!("ms_per_token_at_{t}_threads"))
         .chain(std::iter::once(match kind {
@@ -363,7 +457,7 @@ fn fit_speed<'a>(
             _ => "ms_per_1k_tokens_of_depth".to_string(),
         }))
         .collect();
-    let rows: Vec<Vec<f64>> = pts
+    let mut rows: Vec<Vec<f64>> = pts
         .iter()
         .map(|r| {
             let mut row: Vec<f64> = threads
@@ -377,6 +471,39 @@ fn fit_speed<'a>(
             row
         })
         .collect();
+    // With the offload varying, the bytes left on the CPU: one slope per
+    // thread count (the CPU's speed depends on it), where that count has two
+    // or more offloads (else the slope is its constant); for prompt
+    // processing also per micro-batch (a GPU backend streams the weights
+    // left on the CPU to the GPU once per micro-batch).
+    if let Some(a) = anatomy {
+        let gb: Vec<f64> = pts.iter().map(|r| cpu_gb_per_token(a, r)).collect();
+        let varies = |keep: &dyn Fn(&Record) -> bool| {
+            let mut v: Vec<u64> = pts
+                .iter()
+                .zip(&gb)
+                .filter(|(r, _)| keep(r))
+                .map(|(_, g)| g.to_bits())
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v.len() > 1
+        };
+        for &t in &threads {
+            if varies(&|r: &Record| r.ctx.threads == t) {
+                names_owned.push(format!("ms_per_gb_on_cpu_at_{t}_threads"));
+                for (row, (r, g)) in rows.iter_mut().zip(pts.iter().zip(&gb)) {
+                    row.push(if r.ctx.threads == t { *g } else { 0.0 });
+                }
+            }
+        }
+        if kind == TestKind::Pp && varies(&|_| true) {
+            names_owned.push("ms_times_ubatch_per_gb_on_cpu".to_string());
+            for (row, (r, g)) in rows.iter_mut().zip(pts.iter().zip(&gb)) {
+                row.push(g / ubatch_eff(r).min(f64::from(r.workload.n_prompt)));
+            }
+        }
+    }
     let y: Vec<f64> = pts
         .iter()
         .map(|r| 1000.0 / r.tokens_per_s.as_ref().map_or(1.0, |s| s.mean))
@@ -401,7 +528,8 @@ fn fit_speed<'a>(
 /// Drops feature columns that never vary, so the fit is not rank-deficient.
 /// Intercepts (the overhead, the per-thread-count constants) always stay.
 fn drop_constant<'a>(names: &[&'a str], rows: Vec<Vec<f64>>) -> (Vec<&'a str>, Vec<Vec<f64>>) {
-    let is_intercept = |name: &str| name == "overhead_mib" || name.starts_with("ms_per_token_at_");
+    let is_intercept =
+        |name: &str| name.ends_with("overhead_mib") || name.starts_with("ms_per_token_at_");
     let keep: Vec<usize> = (0..names.len())
         .filter(|&j| {
             let first = rows.first().map_or(0.0, |r| r[j]);
@@ -446,6 +574,9 @@ fn print_fit(label: &str, f: &LinearFit) {
 fn print_calibration(c: &Calibration) {
     if let Some(f) = &c.memory {
         print_fit("memory (peak RSS, MiB)", f);
+    }
+    if let Some(f) = &c.vram {
+        print_fit("VRAM (MiB over the offloaded weights and KV cache)", f);
     }
     if let Some(f) = &c.tg {
         print_fit("generation (ms per token)", f);
