@@ -10,9 +10,9 @@
 //!   per GB read on the CPU, when the offload varies: time per token is
 //!   additive over devices, so it is linear in the bytes left on the CPU);
 //! - prompt processing: seconds per token = one constant per thread count
-//!   + γ / n_ubatch (the per-micro-batch overhead, amortized) (+ when the
-//!   offload varies, ms per GB on the CPU per thread count, and per GB on
-//!   the CPU per micro-batch: the weights a GPU backend streams over).
+//!   plus γ / n_ubatch (the per-micro-batch overhead, amortized); when the
+//!   offload varies, also ms per GB on the CPU per thread count, and per GB
+//!   on the CPU per micro-batch (the weights a GPU backend streams over).
 //!
 //! The offload of a point is what the backend applied (`placement`), not
 //! what it asked for.
