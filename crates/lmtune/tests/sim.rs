@@ -109,16 +109,7 @@ fn fit_recovers_the_planted_coefficients_within_two_percent() {
         );
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&cal_path).unwrap()).unwrap();
         let cal = &v["calibrations"][0];
-        let coef = |model: &str, name: &str| {
-            cal[model]["coefficients"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["name"] == name)
-                .unwrap_or_else(|| panic!("{model}.{name}: {cal}"))["value"]
-                .as_f64()
-                .unwrap()
-        };
+        let coef = |model: &str, name: &str| coefficient(cal, model, name);
         let close = |what: &str, got: f64, planted: f64| {
             assert!(
                 (got / planted - 1.0).abs() < 0.02,
@@ -195,16 +186,7 @@ fn fit_recovers_planted_offload_terms_on_a_simulated_gpu() {
     );
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&cal_path).unwrap()).unwrap();
     let cal = &v["calibrations"][0];
-    let coef = |model: &str, name: &str| {
-        cal[model]["coefficients"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap_or_else(|| panic!("{model}.{name}: {cal}"))["value"]
-            .as_f64()
-            .unwrap()
-    };
+    let coef = |model: &str, name: &str| coefficient(cal, model, name);
     let close = |what: &str, got: f64, planted: f64, tolerance: f64| {
         assert!(
             (got / planted - 1.0).abs() < tolerance,
@@ -255,4 +237,16 @@ fn fit_recovers_planted_offload_terms_on_a_simulated_gpu() {
         0.005 + 2000.0 / mib,
         0.01,
     );
+}
+
+/// A fitted coefficient from a calibration's JSON (`lmtune fit -o`).
+fn coefficient(cal: &Value, model: &str, name: &str) -> f64 {
+    cal[model]["coefficients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("{model}.{name}: {cal}"))["value"]
+        .as_f64()
+        .unwrap()
 }

@@ -345,6 +345,16 @@ fn outlier_notes(what: &str, f: &LinearFit, rows: &[&Record]) -> Vec<String> {
         .collect()
 }
 
+/// The memory residue's features: a constant, the micro-batch (compute
+/// buffers), and micro-batch × context in thousands (attention's share).
+fn residue_row(r: &Record) -> Vec<f64> {
+    vec![
+        1.0,
+        ubatch_eff(r),
+        ubatch_eff(r) * f64::from(r.ctx.n_ctx) / 1000.0,
+    ]
+}
+
 fn fit_memory<'a>(
     a: &ModelAnatomy,
     rs: &[&'a Record],
@@ -360,16 +370,7 @@ fn fit_memory<'a>(
         .zip(&structural)
         .map(|(r, s)| (r.measurement.rss_peak_bytes.unwrap_or(0) as f64 - s) / mib)
         .collect();
-    let rows: Vec<Vec<f64>> = with_rss
-        .iter()
-        .map(|r| {
-            vec![
-                1.0,
-                ubatch_eff(r),
-                ubatch_eff(r) * f64::from(r.ctx.n_ctx) / 1000.0,
-            ]
-        })
-        .collect();
+    let rows: Vec<Vec<f64>> = with_rss.iter().map(|r| residue_row(r)).collect();
     let structural_mib: Vec<f64> = structural.iter().map(|s| s / mib).collect();
     let (names, rows) = drop_constant(
         &[
@@ -413,16 +414,7 @@ fn fit_vram<'a>(
         .zip(&structural_mib)
         .map(|(r, s)| used(r) as f64 / mib - s)
         .collect();
-    let rows: Vec<Vec<f64>> = with_vram
-        .iter()
-        .map(|r| {
-            vec![
-                1.0,
-                ubatch_eff(r),
-                ubatch_eff(r) * f64::from(r.ctx.n_ctx) / 1000.0,
-            ]
-        })
-        .collect();
+    let rows: Vec<Vec<f64>> = with_vram.iter().map(|r| residue_row(r)).collect();
     let (names, rows) = drop_constant(
         &[
             "vram_overhead_mib",
