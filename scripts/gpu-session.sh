@@ -58,7 +58,7 @@ run_capped() {
 step "1. machine"
 if [ -z "$REHEARSAL" ]; then
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem,pcie.link.gen.max,pcie.link.width.max --format=csv
-  command -v nvcc >/dev/null && nvcc --version | tail -n 2
+  { command -v nvcc || ls /usr/local/cuda/bin/nvcc; } 2>/dev/null && { nvcc --version 2>/dev/null || /usr/local/cuda/bin/nvcc --version; } | tail -n 2
 else
   echo "rehearsal: no GPU is used"
 fi
@@ -72,6 +72,9 @@ if [ -z "$REHEARSAL" ]; then
     [ -f "$c" ] && { cuda_lib="$c"; break; }
   done
   if [ -z "$cuda_lib" ]; then
+    if ! command -v nvcc >/dev/null && [ -z "${CUDA_HOME:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then
+      export CUDA_HOME=/usr/local/cuda
+    fi
     tar xzf "$B/llama.cpp.tgz" -C "$WORK"
     t0=$(date +%s)
     LLAMA_CPP_SRC="$WORK/llama.cpp" JOBS="$(nproc)" scripts/build-cuda-backend.sh "$WORK" 2>&1 | tail -n 5
