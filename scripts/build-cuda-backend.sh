@@ -53,11 +53,13 @@ build="$OUT/build-cuda"
 mkdir -p "$build"
 start=$(date +%s)
 # Only ggml-cuda (and the ggml-base it links) is built; everything else of
-# llama.cpp is switched off so that configuring needs nothing more.
+# llama.cpp is switched off so that configuring needs nothing more. No
+# RUNPATH into the build tree: the library must take the libggml-base.so of
+# the process that loads it, never a second copy from here.
 cmake -S "$src" -B "$build" "${generator[@]}" "${cuda[@]}" \
   -DCMAKE_BUILD_TYPE=Release \
   -DGGML_CUDA=ON -DGGML_BACKEND_DL=ON -DBUILD_SHARED_LIBS=ON \
-  -DGGML_NATIVE=OFF -DGGML_CUDA_NCCL=OFF \
+  -DGGML_NATIVE=OFF -DGGML_CUDA_NCCL=OFF -DCMAKE_SKIP_BUILD_RPATH=ON \
   -DCMAKE_CUDA_ARCHITECTURES="$ARCHS" \
   -DLLAMA_BUILD_COMMON=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF \
   -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
