@@ -9,7 +9,8 @@
 #   llama.cpp.tgz          the llama.cpp source llama-cpp-sys-2 vendors,
 #                          trimmed, for building libggml-cuda.so there
 #                          (scripts/build-cuda-backend.sh)
-#   lib/libggml-cuda.so    only if one was built here already (.gpu/libggml-cuda.so)
+#   (.gpu/cuda-lib)        a libggml-cuda.so built here already (.gpu/libggml-cuda.so),
+#                          stripped and xz'd, to carry in a call of its own
 #   donor.gguf             a tiny model that carries SmolLM2's tokenizer, the
 #                          donor for `lmtune synth` there
 #
@@ -92,10 +93,18 @@ tar czf "$B/llama.cpp.tgz" -C "$(dirname "$src")" \
   --exclude='llama.cpp/ggml/src/ggml-hexagon' --exclude='llama.cpp/ggml/src/ggml-zdnn' \
   llama.cpp
 
+# A prebuilt libggml-cuda.so (58 MiB stripped for sm_90, 37 MiB as xz) does
+# not fit beside the bundle in one call's 64 MiB: it travels in a first,
+# short call of its own (scripts/gpu-session.sh --unpack-cuda), which leaves
+# it on the warm machine for the session call right after.
 if [ -f .gpu/libggml-cuda.so ]; then
-  log "adding the prebuilt .gpu/libggml-cuda.so"
-  cp .gpu/libggml-cuda.so "$B/lib/"
-  [ -f .gpu/libggml-cuda.txt ] && cp .gpu/libggml-cuda.txt "$B/lib/"
+  log "packing the prebuilt .gpu/libggml-cuda.so into .gpu/cuda-lib (for its own device call)"
+  rm -rf .gpu/cuda-lib
+  mkdir -p .gpu/cuda-lib
+  strip --strip-unneeded -o .gpu/cuda-lib/libggml-cuda.so .gpu/libggml-cuda.so
+  xz -T0 -6 .gpu/cuda-lib/libggml-cuda.so
+  [ -f .gpu/libggml-cuda.txt ] && cp .gpu/libggml-cuda.txt .gpu/cuda-lib/
+  du -sh .gpu/cuda-lib >&2
 fi
 
 model=models/SmolLM2-135M-Instruct.Q4_1.gguf

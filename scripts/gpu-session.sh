@@ -5,6 +5,12 @@
 #   here:   scripts/gpu-bundle.sh                  # .gpu/bundle, ≤ 56 MiB
 #   device: run  command="bash scripts/gpu-session.sh"  carry=[".gpu/bundle"]  timeout_s=590
 #
+# With libggml-cuda.so built here beforehand (CUDA_HOME="$(scripts/cuda-toolkit-pypi.sh)"
+# scripts/build-cuda-backend.sh, ~1 CPU-hour; then gpu-bundle.sh packs it into
+# .gpu/cuda-lib), a first short call brings it, and the session call must
+# follow within the machine's 30 s warm time to find it:
+#   device: run  command="bash scripts/gpu-session.sh --unpack-cuda"  carry=[".gpu/cuda-lib"]
+#
 # In order, each step only if the time left allows it (LMTUNE_GPU_BUDGET_S,
 # default 540 s, counted from the start):
 #   1. the GPU as nvidia-smi sees it;
@@ -50,9 +56,18 @@ run_capped() {
   if [ "$cap" -lt 20 ]; then echo "skipped (time left: ${l}s): $*"; return 0; fi
   echo "+ (cap ${cap}s) $*"
   timeout -s INT -k 20 "$cap" "$@"
-  echo "exit $?"
+  local code=$?
+  echo "exit $code"
+  return $code
 }
 
+if [ "${1:-}" = "--unpack-cuda" ]; then
+  xz -dc .gpu/cuda-lib/libggml-cuda.so.xz >"$WORK/libggml-cuda.so.part" &&
+    mv "$WORK/libggml-cuda.so.part" "$WORK/libggml-cuda.so" &&
+    cp .gpu/cuda-lib/libggml-cuda.txt "$WORK/" 2>/dev/null
+  ls -la "$WORK"
+  exit 0
+fi
 [ -x "$LM" ] || { echo "error: no $LM; make the bundle here first (scripts/gpu-bundle.sh) and carry .gpu/bundle"; exit 2; }
 
 step "1. machine"
@@ -134,6 +149,13 @@ sweep() {
 }
 if [ -z "$REHEARSAL" ]; then caps=(90 200 150); else caps=(60 60 40); fi
 sweep "${caps[0]}" scenarios/gpu-quick-smollm2-shape.toml "$MODELS/smollm2-shape-q4_1.gguf" "$RES/$DAY-$TAG-gpu-quick-smollm2-shape"
+# Exit 2 is an error before any point ran (the backend could not start, e.g.
+# the CUDA library did not load): the rest would fail the same way.
+if [ $? -eq 2 ]; then
+  echo "error: the first sweep could not start (see above); stopping here to spare device time"
+  [ -s "${dirs[0]}/results.jsonl" ] || rm -rf "${dirs[0]}"
+  exit 1
+fi
 sweep "${caps[1]}" scenarios/gpu-quick-7b.toml "$MODELS/llama-7b-q4_K.gguf" "$RES/$DAY-$TAG-gpu-quick-7b"
 if [ -f "$MODELS/llama-13b-q4_K.gguf" ]; then
   d="$RES/$DAY-$TAG-gpu-budget-8gib-tune-tg"
