@@ -209,12 +209,7 @@ fn n_gpu_layers_is_recorded_unchanged_with_the_placement_llama_cpp_applied() {
     );
 
     // The model's anatomy, read from the GGUF by lmtune itself.
-    let inspect = lmtune()
-        .args(["inspect", "--json"])
-        .arg(common::model_path())
-        .output()
-        .unwrap();
-    let anatomy: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let anatomy = common::test_model_anatomy();
     let weights = anatomy["anatomy"]["weights_bytes"].as_f64().unwrap();
     let kv_per_token = anatomy["kv_bytes_per_token"]["f16"].as_f64().unwrap();
 

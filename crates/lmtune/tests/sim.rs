@@ -207,12 +207,7 @@ fn fit_recovers_planted_offload_terms_on_a_simulated_gpu() {
     assert!(loo < 0.05, "tg leave-one-out error {loo}");
     // VRAM over weights and KV: the planner's compute buffer and CUDA
     // context (which the sim adds) plus the planted residue.
-    let inspect = lmtune()
-        .args(["inspect", "--json"])
-        .arg(model_path())
-        .output()
-        .unwrap();
-    let a: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let a = common::test_model_anatomy();
     let (vocab, embd, ff) = (
         a["anatomy"]["n_vocab"].as_f64().unwrap(),
         a["anatomy"]["n_embd"].as_f64().unwrap(),

@@ -49,3 +49,14 @@ pub fn read_records(dir: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// `lmtune inspect --json` of the test model: its anatomy as lmtune reads it.
+pub fn test_model_anatomy() -> serde_json::Value {
+    let out = lmtune()
+        .args(["inspect", "--json"])
+        .arg(model_path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
