@@ -99,17 +99,6 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// Bytes of buffers of `kind` on devices whose name starts with `prefix`
-    /// (`"CUDA"` for every CUDA device and its host-pinned buffers are
-    /// `"CUDA_Host"`, so pass the device name with care).
-    pub fn bytes_on(&self, prefix: &str, kind: BufferKind) -> u64 {
-        self.buffers
-            .iter()
-            .filter(|b| b.kind == kind && b.device.starts_with(prefix))
-            .map(|b| b.bytes)
-            .sum()
-    }
-
     /// Bytes of every buffer on GPU memory (names that are not host ones:
     /// `CPU`, `CPU_Mapped`, `CPU_REPACK`, `CUDA_Host`, …).
     pub fn device_bytes(&self) -> u64 {

@@ -11,6 +11,9 @@ use common::{lmtune, scenario};
 
 const TINY: &str = "[sweep]\nn_ctx = 64\nthreads = 1\n[workload]\nn_prompt = [8]\nn_gen = [0]\n[measure]\nrepetitions = 1\n";
 
+/// A ggml backend registration with API version 999, which no ggml has.
+const OLD_API_STUB: &str = "struct reg { int api_version; void *iface[8]; void *context; };\nstatic struct reg r = { 999, {0}, 0 };\nvoid *ggml_backend_init(void) { return &r; }\n";
+
 fn run_with_backend(dir: &Path, backend: &Path) -> (i32, String) {
     let path = scenario(dir, "tiny.toml", TINY);
     let out = lmtune()
@@ -51,6 +54,7 @@ fn a_library_that_is_not_a_ggml_backend_is_refused() {
         dir.path(),
         "libnotabackend.so",
         "int lmtune_not_a_backend(void) { return 1; }\n",
+        &[],
     );
     let (code, stderr) = run_with_backend(dir.path(), &lib);
     assert_eq!(code, 2);
@@ -66,8 +70,7 @@ fn a_library_that_is_not_a_ggml_backend_is_refused() {
 #[test]
 fn a_backend_of_another_ggml_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let source = "struct reg { int api_version; void *iface[8]; void *context; };\nstatic struct reg r = { 999, {0}, 0 };\nvoid *ggml_backend_init(void) { return &r; }\n";
-    let lib = build_stub(dir.path(), "libggml-old.so", source);
+    let lib = build_stub(dir.path(), "libggml-old.so", OLD_API_STUB, &[]);
     let (code, stderr) = run_with_backend(dir.path(), &lib);
     assert_eq!(code, 2);
     assert!(
@@ -130,8 +133,7 @@ fn a_backend_needing_shared_ggml_points_to_the_dynamic_link_build() {
 #[test]
 fn a_backend_with_no_device_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let source = "struct reg { int api_version; void *iface[8]; void *context; };\nstatic struct reg r = { 999, {0}, 0 };\nvoid *ggml_backend_init(void) { return &r; }\n";
-    let old = build_stub(dir.path(), "libggml-old.so", source);
+    let old = build_stub(dir.path(), "libggml-old.so", OLD_API_STUB, &[]);
     let (_, stderr) = run_with_backend(dir.path(), &old);
     let current: u32 = stderr
         .split("current: ")
@@ -142,7 +144,7 @@ fn a_backend_with_no_device_is_refused() {
     let source = format!(
         "#include <stddef.h>\nstatic const char *name(void *r) {{ return \"NoDeviceStandIn\"; }}\nstatic size_t count(void *r) {{ return 0; }}\nstatic void *dev(void *r, size_t i) {{ return 0; }}\nstruct reg {{ int api_version; void *iface[4]; void *context; }};\nstatic struct reg r = {{ {current}, {{ (void *)name, (void *)count, (void *)dev, 0 }}, 0 }};\nvoid *ggml_backend_init(void) {{ return &r; }}\n"
     );
-    let lib = build_stub(dir.path(), "libggml-nodevice.so", &source);
+    let lib = build_stub(dir.path(), "libggml-nodevice.so", &source, &[]);
     let (code, stderr) = run_with_backend(dir.path(), &lib);
     assert_eq!(code, 2, "{stderr}");
     assert!(
@@ -262,41 +264,30 @@ fn system_has(soname: &str) -> bool {
 fn build_linked_stub(dir: &Path, name: &str, link: &str, soname: &str) -> std::path::PathBuf {
     let deps = dir.join("deps");
     std::fs::create_dir_all(&deps).unwrap();
-    let dummy_c = deps.join("dummy.c");
-    std::fs::write(
-        &dummy_c,
+    build_stub(
+        &deps,
+        &format!("lib{link}.so"),
         "int lmtune_dummy_dependency(void) { return 1; }\n",
-    )
-    .unwrap();
-    let status = Command::new("cc")
-        .args(["-shared", "-fPIC", &format!("-Wl,-soname,{soname}"), "-o"])
-        .arg(deps.join(format!("lib{link}.so")))
-        .arg(&dummy_c)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let c = dir.join(format!("{name}.c"));
-    std::fs::write(
-        &c,
+        &[&format!("-Wl,-soname,{soname}")],
+    );
+    let lib = build_stub(
+        dir,
+        name,
         "int lmtune_dummy_dependency(void);\nvoid *ggml_backend_init(void) { lmtune_dummy_dependency(); return 0; }\n",
-    )
-    .unwrap();
-    let lib = dir.join(name);
-    let status = Command::new("cc")
-        .args(["-shared", "-fPIC", "-Wl,--no-as-needed", "-o"])
-        .arg(&lib)
-        .arg(&c)
-        .arg("-L")
-        .arg(&deps)
-        .arg(format!("-l{link}"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+        &[
+            "-Wl,--no-as-needed",
+            "-L",
+            deps.to_str().unwrap(),
+            &format!("-l{link}"),
+        ],
+    );
     std::fs::remove_dir_all(&deps).unwrap();
     lib
 }
 
-fn build_stub(dir: &Path, name: &str, source: &str) -> std::path::PathBuf {
+/// A shared library compiled from `source` by cc; `link` goes after the
+/// source file (linker flags, libraries).
+fn build_stub(dir: &Path, name: &str, source: &str, link: &[&str]) -> std::path::PathBuf {
     let c = dir.join(format!("{name}.c"));
     std::fs::write(&c, source).unwrap();
     let lib = dir.join(name);
@@ -304,6 +295,7 @@ fn build_stub(dir: &Path, name: &str, source: &str) -> std::path::PathBuf {
         .args(["-shared", "-fPIC", "-o"])
         .arg(&lib)
         .arg(&c)
+        .args(link)
         .status()
         .expect("a C compiler (cc) builds the stub library");
     assert!(status.success());

@@ -92,23 +92,11 @@ fn fit_recovers_the_planted_coefficients_within_two_percent() {
     let dir = tempfile::tempdir().unwrap();
     for seed in [1u64, 2, 3] {
         let records = run(dir.path(), &format!("s{seed}"), seed);
-        let cal_path = dir.path().join(format!("cal{seed}.json"));
-        let out = lmtune()
-            .arg("fit")
-            .arg(dir.path().join(format!("s{seed}")))
-            .arg("--model")
-            .arg(model_path())
-            .arg("-o")
-            .arg(&cal_path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let (cal, _) = fit(
+            &dir.path().join(format!("s{seed}")),
+            &dir.path().join(format!("cal{seed}.json")),
         );
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(&cal_path).unwrap()).unwrap();
-        let cal = &v["calibrations"][0];
+        let cal = &cal;
         let coef = |model: &str, name: &str| coefficient(cal, model, name);
         let close = |what: &str, got: f64, planted: f64| {
             assert!(
@@ -168,24 +156,12 @@ fn fit_recovers_planted_offload_terms_on_a_simulated_gpu() {
         .arg(&out)
         .assert()
         .success();
-    let cal_path = dir.path().join("cal.json");
-    let fit = lmtune()
-        .arg("fit")
-        .arg(&out)
-        .arg("--model")
-        .arg(model_path())
-        .arg("-o")
-        .arg(&cal_path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&fit.stdout);
-    assert!(fit.status.success(), "{stdout}");
+    let (cal, stdout) = fit(&out, &dir.path().join("cal.json"));
+    let cal = &cal;
     assert!(
         stdout.contains("VRAM (MiB over the offloaded weights and KV cache)"),
         "{stdout}"
     );
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&cal_path).unwrap()).unwrap();
-    let cal = &v["calibrations"][0];
     let coef = |model: &str, name: &str| coefficient(cal, model, name);
     let close = |what: &str, got: f64, planted: f64, tolerance: f64| {
         assert!(
@@ -244,4 +220,26 @@ fn coefficient(cal: &Value, model: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("{model}.{name}: {cal}"))["value"]
         .as_f64()
         .unwrap()
+}
+
+/// `lmtune fit RESULTS --model <test model> -o CAL`: the first calibration
+/// it saved, and what it printed.
+fn fit(results: &std::path::Path, cal_path: &std::path::Path) -> (Value, String) {
+    let out = lmtune()
+        .arg("fit")
+        .arg(results)
+        .arg("--model")
+        .arg(model_path())
+        .arg("-o")
+        .arg(cal_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(cal_path).unwrap()).unwrap();
+    (v["calibrations"][0].clone(), stdout)
 }

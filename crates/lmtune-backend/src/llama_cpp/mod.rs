@@ -37,8 +37,10 @@ pub struct LlamaCppBackend {
     // Field order matters: the model must drop before the backend.
     model: Option<LlamaModel>,
     backend: LlamaBackend,
-    /// The loaded model's `n_gpu_layers` and placement log lines.
+    /// The loaded model's `n_gpu_layers`, the GPU devices it could go to,
+    /// and its placement log lines.
     loaded_ngl: u32,
+    loaded_gpus: Vec<String>,
     model_placement_lines: Vec<String>,
 }
 
@@ -59,6 +61,7 @@ impl LlamaCppBackend {
             model: None,
             backend,
             loaded_ngl: 0,
+            loaded_gpus: Vec::new(),
             model_placement_lines: Vec::new(),
         })
     }
@@ -113,6 +116,7 @@ impl Backend for LlamaCppBackend {
             Ok(m) => {
                 self.model = Some(m);
                 self.loaded_ngl = load.n_gpu_layers;
+                self.loaded_gpus = gpu_devices();
                 self.model_placement_lines = log::take_placement();
                 Ok(())
             }
@@ -145,7 +149,7 @@ impl Backend for LlamaCppBackend {
         let placement = placement::placement(
             model.n_layer(),
             self.loaded_ngl,
-            &gpu_devices(),
+            &self.loaded_gpus,
             &self.model_placement_lines,
             &log::take_placement(),
         );

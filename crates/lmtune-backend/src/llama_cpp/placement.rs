@@ -232,6 +232,11 @@ mod tests {
         assert_eq!((p.layers_offloaded, p.layers_total), (10, 31));
         assert_eq!(p.buffers.len(), 3);
         assert_eq!(p.device_bytes(), 33 << 20);
-        assert_eq!(p.bytes_on("CPU", BufferKind::Model), 60 << 20);
+        let cpu_model = p
+            .buffers
+            .iter()
+            .find(|b| b.device == "CPU_Mapped" && b.kind == BufferKind::Model)
+            .unwrap();
+        assert_eq!(cpu_model.bytes, 60 << 20);
     }
 }
