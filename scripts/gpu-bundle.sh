@@ -28,52 +28,8 @@ SYS_VERSION="0.1.160"
 LIMIT_MIB=56
 log() { printf '==> %s\n' "$*" >&2; }
 
-log "building lmtune --features dynamic-link for $CPU into $TARGET"
-RUSTFLAGS="-C target-cpu=$CPU" CARGO_TARGET_DIR="$TARGET" \
-  cargo build --release --locked -p lmtune --features dynamic-link
-
-rm -rf "$B"
-mkdir -p "$B/bin" "$B/lib"
-cp "$TARGET/release/lmtune" "$B/bin/"
-strip "$B/bin/lmtune" 2>/dev/null || true
-# llama-cpp-sys-2 leaves dangling links next to the binary; the real
-# libraries are in its build output.
-libllama="$(find "$TARGET/release/build" -path '*llama-cpp-sys-2-*/out/*' -name 'libllama.so*' -type f | head -n 1)"
-[ -n "$libllama" ] || { echo "error: no libllama.so in $TARGET's llama-cpp-sys-2 build output" >&2; exit 1; }
-# Only the names the loader asks for (the sonames, lib*.so.N), and only the
-# libraries lmtune uses (not libllama-common and its OpenSSL).
-for f in "$(dirname "$libllama")"/lib*.so.[0-9]; do
-  case "$(basename "$f")" in libllama-common*) continue ;; esac
-  cp -L "$f" "$B/lib/$(basename "$f")"
-done
-# The system libraries a bare GPU image may lack (fontconfig for the charts,
-# OpenMP for ggml's CPU threads) go to lib/fallback, which the wrapper uses
-# only when the machine lacks one: these were built for this machine's glibc.
-# Never glibc, libgcc_s or libstdc++, which the machine's own CUDA libraries
-# need in their own versions.
-mkdir -p "$B/lib/fallback"
-LD_LIBRARY_PATH="$B/lib" ldd "$B/bin/lmtune" "$B"/lib/*.so.[0-9] | awk '$3 ~ /^\// {print $3}' | sort -u |
-  grep -Ev '/(libc|libm|libdl|libpthread|librt|libgcc_s|libstdc\+\+|ld-linux[^/]*)\.so' |
-  grep -v "^$(cd "$B/lib" && pwd)/" | while read -r f; do cp -L "$f" "$B/lib/fallback/"; done
-strip --strip-unneeded "$B"/lib/*.so* "$B"/lib/fallback/*.so* 2>/dev/null || true
-cat >"$B/lmtune" <<'EOF'
-#!/bin/sh
-# lmtune with its llama.cpp shared libraries (the workers inherit the path);
-# lib/fallback only for system libraries this machine lacks.
-here="$(cd "$(dirname "$0")" && pwd)"
-path="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-if LD_LIBRARY_PATH="$path" ldd "$here/bin/lmtune" | grep -q 'not found'; then
-  path="$path:$here/lib/fallback"
-fi
-LD_LIBRARY_PATH="$path" exec "$here/bin/lmtune" "$@"
-EOF
-chmod +x "$B/lmtune"
-# Every library the binary needs must be in the bundle or the system.
-if LD_LIBRARY_PATH="$B/lib" ldd "$B/bin/lmtune" | grep -q 'not found'; then
-  LD_LIBRARY_PATH="$B/lib" ldd "$B/bin/lmtune" | grep 'not found' >&2
-  echo "error: the bundled lmtune misses the libraries above" >&2
-  exit 1
-fi
+LMTUNE_DYNAMIC_TARGET_DIR="$TARGET" LMTUNE_DYNAMIC_CPU="$CPU" LMTUNE_DYNAMIC_FALLBACK=1 \
+  scripts/build-dynamic.sh "$B" >/dev/null
 
 # The GPU machine's system libraries are not this machine's: say what the
 # bundle needs (gpu-session.sh checks that it starts there).

@@ -4,6 +4,7 @@
 #
 #   scripts/setup.sh            # everything
 #   LMTUNE_SKIP_BUILD=1 scripts/setup.sh   # packages + model only
+#   LMTUNE_SETUP_VULKAN=1 scripts/setup.sh # also what the Vulkan tests need
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,16 @@ fi
 command -v pkg-config >/dev/null 2>&1 || need_pkgs+=(pkg-config)
 pkg-config --exists fontconfig 2>/dev/null || need_pkgs+=(libfontconfig1-dev)
 ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf >/dev/null 2>&1 || need_pkgs+=(fonts-dejavu-core)
+# The Vulkan tests (LMTUNE_SETUP_VULKAN=1, scripts/test.sh): what builds
+# llama.cpp's Vulkan backend, and Mesa's software Vulkan device to run it on.
+if [ -n "${LMTUNE_SETUP_VULKAN:-}" ]; then
+  command -v glslc >/dev/null 2>&1 || need_pkgs+=(glslc)
+  [ -f /usr/include/vulkan/vulkan.hpp ] || need_pkgs+=(libvulkan-dev)
+  [ -f /usr/share/cmake/SPIRV-Headers/SPIRV-HeadersConfig.cmake ] || need_pkgs+=(spirv-headers)
+  ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || need_pkgs+=(mesa-vulkan-drivers)
+  command -v xz >/dev/null 2>&1 || need_pkgs+=(xz-utils)
+  command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README command 2, and what CI runs): sets up a fresh
 # machine (packages + test model, see scripts/setup.sh), builds llama-server
-# for the server tests (scripts/build-llama-server.sh), runs every test in
+# for the server tests (scripts/build-llama-server.sh), the Vulkan backend and
+# the dynamic-link lmtune for the offload tests, runs every test in
 # the release profile (so llama.cpp is compiled once for both), after fuzzing
 # the GGUF reader for a minute.
 #
@@ -11,7 +12,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-LMTUNE_SKIP_BUILD=1 scripts/setup.sh
+LMTUNE_SKIP_BUILD=1 LMTUNE_SETUP_VULKAN=1 scripts/setup.sh
+# GPU offload without a GPU (tests/vulkan.rs): llama.cpp's Vulkan backend
+# (cached after the first build, ~4 min) loaded into the dynamic-link lmtune
+# (llama.cpp again, as shared libraries), run on Mesa's llvmpipe. Built
+# before `cargo test`, which then puts the default binary back in place.
+LMTUNE_TEST_VULKAN_BACKEND="$(scripts/build-ggml-backend.sh vulkan)"
+LMTUNE_TEST_DYNAMIC_LMTUNE="$(scripts/build-dynamic.sh)/lmtune"
+LMTUNE_TEST_REQUIRE_VULKAN=1
+export LMTUNE_TEST_VULKAN_BACKEND LMTUNE_TEST_DYNAMIC_LMTUNE LMTUNE_TEST_REQUIRE_VULKAN
 # The openai backend's tests run a real llama-server (built from source once,
 # then cached in ~/.cache/lmtune; several minutes the first time).
 LMTUNE_LLAMA_SERVER="$(scripts/build-llama-server.sh)"

@@ -233,6 +233,12 @@ pub struct PointPrediction {
     pub host_alloc_bytes: u64,
     /// GPU bytes allocated; 0 without offload.
     pub vram_bytes: u64,
+    /// The part of `vram_bytes` the backend allocates as buffers (weights,
+    /// KV cache, compute: what llama.cpp logs, `Placement::device_bytes`),
+    /// without the fixed context overhead; absent without offload and in
+    /// records of older versions.
+    #[serde(default)]
+    pub vram_buffers_bytes: Option<u64>,
     /// Generation speed, for tg tests.
     pub tg_tokens_per_s: Option<f64>,
     /// Bytes read from memory per generated token (weights + KV at the

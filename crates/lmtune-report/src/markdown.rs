@@ -78,7 +78,7 @@ pub fn markdown_table(records: &[Record]) -> String {
     let gpu_headers = [
         "offloaded",
         "VRAM predicted",
-        "GPU buffers",
+        "GPU buffers (predicted)",
         "VRAM measured",
     ];
     if gpu {
@@ -120,7 +120,13 @@ pub fn markdown_table(records: &[Record]) -> String {
                     format!("{}/{}", p.layers_offloaded, p.layers_total)
                 }));
                 row.push(bytes(r.prediction.as_ref().map(|p| p.vram_bytes)));
-                row.push(bytes(placement.map(|p| p.device_bytes())));
+                let measured = bytes(placement.map(|p| p.device_bytes()));
+                row.push(
+                    match r.prediction.as_ref().and_then(|p| p.vram_buffers_bytes) {
+                        Some(b) if b > 0 => format!("{measured} ({})", human_bytes(b)),
+                        _ => measured,
+                    },
+                );
                 row.push(bytes(r.vram.as_ref().map(|v| v.used_bytes())));
             }
             row.push(r.test.clone());

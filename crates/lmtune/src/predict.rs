@@ -50,6 +50,7 @@ pub fn predict_point(
         rss_bytes: m.host_resident,
         host_alloc_bytes: m.host.total(),
         vram_bytes: m.gpu.total(),
+        vram_buffers_bytes: (m.gpu.total() > 0).then(|| m.gpu.total() - m.gpu.overhead),
         tg_tokens_per_s: tg,
         tg_bytes_per_token: tg_bytes,
     }

@@ -260,7 +260,7 @@ fn tune_finds_the_largest_offload_that_fits_on_a_simulated_gpu() {
     // With VRAM in the records, the table gains the GPU columns.
     let table = String::from_utf8_lossy(&output.stdout);
     assert!(
-        table.contains("| offloaded | VRAM predicted | GPU buffers | VRAM measured |"),
+        table.contains("| offloaded | VRAM predicted | GPU buffers (predicted) | VRAM measured |"),
         "{table}"
     );
     let grid = common::read_records(&grid_dir);

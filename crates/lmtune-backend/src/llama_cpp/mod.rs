@@ -318,7 +318,7 @@ fn load_ggml_backend(path: &Path) -> Result<(), BackendError> {
         log: log::take(),
     };
     if !path.is_file() {
-        return Err(failed(format!("ggml backend {} does not exist (build it with scripts/build-cuda-backend.sh, or fix --ggml-backend / LMTUNE_GGML_BACKENDS)", path.display())));
+        return Err(failed(format!("ggml backend {} does not exist (build it with scripts/build-ggml-backend.sh cuda|vulkan, or fix --ggml-backend / LMTUNE_GGML_BACKENDS)", path.display())));
     }
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
         failed(format!(
@@ -356,9 +356,15 @@ fn load_ggml_backend(path: &Path) -> Result<(), BackendError> {
     if devices == 0 {
         let log = log::take();
         let why = log.last().map(|l| format!(" ({l})")).unwrap_or_default();
+        // ggml-vulkan leaves out CPU-type devices unless they are named.
+        let vulkan = if name == "Vulkan" {
+            " (ggml's Vulkan backend skips software devices such as Mesa's llvmpipe; GGML_VK_VISIBLE_DEVICES=0 selects one, to exercise the offload path without a GPU)"
+        } else {
+            ""
+        };
         return Err(BackendError::Setup {
             message: format!(
-                "ggml backend {} ({name}) loaded but found no device{why}: this machine has no GPU it can use, so every point would run on the CPU; drop --ggml-backend / LMTUNE_GGML_BACKENDS here",
+                "ggml backend {} ({name}) loaded but found no device{why}: this machine has no GPU it can use, so every point would run on the CPU; drop --ggml-backend / LMTUNE_GGML_BACKENDS here{vulkan}",
                 path.display()
             ),
             log,
@@ -370,11 +376,11 @@ fn load_ggml_backend(path: &Path) -> Result<(), BackendError> {
 /// What to do about a backend library ggml could not load, from its reason.
 fn load_hint(reason: &str) -> &'static str {
     if reason.contains("incompatible API version") {
-        " — it was built from another llama.cpp version; build it from the source llama-cpp-sys-2 vendors (scripts/build-cuda-backend.sh)"
+        " — it was built from another llama.cpp version; build it from the source llama-cpp-sys-2 vendors (scripts/build-ggml-backend.sh)"
     } else if reason.contains("ggml_backend_init") {
         " — the file is not a ggml backend library"
     } else if reason.contains("libggml-base.so") && !cfg!(feature = "dynamic-link") {
-        " — this lmtune has llama.cpp linked in, so a backend library cannot share its ggml; use the dynamic-link build (cargo build --release --features dynamic-link, or scripts/gpu-bundle.sh)"
+        " — this lmtune has llama.cpp linked in, so a backend library cannot share its ggml; use the dynamic-link build (scripts/build-dynamic.sh: cargo build --release --features dynamic-link, with its libraries)"
     } else if reason.contains("libcuda.so") {
         " — the NVIDIA driver's library is not on this machine (no driver installed, or not on the library path)"
     } else if reason.contains("libcudart.so") || reason.contains("libcublas") {

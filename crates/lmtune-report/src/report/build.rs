@@ -223,6 +223,9 @@ pub fn build_charts(inputs: &[Input], options: &ReportOptions) -> (Vec<Chart>, V
                         p.vram_bytes as f64 / MIB,
                     );
                 }
+                if let Some(b) = p.vram_buffers_bytes.filter(|&b| b > 0) {
+                    add(format!("{prefix}GPU buffers, predicted"), x, b as f64 / MIB);
+                }
             }
             match t.r.vram.as_ref() {
                 Some(v) if v.worker_peak_bytes.is_some() => {

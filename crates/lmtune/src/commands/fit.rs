@@ -111,7 +111,8 @@ pub fn run(args: FitArgs) -> anyhow::Result<u8> {
         }
         if let Some(a) = &anatomy {
             match fit_vram(a, &rs) {
-                Ok(Some((f, rows))) => {
+                Ok(Some((f, rows, source))) => {
+                    cal.notes.push(format!("vram: fitted to {source}"));
                     cal.notes.extend(outlier_notes("vram", &f, &rows));
                     cal.vram = Some(f);
                 }
@@ -388,11 +389,26 @@ fn fit_memory<'a>(
 
 /// VRAM used over the offloaded layers' weights and KV cache, for points
 /// that offloaded and have GPU memory in their record; `None` without any.
+/// The memory is NVML's figure where the records have one (CUDA context
+/// included), else the device buffers llama.cpp logged (a Vulkan device, or
+/// a container where NVML sees no process); the third value says which.
+#[allow(clippy::type_complexity)]
 fn fit_vram<'a>(
     a: &ModelAnatomy,
     rs: &[&'a Record],
-) -> Result<Option<(LinearFit, Vec<&'a Record>)>, lmtune_model::FitError> {
-    let used = |r: &Record| r.vram.as_ref().map_or(0, |v| v.used_bytes());
+) -> Result<Option<(LinearFit, Vec<&'a Record>, &'static str)>, lmtune_model::FitError> {
+    let nvml = |r: &Record| r.vram.as_ref().map_or(0, |v| v.used_bytes());
+    let buffers = |r: &Record| {
+        r.measurement
+            .placement
+            .as_ref()
+            .map_or(0, |p| p.device_bytes())
+    };
+    let (used, source): (&dyn Fn(&Record) -> u64, _) = if rs.iter().any(|r| nvml(r) > 0) {
+        (&nvml, "the GPU memory NVML measured")
+    } else {
+        (&buffers, "the device buffers llama.cpp allocated (no NVML figure in these records, so no driver context either)")
+    };
     let with_vram: Vec<&Record> = rs
         .iter()
         .copied()
@@ -426,7 +442,7 @@ fn fit_vram<'a>(
     let fit = fit_linear("vram", &names, &rows, &y, |i, residue| {
         structural_mib[i] + residue
     })?;
-    Ok(Some((fit, with_vram)))
+    Ok(Some((fit, with_vram, source)))
 }
 
 fn fit_speed<'a>(

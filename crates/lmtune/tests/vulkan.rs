@@ -1,0 +1,217 @@
+//! GPU offload through a real ggml GPU backend on a machine without a GPU:
+//! llama.cpp's Vulkan backend, built from the vendored source and loaded at
+//! run time (`--ggml-backend`) into the dynamic-link lmtune, on Mesa's
+//! llvmpipe — a conformant Vulkan device that runs on the CPU. llama.cpp
+//! offloads layers to it, allocates its weights, KV cache and compute
+//! buffers there, and logs them, exactly as it does for a discrete GPU; only
+//! the speed means nothing. The same path (dynamic-link lmtune + a backend
+//! library) is the one scripts/gpu-session.sh takes with CUDA on the H200.
+//!
+//! The parts come from scripts/test.sh: `LMTUNE_TEST_DYNAMIC_LMTUNE` (the
+//! wrapper scripts/build-dynamic.sh writes) and `LMTUNE_TEST_VULKAN_BACKEND`
+//! (scripts/build-ggml-backend.sh vulkan). Without them these tests say they
+//! were skipped, unless `LMTUNE_TEST_REQUIRE_VULKAN` is set (scripts/test.sh
+//! sets it, so CI cannot skip them).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{read_records, scenario, test_model_anatomy};
+
+const MIB: f64 = 1048576.0;
+
+/// The dynamic-link lmtune and the Vulkan backend, or None (skipped).
+fn parts() -> Option<(PathBuf, PathBuf)> {
+    let var = |name: &str| std::env::var_os(name).map(PathBuf::from);
+    match (
+        var("LMTUNE_TEST_DYNAMIC_LMTUNE"),
+        var("LMTUNE_TEST_VULKAN_BACKEND"),
+    ) {
+        (Some(lmtune), Some(backend)) => {
+            assert!(lmtune.is_file(), "{} is missing", lmtune.display());
+            assert!(backend.is_file(), "{} is missing", backend.display());
+            Some((lmtune, backend))
+        }
+        _ if std::env::var_os("LMTUNE_TEST_REQUIRE_VULKAN").is_some() => panic!(
+            "LMTUNE_TEST_REQUIRE_VULKAN is set but LMTUNE_TEST_DYNAMIC_LMTUNE / LMTUNE_TEST_VULKAN_BACKEND are not (scripts/test.sh sets all three)"
+        ),
+        _ => {
+            eprintln!("skipped: LMTUNE_TEST_DYNAMIC_LMTUNE and LMTUNE_TEST_VULKAN_BACKEND are not set (scripts/test.sh builds and sets them)");
+            None
+        }
+    }
+}
+
+/// `lmtune run SCENARIO --ggml-backend BACKEND --out OUT` with the
+/// dynamic-link binary; `device` is GGML_VK_VISIBLE_DEVICES (None: unset).
+fn run(
+    lmtune: &Path,
+    backend: &Path,
+    scenario: &Path,
+    out: &Path,
+    device: Option<&str>,
+) -> std::process::Output {
+    let mut cmd = std::process::Command::new(lmtune);
+    cmd.env(
+        "XDG_CACHE_HOME",
+        std::env::temp_dir().join("lmtune-test-cache"),
+    )
+    .env_remove("GGML_VK_VISIBLE_DEVICES")
+    .arg("run")
+    .arg(scenario)
+    .arg("--out")
+    .arg(out)
+    .arg("--ggml-backend")
+    .arg(backend);
+    if let Some(device) = device {
+        cmd.env("GGML_VK_VISIBLE_DEVICES", device);
+    }
+    cmd.output().unwrap()
+}
+
+/// The bytes of one kind of buffer on devices whose name starts with `device`.
+fn buffer_bytes(record: &serde_json::Value, device: &str, kind: &str) -> f64 {
+    record["placement"]["buffers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["kind"] == kind && b["device"].as_str().unwrap().starts_with(device))
+        .map(|b| b["bytes"].as_f64().unwrap())
+        .sum()
+}
+
+/// Offload 0 → all on the Vulkan device: n_gpu_layers goes through
+/// unchanged, llama.cpp applies it as lmtune records (groups, layer counts),
+/// and the device's weight and KV buffers grow per layer exactly as the
+/// GGUF's anatomy says; the planner's VRAM prediction, less its fixed GPU
+/// context overhead, is within 5% of the device buffers at every offload.
+#[test]
+fn offload_to_a_vulkan_device_places_layers_and_memory_as_the_anatomy_predicts() {
+    let Some((lmtune, backend)) = parts() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(
+        dir.path(),
+        "offload.toml",
+        "[sweep]\nn_gpu_layers = [0, 4, 16, \"all\"]\nn_ctx = 256\nn_ubatch = 64\nthreads = 2\n[workload]\nn_prompt = [16]\nn_gen = [0]\n[measure]\nrepetitions = 1\nwarmup = 0\n",
+    );
+    let out = dir.path().join("out");
+    let run = run(&lmtune, &backend, &path, &out, Some("0"));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("ran entirely on the CPU"), "{stderr}");
+
+    let anatomy = test_model_anatomy();
+    let layers = anatomy["anatomy"]["layers"].as_array().unwrap();
+    let block = layers[0]["tensors"]["bytes"].as_f64().unwrap();
+    assert!(layers
+        .iter()
+        .all(|l| l["tensors"]["bytes"].as_f64() == Some(block)));
+    let n_layer = layers.len() as f64;
+    // SmolLM2 ties its output projection to the token embeddings: with the
+    // output layer offloaded, llama.cpp puts a copy of them on the device.
+    assert_eq!(anatomy["anatomy"]["tied_embeddings"], true);
+    let output = anatomy["anatomy"]["output"]["bytes"].as_f64().unwrap()
+        + anatomy["anatomy"]["input"]["bytes"].as_f64().unwrap();
+    let kv_per_layer_token = anatomy["kv_bytes_per_token"]["f16"].as_f64().unwrap() / n_layer;
+
+    let records = read_records(&out);
+    let ngl: Vec<u64> = records
+        .iter()
+        .map(|r| r["n_gpu_layers"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ngl, vec![0, 4, 16, 31]);
+    for r in &records {
+        assert_eq!(r["status"], "ok", "{r}");
+        let p = &r["placement"];
+        let offloaded = r["n_gpu_layers"].as_u64().unwrap();
+        assert_eq!(p["layers_offloaded"].as_u64(), Some(offloaded), "{p}");
+        assert_eq!(p["layers_total"], 31, "{p}");
+        // The output layer goes first, then the last blocks.
+        let on_device = offloaded.saturating_sub(1);
+        let expected_groups = match offloaded {
+            0 => serde_json::json!(["token embeddings: CPU", "blocks 0-29: CPU", "output: CPU"]),
+            31 => serde_json::json!([
+                "token embeddings: CPU",
+                "blocks 0-29: Vulkan0",
+                "output: Vulkan0"
+            ]),
+            _ => serde_json::json!([
+                "token embeddings: CPU",
+                format!("blocks 0-{}: CPU", 29 - on_device),
+                format!("blocks {}-29: Vulkan0", 30 - on_device),
+                "output: Vulkan0"
+            ]),
+        };
+        assert_eq!(p["groups"], expected_groups);
+
+        // llama.cpp prints buffer sizes to 0.01 MiB.
+        let model = buffer_bytes(r, "Vulkan0", "model");
+        let expected_model = if offloaded == 0 {
+            0.0
+        } else {
+            on_device as f64 * block + output
+        };
+        assert!(
+            (model - expected_model).abs() <= 0.01 * MIB,
+            "ngl {offloaded}: Vulkan0 weights {model} B, anatomy {expected_model} B"
+        );
+        let cells = r["n_ctx_actual"].as_f64().unwrap();
+        let kv = buffer_bytes(r, "Vulkan0", "kv");
+        let expected_kv = on_device as f64 * kv_per_layer_token * cells;
+        assert!(
+            (kv - expected_kv).abs() <= 0.01 * MIB,
+            "ngl {offloaded}: Vulkan0 KV {kv} B, anatomy {expected_kv} B"
+        );
+        let cpu_kv = buffer_bytes(r, "CPU", "kv");
+        assert!(
+            (cpu_kv + kv - n_layer * kv_per_layer_token * cells).abs() <= 0.02 * MIB,
+            "ngl {offloaded}: the KV cache is split, not duplicated: CPU {cpu_kv} + device {kv}"
+        );
+
+        // The planner's prediction of the device's buffers (its VRAM less
+        // the fixed CUDA context overhead, which llvmpipe does not have)
+        // against every buffer llama.cpp allocated on the device.
+        if offloaded > 0 {
+            let device = model + kv + buffer_bytes(r, "Vulkan0", "compute");
+            let predicted = r["prediction"]["vram_buffers_bytes"].as_f64().unwrap();
+            assert!(
+                (predicted - device).abs() / device < 0.05,
+                "ngl {offloaded}: predicted {predicted} B vs {device} B on Vulkan0"
+            );
+        }
+    }
+}
+
+/// On a machine whose only Vulkan device is a CPU one, ggml's Vulkan
+/// backend registers no device unless one is named; lmtune refuses to sweep
+/// (every point would run on the CPU) and says how to name it.
+#[test]
+fn the_vulkan_backend_without_a_gpu_is_refused_and_says_how_to_select_llvmpipe() {
+    let Some((lmtune, backend)) = parts() else {
+        return;
+    };
+    if Path::new("/dev/dri").exists() {
+        eprintln!(
+            "skipped: this machine has GPU render nodes (/dev/dri); Vulkan may find a real device"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(
+        dir.path(),
+        "tiny.toml",
+        "[sweep]\nn_ctx = 64\nthreads = 1\n[workload]\nn_prompt = [8]\nn_gen = [0]\n[measure]\nrepetitions = 1\n",
+    );
+    let run = run(&lmtune, &backend, &path, &dir.path().join("out"), None);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("(Vulkan) loaded but found no device")
+            && stderr.contains("GGML_VK_VISIBLE_DEVICES=0"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
