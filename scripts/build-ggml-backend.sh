@@ -120,7 +120,9 @@ nvcc: $("$compiler" --version | tail -n 1)"
     headers="$(vulkan_headers)" || exit 2
     [ -z "$headers" ] || extra=(-DVulkan_INCLUDE_DIR="$headers")
     extra+=(-DGGML_VULKAN=ON)
-    about="glslc: $("$compiler" --version | head -n 1)
+    # sed, not head: head would close the pipe early, and glslc's SIGPIPE
+    # would fail this line under pipefail.
+    about="glslc: $("$compiler" --version | sed -n 1p)
 vulkan headers: ${headers:-system}"
     ;;
 esac
@@ -142,7 +144,7 @@ cmake -S "$src" -B "$build" "${generator[@]}" "${extra[@]}" \
   -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
   -DLLAMA_OPENSSL=OFF >&2
 cmake --build "$build" --target "ggml-$kind" -j "$JOBS" >&2
-lib="$(find "$build" -name "$lib_name" | head -n 1)"
+lib="$(find "$build" -name "$lib_name" -print -quit)"
 [ -n "$lib" ] || { echo "error: the build produced no $lib_name" >&2; exit 1; }
 cp "$lib" "$OUT/"
 {
