@@ -133,6 +133,32 @@ pub struct ContextParams {
     pub type_k: KvType,
     pub type_v: KvType,
     pub flash_attn: FlashAttn,
+    /// llama.cpp's op offload (on by default; llama-bench `-nopo 1` turns it
+    /// off): with a GPU, the large-batch matrix products of layers kept on
+    /// the CPU run on the GPU, their weights copied over for each batch.
+    /// Left out of records when on, so older result files read the same.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub op_offload: bool,
+}
+
+impl ContextParams {
+    /// " op_offload=off" when op offload is off, else nothing: labels of
+    /// points stay as they were for the default.
+    pub fn op_offload_label(&self) -> &'static str {
+        if self.op_offload {
+            ""
+        } else {
+            " op_offload=off"
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 /// What is timed at a point, as in llama-bench: prompt processing of

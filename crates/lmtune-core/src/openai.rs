@@ -221,6 +221,7 @@ mod tests {
                 type_k: KvType::F16,
                 type_v: KvType::Q8_0,
                 flash_attn: FlashAttn::On,
+                op_offload: true,
             },
             parallel: 4,
         }

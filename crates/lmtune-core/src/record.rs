@@ -96,6 +96,20 @@ pub struct Placement {
     /// Buffers the backend allocated (model weights, KV cache, compute).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buffers: Vec<BufferSize>,
+    /// How many pieces llama.cpp's scheduler cut the compute graph into, one
+    /// per hand-over between devices (1: all on one device). Many splits at
+    /// a partial offload, or any at `n_gpu_layers` 0, are op offload and
+    /// device hops; llama.cpp users read them to diagnose an offload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_splits: Option<GraphSplits>,
+}
+
+/// Graph splits of a context's prompt (`pp`, a full micro-batch) and
+/// generation (`tg`, one token) graphs, from llama.cpp's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphSplits {
+    pub pp: u32,
+    pub tg: u32,
 }
 
 impl Placement {

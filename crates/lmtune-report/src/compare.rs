@@ -116,8 +116,15 @@ fn knobs(r: &Record, with_n_ctx: bool) -> String {
         String::new()
     };
     format!(
-        "ngl={}{n_ctx} n_batch={} n_ubatch={} threads={} type_k={} type_v={} fa={}",
-        r.load.n_gpu_layers, c.n_batch, c.n_ubatch, c.threads, c.type_k, c.type_v, c.flash_attn
+        "ngl={}{n_ctx} n_batch={} n_ubatch={} threads={} type_k={} type_v={} fa={}{}",
+        r.load.n_gpu_layers,
+        c.n_batch,
+        c.n_ubatch,
+        c.threads,
+        c.type_k,
+        c.type_v,
+        c.flash_attn,
+        c.op_offload_label()
     )
 }
 

@@ -173,6 +173,9 @@ fn from_llama_bench(v: &Value, index: usize, path: &Path) -> Result<Record, Impo
         },
         _ => FlashAttn::Auto,
     };
+    // llama-bench's `no_op_offload` (0 or false: op offload on, its default).
+    let op_offload = !matches!(v.get("no_op_offload"), Some(Value::Bool(true)))
+        && v.get("no_op_offload").and_then(Value::as_i64) != Some(1);
     let samples_ns: Vec<u64> = v
         .get("samples_ns")
         .and_then(Value::as_array)
@@ -298,6 +301,7 @@ fn from_llama_bench(v: &Value, index: usize, path: &Path) -> Result<Record, Impo
             type_k: kv("type_k")?,
             type_v: kv("type_v")?,
             flash_attn,
+            op_offload,
         },
         test: test.label(),
         workload: test,

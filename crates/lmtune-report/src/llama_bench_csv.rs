@@ -126,7 +126,8 @@ pub fn export_llama_bench_csv(records: &[Record]) -> String {
             "auto".into(),
             "auto".into(),
             "0".into(),
-            "0".into(),
+            // no_op_offload
+            if r.ctx.op_offload { "0" } else { "1" }.into(),
             "0".into(),
             "1".into(),
             "0".into(),

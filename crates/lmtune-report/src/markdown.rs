@@ -43,6 +43,10 @@ const KNOBS: &[Column] = &[
         header: "fa",
         value: |r| r.ctx.flash_attn.to_string(),
     },
+    Column {
+        header: "op offload",
+        value: |r| if r.ctx.op_offload { "on" } else { "off" }.to_string(),
+    },
 ];
 
 /// llama-bench-style table: model, size, params, backend, the knobs that

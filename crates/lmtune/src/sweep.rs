@@ -181,7 +181,8 @@ impl<'a> Sweep<'a> {
                     && o.n_ctx <= c.n_ctx
                     && o.n_batch <= c.n_batch
                     && o.n_ubatch <= c.n_ubatch
-                    && (o.type_k, o.type_v, o.flash_attn) == (c.type_k, c.type_v, c.flash_attn)
+                    && (o.type_k, o.type_v, o.flash_attn, o.op_offload)
+                        == (c.type_k, c.type_v, c.flash_attn, c.op_offload)
             })
             .map(|(_, o, index)| format!("needs at least the memory of point {index} (n_ctx = {}), which ran out of memory", o.n_ctx))
     }

@@ -234,3 +234,73 @@ fn report_errors_are_clear() {
         String::from_utf8_lossy(&out.stderr).starts_with("error: cannot read /nonexistent/results")
     );
 }
+
+/// Op offload goes out to llama-bench's CSV as its `no_op_offload` column and
+/// comes back in from it, on the committed op-offload run (real records).
+#[test]
+fn op_offload_survives_a_llama_bench_csv_round_trip() {
+    let results = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../results/2026-11-30-vm-vulkan-llvmpipe-op-offload");
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bench.csv");
+    let out = lmtune()
+        .arg("export")
+        .arg(&results)
+        .arg("-o")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let column = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "no_op_offload")
+        .unwrap();
+    let exported: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap()[column].to_string())
+        .collect();
+    let originals: Vec<bool> = common::read_records(&results)
+        .iter()
+        .map(|r| r.get("op_offload").is_none_or(|v| v == true))
+        .collect();
+    assert_eq!(
+        originals,
+        [true, true, false, false, true, true, false, false]
+    );
+    let expected: Vec<&str> = originals
+        .iter()
+        .map(|&on| if on { "0" } else { "1" })
+        .collect();
+    assert_eq!(exported, expected);
+
+    let jsonl = dir.path().join("back.jsonl");
+    let back = lmtune()
+        .arg("export")
+        .arg(&csv)
+        .args(["--format", "jsonl", "-o"])
+        .arg(&jsonl)
+        .output()
+        .unwrap();
+    assert!(
+        back.status.success(),
+        "{}",
+        String::from_utf8_lossy(&back.stderr)
+    );
+    let imported: Vec<bool> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v.get("op_offload").is_none_or(|v| v == true)
+        })
+        .collect();
+    assert_eq!(imported, originals);
+}

@@ -81,11 +81,14 @@ fn buffer_bytes(record: &serde_json::Value, device: &str, kind: &str) -> f64 {
         .sum()
 }
 
-/// Offload 0 → all on the Vulkan device: n_gpu_layers goes through
-/// unchanged, llama.cpp applies it as lmtune records (groups, layer counts),
-/// and the device's weight and KV buffers grow per layer exactly as the
-/// GGUF's anatomy says; the planner's VRAM prediction, less its fixed GPU
-/// context overhead, is within 5% of the device buffers at every offload.
+/// Offload 0 → all on the Vulkan device, with op offload on and off:
+/// n_gpu_layers goes through unchanged, llama.cpp applies it as lmtune
+/// records (groups, layer counts), and the device's weight and KV buffers
+/// grow per layer exactly as the GGUF's anatomy says; the planner's VRAM
+/// prediction, less its fixed GPU context overhead, is within 5% of the
+/// device buffers at every offload. With nothing offloaded, op offload still
+/// cuts the prompt graph into pieces that run on the device (micro-batches
+/// of 32 tokens and more); switched off, the graph stays whole on the CPU.
 #[test]
 fn offload_to_a_vulkan_device_places_layers_and_memory_as_the_anatomy_predicts() {
     let Some((lmtune, backend)) = parts() else {
@@ -95,7 +98,7 @@ fn offload_to_a_vulkan_device_places_layers_and_memory_as_the_anatomy_predicts()
     let path = scenario(
         dir.path(),
         "offload.toml",
-        "[sweep]\nn_gpu_layers = [0, 4, 16, \"all\"]\nn_ctx = 256\nn_ubatch = 64\nthreads = 2\n[workload]\nn_prompt = [16]\nn_gen = [0]\n[measure]\nrepetitions = 1\nwarmup = 0\n",
+        "[sweep]\nn_gpu_layers = [0, 4, 16, \"all\"]\nop_offload = [true, false]\nn_ctx = 256\nn_ubatch = 64\nthreads = 2\n[workload]\nn_prompt = [16]\nn_gen = [0]\n[measure]\nrepetitions = 1\nwarmup = 0\n",
     );
     let out = dir.path().join("out");
     let run = run(&lmtune, &backend, &path, &out, Some("0"));
@@ -122,9 +125,20 @@ fn offload_to_a_vulkan_device_places_layers_and_memory_as_the_anatomy_predicts()
         .iter()
         .map(|r| r["n_gpu_layers"].as_u64().unwrap())
         .collect();
-    assert_eq!(ngl, vec![0, 4, 16, 31]);
+    assert_eq!(ngl, vec![0, 0, 4, 4, 16, 16, 31, 31]);
     for r in &records {
         assert_eq!(r["status"], "ok", "{r}");
+        // Records leave op_offload out when on (llama.cpp's default).
+        let op_offload = r.get("op_offload").is_none_or(|v| v == true);
+        let splits = &r["placement"]["graph_splits"];
+        if r["n_gpu_layers"] == 0 {
+            let pp = splits["pp"].as_u64().unwrap();
+            if op_offload {
+                assert!(pp > 1, "op offload on: {splits}");
+            } else {
+                assert_eq!((pp, splits["tg"].as_u64()), (1, Some(1)), "op offload off");
+            }
+        }
         let p = &r["placement"];
         let offloaded = r["n_gpu_layers"].as_u64().unwrap();
         assert_eq!(p["layers_offloaded"].as_u64(), Some(offloaded), "{p}");

@@ -123,6 +123,7 @@ impl Placement {
             layers_total: self.blocks.len() as u32 + 1,
             groups,
             buffers: Vec::new(),
+            graph_splits: None,
         }
     }
 }

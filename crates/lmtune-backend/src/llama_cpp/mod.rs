@@ -421,6 +421,7 @@ fn context_params(c: &ContextParams) -> LlamaContextParams {
             FlashAttn::On => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
             FlashAttn::Off => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
         })
+        .with_op_offload(c.op_offload)
         // Perf counters are off unless asked for.
         .with_no_perf(false)
 }

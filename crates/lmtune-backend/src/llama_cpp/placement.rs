@@ -16,7 +16,7 @@
 //! device, the output layer is offloaded first, then the last k − 1 blocks;
 //! with no GPU device nothing is offloaded, whatever k is.
 
-use lmtune_core::record::{BufferKind, BufferSize, Placement};
+use lmtune_core::record::{BufferKind, BufferSize, GraphSplits, Placement};
 
 const KINDS: [(&str, BufferKind); 4] = [
     (" model buffer size = ", BufferKind::Model),
@@ -27,7 +27,25 @@ const KINDS: [(&str, BufferKind); 4] = [
 
 /// Whether a log line is one [`placement`] reads.
 pub fn is_placement_line(line: &str) -> bool {
-    line.contains(" layers to GPU") || KINDS.iter().any(|(k, _)| line.contains(k))
+    line.contains(" layers to GPU")
+        || line.contains(", splits = ")
+        || KINDS.iter().any(|(k, _)| line.contains(k))
+}
+
+/// llama.cpp's graph line after reserving a context's buffers, e.g.
+/// `sched_reserve: graph (pp bs=256, tg bs=1): nodes = 939 / 939, splits = 334 / 1, …`,
+/// or `… graph: nodes = 939, splits = 1, …` when both graphs agree.
+pub fn parse_graph_splits(line: &str) -> Option<GraphSplits> {
+    let rest = line.split(", splits = ").nth(1)?;
+    let value = rest.split(',').next()?.trim();
+    let (pp, tg) = match value.split_once('/') {
+        Some((pp, tg)) => (pp.trim().parse().ok()?, tg.trim().parse().ok()?),
+        None => {
+            let n = value.parse().ok()?;
+            (n, n)
+        }
+    };
+    Some(GraphSplits { pp, tg })
 }
 
 /// One buffer line, e.g. `llama_kv_cache:        CPU KV buffer size =     6.00 MiB`.
@@ -120,6 +138,10 @@ pub fn placement(
             .chain(context_lines)
             .filter_map(|l| parse_buffer(l))
             .collect(),
+        graph_splits: context_lines
+            .iter()
+            .rev()
+            .find_map(|l| parse_graph_splits(l)),
     }
 }
 
@@ -154,6 +176,27 @@ mod tests {
             "load_tensors: offloaded 10/31 layers to GPU"
         ));
         assert!(!is_placement_line("llama_context: n_batch = 512"));
+    }
+
+    /// The graph line as llama.cpp 0.1.160's `sched_reserve` prints it
+    /// (from a run with the Vulkan backend at n_gpu_layers 0, op offload on),
+    /// and its short form when the prompt and generation graphs agree.
+    #[test]
+    fn graph_splits_lines_as_llama_cpp_prints_them() {
+        let line = "sched_reserve: graph (pp bs=256, tg bs=1): nodes = 939 / 939, splits = 334 / 1, input objects = 4 / 4, input tensors = 9 / 9";
+        assert!(is_placement_line(line));
+        assert_eq!(
+            parse_graph_splits(line),
+            Some(GraphSplits { pp: 334, tg: 1 })
+        );
+        assert_eq!(
+            parse_graph_splits("sched_reserve: graph: nodes = 939, splits = 1, input objects = 4, input tensors = 9"),
+            Some(GraphSplits { pp: 1, tg: 1 })
+        );
+        assert_eq!(
+            parse_graph_splits("sched_reserve: graph: nodes = 939, splits = many, x"),
+            None
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! threads = [1, 2]        # default "physical"
 //! type_k = ["f16"]        # default f16; also type_v
 //! flash_attn = ["auto"]   # auto | on | off | true | false
+//! op_offload = [true]     # llama.cpp's op offload (llama-bench -nopo); default true
 //!
 //! [workload]              # pp tests for each n_prompt, tg tests for each n_gen
 //! n_prompt = [512]
@@ -172,6 +173,8 @@ struct RawSweep {
     type_k: AxisValue,
     type_v: AxisValue,
     flash_attn: AxisValue,
+    /// llama.cpp's op offload (llama-cpp only).
+    op_offload: AxisValue,
     /// Parallel clients (servers only).
     concurrency: AxisValue,
     /// Drop combinations that cannot run (n_ubatch > n_batch, a context too
@@ -330,6 +333,8 @@ pub struct Scenario {
     pub type_k: Axis<KvType>,
     pub type_v: Axis<KvType>,
     pub flash_attn: Axis<FlashAttn>,
+    /// llama.cpp's op offload: on (its default) and/or off.
+    pub op_offload: Axis<bool>,
     /// Parallel clients per point (servers only).
     pub concurrency: Axis<u32>,
     pub skip_invalid: bool,
@@ -601,6 +606,43 @@ impl Scenario {
             }
         };
 
+        let op_offload = match sweep.op_offload {
+            None => Axis {
+                values: vec![true],
+                span: None,
+                explicit: false,
+            },
+            Some(v) => {
+                let span = v.span();
+                let values = axis::choice_axis(v.get_ref(), |x| match x {
+                    Value::Boolean(b) => Ok(*b),
+                    Value::String(s) => match s.to_ascii_lowercase().as_str() {
+                        "on" | "true" | "1" => Ok(true),
+                        "off" | "false" | "0" => Ok(false),
+                        _ => Err("use true / false (or \"on\" / \"off\")".into()),
+                    },
+                    _ => Err("use true / false (or \"on\" / \"off\")".into()),
+                })
+                .map_err(|(p, f)| site.at(Some(span.clone()), "sweep.op_offload", p, f))?;
+                if backend != BackendKind::LlamaCpp {
+                    return Err(site.at(
+                        Some(span),
+                        "sweep.op_offload",
+                        format!(
+                            "op offload is a switch of llama.cpp's own contexts; the \"{}\" backend has none",
+                            backend.as_str()
+                        ),
+                        "remove sweep.op_offload (for a llama-server, put --no-op-offload in [backend.openai] command)",
+                    ));
+                }
+                Axis {
+                    values,
+                    span: Some(span),
+                    explicit: true,
+                }
+            }
+        };
+
         let concurrency = numbers(ints(
             sweep.concurrency,
             "sweep.concurrency",
@@ -712,6 +754,7 @@ impl Scenario {
             type_k,
             type_v,
             flash_attn,
+            op_offload,
             concurrency,
             skip_invalid: sweep.skip_invalid.unwrap_or(false),
             n_prompt,
@@ -880,6 +923,7 @@ fn parse_openai(
                     type_k: KvType::F16,
                     type_v: KvType::F16,
                     flash_attn: FlashAttn::Auto,
+                    op_offload: true,
                 },
                 parallel: 1,
             }

@@ -218,7 +218,9 @@ impl Scenario {
                         }
                         for &type_k in &self.type_k.values {
                             for &type_v in &self.type_v.values {
-                                for &flash_attn in &self.flash_attn.values {
+                                for (flash_attn, op_offload) in
+                                    pairs(&self.flash_attn.values, &self.op_offload.values)
+                                {
                                     for &threads in &threads {
                                         for &concurrency in &self.concurrency.values {
                                             for test in &tests {
@@ -264,6 +266,7 @@ impl Scenario {
                                                     type_k,
                                                     type_v,
                                                     flash_attn,
+                                                    op_offload,
                                                 };
                                                 points.push(Point {
                                                     index: points.len(),
@@ -491,4 +494,11 @@ fn file_name(path: &std::path::Path) -> String {
     path.file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// Every (a, b) of two axes, a outer.
+fn pairs<A: Copy, B: Copy>(a: &[A], b: &[B]) -> Vec<(A, B)> {
+    a.iter()
+        .flat_map(|&x| b.iter().map(move |&y| (x, y)))
+        .collect()
 }

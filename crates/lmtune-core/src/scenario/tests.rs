@@ -94,3 +94,18 @@ fn a_declared_vram_budget_is_parsed_and_checked() {
     let e = parse(&format!("{MINIMAL}[budget]\nram = \"8GiB\"\n")).unwrap_err();
     assert!(e.problem.contains("unknown field `ram`"), "{e}");
 }
+
+#[test]
+fn op_offload_is_an_axis_of_the_llama_cpp_backend_only() {
+    assert_eq!(parse(MINIMAL).unwrap().op_offload.values, vec![true]);
+    let s = parse(&format!("{MINIMAL}[sweep]\nop_offload = [true, \"off\"]\n")).unwrap();
+    assert_eq!(s.op_offload.values, vec![true, false]);
+    let e = parse(&format!("{MINIMAL}[sweep]\nop_offload = [\"sometimes\"]\n")).unwrap_err();
+    assert_eq!((e.line, e.key.as_str()), (Some(4), "sweep.op_offload"));
+    let e = parse(&format!(
+        "[backend]\nkind = \"candle\"\n{MINIMAL}[sweep]\nop_offload = false\n"
+    ))
+    .unwrap_err();
+    assert_eq!(e.key, "sweep.op_offload");
+    assert!(e.problem.contains("\"candle\" backend has none"), "{e}");
+}

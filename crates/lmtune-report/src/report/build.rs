@@ -60,8 +60,11 @@ const KNOBS: [Knob; 5] = [
 /// Categorical knobs: only part of series labels.
 fn categorical(r: &Record) -> String {
     format!(
-        "K/V {}/{} fa {}",
-        r.ctx.type_k, r.ctx.type_v, r.ctx.flash_attn
+        "K/V {}/{} fa {}{}",
+        r.ctx.type_k,
+        r.ctx.type_v,
+        r.ctx.flash_attn,
+        r.ctx.op_offload_label()
     )
 }
 

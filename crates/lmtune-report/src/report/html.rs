@@ -75,8 +75,8 @@ fn recommendations(input: &Input) -> Vec<String> {
         if let Some((r, tps)) = best {
             let c = &r.ctx;
             out.push(format!(
-                "fastest {what} ({}): {tps:.2} t/s with n_gpu_layers={} n_ctx={} n_batch={} n_ubatch={} threads={} type_k={} type_v={} flash_attn={}",
-                r.test, r.load.n_gpu_layers, c.n_ctx, c.n_batch, c.n_ubatch, c.threads, c.type_k, c.type_v, c.flash_attn
+                "fastest {what} ({}): {tps:.2} t/s with n_gpu_layers={} n_ctx={} n_batch={} n_ubatch={} threads={} type_k={} type_v={} flash_attn={}{}",
+                r.test, r.load.n_gpu_layers, c.n_ctx, c.n_batch, c.n_ubatch, c.threads, c.type_k, c.type_v, c.flash_attn, c.op_offload_label()
             ));
         }
     }

@@ -482,7 +482,7 @@ fn print_plan(plan: &Plan, vram_budget: Option<u64>) {
 fn knob_summary(p: &Point) -> String {
     let c = &p.ctx;
     format!(
-        "ngl={} n_ctx={} n_batch={} n_ubatch={} threads={} type_k={} type_v={} fa={}",
+        "ngl={} n_ctx={} n_batch={} n_ubatch={} threads={} type_k={} type_v={} fa={}{}",
         p.load.n_gpu_layers,
         c.n_ctx,
         c.n_batch,
@@ -490,7 +490,8 @@ fn knob_summary(p: &Point) -> String {
         c.threads,
         c.type_k,
         c.type_v,
-        c.flash_attn
+        c.flash_attn,
+        c.op_offload_label()
     )
 }
 

@@ -65,6 +65,9 @@ fn same_work(points: &[Point]) -> Vec<usize> {
         let mut ctx = p.ctx.clone();
         ctx.n_batch = 0;
         ctx.n_ubatch = 0;
+        // Op offload acts on batches of 32 tokens or more, never on a
+        // generated token.
+        ctx.op_offload = true;
         (p.load.clone(), ctx, p.test)
     };
     let mut stand_in: BTreeMap<_, usize> = BTreeMap::new();
