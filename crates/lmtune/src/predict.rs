@@ -6,7 +6,8 @@ use lmtune_core::record::PointPrediction;
 use lmtune_core::scenario::Point;
 use lmtune_gguf::ModelAnatomy;
 use lmtune_model::{
-    bytes_per_token, predict_memory, predict_tg, ContextShape, CpuBackend, ThroughputParams,
+    bytes_per_token, op_offload_device_bytes, predict_memory, predict_tg, ContextShape, CpuBackend,
+    ThroughputParams, GPU_OVERHEAD_BYTES,
 };
 
 /// Name of the prediction source in records.
@@ -45,12 +46,25 @@ pub fn predict_point(
         let (cpu, gpu) = bytes_per_token(a, &m.placement, &ctx, depth);
         cpu + gpu
     });
+    // Nothing offloaded but a GPU there: op offload still puts a compute
+    // buffer on it.
+    let (vram_bytes, vram_buffers) = if gpu_offload && ngl == 0 && c.op_offload {
+        let buffers = op_offload_device_bytes(a, &ctx);
+        let total = if buffers > 0 {
+            buffers + GPU_OVERHEAD_BYTES
+        } else {
+            0
+        };
+        (total, buffers)
+    } else {
+        (m.gpu.total(), m.gpu.total() - m.gpu.overhead)
+    };
     PointPrediction {
         source: SOURCE.into(),
         rss_bytes: m.host_resident,
         host_alloc_bytes: m.host.total(),
-        vram_bytes: m.gpu.total(),
-        vram_buffers_bytes: (m.gpu.total() > 0).then(|| m.gpu.total() - m.gpu.overhead),
+        vram_bytes,
+        vram_buffers_bytes: (vram_buffers > 0).then_some(vram_buffers),
         tg_tokens_per_s: tg,
         tg_bytes_per_token: tg_bytes,
     }

@@ -187,13 +187,18 @@ fn offload_to_a_vulkan_device_places_layers_and_memory_as_the_anatomy_predicts()
 
         // The planner's prediction of the device's buffers (its VRAM less
         // the fixed CUDA context overhead, which llvmpipe does not have)
-        // against every buffer llama.cpp allocated on the device.
-        if offloaded > 0 {
-            let device = model + kv + buffer_bytes(r, "Vulkan0", "compute");
-            let predicted = r["prediction"]["vram_buffers_bytes"].as_f64().unwrap();
+        // against every buffer llama.cpp allocated on the device. With
+        // nothing offloaded, op offload's compute buffer is the only one,
+        // and there is none without op offload.
+        let device = model + kv + buffer_bytes(r, "Vulkan0", "compute");
+        let predicted = r["prediction"]["vram_buffers_bytes"].as_f64();
+        if offloaded == 0 && !op_offload {
+            assert_eq!((device, predicted), (0.0, None), "ngl 0, op offload off");
+        } else {
+            let predicted = predicted.unwrap();
             assert!(
                 (predicted - device).abs() / device < 0.05,
-                "ngl {offloaded}: predicted {predicted} B vs {device} B on Vulkan0"
+                "ngl {offloaded}, op offload {op_offload}: predicted {predicted} B vs {device} B on Vulkan0"
             );
         }
     }
