@@ -153,6 +153,28 @@ impl ContextParams {
     }
 }
 
+/// The knobs of a point in one line, as the progress line and `compare`
+/// print them: `ngl=… [n_ctx=…] n_batch=… n_ubatch=… threads=… type_k=…
+/// type_v=… fa=…`, plus ` op_offload=off` when it is off.
+pub fn knob_label(load: &LoadParams, ctx: &ContextParams, with_n_ctx: bool) -> String {
+    let n_ctx = if with_n_ctx {
+        format!(" n_ctx={}", ctx.n_ctx)
+    } else {
+        String::new()
+    };
+    format!(
+        "ngl={}{n_ctx} n_batch={} n_ubatch={} threads={} type_k={} type_v={} fa={}{}",
+        load.n_gpu_layers,
+        ctx.n_batch,
+        ctx.n_ubatch,
+        ctx.threads,
+        ctx.type_k,
+        ctx.type_v,
+        ctx.flash_attn,
+        ctx.op_offload_label()
+    )
+}
+
 fn yes() -> bool {
     true
 }

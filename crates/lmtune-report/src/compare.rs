@@ -109,23 +109,7 @@ pub enum CompareError {
 }
 
 fn knobs(r: &Record, with_n_ctx: bool) -> String {
-    let c = &r.ctx;
-    let n_ctx = if with_n_ctx {
-        format!(" n_ctx={}", c.n_ctx)
-    } else {
-        String::new()
-    };
-    format!(
-        "ngl={}{n_ctx} n_batch={} n_ubatch={} threads={} type_k={} type_v={} fa={}{}",
-        r.load.n_gpu_layers,
-        c.n_batch,
-        c.n_ubatch,
-        c.threads,
-        c.type_k,
-        c.type_v,
-        c.flash_attn,
-        c.op_offload_label()
-    )
+    lmtune_core::knobs::knob_label(&r.load, &r.ctx, with_n_ctx)
 }
 
 /// Points match by model file, knobs and workload. Within one run the

@@ -480,19 +480,7 @@ fn print_plan(plan: &Plan, vram_budget: Option<u64>) {
 }
 
 fn knob_summary(p: &Point) -> String {
-    let c = &p.ctx;
-    format!(
-        "ngl={} n_ctx={} n_batch={} n_ubatch={} threads={} type_k={} type_v={} fa={}{}",
-        p.load.n_gpu_layers,
-        c.n_ctx,
-        c.n_batch,
-        c.n_ubatch,
-        c.threads,
-        c.type_k,
-        c.type_v,
-        c.flash_attn,
-        c.op_offload_label()
-    )
+    lmtune_core::knobs::knob_label(&p.load, &p.ctx, true)
 }
 
 fn knob_summary_record(r: &Record) -> String {
