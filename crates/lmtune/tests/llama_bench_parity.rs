@@ -180,10 +180,15 @@ fn bench_binary() -> PathBuf {
     path
 }
 
+/// One side-by-side at a time: two at once on a 2-core machine would
+/// measure OpenMP threads waiting for each other, not the tools.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Both tools, in the order llama-bench, lmtune, lmtune, llama-bench (so a
 /// drift of the machine's speed falls on both alike); the contexts must be
 /// identical and the t/s ratio within 0.67–1.5. Returns llama-bench's contexts.
 fn side_by_side(model: &Path, s: &Settings, dir: &Path) -> Vec<Context> {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let bin = bench_binary();
     let b1 = llama_bench(&bin, model, s);
     let (l1, records) = lmtune_run(dir, model, s, 1);
