@@ -7,12 +7,8 @@ use std::path::{Path, PathBuf};
 
 use lmtune_core::compare::GateParams;
 use lmtune_core::record::Record;
-use lmtune_report::compare::{
-    compare_records, render_json, render_junit, render_markdown, render_text, Comparison, Metric,
-};
-use lmtune_report::{
-    export_llama_bench_csv, markdown_table, read_jsonl, CsvSink, JsonlSink, RecordSink,
-};
+use lmtune_report::compare::{compare_records, Comparison, Metric};
+use lmtune_report::{read_jsonl, CompareFormat, FileSink, RecordFormat, RecordSink};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -48,61 +44,52 @@ fn scratch(test: &str) -> PathBuf {
     dir
 }
 
-/// What a sink leaves in a new file after appending `records` one by one.
-fn appended(mut sink: Box<dyn RecordSink>, path: &Path, records: &[Record]) -> String {
-    for r in records {
-        sink.append(r).unwrap();
-    }
-    drop(sink);
-    std::fs::read_to_string(path).unwrap()
+/// The expected file of a record format.
+fn expected_name(set: &str, format: RecordFormat) -> String {
+    let ext = match format {
+        RecordFormat::Jsonl => "jsonl",
+        RecordFormat::Csv => "csv",
+        RecordFormat::Markdown => "md",
+        RecordFormat::LlamaBenchCsv => "llama-bench.csv",
+    };
+    format!("{set}.{ext}")
 }
 
 #[test]
-fn jsonl_sink() {
-    let dir = scratch("jsonl");
-    for set in ["cpu", "gpu"] {
-        let path = dir.join(format!("{set}.jsonl"));
-        let sink = Box::new(JsonlSink::create(&path).unwrap());
-        check(
-            &format!("{set}.jsonl"),
-            &appended(sink, &path, &records(&format!("{set}.jsonl"))),
-        );
+fn every_record_format() {
+    for format in RecordFormat::ALL {
+        for set in ["cpu", "gpu"] {
+            let out = format
+                .exporter()
+                .serialize(&records(&format!("{set}.jsonl")))
+                .unwrap();
+            check(
+                &expected_name(set, format),
+                &String::from_utf8(out).unwrap(),
+            );
+        }
+    }
+}
+
+/// A file that grows a record at a time ends up as the whole output.
+#[test]
+fn appending_record_by_record() {
+    let dir = scratch("append");
+    for format in RecordFormat::ALL.into_iter().filter(|f| f.appendable()) {
+        for set in ["cpu", "gpu"] {
+            let path = dir.join(expected_name(set, format));
+            let mut sink = FileSink::create(&path, format).unwrap();
+            for r in records(&format!("{set}.jsonl")) {
+                sink.append(&r).unwrap();
+            }
+            drop(sink);
+            check(
+                &expected_name(set, format),
+                &std::fs::read_to_string(&path).unwrap(),
+            );
+        }
     }
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[test]
-fn csv_sink() {
-    let dir = scratch("csv");
-    for set in ["cpu", "gpu"] {
-        let path = dir.join(format!("{set}.csv"));
-        let sink = Box::new(CsvSink::create(&path).unwrap());
-        check(
-            &format!("{set}.csv"),
-            &appended(sink, &path, &records(&format!("{set}.jsonl"))),
-        );
-    }
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[test]
-fn markdown_table_format() {
-    for set in ["cpu", "gpu"] {
-        check(
-            &format!("{set}.md"),
-            &markdown_table(&records(&format!("{set}.jsonl"))),
-        );
-    }
-}
-
-#[test]
-fn llama_bench_csv_format() {
-    for set in ["cpu", "gpu"] {
-        check(
-            &format!("{set}.llama-bench.csv"),
-            &export_llama_bench_csv(&records(&format!("{set}.jsonl"))),
-        );
-    }
 }
 
 fn comparison() -> Comparison {
@@ -121,10 +108,16 @@ fn comparison() -> Comparison {
 }
 
 #[test]
-fn compare_formats() {
+fn every_compare_format() {
     let c = comparison();
-    check("compare.txt", &render_text(&c));
-    check("compare.md", &render_markdown(&c));
-    check("compare.json", &render_json(&c));
-    check("compare.xml", &render_junit(&c));
+    for format in CompareFormat::ALL {
+        let ext = match format {
+            CompareFormat::Table => "txt",
+            CompareFormat::Markdown => "md",
+            CompareFormat::Json => "json",
+            CompareFormat::Junit => "xml",
+        };
+        let out = format.exporter().serialize(&c).unwrap();
+        check(&format!("compare.{ext}"), &String::from_utf8(out).unwrap());
+    }
 }
