@@ -78,18 +78,9 @@ where
         .label_style(("sans-serif", 14))
         .light_line_style(RGBColor(238, 238, 238))
         .draw()?;
-    let mut names: Vec<String> = Vec::new();
-    for b in bars {
-        if !names.contains(&b.series) {
-            names.push(b.series.clone());
-        }
-    }
-    let mut hardware: Vec<String> = Vec::new();
-    for r in ranges {
-        if !hardware.contains(&r.label) {
-            hardware.push(r.label.clone());
-        }
-    }
+    // One slot per bar series, then one per reference hardware, in order of appearance.
+    let names = first_appearances(bars.iter().map(|b| &b.series));
+    let hardware = first_appearances(ranges.iter().map(|r| &r.label));
     let slots = names.len() + hardware.len();
     let width = 0.8 / slots.max(1) as f64;
     for (si, name) in names.iter().enumerate() {
@@ -159,4 +150,14 @@ where
         .label_font(("sans-serif", 13))
         .draw()?;
     Ok(())
+}
+
+fn first_appearances<'a>(labels: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for label in labels {
+        if !out.contains(label) {
+            out.push(label.clone());
+        }
+    }
+    out
 }
