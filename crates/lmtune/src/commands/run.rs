@@ -11,7 +11,7 @@ use lmtune_core::fingerprint::{detect_gpus, file_sha256, Fingerprint, HostInfo, 
 use lmtune_core::record::{point_key, Record, Status};
 use lmtune_core::scenario::{MachineFacts, Plan, Point, Scenario};
 use lmtune_core::units::parse_size;
-use lmtune_report::{markdown_table, read_jsonl, CsvSink, JsonlSink, RecordSink};
+use lmtune_report::{markdown_table, read_jsonl, results_sinks, RESULTS_CSV, RESULTS_JSONL};
 
 use crate::cli::RunArgs;
 use crate::exit;
@@ -52,7 +52,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             let dir = args.out.clone().unwrap_or_else(|| {
                 default_out_dir(Path::new("results"), &host.hostname, &plan.scenario_name)
             });
-            let jsonl = dir.join("results.jsonl");
+            let jsonl = dir.join(RESULTS_JSONL);
             if std::fs::metadata(&jsonl)
                 .map(|m| m.len() > 0)
                 .unwrap_or(false)
@@ -67,18 +67,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             (dir, Vec::new())
         }
     };
-    let jsonl_path = out_dir.join("results.jsonl");
-    let csv_path = out_dir.join("results.csv");
-    let mut sinks: Vec<Box<dyn RecordSink>> = vec![
-        Box::new(
-            JsonlSink::create(&jsonl_path)
-                .with_context(|| format!("cannot open {}", jsonl_path.display()))?,
-        ),
-        Box::new(
-            CsvSink::create(&csv_path)
-                .with_context(|| format!("cannot open {}", csv_path.display()))?,
-        ),
-    ];
+    let mut sinks = results_sinks(&out_dir)?;
 
     let model = model_fingerprint(&plan)?;
     let done: HashSet<String> = previous
@@ -223,7 +212,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             );
         }
     }
-    eprintln!("results: {} and results.csv", jsonl_path.display());
+    eprintln!(
+        "results: {} and {RESULTS_CSV}",
+        out_dir.join(RESULTS_JSONL).display()
+    );
     if let Some(name) = &args.save_baseline {
         if interrupted {
             eprintln!("not saving baseline {name:?}: the run was interrupted");
@@ -374,7 +366,7 @@ fn previous_run(dir: &Path, scenario: &Scenario) -> anyhow::Result<Vec<Record>> 
             saved.display()
         );
     }
-    let jsonl = dir.join("results.jsonl");
+    let jsonl = dir.join(RESULTS_JSONL);
     if !jsonl.exists() {
         return Ok(Vec::new());
     }
