@@ -148,6 +148,34 @@ fn by_point(records: &[Record], with_n_ctx: bool) -> BTreeMap<String, (Record, u
     pooled
 }
 
+/// Backend parameters that differ between the same point on both sides
+/// (`backend_params`: a changed default in llama.cpp, llama-cpp-2 or
+/// lmtune), one line per parameter. Records without them (older files,
+/// llama-bench output) say nothing.
+fn parameter_differences(
+    base: &BTreeMap<String, (Record, usize)>,
+    current: &BTreeMap<String, (Record, usize)>,
+) -> Vec<String> {
+    let mut seen: BTreeMap<&str, (String, String)> = BTreeMap::new();
+    for (key, (rb, _)) in base {
+        let Some((rc, _)) = current.get(key) else {
+            continue;
+        };
+        let (pb, pc) = (
+            &rb.measurement.backend_params,
+            &rc.measurement.backend_params,
+        );
+        for (name, vb) in pb {
+            if let Some(vc) = pc.get(name).filter(|vc| *vc != vb) {
+                seen.entry(name).or_insert_with(|| (vb.clone(), vc.clone()));
+            }
+        }
+    }
+    seen.into_iter()
+        .map(|(name, (vb, vc))| format!("backend parameter {name}: {vb} vs {vc}"))
+        .collect()
+}
+
 pub fn compare_records(
     base: &[Record],
     current: &[Record],
@@ -155,13 +183,10 @@ pub fn compare_records(
     gate: GateParams,
     allow_different_environment: bool,
 ) -> Result<Comparison, CompareError> {
-    let environment_differences = match (base.first(), current.first()) {
+    let mut environment_differences = match (base.first(), current.first()) {
         (Some(b), Some(c)) => b.fingerprint.differences(&c.fingerprint),
         _ => Vec::new(),
     };
-    if !environment_differences.is_empty() && !allow_different_environment {
-        return Err(CompareError::DifferentEnvironment(environment_differences));
-    }
     // llama-bench output has no context size (it sizes the context to each
     // test), so with llama-bench on either side points match without n_ctx.
     let from_llama_bench = base
@@ -176,6 +201,10 @@ pub fn compare_records(
         by_point(base, !from_llama_bench),
         by_point(current, !from_llama_bench),
     );
+    environment_differences.extend(parameter_differences(&b, &c));
+    if !environment_differences.is_empty() && !allow_different_environment {
+        return Err(CompareError::DifferentEnvironment(environment_differences));
+    }
     let mut rows = Vec::new();
     for (key, (rb, base_runs)) in &b {
         let Some((rc, current_runs)) = c.get(key) else {

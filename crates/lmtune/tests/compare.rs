@@ -241,3 +241,58 @@ fn bad_gate_arguments_are_errors() {
         );
     }
 }
+
+/// A record keeps every llama.cpp parameter it ran with: the same point run
+/// with another default (here `kv_unified`, as a future llama.cpp might
+/// change it) is an environment difference, named; and points that differ
+/// only in `swa_full` are different points, never compared.
+#[test]
+fn a_changed_llama_cpp_default_is_an_environment_difference_and_swa_full_a_knob() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(dir.path(), "params.toml", "[sweep]\nthreads = 1\n[workload]\nn_prompt = [32]\nn_gen = [0]\n[measure]\nrepetitions = 3\nwarmup = 0\n");
+    let base = dir.path().join("base");
+    let out = lmtune()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&base)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(base.join("results.jsonl")).unwrap();
+    assert!(text.contains("\"kv_unified\":\"false\""), "{text}");
+    let write = |name: &str, from: &str, to: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("results.jsonl"), text.replace(from, to)).unwrap();
+        d
+    };
+    let changed = write(
+        "changed",
+        "\"kv_unified\":\"false\"",
+        "\"kv_unified\":\"true\"",
+    );
+    let (code, _, stderr) = run_compare(&[base.to_str().unwrap(), changed.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("backend parameter kv_unified: false vs true"),
+        "{stderr}"
+    );
+    let (code, stdout, _) = run_compare(&[
+        base.to_str().unwrap(),
+        changed.to_str().unwrap(),
+        "--allow-different-environment",
+    ]);
+    assert!(code == 0 || code == 1, "{stdout}");
+    assert!(stdout.contains("kv_unified"), "{stdout}");
+
+    // The knobs are top-level keys of a record; swa_full is left out when off.
+    let full = write("full", "\"threads\":", "\"swa_full\":true,\"threads\":");
+    let (code, _, stderr) = run_compare(&[base.to_str().unwrap(), full.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no point is in both"), "{stderr}");
+}

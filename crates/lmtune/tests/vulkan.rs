@@ -27,7 +27,9 @@ fn parts() -> (PathBuf, PathBuf) {
     let var = |name: &str| {
         let path = std::env::var_os(name)
             .map(PathBuf::from)
-            .unwrap_or_else(|| panic!("{name} is not set (scripts/test.sh builds the parts and sets it)"));
+            .unwrap_or_else(|| {
+                panic!("{name} is not set (scripts/test.sh builds the parts and sets it)")
+            });
         assert!(path.is_file(), "{name}={} is missing", path.display());
         path
     };
@@ -84,7 +86,10 @@ fn buffer_bytes(record: &serde_json::Value, device: &str, kind: &str) -> f64 {
 /// cuts the prompt graph into pieces that run on the device (micro-batches
 /// of 32 tokens and more); switched off, the graph stays whole on the CPU.
 #[test]
-#[cfg_attr(not(lmtune_vulkan), ignore = "needs llama.cpp's Vulkan backend and the dynamic-link lmtune: scripts/test.sh builds them and sets LMTUNE_TEST_VULKAN_BACKEND / LMTUNE_TEST_DYNAMIC_LMTUNE")]
+#[cfg_attr(
+    not(lmtune_vulkan),
+    ignore = "needs llama.cpp's Vulkan backend and the dynamic-link lmtune: scripts/test.sh builds them and sets LMTUNE_TEST_VULKAN_BACKEND / LMTUNE_TEST_DYNAMIC_LMTUNE"
+)]
 fn offload_to_a_vulkan_device_places_layers_and_memory_as_the_anatomy_predicts() {
     let (lmtune, backend) = parts();
     let dir = tempfile::tempdir().unwrap();
@@ -201,7 +206,10 @@ fn offload_to_a_vulkan_device_places_layers_and_memory_as_the_anatomy_predicts()
 /// backend registers no device unless one is named; lmtune refuses to sweep
 /// (every point would run on the CPU) and says how to name it.
 #[test]
-#[cfg_attr(not(lmtune_vulkan), ignore = "needs llama.cpp's Vulkan backend and the dynamic-link lmtune: scripts/test.sh builds them and sets LMTUNE_TEST_VULKAN_BACKEND / LMTUNE_TEST_DYNAMIC_LMTUNE")]
+#[cfg_attr(
+    not(lmtune_vulkan),
+    ignore = "needs llama.cpp's Vulkan backend and the dynamic-link lmtune: scripts/test.sh builds them and sets LMTUNE_TEST_VULKAN_BACKEND / LMTUNE_TEST_DYNAMIC_LMTUNE"
+)]
 fn the_vulkan_backend_without_a_gpu_is_refused_and_says_how_to_select_llvmpipe() {
     let (lmtune, backend) = parts();
     if Path::new("/dev/dri").exists() {

@@ -60,6 +60,10 @@ const KNOBS: &[Column] = &[
         header: "op offload",
         value: |r| if r.ctx.op_offload { "on" } else { "off" }.to_string(),
     },
+    Column {
+        header: "swa full",
+        value: |r| if r.ctx.swa_full { "on" } else { "off" }.to_string(),
+    },
 ];
 
 /// llama-bench-style table: model, size, params, backend, the knobs that

@@ -76,7 +76,7 @@ fn recommendations(input: &Input) -> Vec<String> {
             let c = &r.ctx;
             out.push(format!(
                 "fastest {what} ({}): {tps:.2} t/s with n_gpu_layers={} n_ctx={} n_batch={} n_ubatch={} threads={} type_k={} type_v={} flash_attn={}{}",
-                r.test, r.load.n_gpu_layers, c.n_ctx, c.n_batch, c.n_ubatch, c.threads, c.type_k, c.type_v, c.flash_attn, c.op_offload_label()
+                r.test, r.load.n_gpu_layers, c.n_ctx, c.n_batch, c.n_ubatch, c.threads, c.type_k, c.type_v, c.flash_attn, c.non_default_label()
             ));
         }
     }

@@ -171,7 +171,7 @@ fn categorical(r: &Record) -> String {
         r.ctx.type_k,
         r.ctx.type_v,
         r.ctx.flash_attn,
-        r.ctx.op_offload_label()
+        r.ctx.non_default_label()
     )
 }
 
