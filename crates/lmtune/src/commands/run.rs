@@ -52,33 +52,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             let dir = args.out.clone().unwrap_or_else(|| {
                 default_out_dir(Path::new("results"), &host.hostname, &plan.scenario_name)
             });
-            let jsonl = dir.join("results.jsonl");
-            if std::fs::metadata(&jsonl)
-                .map(|m| m.len() > 0)
-                .unwrap_or(false)
-            {
-                bail!("{} already holds results; resume it with --resume {}, or choose another --out directory", jsonl.display(), dir.display());
-            }
-            std::fs::create_dir_all(&dir).with_context(|| {
-                format!("cannot create the results directory {}", dir.display())
-            })?;
-            std::fs::write(dir.join("scenario.toml"), &scenario.source)
-                .with_context(|| format!("cannot write into {}", dir.display()))?;
+            let taken = format!(
+                "resume it with --resume {}, or choose another --out directory",
+                dir.display()
+            );
+            prepare_results_dir(&dir, &scenario.source, &taken)?;
             (dir, Vec::new())
         }
     };
     let jsonl_path = out_dir.join("results.jsonl");
-    let csv_path = out_dir.join("results.csv");
-    let mut sinks: Vec<Box<dyn RecordSink>> = vec![
-        Box::new(
-            JsonlSink::create(&jsonl_path)
-                .with_context(|| format!("cannot open {}", jsonl_path.display()))?,
-        ),
-        Box::new(
-            CsvSink::create(&csv_path)
-                .with_context(|| format!("cannot open {}", csv_path.display()))?,
-        ),
-    ];
+    let mut sinks = open_results(&out_dir)?;
 
     let model = model_fingerprint(&plan)?;
     let done: HashSet<String> = previous
@@ -256,6 +239,44 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     } else {
         exit::SOME_FAILED
     })
+}
+
+/// A new results directory `dir`: refused if it already holds results
+/// (`taken` says what to do instead), else created, with the scenario kept
+/// beside the results. Shared by `run` and `tune`.
+pub(crate) fn prepare_results_dir(
+    dir: &Path,
+    scenario_source: &str,
+    taken: &str,
+) -> anyhow::Result<()> {
+    let jsonl = dir.join("results.jsonl");
+    if std::fs::metadata(&jsonl)
+        .map(|m| m.len() > 0)
+        .unwrap_or(false)
+    {
+        bail!("{} already holds results; {taken}", jsonl.display());
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the results directory {}", dir.display()))?;
+    std::fs::write(dir.join("scenario.toml"), scenario_source)
+        .with_context(|| format!("cannot write into {}", dir.display()))
+}
+
+/// The results files of `dir` (results.jsonl and results.csv), opened for
+/// appending. Shared by `run` and `tune`.
+pub(crate) fn open_results(dir: &Path) -> anyhow::Result<Vec<Box<dyn RecordSink>>> {
+    let jsonl_path = dir.join("results.jsonl");
+    let csv_path = dir.join("results.csv");
+    Ok(vec![
+        Box::new(
+            JsonlSink::create(&jsonl_path)
+                .with_context(|| format!("cannot open {}", jsonl_path.display()))?,
+        ),
+        Box::new(
+            CsvSink::create(&csv_path)
+                .with_context(|| format!("cannot open {}", csv_path.display()))?,
+        ),
+    ])
 }
 
 /// A sweep ready to measure `plan`'s points: the worker options, the
