@@ -2,7 +2,7 @@
 //! formulas ([`SimProfile`]) instead of running points: the search must find
 //! the planted optimum while measuring a small part of the space.
 
-use lmtune_core::knobs::{ContextParams, FlashAttn, KvType, LoadParams, Test};
+use lmtune_core::knobs::{ContextParams, LoadParams, Test};
 use lmtune_core::record::Status;
 use lmtune_core::scenario::Point;
 use lmtune_core::sim::SimProfile;
@@ -146,6 +146,17 @@ fn point(
     threads: u32,
     test: Test,
 ) -> Point {
+    // From JSON, as a record holds them: knobs added later take their defaults.
+    let ctx: ContextParams = serde_json::from_value(serde_json::json!({
+        "n_ctx": n_ctx,
+        "n_batch": n_batch,
+        "n_ubatch": n_ubatch,
+        "threads": threads,
+        "type_k": "f16",
+        "type_v": "f16",
+        "flash_attn": "auto",
+    }))
+    .expect("valid context parameters");
     Point {
         index,
         load_group: 0,
@@ -153,16 +164,7 @@ fn point(
             n_gpu_layers: ngl,
             use_mmap: true,
         },
-        ctx: ContextParams {
-            n_ctx,
-            n_batch,
-            n_ubatch,
-            threads,
-            type_k: KvType::F16,
-            type_v: KvType::F16,
-            flash_attn: FlashAttn::Auto,
-            op_offload: true,
-        },
+        ctx,
         test,
     }
 }
