@@ -34,4 +34,17 @@ fn main() {
     for path in watch.iter().filter(|p| p.exists()) {
         println!("cargo:rerun-if-changed={}", path.display());
     }
+    // Integration tests whose parts scripts/test.sh builds (and exports) are
+    // `#[ignore]`d with the reason when their variable is unset at build
+    // time, and run — failing loudly if the parts are broken — when it is set.
+    for (var, cfg) in [
+        ("LMTUNE_LLAMA_BENCH", "lmtune_llama_bench"),
+        ("LMTUNE_TEST_VULKAN_BACKEND", "lmtune_vulkan"),
+    ] {
+        println!("cargo:rustc-check-cfg=cfg({cfg})");
+        println!("cargo:rerun-if-env-changed={var}");
+        if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+            println!("cargo:rustc-cfg={cfg}");
+        }
+    }
 }

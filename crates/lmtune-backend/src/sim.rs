@@ -92,6 +92,7 @@ impl Backend for SimBackend {
             type_k: c.type_k.ggml_type(),
             type_v: c.type_v.ggml_type(),
             flash_attn: true,
+            swa_full: c.swa_full,
         };
         // Without a simulated GPU, n_gpu_layers is ignored (a CPU-only build).
         let ngl = if p.gpu_vram_mib > 0.0 {

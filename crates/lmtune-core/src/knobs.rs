@@ -139,6 +139,15 @@ pub struct ContextParams {
     /// Left out of records when on, so older result files read the same.
     #[serde(default = "yes", skip_serializing_if = "is_yes")]
     pub op_offload: bool,
+    /// llama.cpp's full-size sliding-window cache (`swa_full`). Off, as
+    /// llama-bench and llama-server run (`llama_context_default_params`
+    /// turns it on): the sliding-window layers of Gemma 2/3, gpt-oss,
+    /// Cohere2, … then keep `window + n_ubatch` cells, not `n_ctx`. No effect
+    /// on models without such layers. Left out of records when off; records
+    /// written before lmtune set it have no field and read as off, though
+    /// they ran with llama.cpp's default (on): re-run sliding-window models.
+    #[serde(default, skip_serializing_if = "is_no")]
+    pub swa_full: bool,
 }
 
 impl ContextParams {
@@ -151,11 +160,28 @@ impl ContextParams {
             " op_offload=off"
         }
     }
+
+    /// " swa_full=on" when the full-size sliding-window cache is on, else
+    /// nothing (the default, as llama-bench runs).
+    pub fn swa_full_label(&self) -> &'static str {
+        if self.swa_full {
+            " swa_full=on"
+        } else {
+            ""
+        }
+    }
+
+    /// The knobs that are only part of a label when they differ from
+    /// llama.cpp's measuring default: ` op_offload=off`, ` swa_full=on`.
+    pub fn non_default_label(&self) -> String {
+        format!("{}{}", self.op_offload_label(), self.swa_full_label())
+    }
 }
 
 /// The knobs of a point in one line, as the progress line and `compare`
 /// print them: `ngl=… [n_ctx=…] n_batch=… n_ubatch=… threads=… type_k=…
-/// type_v=… fa=…`, plus ` op_offload=off` when it is off.
+/// type_v=… fa=…`, plus ` op_offload=off` / ` swa_full=on` when they are
+/// not the default.
 pub fn knob_label(load: &LoadParams, ctx: &ContextParams, with_n_ctx: bool) -> String {
     let n_ctx = if with_n_ctx {
         format!(" n_ctx={}", ctx.n_ctx)
@@ -171,7 +197,7 @@ pub fn knob_label(load: &LoadParams, ctx: &ContextParams, with_n_ctx: bool) -> S
         ctx.type_k,
         ctx.type_v,
         ctx.flash_attn,
-        ctx.op_offload_label()
+        ctx.non_default_label()
     )
 }
 
@@ -181,6 +207,10 @@ fn yes() -> bool {
 
 fn is_yes(b: &bool) -> bool {
     *b
+}
+
+fn is_no(b: &bool) -> bool {
+    !*b
 }
 
 /// What is timed at a point, as in llama-bench: prompt processing of

@@ -73,7 +73,7 @@ impl Default for OpenAiConfig {
 }
 
 /// The placeholders a managed command may use.
-pub const PLACEHOLDERS: [&str; 13] = [
+pub const PLACEHOLDERS: [&str; 14] = [
     "model",
     "port",
     "host",
@@ -87,6 +87,7 @@ pub const PLACEHOLDERS: [&str; 13] = [
     "type_k",
     "type_v",
     "flash_attn",
+    "swa_full",
 ];
 
 /// The placeholders that carry each sweep axis (an axis with several values
@@ -102,6 +103,7 @@ pub fn placeholders_of_axis(axis: &str) -> &'static [&'static str] {
         "type_k" => &["type_k"],
         "type_v" => &["type_v"],
         "flash_attn" => &["flash_attn"],
+        "swa_full" => &["swa_full"],
         "concurrency" => &["parallel", "n_ctx_total"],
         _ => &[],
     }
@@ -138,8 +140,32 @@ impl ServerLaunch {
             ("type_k", c.type_k.to_string()),
             ("type_v", c.type_v.to_string()),
             ("flash_attn", c.flash_attn.to_string()),
+            // llama-server's flag itself: an argument that is only
+            // `{swa_full}` is dropped when it is off (see `substitute_args`).
+            (
+                "swa_full",
+                if c.swa_full { "--swa-full" } else { "" }.to_string(),
+            ),
         ])
     }
+}
+
+/// A command line with its placeholders replaced; an argument that is a
+/// lone placeholder with an empty value (`{swa_full}` when off) is dropped,
+/// so a flag without a value can be switched.
+pub fn substitute_args(
+    args: &[String],
+    values: &BTreeMap<&'static str, String>,
+) -> Result<Vec<String>, String> {
+    let mut out = Vec::with_capacity(args.len());
+    for arg in args {
+        let value = substitute(arg, values)?;
+        let lone_placeholder = arg.starts_with('{') && arg.ends_with('}') && !arg.starts_with("{{");
+        if !(value.is_empty() && lone_placeholder) {
+            out.push(value);
+        }
+    }
+    Ok(out)
 }
 
 /// Replaces `{name}` in `arg` with `values[name]`; `{{` and `}}` are literal
@@ -222,6 +248,7 @@ mod tests {
                 type_v: KvType::Q8_0,
                 flash_attn: FlashAttn::On,
                 op_offload: true,
+                swa_full: false,
             },
             parallel: 4,
         }
@@ -240,6 +267,19 @@ mod tests {
         for p in PLACEHOLDERS {
             assert!(values.contains_key(p), "{p} has no value");
         }
+    }
+
+    #[test]
+    fn a_lone_empty_placeholder_drops_its_argument() {
+        let mut l = launch();
+        let cmd: Vec<String> = ["llama-server", "{swa_full}", "-c", "{n_ctx}"]
+            .map(String::from)
+            .to_vec();
+        let off = substitute_args(&cmd, &l.values("m", "h", 1)).unwrap();
+        assert_eq!(off, ["llama-server", "-c", "512"]);
+        l.ctx.swa_full = true;
+        let on = substitute_args(&cmd, &l.values("m", "h", 1)).unwrap();
+        assert_eq!(on, ["llama-server", "--swa-full", "-c", "512"]);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! The saved format is kept apart from in-memory planning types and carries
 //! `schema_version`, so later versions can read old result files.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::fingerprint::Fingerprint;
@@ -78,6 +80,16 @@ pub struct Measurement {
     /// Where the backend put the model's layers and its buffers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Box<Placement>>,
+    /// Every backend parameter the point ran with, as passed (llama.cpp:
+    /// its `llama.h` field names), so that a change of default in llama.cpp,
+    /// llama-cpp-2 or lmtune shows in `compare` as an environment difference.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backend_params: BTreeMap<String, String>,
+    /// What the backend logged it applied (llama.cpp: the `llama_context:`
+    /// settings it prints, e.g. `n_seq_max`, `kv_unified`; `swa_full` when it
+    /// made the sliding-window cache full size).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backend_applied: BTreeMap<String, String>,
 }
 
 /// Which device each group of layers ran on, and what the backend allocated
@@ -102,6 +114,33 @@ pub struct Placement {
     /// device hops; llama.cpp users read them to diagnose an offload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graph_splits: Option<GraphSplits>,
+    /// The KV caches llama.cpp created, as it logged them: one for most
+    /// models; a global and a sliding-window one for models with
+    /// sliding-window layers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kv_caches: Vec<KvCache>,
+}
+
+/// One KV cache: its cells (tokens it holds), the layers it serves, bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvCache {
+    pub kind: KvCacheKind,
+    pub cells: u32,
+    pub layers: u32,
+    pub bytes: u64,
+}
+
+/// Which layers a KV cache serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KvCacheKind {
+    /// Every attention layer (a model without sliding-window layers).
+    Unified,
+    /// The global (full-context) layers of a sliding-window model.
+    Global,
+    /// The sliding-window layers: `window + n_ubatch` cells, padded to 256,
+    /// unless `swa_full`.
+    SlidingWindow,
 }
 
 /// Graph splits of a context's prompt (`pp`, a full micro-batch) and

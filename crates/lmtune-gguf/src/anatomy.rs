@@ -90,13 +90,23 @@ impl ModelAnatomy {
         k + v
     }
 
+    /// Cells of a sliding-window layer's cache: `sliding_window + n_ubatch`
+    /// padded to 256, at most `n_ctx` (llama.cpp's `llama_kv_cache_iswa`
+    /// with one sequence), or `n_ctx` with `swa_full`.
+    pub fn swa_cells(&self, n_ctx: u64, n_ubatch: u64, swa_full: bool) -> u64 {
+        match self.sliding_window {
+            Some(w) if !swa_full => n_ctx.min(w + n_ubatch).div_ceil(256) * 256,
+            _ => n_ctx,
+        }
+    }
+
     /// KV cache bytes for `n_ctx` tokens over the layers `il` selects; SWA
-    /// layers hold at most `sliding_window + n_ubatch` cells, as llama.cpp's
-    /// non-full SWA cache does.
+    /// layers hold [`Self::swa_cells`].
     pub fn kv_bytes(
         &self,
         n_ctx: u64,
         n_ubatch: u64,
+        swa_full: bool,
         type_k: GgmlType,
         type_v: GgmlType,
         mut on: impl FnMut(usize) -> bool,
@@ -104,14 +114,28 @@ impl ModelAnatomy {
         (0..self.layers.len())
             .filter(|&il| on(il))
             .map(|il| {
-                let cells = match (self.layers[il].is_swa, self.sliding_window) {
-                    (true, Some(w)) => n_ctx.min(w + n_ubatch),
-                    _ => n_ctx,
+                let cells = if self.layers[il].is_swa {
+                    self.swa_cells(n_ctx, n_ubatch, swa_full)
+                } else {
+                    n_ctx
                 };
                 cells * self.kv_bytes_per_token_layer(il, type_k, type_v)
             })
             .sum()
     }
+}
+
+/// Every n-th layer is global, the others sliding-window, for architectures
+/// whose GGUF files carry no pattern (llama.cpp hard-codes it per
+/// architecture in `src/models/<arch>.cpp`). One row per architecture.
+fn default_swa_pattern(arch: &str) -> Option<u64> {
+    Some(match arch {
+        "gemma2" | "gpt-oss" => 2,
+        "gemma3" | "gemma-embedding" => 6,
+        "gemma3n" => 5,
+        "cohere2" | "exaone4" | "llama4" | "olmo2" => 4,
+        _ => return None,
+    })
 }
 
 fn row_bytes(t: GgmlType, n_elements: u64) -> u64 {
@@ -155,7 +179,12 @@ impl GgufFile {
                 Some(n) if n > 0 => (0..n_layer).map(|il| il % n < n - 1).collect(),
                 _ => Vec::new(),
             },
-            None if sliding_window.is_some() => vec![true; n_layer as usize],
+            // No pattern in the file: the architecture's own rule
+            // (`load_swa_pattern(ml, n)` in llama.cpp's src/models/).
+            None if sliding_window.is_some() => match default_swa_pattern(&arch) {
+                Some(n) => (0..n_layer).map(|il| il % n < n - 1).collect(),
+                None => vec![true; n_layer as usize],
+            },
             None => Vec::new(),
         };
 

@@ -14,9 +14,41 @@ use crate::types::GgmlType;
 use crate::writer::{write_gguf, TensorSpec, WriteError};
 use crate::{GgufError, SYNTHETIC_KEY};
 
-/// The shape of a llama-architecture model.
+/// The llama.cpp architectures `synth` writes: each one's tensor layout and
+/// metadata keys, as `llama-model.cpp` loads them. Adding one is a row here,
+/// a name in [`SynthArch::parse`] and its tensors in [`layer_tensors`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SynthArch {
+    /// `llama`: attention + gated FFN, untied output.
+    Llama,
+    /// `gemma3`: Q/K norms, post-attention and post-FFN norms, tied
+    /// embeddings, and every 6th layer global, the others sliding-window
+    /// (llama.cpp's rule for gemma3; no pattern key in the file).
+    Gemma3,
+}
+
+impl SynthArch {
+    pub const ALL: [SynthArch; 2] = [SynthArch::Llama, SynthArch::Gemma3];
+
+    /// The `general.architecture` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SynthArch::Llama => "llama",
+            SynthArch::Gemma3 => "gemma3",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<SynthArch> {
+        SynthArch::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
+/// The shape of a synthetic model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthShape {
+    pub arch: SynthArch,
     pub n_layer: u64,
     pub n_embd: u64,
     pub n_head: u64,
@@ -26,7 +58,8 @@ pub struct SynthShape {
     pub head_dim: Option<u64>,
     pub n_ctx_train: u64,
     /// Sliding window and pattern (every n-th layer dense), written as
-    /// metadata; llama.cpp's `llama` architecture itself ignores them.
+    /// metadata; llama.cpp's `llama` architecture itself ignores them, and
+    /// for gemma3 only the window is written (llama.cpp's pattern is 6).
     pub sliding_window: Option<(u64, u64)>,
     /// Vocabulary size; `None`: the donor's. Larger than the donor's pads the
     /// tokenizer with unused tokens (smaller would break its merges).
@@ -38,6 +71,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
     (
         "llama-1b",
         SynthShape {
+            arch: SynthArch::Llama,
             n_layer: 22,
             n_embd: 2048,
             n_head: 32,
@@ -52,6 +86,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
     (
         "llama-3b",
         SynthShape {
+            arch: SynthArch::Llama,
             n_layer: 26,
             n_embd: 3200,
             n_head: 32,
@@ -66,6 +101,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
     (
         "llama-7b",
         SynthShape {
+            arch: SynthArch::Llama,
             n_layer: 32,
             n_embd: 4096,
             n_head: 32,
@@ -80,6 +116,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
     (
         "llama3-8b",
         SynthShape {
+            arch: SynthArch::Llama,
             n_layer: 32,
             n_embd: 4096,
             n_head: 32,
@@ -94,6 +131,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
     (
         "llama-13b",
         SynthShape {
+            arch: SynthArch::Llama,
             n_layer: 40,
             n_embd: 5120,
             n_head: 40,
@@ -108,6 +146,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
     (
         "llama-70b",
         SynthShape {
+            arch: SynthArch::Llama,
             n_layer: 80,
             n_embd: 8192,
             n_head: 64,
@@ -116,6 +155,22 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
             head_dim: None,
             n_ctx_train: 4096,
             sliding_window: None,
+            n_vocab: None,
+        },
+    ),
+    (
+        // Gemma 3 270M's blocks (the vocabulary is the donor's, not 262k).
+        "gemma3-270m",
+        SynthShape {
+            arch: SynthArch::Gemma3,
+            n_layer: 18,
+            n_embd: 640,
+            n_head: 4,
+            n_head_kv: 1,
+            n_ff: 2048,
+            head_dim: Some(256),
+            n_ctx_train: 32768,
+            sliding_window: Some((512, 6)),
             n_vocab: None,
         },
     ),
@@ -230,7 +285,7 @@ pub fn write_synthetic(
         )));
     }
 
-    let a = "llama";
+    let a = shape.arch.as_str();
     let mut metadata: Vec<(String, MetadataValue)> = vec![
         (
             "general.architecture".into(),
@@ -288,7 +343,7 @@ pub fn write_synthetic(
         (format!("{a}.rope.freq_base"), MetadataValue::F32(10000.0)),
         (
             format!("{a}.attention.layer_norm_rms_epsilon"),
-            MetadataValue::F32(1e-5),
+            MetadataValue::F32(1e-6),
         ),
         (
             format!("{a}.vocab_size"),
@@ -300,10 +355,14 @@ pub fn write_synthetic(
             format!("{a}.attention.sliding_window"),
             MetadataValue::U32(window as u32),
         ));
-        metadata.push((
-            format!("{a}.attention.sliding_window_pattern"),
-            MetadataValue::U32(pattern as u32),
-        ));
+        // gemma3 files carry no pattern: llama.cpp reads it as an array if
+        // present, and its own rule (every 6th layer global) otherwise.
+        if shape.arch == SynthArch::Llama {
+            metadata.push((
+                format!("{a}.attention.sliding_window_pattern"),
+                MetadataValue::U32(pattern as u32),
+            ));
+        }
     }
     metadata.extend(tokenizer);
 
@@ -319,27 +378,33 @@ pub fn write_synthetic(
             ggml_type: t,
         }
     };
-    let norm = |name: String| TensorSpec {
+    let dims = Dims {
+        n_embd: shape.n_embd,
+        q: shape.n_head * head_dim,
+        kv: shape.n_head_kv * head_dim,
+        head_dim,
+        n_ff: shape.n_ff,
+    };
+    let norm = |name: String, n: u64| TensorSpec {
         name,
-        dims: vec![shape.n_embd],
+        dims: vec![n],
         ggml_type: GgmlType(0),
     };
-    let (q_dim, kv_dim) = (shape.n_head * head_dim, shape.n_head_kv * head_dim);
     let mut tensors = vec![weight("token_embd.weight".into(), shape.n_embd, n_vocab)];
     for il in 0..shape.n_layer {
-        let p = |s: &str| format!("blk.{il}.{s}");
-        tensors.push(norm(p("attn_norm.weight")));
-        tensors.push(weight(p("attn_q.weight"), shape.n_embd, q_dim));
-        tensors.push(weight(p("attn_k.weight"), shape.n_embd, kv_dim));
-        tensors.push(weight(p("attn_v.weight"), shape.n_embd, kv_dim));
-        tensors.push(weight(p("attn_output.weight"), q_dim, shape.n_embd));
-        tensors.push(norm(p("ffn_norm.weight")));
-        tensors.push(weight(p("ffn_gate.weight"), shape.n_embd, shape.n_ff));
-        tensors.push(weight(p("ffn_up.weight"), shape.n_embd, shape.n_ff));
-        tensors.push(weight(p("ffn_down.weight"), shape.n_ff, shape.n_embd));
+        for (name, shape2) in layer_tensors(shape.arch, &dims) {
+            let name = format!("blk.{il}.{name}.weight");
+            tensors.push(match shape2 {
+                [n, 0] => norm(name, n),
+                [ne0, ne1] => weight(name, ne0, ne1),
+            });
+        }
     }
-    tensors.push(norm("output_norm.weight".into()));
-    tensors.push(weight("output.weight".into(), shape.n_embd, n_vocab));
+    tensors.push(norm("output_norm.weight".into(), shape.n_embd));
+    // gemma3 ties its output to the token embeddings, as the real files do.
+    if shape.arch != SynthArch::Gemma3 {
+        tensors.push(weight("output.weight".into(), shape.n_embd, n_vocab));
+    }
 
     let mut pools = std::collections::HashMap::new();
     write_gguf(path, &metadata, &tensors, |t, out| {
@@ -366,6 +431,46 @@ pub fn write_synthetic(
         Ok(())
     })?;
     Ok(())
+}
+
+/// The sizes a block's tensors are made of.
+struct Dims {
+    n_embd: u64,
+    /// Query width (`n_head × head_dim`).
+    q: u64,
+    /// Key/value width (`n_head_kv × head_dim`).
+    kv: u64,
+    head_dim: u64,
+    n_ff: u64,
+}
+
+/// One block's tensors (name without `blk.N.` and `.weight`, `[ne0, ne1]`;
+/// `[n, 0]` is a 1-D norm of `n` values), in llama.cpp's names.
+fn layer_tensors(arch: SynthArch, d: &Dims) -> Vec<(&'static str, [u64; 2])> {
+    let mut t = vec![
+        ("attn_norm", [d.n_embd, 0]),
+        ("attn_q", [d.n_embd, d.q]),
+        ("attn_k", [d.n_embd, d.kv]),
+        ("attn_v", [d.n_embd, d.kv]),
+        ("attn_output", [d.q, d.n_embd]),
+    ];
+    if arch == SynthArch::Gemma3 {
+        t.extend([
+            ("attn_q_norm", [d.head_dim, 0]),
+            ("attn_k_norm", [d.head_dim, 0]),
+            ("post_attention_norm", [d.n_embd, 0]),
+        ]);
+    }
+    t.extend([
+        ("ffn_norm", [d.n_embd, 0]),
+        ("ffn_gate", [d.n_embd, d.n_ff]),
+        ("ffn_up", [d.n_embd, d.n_ff]),
+        ("ffn_down", [d.n_ff, d.n_embd]),
+    ]);
+    if arch == SynthArch::Gemma3 {
+        t.push(("post_ffw_norm", [d.n_embd, 0]));
+    }
+    t
 }
 
 #[derive(Debug, thiserror::Error)]

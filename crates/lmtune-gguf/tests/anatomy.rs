@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use lmtune_gguf::synth::{preset, quant_type, write_synthetic, SynthShape};
+use lmtune_gguf::synth::{preset, quant_type, write_synthetic, SynthArch, SynthShape};
 use lmtune_gguf::{write_gguf, GgmlType, GgufFile, MetadataValue};
 
 const F16: GgmlType = GgmlType(1);
@@ -59,9 +59,12 @@ fn smollm2_anatomy_matches_hand_computed_values() {
         a.kv_bytes_per_token_layer(0, Q8_0, Q8_0),
         2 * (192 / 32 * 34)
     );
-    assert_eq!(a.kv_bytes(8192, 512, F16, F16, |_| true), 8192 * 30 * 768);
     assert_eq!(
-        a.kv_bytes(8192, 512, F16, F16, |il| il >= 20),
+        a.kv_bytes(8192, 512, false, F16, F16, |_| true),
+        8192 * 30 * 768
+    );
+    assert_eq!(
+        a.kv_bytes(8192, 512, false, F16, F16, |il| il >= 20),
         8192 * 10 * 768
     );
     assert!(!a.synthetic);
@@ -105,6 +108,7 @@ fn synthetic_shapes_round_trip_through_writer_and_reader() {
         (
             "gqa",
             SynthShape {
+                arch: SynthArch::Llama,
                 n_layer: 3,
                 n_embd: 256,
                 n_head: 8,
@@ -120,6 +124,7 @@ fn synthetic_shapes_round_trip_through_writer_and_reader() {
         (
             "head-dim",
             SynthShape {
+                arch: SynthArch::Llama,
                 n_layer: 2,
                 n_embd: 256,
                 n_head: 4,
@@ -135,6 +140,7 @@ fn synthetic_shapes_round_trip_through_writer_and_reader() {
         (
             "k-quant",
             SynthShape {
+                arch: SynthArch::Llama,
                 n_layer: 2,
                 n_embd: 512,
                 n_head: 8,
@@ -150,6 +156,7 @@ fn synthetic_shapes_round_trip_through_writer_and_reader() {
         (
             "f16",
             SynthShape {
+                arch: SynthArch::Llama,
                 n_layer: 1,
                 n_embd: 64,
                 n_head: 2,
@@ -165,6 +172,7 @@ fn synthetic_shapes_round_trip_through_writer_and_reader() {
         (
             "swa",
             SynthShape {
+                arch: SynthArch::Llama,
                 n_layer: 6,
                 n_embd: 128,
                 n_head: 4,
@@ -243,7 +251,7 @@ fn synthetic_shapes_round_trip_through_writer_and_reader() {
             assert_eq!(a.sliding_window, Some(512));
             // SWA layers keep window + ubatch cells, the dense ones n_ctx.
             assert_eq!(
-                a.kv_bytes(8192, 512, F16, F16, |_| true),
+                a.kv_bytes(8192, 512, false, F16, F16, |_| true),
                 (4 * 1024 + 2 * 8192) * expected_kv
             );
         } else {

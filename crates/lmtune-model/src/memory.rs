@@ -41,6 +41,8 @@ pub struct ContextShape {
     pub type_k: GgmlType,
     pub type_v: GgmlType,
     pub flash_attn: bool,
+    /// llama.cpp's full-size sliding-window cache (off as llama-bench runs).
+    pub swa_full: bool,
 }
 
 /// What the CPU backend does to weights it keeps: the types it repacks.
@@ -225,12 +227,18 @@ pub fn predict_memory(
             host.repacked += cpu.repacked_bytes(&layer.tensors);
         }
     }
-    host.kv = a.kv_bytes(ctx.n_ctx, ctx.n_ubatch, ctx.type_k, ctx.type_v, |il| {
-        !placement.layer_on_gpu(il as u64)
-    });
-    gpu.kv = a.kv_bytes(ctx.n_ctx, ctx.n_ubatch, ctx.type_k, ctx.type_v, |il| {
-        placement.layer_on_gpu(il as u64)
-    });
+    let kv = |on_gpu: bool| {
+        a.kv_bytes(
+            ctx.n_ctx,
+            ctx.n_ubatch,
+            ctx.swa_full,
+            ctx.type_k,
+            ctx.type_v,
+            |il| placement.layer_on_gpu(il as u64) == on_gpu,
+        )
+    };
+    host.kv = kv(false);
+    gpu.kv = kv(true);
     let compute = compute_buffer_bytes(a, ctx);
     host.compute = compute;
     if placement.n_gpu_layers > 0 {

@@ -59,6 +59,7 @@ fn ctx() -> ContextShape {
         type_k: GgmlType(1),
         type_v: GgmlType(1),
         flash_attn: true,
+        swa_full: false,
     }
 }
 

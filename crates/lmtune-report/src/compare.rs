@@ -1,10 +1,9 @@
-//! The regression gate's matching and output: pair up the points of two
-//! result sets, compare each metric (the statistics live in
-//! `lmtune_core::compare`), and render the verdicts as a terminal table,
-//! Markdown (for a PR comment), JSON or JUnit XML.
+//! The regression gate's matching: pair up the points of two result sets
+//! and compare each metric (the statistics live in `lmtune_core::compare`).
+//! The verdicts are written by the exporters of [`crate::export::CompareFormat`]:
+//! a terminal table, Markdown (for a PR comment), JSON or JUnit XML.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use lmtune_core::compare::{compare_samples, Change, Direction, GateParams, Verdict};
 use lmtune_core::knobs::TestKind;
@@ -50,7 +49,7 @@ impl Metric {
         }
     }
 
-    fn unit(self) -> &'static str {
+    pub(crate) fn unit(self) -> &'static str {
         match self {
             Metric::Tg | Metric::Pp => "t/s",
             Metric::Ttft => "ms",
@@ -232,191 +231,4 @@ pub fn compare_records(
         missing_metrics,
         notes,
     })
-}
-
-fn pct(x: Option<f64>) -> String {
-    x.map(|v| format!("{:+.1}%", v * 100.0))
-        .unwrap_or_else(|| "–".into())
-}
-
-fn summary_line(c: &Comparison) -> String {
-    format!(
-        "{} compared: {} regressed, {} improved, {} no change, {} inconclusive (threshold {:.1}%, alpha {})",
-        c.rows.len(),
-        c.count(Verdict::Regressed),
-        c.count(Verdict::Improved),
-        c.count(Verdict::NoChange),
-        c.count(Verdict::Inconclusive),
-        c.gate.threshold * 100.0,
-        c.gate.alpha
-    )
-}
-
-/// Plain text for a terminal.
-pub fn render_text(c: &Comparison) -> String {
-    let mut out = String::new();
-    if !c.environment_differences.is_empty() {
-        let _ = writeln!(
-            out,
-            "WARNING: different environments ({}); every row is labelled [env]",
-            c.environment_differences.join("; ")
-        );
-    }
-    let _ = writeln!(
-        out,
-        "{:<12} {:<14} {:>11} {:>11} {:>8} {:>17} {:>8}  knobs",
-        "verdict", "test", "base", "current", "change", "interval", "p"
-    );
-    for r in &c.rows {
-        let ch = &r.change;
-        let _ = writeln!(
-            out,
-            "{:<12} {:<14} {:>11} {:>11} {:>8} {:>17} {:>8}  {}{}",
-            ch.verdict.as_str(),
-            r.test,
-            format!("{:.2}", ch.base_mean),
-            format!("{:.2}", ch.current_mean),
-            pct(Some(ch.relative_change)),
-            format!("[{}, {}]", pct(ch.ci_low), pct(ch.ci_high)),
-            ch.p_value
-                .map(|p| format!("{p:.3}"))
-                .unwrap_or_else(|| "–".into()),
-            r.knobs,
-            if r.different_environment {
-                " [env]"
-            } else {
-                ""
-            }
-        );
-    }
-    for k in &c.only_in_base {
-        let _ = writeln!(out, "only in base:    {k}");
-    }
-    for k in &c.only_in_current {
-        let _ = writeln!(out, "only in current: {k}");
-    }
-    for m in &c.missing_metrics {
-        let _ = writeln!(out, "note: no {m:?} measurements in these results");
-    }
-    for n in &c.notes {
-        let _ = writeln!(out, "note: {n}");
-    }
-    let _ = writeln!(out, "{}", summary_line(c));
-    out
-}
-
-/// Markdown for a pull-request comment.
-pub fn render_markdown(c: &Comparison) -> String {
-    let mut out = String::new();
-    let icon = if c.regressed() {
-        "❌ performance regression"
-    } else {
-        "✅ no performance regression"
-    };
-    let _ = writeln!(out, "### lmtune: {icon}\n\n{}\n", summary_line(c));
-    if !c.environment_differences.is_empty() {
-        let _ = writeln!(
-            out,
-            "> **Different environments:** {}\n",
-            c.environment_differences.join("; ")
-        );
-    }
-    let _ = writeln!(
-        out,
-        "| verdict | model | test | base | current | change | interval | p | knobs |"
-    );
-    let _ = writeln!(
-        out,
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"
-    );
-    for r in &c.rows {
-        let ch = &r.change;
-        let verdict = match ch.verdict {
-            Verdict::Regressed => "**Regressed**",
-            v => v.as_str(),
-        };
-        let _ = writeln!(
-            out,
-            "| {verdict} | {} | {} | {:.2} {unit} | {:.2} {unit} | {} | [{}, {}] | {} | `{}` |",
-            r.model,
-            r.test,
-            ch.base_mean,
-            ch.current_mean,
-            pct(Some(ch.relative_change)),
-            pct(ch.ci_low),
-            pct(ch.ci_high),
-            ch.p_value
-                .map(|p| format!("{p:.3}"))
-                .unwrap_or_else(|| "–".into()),
-            r.knobs,
-            unit = r.metric.unit()
-        );
-    }
-    if !c.only_in_base.is_empty() || !c.only_in_current.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nUnmatched points: {} only in base, {} only in current.",
-            c.only_in_base.len(),
-            c.only_in_current.len()
-        );
-    }
-    out
-}
-
-pub fn render_json(c: &Comparison) -> String {
-    let value = serde_json::json!({ "format": "lmtune-compare", "version": 1, "regressed": c.regressed(), "comparison": c });
-    serde_json::to_string_pretty(&value).expect("plain data serializes")
-}
-
-/// JUnit XML: one test case per point and metric; `Regressed` is a failure,
-/// `Inconclusive` is reported as skipped.
-pub fn render_junit(c: &Comparison) -> String {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
-    let mut out = String::new();
-    let _ = writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
-    let _ = writeln!(
-        out,
-        r#"<testsuite name="lmtune compare" tests="{}" failures="{}" skipped="{}">"#,
-        c.rows.len(),
-        c.count(Verdict::Regressed),
-        c.count(Verdict::Inconclusive)
-    );
-    for r in &c.rows {
-        let name = esc(&format!("{} {} {}", r.model, r.test, r.knobs));
-        let _ = write!(
-            out,
-            r#"  <testcase classname="lmtune.{:?}" name="{name}""#,
-            r.metric
-        );
-        match r.change.verdict {
-            Verdict::Regressed => {
-                let _ = writeln!(
-                    out,
-                    ">\n    <failure message=\"{}\">{}</failure>\n  </testcase>",
-                    esc(&format!(
-                        "Regressed {}",
-                        pct(Some(r.change.relative_change))
-                    )),
-                    esc(&r.change.reason)
-                );
-            }
-            Verdict::Inconclusive => {
-                let _ = writeln!(
-                    out,
-                    ">\n    <skipped message=\"{}\"/>\n  </testcase>",
-                    esc(&r.change.reason)
-                );
-            }
-            _ => {
-                let _ = writeln!(out, "/>");
-            }
-        }
-    }
-    let _ = writeln!(out, "</testsuite>");
-    out
 }

@@ -302,6 +302,8 @@ fn from_llama_bench(v: &Value, index: usize, path: &Path) -> Result<Record, Impo
             type_v: kv("type_v")?,
             flash_attn,
             op_offload,
+            // llama-bench always runs with swa_full off.
+            swa_full: false,
         },
         test: test.label(),
         workload: test,

@@ -1,45 +1,11 @@
-//! `results.jsonl`: one [`Record`] per line.
+//! Reading `results.jsonl` (one [`Record`] per line; written by
+//! [`crate::export`]).
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use lmtune_core::record::{Record, RESULTS_SCHEMA_VERSION};
-
-use crate::RecordSink;
-
-pub struct JsonlSink {
-    file: File,
-}
-
-impl JsonlSink {
-    /// Opens `path` for appending (creating it).
-    /// Opens `path` for appending (creating it). A last line cut short by a
-    /// crash is removed first, so the next record starts on a line of its own.
-    pub fn create(path: &Path) -> std::io::Result<JsonlSink> {
-        if let Ok(bytes) = std::fs::read(path) {
-            if !bytes.is_empty() && bytes.last() != Some(&b'\n') {
-                let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-                OpenOptions::new()
-                    .write(true)
-                    .open(path)?
-                    .set_len(keep as u64)?;
-            }
-        }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(JsonlSink { file })
-    }
-}
-
-impl RecordSink for JsonlSink {
-    fn append(&mut self, record: &Record) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        // One write per record keeps lines whole even if the process dies mid-way.
-        self.file.write_all(&line)?;
-        self.file.sync_data()
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {

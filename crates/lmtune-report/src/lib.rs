@@ -1,40 +1,36 @@
 //! Result files and what is made of them: JSONL (the source of truth), CSV
 //! (for spreadsheets), the llama-bench-style Markdown table, llama-bench
-//! import and export, baselines, and the regression gate's output.
+//! import and export, baselines, the regression gate and its output, and
+//! the HTML report.
 //!
-//! Sinks append one record at a time and flush + fsync it, so a sweep that
-//! dies later loses nothing already measured.
+//! Every output format is an [`export::Exporter`], chosen by one `match` on
+//! its format enum ([`RecordFormat`], [`CompareFormat`]). Results files
+//! are appended one record at a time and each record is flushed + fsync'd,
+//! so a sweep that dies later loses nothing already measured.
 //!
 //! ```no_run
-//! use lmtune_report::{JsonlSink, RecordSink};
+//! use lmtune_report::{results_sinks, RecordSink};
 //! # fn get() -> lmtune_core::record::Record { unimplemented!() }
-//! let mut sink = JsonlSink::create("results/run/results.jsonl".as_ref())?;
-//! sink.append(&get())?;
-//! # Ok::<(), std::io::Error>(())
+//! let mut sinks = results_sinks("results/run".as_ref())?;
+//! for sink in &mut sinks {
+//!     sink.append(&get())?;
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub mod baseline;
 pub mod compare;
-mod csv_sink;
+pub mod export;
 pub mod import;
 mod jsonl;
-mod llama_bench_csv;
-mod markdown;
 pub mod report;
 
-pub use csv_sink::{CsvSink, CSV_COLUMNS};
+pub use export::{
+    markdown_table, results_sinks, CompareFormat, CsvSink, Exporter, FileSink, JsonlSink,
+    RecordFormat, RecordSink, CSV_COLUMNS, LLAMA_BENCH_COLUMNS, RESULTS_CSV, RESULTS_JSONL,
+};
 pub use import::{load_results, SourceFormat};
-pub use jsonl::{read_jsonl, JsonlSink, ReadError};
-pub use llama_bench_csv::{export_llama_bench_csv, LLAMA_BENCH_COLUMNS};
-pub use markdown::markdown_table;
-
-use lmtune_core::record::Record;
-
-/// One exporter per format, chosen in the runner's single list of sinks.
-pub trait RecordSink {
-    /// Appends a record and makes it durable before returning.
-    fn append(&mut self, record: &Record) -> std::io::Result<()>;
-}
+pub use jsonl::{read_jsonl, ReadError};
 
 /// `1.50 GiB`-style sizes, as llama-bench prints them.
 pub fn human_bytes(bytes: u64) -> String {
@@ -57,28 +53,5 @@ mod tests {
     fn human_bytes_matches_llama_bench() {
         assert_eq!(super::human_bytes(96_576_768), "92.10 MiB");
         assert_eq!(super::human_bytes(512), "512 B");
-    }
-}
-
-#[cfg(test)]
-mod sink_tests {
-    use super::*;
-
-    #[test]
-    fn a_line_cut_by_a_crash_is_dropped_before_appending() {
-        let dir = std::env::temp_dir().join(format!("lmtune-sink-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let jsonl = dir.join("r.jsonl");
-        std::fs::write(&jsonl, "{\"a\":1}\n{\"b\":").unwrap();
-        drop(JsonlSink::create(&jsonl).unwrap());
-        assert_eq!(std::fs::read_to_string(&jsonl).unwrap(), "{\"a\":1}\n");
-        let csv = dir.join("r.csv");
-        std::fs::write(&csv, "h1,h2\n1,\"two\nlines\"\n2,\"cut").unwrap();
-        drop(CsvSink::create(&csv).unwrap());
-        assert_eq!(
-            std::fs::read_to_string(&csv).unwrap(),
-            "h1,h2\n1,\"two\nlines\"\n"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -174,6 +174,10 @@ pub struct PlanArgs {
     /// Plan without flash attention (larger compute buffers).
     #[arg(long)]
     pub no_flash_attn: bool,
+    /// Plan with llama.cpp's full-size sliding-window cache (llama-server's
+    /// --swa-full); off by default, as llama-bench and llama-server run.
+    #[arg(long)]
+    pub swa_full: bool,
     /// Fraction of each budget kept free.
     #[arg(long, default_value_t = 0.1)]
     pub headroom: f64,
@@ -194,9 +198,14 @@ pub struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub struct SynthArgs {
-    /// Start from a known shape: llama-1b, llama-3b, llama-7b, llama3-8b, llama-13b, llama-70b.
+    /// Start from a known shape: llama-1b, llama-3b, llama-7b, llama3-8b,
+    /// llama-13b, llama-70b, gemma3-270m.
     #[arg(long)]
     pub like: Option<String>,
+    /// llama.cpp architecture to write: llama (default) or gemma3 (sliding
+    /// window of 512 on 5 of every 6 layers).
+    #[arg(long)]
+    pub arch: Option<String>,
     /// Weight type: f32 f16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_K q3_K q4_K q5_K q6_K.
     #[arg(long, default_value = "q4_0")]
     pub quant: String,
@@ -272,7 +281,7 @@ pub struct CompareArgs {
 pub struct ExportArgs {
     /// Results: a results directory, results.jsonl, or llama-bench output.
     pub results: PathBuf,
-    /// Output format: llama-bench-csv, csv, jsonl.
+    /// Output format: llama-bench-csv, csv, jsonl, md (the Markdown table).
     #[arg(long, default_value = "llama-bench-csv")]
     pub format: String,
     /// Write here instead of standard output.

@@ -86,7 +86,7 @@ impl Progress {
                 (status, _) => status.as_str().to_string(),
             };
             eprintln!(
-                "[{}/{}] {} ngl={} n_ctx={} n_batch={} n_ubatch={} threads={}: {result}",
+                "[{}/{}] {} ngl={} n_ctx={} n_batch={} n_ubatch={} threads={}{}: {result}",
                 r.point_index + 1,
                 self.total,
                 r.test,
@@ -94,7 +94,8 @@ impl Progress {
                 r.ctx.n_ctx,
                 r.ctx.n_batch,
                 r.ctx.n_ubatch,
-                r.ctx.threads
+                r.ctx.threads,
+                r.ctx.non_default_label()
             );
         }
     }

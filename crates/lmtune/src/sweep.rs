@@ -183,6 +183,8 @@ impl<'a> Sweep<'a> {
                     && o.n_ubatch <= c.n_ubatch
                     && (o.type_k, o.type_v, o.flash_attn, o.op_offload)
                         == (c.type_k, c.type_v, c.flash_attn, c.op_offload)
+                    // A full-size sliding-window cache needs more, never less.
+                    && (!o.swa_full || c.swa_full)
             })
             .map(|(_, o, index)| format!("needs at least the memory of point {index} (n_ctx = {}), which ran out of memory", o.n_ctx))
     }

@@ -9,9 +9,9 @@
 //!
 //! The parts come from scripts/test.sh: `LMTUNE_TEST_DYNAMIC_LMTUNE` (the
 //! wrapper scripts/build-dynamic.sh writes) and `LMTUNE_TEST_VULKAN_BACKEND`
-//! (scripts/build-ggml-backend.sh vulkan). Without them these tests say they
-//! were skipped, unless `LMTUNE_TEST_REQUIRE_VULKAN` is set (scripts/test.sh
-//! sets it, so CI cannot skip them).
+//! (scripts/build-ggml-backend.sh vulkan). Without the backend's variable at
+//! build time these tests are `#[ignore]`d with the reason (crates/lmtune's
+//! build.rs); with it, missing or broken parts fail them — never a silent pass.
 
 mod common;
 
@@ -21,26 +21,22 @@ use common::{read_records, scenario, test_model_anatomy};
 
 const MIB: f64 = 1048576.0;
 
-/// The dynamic-link lmtune and the Vulkan backend, or None (skipped).
-fn parts() -> Option<(PathBuf, PathBuf)> {
-    let var = |name: &str| std::env::var_os(name).map(PathBuf::from);
-    match (
+/// The dynamic-link lmtune and the Vulkan backend; a test that runs without
+/// them fails, naming what is missing.
+fn parts() -> (PathBuf, PathBuf) {
+    let var = |name: &str| {
+        let path = std::env::var_os(name)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                panic!("{name} is not set (scripts/test.sh builds the parts and sets it)")
+            });
+        assert!(path.is_file(), "{name}={} is missing", path.display());
+        path
+    };
+    (
         var("LMTUNE_TEST_DYNAMIC_LMTUNE"),
         var("LMTUNE_TEST_VULKAN_BACKEND"),
-    ) {
-        (Some(lmtune), Some(backend)) => {
-            assert!(lmtune.is_file(), "{} is missing", lmtune.display());
-            assert!(backend.is_file(), "{} is missing", backend.display());
-            Some((lmtune, backend))
-        }
-        _ if std::env::var_os("LMTUNE_TEST_REQUIRE_VULKAN").is_some() => panic!(
-            "LMTUNE_TEST_REQUIRE_VULKAN is set but LMTUNE_TEST_DYNAMIC_LMTUNE / LMTUNE_TEST_VULKAN_BACKEND are not (scripts/test.sh sets all three)"
-        ),
-        _ => {
-            eprintln!("skipped: LMTUNE_TEST_DYNAMIC_LMTUNE and LMTUNE_TEST_VULKAN_BACKEND are not set (scripts/test.sh builds and sets them)");
-            None
-        }
-    }
+    )
 }
 
 /// `lmtune run SCENARIO --ggml-backend BACKEND --out OUT` with the
@@ -90,10 +86,12 @@ fn buffer_bytes(record: &serde_json::Value, device: &str, kind: &str) -> f64 {
 /// cuts the prompt graph into pieces that run on the device (micro-batches
 /// of 32 tokens and more); switched off, the graph stays whole on the CPU.
 #[test]
+#[cfg_attr(
+    not(lmtune_vulkan),
+    ignore = "needs llama.cpp's Vulkan backend and the dynamic-link lmtune: scripts/test.sh builds them and sets LMTUNE_TEST_VULKAN_BACKEND / LMTUNE_TEST_DYNAMIC_LMTUNE"
+)]
 fn offload_to_a_vulkan_device_places_layers_and_memory_as_the_anatomy_predicts() {
-    let Some((lmtune, backend)) = parts() else {
-        return;
-    };
+    let (lmtune, backend) = parts();
     let dir = tempfile::tempdir().unwrap();
     let path = scenario(
         dir.path(),
@@ -208,10 +206,12 @@ fn offload_to_a_vulkan_device_places_layers_and_memory_as_the_anatomy_predicts()
 /// backend registers no device unless one is named; lmtune refuses to sweep
 /// (every point would run on the CPU) and says how to name it.
 #[test]
+#[cfg_attr(
+    not(lmtune_vulkan),
+    ignore = "needs llama.cpp's Vulkan backend and the dynamic-link lmtune: scripts/test.sh builds them and sets LMTUNE_TEST_VULKAN_BACKEND / LMTUNE_TEST_DYNAMIC_LMTUNE"
+)]
 fn the_vulkan_backend_without_a_gpu_is_refused_and_says_how_to_select_llvmpipe() {
-    let Some((lmtune, backend)) = parts() else {
-        return;
-    };
+    let (lmtune, backend) = parts();
     if Path::new("/dev/dri").exists() {
         eprintln!(
             "skipped: this machine has GPU render nodes (/dev/dri); Vulkan may find a real device"

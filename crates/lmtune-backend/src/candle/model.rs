@@ -124,6 +124,7 @@ impl Placement {
             groups,
             buffers: Vec::new(),
             graph_splits: None,
+            kv_caches: Vec::new(),
         }
     }
 }

@@ -84,7 +84,9 @@ unsafe extern "C" fn callback(level: ggml_log_level, text: *const c_char, _user:
         if important || VERBOSE.load(Ordering::Relaxed) {
             let _ = writeln!(std::io::stderr(), "{line}");
         }
-        if super::placement::is_placement_line(&line) && state.placement.len() < MAX_CAPTURED {
+        let kept =
+            super::placement::is_placement_line(&line) || super::applied::is_applied_line(&line);
+        if kept && state.placement.len() < MAX_CAPTURED {
             state.placement.push(line.clone());
         }
         if important && state.captured.len() < MAX_CAPTURED {

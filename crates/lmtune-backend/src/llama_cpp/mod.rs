@@ -8,6 +8,7 @@
 //! repetition; warm-up is not counted; tokenization and sampling are excluded.
 //! llama.cpp's own perf counters are read for every repetition too.
 
+mod applied;
 mod log;
 mod placement;
 
@@ -109,9 +110,13 @@ impl Backend for LlamaCppBackend {
         self.model = None;
         log::take();
         log::take_placement();
-        let params = LlamaModelParams::default()
-            .with_n_gpu_layers(load.n_gpu_layers)
-            .with_use_mmap(load.use_mmap);
+        let mut params = LlamaModelParams::default().with_n_gpu_layers(load.n_gpu_layers);
+        // llama-bench and llama-server keep llama.cpp's LLAMA_LOAD_MODE_AUTO
+        // (mmap where the device allows it); llama-cpp-2's with_use_mmap(true)
+        // would force LLAMA_LOAD_MODE_MMAP, so only "off" is passed.
+        if !load.use_mmap {
+            params = params.with_use_mmap(false);
+        }
         match LlamaModel::load_from_file(&self.backend, model, &params) {
             Ok(m) => {
                 self.model = Some(m);
@@ -143,16 +148,20 @@ impl Backend for LlamaCppBackend {
         let model = self.model.as_ref().ok_or(BackendError::NotLoaded)?;
         log::take();
         log::take_placement();
+        let params = context_params(&point.ctx);
+        let backend_params = applied::passed(&point.load, &params);
         let mut ctx = model
-            .new_context(&self.backend, context_params(&point.ctx))
+            .new_context(&self.backend, params)
             .map_err(|e| fail(format!("llama.cpp could not create the context ({e})")))?;
+        let context_lines = log::take_placement();
         let placement = placement::placement(
             model.n_layer(),
             self.loaded_ngl,
             &self.loaded_gpus,
             &self.model_placement_lines,
-            &log::take_placement(),
+            &context_lines,
         );
+        let backend_applied = applied::applied(&context_lines);
         let n_batch = ctx.n_batch();
         let vocab = model.vocab();
         let mut tokens = RandomTokens::new(
@@ -163,9 +172,9 @@ impl Backend for LlamaCppBackend {
         let test = point.test;
 
         for _ in 0..measure.warmup {
-            // llama-bench's warm-up: one batch of prompt, one generated token.
+            // llama-bench's warm-up: the whole prompt, one generated token.
             if test.n_prompt > 0 {
-                decode_prompt(&mut ctx, test.n_prompt.min(n_batch), n_batch, &mut tokens)?;
+                decode_prompt(&mut ctx, test.n_prompt, n_batch, &mut tokens)?;
             }
             if test.n_gen > 0 {
                 decode_gen(&mut ctx, 1, &mut tokens)?;
@@ -197,6 +206,8 @@ impl Backend for LlamaCppBackend {
         measurement.n_ubatch_actual = Some(ctx.n_ubatch());
         measurement.backend_log = log::take();
         measurement.placement = Some(Box::new(placement));
+        measurement.backend_params = backend_params;
+        measurement.backend_applied = backend_applied;
         Ok(measurement)
     }
 
@@ -422,6 +433,16 @@ fn context_params(c: &ContextParams) -> LlamaContextParams {
             FlashAttn::Off => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
         })
         .with_op_offload(c.op_offload)
+        // llama-bench's and llama-server's default; llama.cpp's C default is
+        // a full-size cache, several times larger on sliding-window models.
+        .with_swa_full(c.swa_full)
+        // Pinned to llama-bench's values rather than left to the C defaults
+        // (README, "llama.cpp parameters"): one sequence, its own cache, the
+        // KV cache and attention where the layer is, no embeddings.
+        .with_n_seq_max(1)
+        .with_kv_unified(false)
+        .with_offload_kqv(true)
+        .with_embeddings(false)
         // Perf counters are off unless asked for.
         .with_no_perf(false)
 }

@@ -142,6 +142,7 @@ pub fn placement(
             .iter()
             .rev()
             .find_map(|l| parse_graph_splits(l)),
+        kv_caches: super::applied::kv_caches(context_lines),
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lmtune_core::openai::{substitute, ServerLaunch};
+use lmtune_core::openai::{substitute_args, ServerLaunch};
 
 use crate::memory::process_tree;
 use crate::process::{describe_exit, logs_out_of_memory};
@@ -47,14 +47,10 @@ impl ManagedServer {
             log: vec![],
         })?;
         let values = launch.values(model, "127.0.0.1", port);
-        let argv = command
-            .iter()
-            .map(|a| substitute(a, &values))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| BackendError::Setup {
-                message: format!("[backend.openai] command: {e}"),
-                log: vec![],
-            })?;
+        let argv = substitute_args(command, &values).map_err(|e| BackendError::Setup {
+            message: format!("[backend.openai] command: {e}"),
+            log: vec![],
+        })?;
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
             .stdin(Stdio::null())

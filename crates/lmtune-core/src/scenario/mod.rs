@@ -16,6 +16,7 @@
 //! type_k = ["f16"]        # default f16; also type_v
 //! flash_attn = ["auto"]   # auto | on | off | true | false
 //! op_offload = [true]     # llama.cpp's op offload (llama-bench -nopo); default true
+//! swa_full = [false]      # full-size sliding-window cache (llama-server --swa-full); default false
 //!
 //! [workload]              # pp tests for each n_prompt, tg tests for each n_gen
 //! n_prompt = [512]
@@ -175,6 +176,8 @@ struct RawSweep {
     flash_attn: AxisValue,
     /// llama.cpp's op offload (llama-cpp only).
     op_offload: AxisValue,
+    /// llama.cpp's full-size sliding-window cache (llama-cpp, managed servers).
+    swa_full: AxisValue,
     /// Parallel clients (servers only).
     concurrency: AxisValue,
     /// Drop combinations that cannot run (n_ubatch > n_batch, a context too
@@ -335,6 +338,9 @@ pub struct Scenario {
     pub flash_attn: Axis<FlashAttn>,
     /// llama.cpp's op offload: on (its default) and/or off.
     pub op_offload: Axis<bool>,
+    /// llama.cpp's full-size sliding-window cache: off (llama-bench's and
+    /// llama-server's default) and/or on.
+    pub swa_full: Axis<bool>,
     /// Parallel clients per point (servers only).
     pub concurrency: Axis<u32>,
     pub skip_invalid: bool,
@@ -606,42 +612,30 @@ impl Scenario {
             }
         };
 
-        let op_offload = match sweep.op_offload {
-            None => Axis {
-                values: vec![true],
-                span: None,
-                explicit: false,
-            },
-            Some(v) => {
-                let span = v.span();
-                let values = axis::choice_axis(v.get_ref(), |x| match x {
-                    Value::Boolean(b) => Ok(*b),
-                    Value::String(s) => match s.to_ascii_lowercase().as_str() {
-                        "on" | "true" | "1" => Ok(true),
-                        "off" | "false" | "0" => Ok(false),
-                        _ => Err("use true / false (or \"on\" / \"off\")".into()),
-                    },
-                    _ => Err("use true / false (or \"on\" / \"off\")".into()),
-                })
-                .map_err(|(p, f)| site.at(Some(span.clone()), "sweep.op_offload", p, f))?;
-                if backend != BackendKind::LlamaCpp {
-                    return Err(site.at(
-                        Some(span),
-                        "sweep.op_offload",
-                        format!(
-                            "op offload is a switch of llama.cpp's own contexts; the \"{}\" backend has none",
-                            backend.as_str()
-                        ),
-                        "remove sweep.op_offload (for a llama-server, put --no-op-offload in [backend.openai] command)",
-                    ));
-                }
-                Axis {
-                    values,
-                    span: Some(span),
-                    explicit: true,
-                }
-            }
-        };
+        let op_offload = bool_axis(sweep.op_offload, "sweep.op_offload", true, &site)?;
+        if op_offload.explicit && backend != BackendKind::LlamaCpp {
+            return Err(site.at(
+                op_offload.span.clone(),
+                "sweep.op_offload",
+                format!(
+                    "op offload is a switch of llama.cpp's own contexts; the \"{}\" backend has none",
+                    backend.as_str()
+                ),
+                "remove sweep.op_offload (for a llama-server, put --no-op-offload in [backend.openai] command)",
+            ));
+        }
+        let swa_full = bool_axis(sweep.swa_full, "sweep.swa_full", false, &site)?;
+        if swa_full.explicit && !matches!(backend, BackendKind::LlamaCpp | BackendKind::OpenAi) {
+            return Err(site.at(
+                swa_full.span.clone(),
+                "sweep.swa_full",
+                format!(
+                    "swa_full is llama.cpp's sliding-window cache switch; the \"{}\" backend has none",
+                    backend.as_str()
+                ),
+                "remove sweep.swa_full",
+            ));
+        }
 
         let concurrency = numbers(ints(
             sweep.concurrency,
@@ -755,6 +749,7 @@ impl Scenario {
             type_v,
             flash_attn,
             op_offload,
+            swa_full,
             concurrency,
             skip_invalid: sweep.skip_invalid.unwrap_or(false),
             n_prompt,
@@ -924,6 +919,7 @@ fn parse_openai(
                     type_v: KvType::F16,
                     flash_attn: FlashAttn::Auto,
                     op_offload: true,
+                    swa_full: false,
                 },
                 parallel: 1,
             }
@@ -1133,3 +1129,35 @@ fn key_at(source: &str, offset: usize) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// A true/false axis (`true`, `false`, "on", "off"), `default` when absent.
+fn bool_axis(
+    raw: AxisValue,
+    key: &str,
+    default: bool,
+    site: &ErrorSite<'_>,
+) -> Result<Axis<bool>, ScenarioError> {
+    let Some(v) = raw else {
+        return Ok(Axis {
+            values: vec![default],
+            span: None,
+            explicit: false,
+        });
+    };
+    let span = v.span();
+    let values = axis::choice_axis(v.get_ref(), |x| match x {
+        Value::Boolean(b) => Ok(*b),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" => Ok(true),
+            "off" | "false" | "0" => Ok(false),
+            _ => Err("use true / false (or \"on\" / \"off\")".into()),
+        },
+        _ => Err("use true / false (or \"on\" / \"off\")".into()),
+    })
+    .map_err(|(p, f)| site.at(Some(span.clone()), key, p, f))?;
+    Ok(Axis {
+        values,
+        span: Some(span),
+        explicit: true,
+    })
+}

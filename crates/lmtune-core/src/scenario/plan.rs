@@ -218,9 +218,10 @@ impl Scenario {
                         }
                         for &type_k in &self.type_k.values {
                             for &type_v in &self.type_v.values {
-                                for (flash_attn, op_offload) in
-                                    pairs(&self.flash_attn.values, &self.op_offload.values)
-                                {
+                                for ((flash_attn, op_offload), swa_full) in pairs(
+                                    &pairs(&self.flash_attn.values, &self.op_offload.values),
+                                    &self.swa_full.values,
+                                ) {
                                     for &threads in &threads {
                                         for &concurrency in &self.concurrency.values {
                                             for test in &tests {
@@ -267,6 +268,7 @@ impl Scenario {
                                                     type_v,
                                                     flash_attn,
                                                     op_offload,
+                                                    swa_full,
                                                 };
                                                 points.push(Point {
                                                     index: points.len(),
@@ -342,7 +344,7 @@ impl Scenario {
                 ));
             }
         }
-        let axes: [(&str, bool, Option<std::ops::Range<usize>>); 9] = [
+        let axes: [(&str, bool, Option<std::ops::Range<usize>>); 10] = [
             (
                 "n_gpu_layers",
                 self.n_gpu_layers.explicit,
@@ -366,6 +368,11 @@ impl Scenario {
                 "flash_attn",
                 self.flash_attn.explicit,
                 self.flash_attn.span.clone(),
+            ),
+            (
+                "swa_full",
+                self.swa_full.explicit,
+                self.swa_full.span.clone(),
             ),
             ("concurrency", false, None),
         ];

@@ -109,3 +109,18 @@ fn op_offload_is_an_axis_of_the_llama_cpp_backend_only() {
     assert_eq!(e.key, "sweep.op_offload");
     assert!(e.problem.contains("\"candle\" backend has none"), "{e}");
 }
+
+#[test]
+fn swa_full_is_an_axis_off_by_default_as_llama_bench_runs() {
+    assert_eq!(parse(MINIMAL).unwrap().swa_full.values, vec![false]);
+    let s = parse(&format!("{MINIMAL}[sweep]\nswa_full = [false, \"on\"]\n")).unwrap();
+    assert_eq!(s.swa_full.values, vec![false, true]);
+    let e = parse(&format!("{MINIMAL}[sweep]\nswa_full = [\"full\"]\n")).unwrap_err();
+    assert_eq!((e.line, e.key.as_str()), (Some(4), "sweep.swa_full"));
+    let e = parse(&format!(
+        "[backend]\nkind = \"candle\"\n{MINIMAL}[sweep]\nswa_full = true\n"
+    ))
+    .unwrap_err();
+    assert_eq!(e.key, "sweep.swa_full");
+    assert!(e.problem.contains("\"candle\" backend has none"), "{e}");
+}

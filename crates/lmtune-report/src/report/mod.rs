@@ -10,6 +10,8 @@
 
 mod build;
 pub mod chart;
+mod charts;
+mod draw;
 mod html;
 
 use std::path::{Path, PathBuf};

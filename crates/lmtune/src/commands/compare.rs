@@ -1,12 +1,12 @@
 //! `lmtune compare`: the regression gate.
 
+use std::io::Write;
+
 use anyhow::{anyhow, bail, Context};
 use lmtune_core::compare::GateParams;
 use lmtune_report::baseline::{baseline_dir, load_baseline};
-use lmtune_report::compare::{
-    compare_records, render_json, render_junit, render_markdown, render_text, Metric,
-};
-use lmtune_report::load_results;
+use lmtune_report::compare::{compare_records, Metric};
+use lmtune_report::{load_results, CompareFormat};
 
 use crate::cli::CompareArgs;
 use crate::exit;
@@ -29,10 +29,9 @@ pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
         bail!("--alpha {} must be between 0 and 0.5", args.alpha);
     }
     let metrics = Metric::parse_list(&args.metric).map_err(|e| anyhow!("--metric: {e}"))?;
-    let format = args.format.as_str();
-    if !["table", "md", "json", "junit"].contains(&format) {
-        bail!("--format {format}: use table, md, json or junit");
-    }
+    let Some(format) = CompareFormat::parse(&args.format) else {
+        bail!("--format {}: use table, md, json or junit", args.format);
+    };
 
     let base = match &args.baseline {
         Some(name) => load_baseline(&baseline_dir(), name)?.records,
@@ -63,13 +62,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
         },
         args.allow_different_environment,
     )?;
-    let text = match format {
-        "md" => render_markdown(&comparison),
-        "json" => render_json(&comparison),
-        "junit" => render_junit(&comparison),
-        _ => render_text(&comparison),
-    };
-    print!("{text}");
+    std::io::stdout().write_all(&format.exporter().serialize(&comparison)?)?;
     Ok(if comparison.regressed() {
         exit::SOME_FAILED
     } else {

@@ -291,6 +291,7 @@ fn context_shape(r: &Record) -> ContextShape {
         type_k: r.ctx.type_k.ggml_type(),
         type_v: r.ctx.type_v.ggml_type(),
         flash_attn: true,
+        swa_full: r.ctx.swa_full,
     }
 }
 

@@ -172,13 +172,23 @@ fn print_text(args: &InspectArgs, file: &GgufFile, a: &ModelAnatomy, kv: &[(Stri
         .map(|(t, b)| format!("{t} {}", human_bytes(*b)))
         .collect();
     println!("KV cache per token: {}", per.join(", "));
-    let f16 = kv.iter().find(|(t, _)| t == "f16").map_or(0, |(_, b)| *b);
     let mut sizes = vec![2048, 8192, a.n_ctx_train];
     sizes.sort_unstable();
     sizes.dedup();
+    let f16 = lmtune_gguf::GgmlType(1);
+    // As llama-bench and llama-server allocate it: n_ubatch 512, the
+    // sliding-window layers windowed (swa_full off).
     let at: Vec<String> = sizes
         .iter()
-        .map(|&n| format!("{} at n_ctx {n}", human_bytes(n * f16)))
+        .map(|&n| {
+            let bytes = a.kv_bytes(n, 512, false, f16, f16, |_| true);
+            format!("{} at n_ctx {n}", human_bytes(bytes))
+        })
         .collect();
-    println!("KV cache (f16):     {}", at.join(", "));
+    let note = if a.layers.iter().any(|l| l.is_swa) {
+        " (sliding-window layers windowed, n_ubatch 512; swa_full makes them full size)"
+    } else {
+        ""
+    };
+    println!("KV cache (f16):     {}{note}", at.join(", "));
 }

@@ -107,6 +107,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         type_k: type_k.ggml_type(),
         type_v: type_v.ggml_type(),
         flash_attn: !args.no_flash_attn,
+        swa_full: args.swa_full,
     };
     let budgets = Budgets {
         vram_bytes,

@@ -11,7 +11,9 @@ use lmtune_core::fingerprint::{detect_gpus, file_sha256, Fingerprint, HostInfo, 
 use lmtune_core::record::{point_key, Record, Status};
 use lmtune_core::scenario::{MachineFacts, Plan, Point, Scenario};
 use lmtune_core::units::parse_size;
-use lmtune_report::{markdown_table, read_jsonl, CsvSink, JsonlSink, RecordSink};
+use lmtune_report::{
+    markdown_table, read_jsonl, results_sinks, RecordSink, RESULTS_CSV, RESULTS_JSONL,
+};
 
 use crate::cli::RunArgs;
 use crate::exit;
@@ -60,8 +62,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             (dir, Vec::new())
         }
     };
-    let jsonl_path = out_dir.join("results.jsonl");
-    let mut sinks = open_results(&out_dir)?;
+    let mut sinks = results_sinks(&out_dir)?;
 
     let model = model_fingerprint(&plan)?;
     let done: HashSet<String> = previous
@@ -137,7 +138,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             );
         }
     }
-    eprintln!("results: {} and results.csv", jsonl_path.display());
+    eprintln!(
+        "results: {} and {RESULTS_CSV}",
+        out_dir.join(RESULTS_JSONL).display()
+    );
     if let Some(name) = &args.save_baseline {
         if interrupted {
             eprintln!("not saving baseline {name:?}: the run was interrupted");
@@ -279,7 +283,7 @@ pub(crate) fn prepare_results_dir(
     scenario_source: &str,
     taken: &str,
 ) -> anyhow::Result<()> {
-    let jsonl = dir.join("results.jsonl");
+    let jsonl = dir.join(RESULTS_JSONL);
     if std::fs::metadata(&jsonl)
         .map(|m| m.len() > 0)
         .unwrap_or(false)
@@ -290,23 +294,6 @@ pub(crate) fn prepare_results_dir(
         .with_context(|| format!("cannot create the results directory {}", dir.display()))?;
     std::fs::write(dir.join("scenario.toml"), scenario_source)
         .with_context(|| format!("cannot write into {}", dir.display()))
-}
-
-/// The results files of `dir` (results.jsonl and results.csv), opened for
-/// appending. Shared by `run` and `tune`.
-pub(crate) fn open_results(dir: &Path) -> anyhow::Result<Vec<Box<dyn RecordSink>>> {
-    let jsonl_path = dir.join("results.jsonl");
-    let csv_path = dir.join("results.csv");
-    Ok(vec![
-        Box::new(
-            JsonlSink::create(&jsonl_path)
-                .with_context(|| format!("cannot open {}", jsonl_path.display()))?,
-        ),
-        Box::new(
-            CsvSink::create(&csv_path)
-                .with_context(|| format!("cannot open {}", csv_path.display()))?,
-        ),
-    ])
 }
 
 /// A sweep ready to measure `plan`'s points: the worker options, the
@@ -425,7 +412,7 @@ fn previous_run(dir: &Path, scenario: &Scenario) -> anyhow::Result<Vec<Record>> 
             saved.display()
         );
     }
-    let jsonl = dir.join("results.jsonl");
+    let jsonl = dir.join(RESULTS_JSONL);
     if !jsonl.exists() {
         return Ok(Vec::new());
     }
@@ -537,8 +524,13 @@ fn knob_summary(p: &Point) -> String {
 fn knob_summary_record(r: &Record) -> String {
     let c = &r.ctx;
     format!(
-        "ngl={} n_ctx={} n_batch={} n_ubatch={} threads={}",
-        r.load.n_gpu_layers, c.n_ctx, c.n_batch, c.n_ubatch, c.threads
+        "ngl={} n_ctx={} n_batch={} n_ubatch={} threads={}{}",
+        r.load.n_gpu_layers,
+        c.n_ctx,
+        c.n_batch,
+        c.n_ubatch,
+        c.threads,
+        c.non_default_label()
     )
 }
 

@@ -2,7 +2,7 @@
 
 use anyhow::{anyhow, bail, Context};
 use lmtune_gguf::synth::{
-    preset, quant_type, write_synthetic, SynthShape, PRESETS, SUPPORTED_QUANTS,
+    preset, quant_type, write_synthetic, SynthArch, SynthShape, PRESETS, SUPPORTED_QUANTS,
 };
 use lmtune_gguf::GgufFile;
 use lmtune_report::human_bytes;
@@ -27,6 +27,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<u8> {
                 );
             }
             SynthShape {
+                arch: SynthArch::Llama,
                 n_layer: 0,
                 n_embd: 0,
                 n_head: 0,
@@ -39,6 +40,19 @@ pub fn run(args: SynthArgs) -> anyhow::Result<u8> {
             }
         }
     };
+    if let Some(name) = &args.arch {
+        shape.arch = SynthArch::parse(name).ok_or_else(|| {
+            let known: Vec<&str> = SynthArch::ALL.iter().map(|a| a.as_str()).collect();
+            anyhow!(
+                "--arch {name}: synth does not write that architecture; use one of {}",
+                known.join(", ")
+            )
+        })?;
+    }
+    if shape.arch == SynthArch::Gemma3 && shape.sliding_window.is_none() {
+        // Gemma 3's window; llama.cpp makes every 6th layer global.
+        shape.sliding_window = Some((512, 6));
+    }
     shape.n_layer = args.layers.unwrap_or(shape.n_layer);
     shape.n_embd = args.embd.unwrap_or(shape.n_embd);
     shape.n_head = args.heads.unwrap_or(shape.n_head);

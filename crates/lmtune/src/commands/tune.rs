@@ -23,7 +23,7 @@ use lmtune_core::scenario::{MachineFacts, Plan, Point, Scenario};
 use lmtune_model::tuner::{self, Check, Grid, Search, Space};
 use lmtune_report::markdown_table;
 
-use super::run::{model_fingerprint, new_sweep, open_results, prepare_results_dir};
+use super::run::{model_fingerprint, new_sweep, prepare_results_dir};
 use crate::cli::TuneArgs;
 use crate::exit;
 use crate::interrupt::{self, INTERRUPTED};
@@ -128,7 +128,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         )
     });
     prepare_results_dir(&out_dir, &scenario.source, "choose another --out")?;
-    let sinks = open_results(&out_dir)?;
+    let sinks = lmtune_report::results_sinks(&out_dir)?;
 
     let n_candidates = space.candidates.len();
     let progress = Progress::new((n_candidates * space.per_candidate()) as u64);

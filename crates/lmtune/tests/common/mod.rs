@@ -41,6 +41,33 @@ pub fn scenario(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
+/// A synthetic Gemma 3 of the real 270M's blocks (`lmtune synth --like
+/// gemma3-270m`, q8_0, the test model's tokenizer): 18 layers, every 6th
+/// global, the others a 512-token sliding window.
+pub fn synth_gemma3(dir: &Path) -> PathBuf {
+    let path = dir.join("gemma3-270m.gguf");
+    let out = lmtune()
+        .args([
+            "synth",
+            "--like",
+            "gemma3-270m",
+            "--quant",
+            "q8_0",
+            "--donor",
+        ])
+        .arg(model_path())
+        .arg("-o")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
 /// Every record of a results directory's `results.jsonl`, as JSON.
 pub fn read_records(dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join("results.jsonl"))

@@ -1,8 +1,21 @@
 //! The end-of-run table, laid out like llama-bench's Markdown output.
 
+use std::io;
+
 use lmtune_core::record::{Record, Status};
 
+use super::{params_label, text, Exporter};
 use crate::human_bytes;
+
+/// A whole table: its column widths depend on every row, so it is written
+/// at once, never appended to.
+pub struct MarkdownTable;
+
+impl Exporter<[Record]> for MarkdownTable {
+    fn body(&self, records: &[Record]) -> io::Result<Vec<u8>> {
+        text(markdown_table(records))
+    }
+}
 
 /// A knob column: header and how to read it from a record.
 struct Column {
@@ -182,12 +195,4 @@ pub fn markdown_table(records: &[Record]) -> String {
         out.push_str(&line(row));
     }
     out
-}
-
-fn params_label(n: u64) -> String {
-    if n >= 1_000_000_000 {
-        format!("{:.1}B", n as f64 / 1e9)
-    } else {
-        format!("{}M", n / 1_000_000)
-    }
 }

@@ -1,13 +1,11 @@
-//! `results.csv`: the same records, flattened to one row each. Lists (raw
-//! samples, outliers, GPUs) are joined with `;`.
+//! CSV: the same records as JSONL, flattened to one row each (for
+//! spreadsheets). Lists (raw samples, outliers, GPUs) are joined with `;`.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::Path;
+use std::io;
 
 use lmtune_core::record::Record;
 
-use crate::RecordSink;
+use super::Exporter;
 
 /// The CSV header, in order.
 pub const CSV_COLUMNS: &[&str] = &[
@@ -73,49 +71,46 @@ pub const CSV_COLUMNS: &[&str] = &[
     "lmtune_commit",
 ];
 
-pub struct CsvSink {
-    file: File,
-}
+pub struct Csv;
 
-impl CsvSink {
-    /// Opens `path` for appending; writes the header when the file is new or empty.
-    /// A row cut short by a crash is removed first (rows may hold quoted
-    /// newlines, so the cut is found by parsing, not by the last newline).
-    pub fn create(path: &Path) -> std::io::Result<CsvSink> {
-        if let Ok(bytes) = std::fs::read(path) {
-            if !bytes.is_empty() && bytes.last() != Some(&b'\n') {
-                let mut reader = csv::ReaderBuilder::new()
-                    .has_headers(false)
-                    .from_reader(bytes.as_slice());
-                let mut record = csv::ByteRecord::new();
-                let mut good = 0;
-                while let Ok(true) = reader.read_byte_record(&mut record) {
-                    let end = reader.position().byte();
-                    if end as usize <= bytes.len() && bytes[..end as usize].last() == Some(&b'\n') {
-                        good = end;
-                    }
-                }
-                OpenOptions::new().write(true).open(path)?.set_len(good)?;
-            }
+impl Exporter<[Record]> for Csv {
+    fn header(&self) -> io::Result<Vec<u8>> {
+        row_bytes(CSV_COLUMNS.iter().map(|s| s.to_string()))
+    }
+
+    fn body(&self, records: &[Record]) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for record in records {
+            out.extend(row_bytes(row(record))?);
         }
-        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
-        if file.metadata()?.len() == 0 {
-            file.write_all(&row_bytes(CSV_COLUMNS.iter().map(|s| s.to_string()))?)?;
-            file.sync_data()?;
-        }
-        Ok(CsvSink { file })
+        Ok(out)
+    }
+
+    /// Rows may hold quoted newlines, so the end of the last whole row is
+    /// found by parsing, not by the last newline.
+    fn whole_records_len(&self, bytes: &[u8]) -> usize {
+        whole_rows_len(bytes)
     }
 }
 
-impl RecordSink for CsvSink {
-    fn append(&mut self, record: &Record) -> std::io::Result<()> {
-        self.file.write_all(&row_bytes(row(record))?)?;
-        self.file.sync_data()
+/// The end of the last whole CSV row in `bytes` (shared with llama-bench CSV).
+pub(super) fn whole_rows_len(bytes: &[u8]) -> usize {
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bytes);
+    let mut record = ::csv::ByteRecord::new();
+    let mut good = 0;
+    while let Ok(true) = reader.read_byte_record(&mut record) {
+        let end = reader.position().byte();
+        if end as usize <= bytes.len() && bytes[..end as usize].last() == Some(&b'\n') {
+            good = end;
+        }
     }
+    good as usize
 }
 
 fn row_bytes(fields: impl IntoIterator<Item = String>) -> std::io::Result<Vec<u8>> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = ::csv::Writer::from_writer(Vec::new());
     w.write_record(fields.into_iter().collect::<Vec<_>>())?;
     w.into_inner()
         .map_err(|e| std::io::Error::other(e.to_string()))

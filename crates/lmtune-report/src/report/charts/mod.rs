@@ -1,0 +1,192 @@
+//! One file per chart builder, and [`BUILDERS`], the one list that calls
+//! them in the order their charts appear in a report. Each builder looks at
+//! the same [`ChartInput`] and returns the charts its data supports (often
+//! none).
+
+mod backends;
+mod engine_vs_server;
+mod hardware;
+mod heatmap;
+mod memory;
+mod predicted;
+mod roofline;
+mod throughput;
+
+use std::collections::BTreeSet;
+
+use lmtune_core::knobs::TestKind;
+use lmtune_core::record::Record;
+
+use super::chart::Chart;
+use super::ReportOptions;
+
+/// A chart builder: the charts it draws from the input, and warnings a
+/// reader needs about them.
+type Builder = fn(&ChartInput, &mut Vec<String>) -> Vec<Chart>;
+
+/// Every builder, in report order.
+const BUILDERS: [Builder; 8] = [
+    // t/s against every varied knob
+    throughput::charts,
+    // memory against n_ctx / n_gpu_layers
+    memory::charts,
+    // t/s over the first two varied knobs
+    heatmap::charts,
+    // predicted vs measured RSS and tg t/s
+    predicted::charts,
+    // tg bytes per second as a share of the read bandwidth
+    roofline::charts,
+    // several machines, or community-reported ranges
+    hardware::charts,
+    // the same knobs in-process and through a server
+    engine_vs_server::charts,
+    // the same model and knobs on each in-process backend
+    backends::charts,
+];
+
+/// Most series drawn on one chart; more are listed as a warning.
+const MAX_SERIES: usize = 8;
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// A record with the label of the input it came from.
+pub(super) struct Tagged<'a> {
+    pub input: &'a str,
+    pub r: &'a Record,
+}
+
+/// A numeric knob a chart can put on an axis.
+struct Knob {
+    name: &'static str,
+    axis: &'static str,
+    get: fn(&Record) -> f64,
+}
+
+const KNOBS: [Knob; 5] = [
+    Knob {
+        name: "threads",
+        axis: "threads",
+        get: |r| f64::from(r.ctx.threads),
+    },
+    Knob {
+        name: "n_ubatch",
+        axis: "n_ubatch (tokens per micro-batch)",
+        get: |r| f64::from(r.ctx.n_ubatch),
+    },
+    Knob {
+        name: "n_batch",
+        axis: "n_batch (tokens per batch)",
+        get: |r| f64::from(r.ctx.n_batch),
+    },
+    Knob {
+        name: "n_ctx",
+        axis: "n_ctx (context length, tokens)",
+        get: |r| f64::from(r.ctx.n_ctx),
+    },
+    Knob {
+        name: "n_gpu_layers",
+        axis: "n_gpu_layers (layers offloaded)",
+        get: |r| f64::from(r.load.n_gpu_layers),
+    },
+];
+
+/// What every chart builder looks at: the records of all inputs and what
+/// varies among them.
+pub(super) struct ChartInput<'a> {
+    all: Vec<Tagged<'a>>,
+    /// Several inputs: series are labelled with their input.
+    multi: bool,
+    /// The numeric knobs that take more than one value.
+    varied: Vec<&'static Knob>,
+    /// The categorical knobs (K/V types, flash attention, op offload) vary.
+    varied_cat: bool,
+    /// The kinds of test present, pp first.
+    kinds: Vec<TestKind>,
+    options: &'a ReportOptions,
+}
+
+impl<'a> ChartInput<'a> {
+    pub fn new(all: Vec<Tagged<'a>>, multi: bool, options: &'a ReportOptions) -> ChartInput<'a> {
+        let varied: Vec<&Knob> = KNOBS
+            .iter()
+            .filter(|k| {
+                all.iter()
+                    .map(|t| (k.get)(t.r).to_bits())
+                    .collect::<BTreeSet<_>>()
+                    .len()
+                    > 1
+            })
+            .collect();
+        let varied_cat = all
+            .iter()
+            .map(|t| categorical(t.r))
+            .collect::<BTreeSet<_>>()
+            .len()
+            > 1;
+        let kinds: Vec<TestKind> = [TestKind::Pp, TestKind::Tg, TestKind::PpTg]
+            .into_iter()
+            .filter(|k| all.iter().any(|t| t.r.workload.kind() == *k))
+            .collect();
+        ChartInput {
+            all,
+            multi,
+            varied,
+            varied_cat,
+            kinds,
+            options,
+        }
+    }
+
+    /// `"INPUT: "` when there are several inputs, else nothing.
+    fn input_prefix(&self, t: &Tagged) -> String {
+        if self.multi {
+            format!("{}: ", t.input)
+        } else {
+            String::new()
+        }
+    }
+
+    /// Use a log2 axis when the knob spans 8x or more (batch sizes, contexts).
+    fn spans_octaves(&self, knob: &Knob) -> bool {
+        let values: Vec<f64> = self.all.iter().map(|t| (knob.get)(t.r)).collect();
+        let (lo, hi) = values
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+        lo > 0.0 && hi / lo >= 8.0
+    }
+}
+
+/// Every builder's charts, in report order; builders add their warnings.
+pub(super) fn build(input: &ChartInput, warnings: &mut Vec<String>) -> Vec<Chart> {
+    let mut charts = Vec::new();
+    for builder in BUILDERS {
+        charts.extend(builder(input, warnings));
+    }
+    charts
+}
+
+/// Categorical knobs: only part of series labels.
+fn categorical(r: &Record) -> String {
+    format!(
+        "K/V {}/{} fa {}{}",
+        r.ctx.type_k,
+        r.ctx.type_v,
+        r.ctx.flash_attn,
+        r.ctx.op_offload_label()
+    )
+}
+
+fn metric_name(kind: TestKind) -> &'static str {
+    match kind {
+        TestKind::Pp => "pp",
+        TestKind::Tg => "tg",
+        TestKind::PpTg => "pp+tg",
+    }
+}
+
+fn metric_axis(kind: TestKind) -> &'static str {
+    match kind {
+        TestKind::Pp => "prompt processing (tokens/s)",
+        TestKind::Tg => "generation (tokens/s)",
+        TestKind::PpTg => "prompt + generation (tokens/s)",
+    }
+}

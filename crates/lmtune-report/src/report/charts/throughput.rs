@@ -1,0 +1,81 @@
+//! t/s against every knob that varies, one chart per test kind and knob,
+//! one series per combination of the other knobs; failed points marked.
+
+use std::collections::BTreeMap;
+
+use lmtune_core::record::Status;
+
+use super::{categorical, metric_axis, metric_name, ChartInput, MAX_SERIES};
+use crate::report::chart::{Chart, FailedPoint, Series, XyPoint};
+
+pub(super) fn charts(input: &ChartInput, warnings: &mut Vec<String>) -> Vec<Chart> {
+    let mut charts = Vec::new();
+    for &kind in &input.kinds {
+        for knob in &input.varied {
+            let mut series: BTreeMap<String, Vec<XyPoint>> = BTreeMap::new();
+            let mut failed = Vec::new();
+            for t in input.all.iter().filter(|t| t.r.workload.kind() == kind) {
+                let x = (knob.get)(t.r);
+                let mut label: Vec<String> = Vec::new();
+                if input.multi {
+                    label.push(t.input.to_string());
+                }
+                label.push(t.r.test.clone());
+                for other in input.varied.iter().filter(|o| o.name != knob.name) {
+                    label.push(format!("{}={}", other.name, (other.get)(t.r)));
+                }
+                if input.varied_cat {
+                    label.push(categorical(t.r));
+                }
+                match (&t.r.status, &t.r.tokens_per_s) {
+                    (Status::Ok, Some(s)) => {
+                        series.entry(label.join(", ")).or_default().push(XyPoint {
+                            x,
+                            y: s.mean,
+                            lo: s.ci95_low.max(0.0),
+                            hi: s.ci95_high,
+                        })
+                    }
+                    (status, _) => failed.push(FailedPoint {
+                        x,
+                        label: status.as_str().to_string(),
+                    }),
+                }
+            }
+            if series.len() > MAX_SERIES {
+                warnings.push(format!(
+                    "{}_vs_{}: {} series, only the first {MAX_SERIES} are drawn",
+                    metric_name(kind),
+                    knob.name,
+                    series.len()
+                ));
+            }
+            let series: Vec<Series> = series
+                .into_iter()
+                .take(MAX_SERIES)
+                .map(|(label, mut points)| {
+                    points.sort_by(|a, b| a.x.total_cmp(&b.x));
+                    Series {
+                        label,
+                        points,
+                        predicted: false,
+                    }
+                })
+                .collect();
+            if series.is_empty() && failed.is_empty() {
+                continue;
+            }
+            charts.push(Chart::Lines {
+                stem: format!("{}_vs_{}", metric_name(kind), knob.name),
+                title: format!("{} vs {} (mean, 95% CI)", metric_axis(kind), knob.name),
+                x_label: knob.axis.to_string(),
+                y_label: "tokens/s".into(),
+                log2_x: input.spans_octaves(knob),
+                series,
+                failed,
+                hline: None,
+            });
+        }
+    }
+    charts
+}
