@@ -136,10 +136,13 @@ impl Offloads<'_, '_> {
     }
 }
 
-/// The offload the bisection ended at.
+/// Where the bisection ended.
 enum Settled {
-    /// The largest that fits (an index into `ngls`), or none (-1).
-    Largest(isize),
+    /// The largest offload that fits (an index into `ngls`).
+    Largest(usize),
+    /// No offload fits.
+    NoneFits,
+    /// The backend has no GPU device.
     NoGpu,
 }
 
@@ -177,15 +180,15 @@ pub(super) fn settle<M: Measurer>(
             ));
             Some(k)
         }
-        Settled::Largest(lo) if lo < 0 => {
+        Settled::NoneFits => {
             session.trace.push(format!(
                 "no n_gpu_layers fits{}",
                 budget.map_or(String::new(), |b| format!(" {:.0} MiB", mib(b)))
             ));
             None
         }
-        Settled::Largest(lo) => {
-            let k = ngls[lo as usize];
+        Settled::Largest(at) => {
+            let k = ngls[at];
             session.trace.push(format!(
                 "offload settled: n_gpu_layers = {k}, the largest that fits; tuning the rest there"
             ));
@@ -241,5 +244,5 @@ fn bisect<M: Measurer>(o: &Offloads, session: &mut Session<M>) -> Result<Settled
         }
         next = o.next((at, start), fit, (lo, hi), offset);
     }
-    Ok(Settled::Largest(lo))
+    Ok(usize::try_from(lo).map_or(Settled::NoneFits, Settled::Largest))
 }

@@ -478,3 +478,36 @@ fn tune_json_keeps_its_keys_in_order_and_reads_back() {
     assert_eq!(back, summary);
     assert!(found.request_parts().is_some());
 }
+
+#[test]
+fn offload_where_none_fits_recommends_nothing() {
+    // Every offload (1..=31 layers) needs at least 110 MiB.
+    let points: Vec<Point> = gpu_space()
+        .into_iter()
+        .filter(|p| p.load.n_gpu_layers > 0)
+        .enumerate()
+        .map(|(i, p)| Point { index: i, ..p })
+        .collect();
+    let space = Space::new(&points, Objective::Tg);
+    let mut fake = SimFormulaMeasurer::new(&points, 5, 0.02);
+    fake.device_vram_bytes = Some(400 * MIB);
+    let mut o = options(Objective::Tg);
+    o.vram_budget_bytes = Some(50 * MIB);
+    let found = search(
+        &space,
+        &o,
+        &|p| Some(vram_bytes(p.load.n_gpu_layers)),
+        &mut fake,
+    )
+    .unwrap();
+    assert!(
+        found
+            .trace
+            .iter()
+            .any(|t| t == "no n_gpu_layers fits 50 MiB"),
+        "{:#?}",
+        found.trace
+    );
+    assert!(found.ranking.is_empty() && found.space.candidates.is_empty());
+    assert_eq!(found.summary(None).recommendation, None);
+}
