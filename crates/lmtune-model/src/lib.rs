@@ -1,6 +1,6 @@
 //! Models of local LLM inference: memory per device and generation speed,
-//! from the model's anatomy and the hardware, and the planner built on them.
-//! Pure code: no I/O.
+//! from the model's anatomy and the hardware, the planner built on them,
+//! and the closed-loop tuner ([`tuner`]). Pure code: no I/O.
 //!
 //! ```no_run
 //! # fn anatomy() -> lmtune_gguf::ModelAnatomy { unimplemented!() }
@@ -17,7 +17,7 @@ mod fit;
 mod memory;
 mod plan;
 mod throughput;
-mod tuner;
+pub mod tuner;
 
 pub use across::{fit_across_models, HeldOutModel, MachineCalibration, TgObservation, ThreadTerms};
 pub use fit::{fit_linear, fit_linear_all, Coefficient, FitError, LinearFit};

@@ -11,7 +11,9 @@ use lmtune_core::fingerprint::{detect_gpus, file_sha256, Fingerprint, HostInfo, 
 use lmtune_core::record::{point_key, Record, Status};
 use lmtune_core::scenario::{MachineFacts, Plan, Point, Scenario};
 use lmtune_core::units::parse_size;
-use lmtune_report::{markdown_table, read_jsonl, results_sinks, RESULTS_CSV, RESULTS_JSONL};
+use lmtune_report::{
+    markdown_table, read_jsonl, results_sinks, RecordSink, RESULTS_CSV, RESULTS_JSONL,
+};
 
 use crate::cli::RunArgs;
 use crate::exit;
@@ -52,18 +54,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             let dir = args.out.clone().unwrap_or_else(|| {
                 default_out_dir(Path::new("results"), &host.hostname, &plan.scenario_name)
             });
-            let jsonl = dir.join(RESULTS_JSONL);
-            if std::fs::metadata(&jsonl)
-                .map(|m| m.len() > 0)
-                .unwrap_or(false)
-            {
-                bail!("{} already holds results; resume it with --resume {}, or choose another --out directory", jsonl.display(), dir.display());
-            }
-            std::fs::create_dir_all(&dir).with_context(|| {
-                format!("cannot create the results directory {}", dir.display())
-            })?;
-            std::fs::write(dir.join("scenario.toml"), &scenario.source)
-                .with_context(|| format!("cannot write into {}", dir.display()))?;
+            let taken = format!(
+                "resume it with --resume {}, or choose another --out directory",
+                dir.display()
+            );
+            prepare_results_dir(&dir, &scenario.source, &taken)?;
             (dir, Vec::new())
         }
     };
@@ -106,90 +101,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         &args.ggml_backend,
     );
 
-    let mut records = Vec::with_capacity(todo.len());
-    let mut interrupted = false;
     if !todo.is_empty() {
         progress.set_message("starting the worker");
         sweep.ensure_worker()?;
-        if let Some(before) = previous.last() {
-            let changes = before.fingerprint.differences(&sweep.fingerprint);
-            if !changes.is_empty() {
-                sweep.shutdown();
-                bail!(
-                    "cannot resume {}: it was recorded in another environment ({}); start a new run with --out instead of mixing results",
-                    out_dir.display(),
-                    changes.join("; ")
-                );
-            }
-        }
+        same_environment(previous.last(), &mut sweep, &out_dir)?;
     }
-    for point in todo {
-        if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
-            interrupted = true;
-            break;
-        }
-        progress.set_message(&format!("{} {}", point.test.label(), knob_summary(point)));
-        let record = match sweep.measure(point, &progress)? {
-            PointResult::Recorded(record) => record,
-            PointResult::Interrupted => {
-                interrupted = true;
-                break;
-            }
-        };
-        for sink in &mut sinks {
-            sink.append(&record).with_context(|| {
-                format!("cannot append to the results in {}", out_dir.display())
-            })?;
-        }
-        progress.point_done(&record);
-        records.push(*record);
-    }
+    let (records, interrupted) = measure_all(&mut sweep, todo, &progress, &mut sinks, &out_dir)?;
     sweep.shutdown();
     progress.finish();
     drop(sinks);
 
-    // The table shows the latest record of every point, old and new.
-    let mut latest: BTreeMap<usize, Record> = BTreeMap::new();
-    for r in previous.into_iter().chain(records) {
-        latest.insert(r.point_index, r);
-    }
-    let table: Vec<Record> = latest.into_values().collect();
+    let table = latest_records(previous, records);
     if !table.is_empty() {
         print!("{}", markdown_table(&table));
     }
-    let failed: Vec<&Record> = table.iter().filter(|r| r.status != Status::Ok).collect();
-    for r in &failed {
-        let reason = r
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .lines()
-            .next()
-            .unwrap_or("");
-        eprintln!(
-            "point {} ({} {}): {}: {reason}",
-            r.point_index,
-            r.test,
-            knob_summary_record(r),
-            r.status.as_str()
-        );
-    }
-    // n_gpu_layers asks; the backend decides. Say so when nothing moved.
-    let not_offloaded = table
-        .iter()
-        .filter(|r| {
-            r.load.n_gpu_layers > 0
-                && r.measurement
-                    .placement
-                    .as_ref()
-                    .is_some_and(|p| p.layers_offloaded == 0)
-        })
-        .count();
-    if not_offloaded > 0 {
-        eprintln!(
-            "note: {not_offloaded} point(s) asked for n_gpu_layers > 0 but ran entirely on the CPU: the backend has no GPU device (llama-cpp: load one with --ggml-backend PATH from the dynamic-link build, see scripts/gpu-bundle.sh, or build with --features cuda)"
-        );
-    }
+    let any_failed = print_failures(&table);
     if let Some(budget) = scenario.vram_budget_bytes {
         let over: Vec<&Record> = table
             .iter()
@@ -243,11 +169,131 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         );
         return Ok(exit::INTERRUPTED);
     }
-    Ok(if failed.is_empty() {
-        exit::OK
-    } else {
+    Ok(if any_failed {
         exit::SOME_FAILED
+    } else {
+        exit::OK
     })
+}
+
+/// The latest record of every point, old and new (what the table shows).
+fn latest_records(previous: Vec<Record>, records: Vec<Record>) -> Vec<Record> {
+    let mut latest: BTreeMap<usize, Record> = BTreeMap::new();
+    for r in previous.into_iter().chain(records) {
+        latest.insert(r.point_index, r);
+    }
+    latest.into_values().collect()
+}
+
+/// Refuses to resume a run recorded in another environment (the sweep's
+/// worker is stopped first).
+fn same_environment(
+    before: Option<&Record>,
+    sweep: &mut Sweep,
+    out_dir: &Path,
+) -> anyhow::Result<()> {
+    if let Some(before) = before {
+        let changes = before.fingerprint.differences(&sweep.fingerprint);
+        if !changes.is_empty() {
+            sweep.shutdown();
+            bail!(
+                "cannot resume {}: it was recorded in another environment ({}); start a new run with --out instead of mixing results",
+                out_dir.display(),
+                changes.join("; ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Measures `todo` in order, appending each record to `sinks` as it
+/// finishes; the records, and whether the user interrupted.
+fn measure_all(
+    sweep: &mut Sweep,
+    todo: Vec<&Point>,
+    progress: &Progress,
+    sinks: &mut [Box<dyn RecordSink>],
+    out_dir: &Path,
+) -> anyhow::Result<(Vec<Record>, bool)> {
+    let mut records = Vec::with_capacity(todo.len());
+    for point in todo {
+        if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok((records, true));
+        }
+        progress.set_message(&format!("{} {}", point.test.label(), knob_summary(point)));
+        let record = match sweep.measure(point, progress)? {
+            PointResult::Recorded(record) => record,
+            PointResult::Interrupted => return Ok((records, true)),
+        };
+        for sink in sinks.iter_mut() {
+            sink.append(&record).with_context(|| {
+                format!("cannot append to the results in {}", out_dir.display())
+            })?;
+        }
+        progress.point_done(&record);
+        records.push(*record);
+    }
+    Ok((records, false))
+}
+
+/// Prints each failed point with its reason, and a note when points asked
+/// for an offload that never happened; whether any point failed.
+fn print_failures(table: &[Record]) -> bool {
+    let failed: Vec<&Record> = table.iter().filter(|r| r.status != Status::Ok).collect();
+    for r in &failed {
+        let reason = r
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("");
+        eprintln!(
+            "point {} ({} {}): {}: {reason}",
+            r.point_index,
+            r.test,
+            knob_summary_record(r),
+            r.status.as_str()
+        );
+    }
+    // n_gpu_layers asks; the backend decides. Say so when nothing moved.
+    let not_offloaded = table
+        .iter()
+        .filter(|r| {
+            r.load.n_gpu_layers > 0
+                && r.measurement
+                    .placement
+                    .as_ref()
+                    .is_some_and(|p| p.layers_offloaded == 0)
+        })
+        .count();
+    if not_offloaded > 0 {
+        eprintln!(
+            "note: {not_offloaded} point(s) asked for n_gpu_layers > 0 but ran entirely on the CPU: the backend has no GPU device (llama-cpp: load one with --ggml-backend PATH from the dynamic-link build, see scripts/gpu-bundle.sh, or build with --features cuda)"
+        );
+    }
+    !failed.is_empty()
+}
+
+/// A new results directory `dir`: refused if it already holds results
+/// (`taken` says what to do instead), else created, with the scenario kept
+/// beside the results. Shared by `run` and `tune`.
+pub(crate) fn prepare_results_dir(
+    dir: &Path,
+    scenario_source: &str,
+    taken: &str,
+) -> anyhow::Result<()> {
+    let jsonl = dir.join(RESULTS_JSONL);
+    if std::fs::metadata(&jsonl)
+        .map(|m| m.len() > 0)
+        .unwrap_or(false)
+    {
+        bail!("{} already holds results; {taken}", jsonl.display());
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the results directory {}", dir.display()))?;
+    std::fs::write(dir.join("scenario.toml"), scenario_source)
+        .with_context(|| format!("cannot write into {}", dir.display()))
 }
 
 /// A sweep ready to measure `plan`'s points: the worker options, the
