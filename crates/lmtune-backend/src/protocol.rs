@@ -54,7 +54,7 @@ pub enum Response {
         rep: u32,
     },
     Done {
-        measurement: Measurement,
+        measurement: Box<Measurement>,
     },
     Error {
         error: BackendError,

@@ -98,7 +98,12 @@ pub fn serve(mut backend: Box<dyn Backend>) -> std::io::Result<()> {
                                 None
                             };
                         }
-                        send(&mut out, &Response::Done { measurement })?;
+                        send(
+                            &mut out,
+                            &Response::Done {
+                                measurement: Box::new(measurement),
+                            },
+                        )?;
                     }
                     Err(error) => send(&mut out, &Response::Error { error })?,
                 }

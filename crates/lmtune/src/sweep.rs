@@ -319,7 +319,7 @@ impl<'a> Sweep<'a> {
                     return Ok(Reply::Loaded { load_ms })
                 }
                 Wait::Event(Event::Response(Response::Done { measurement })) => {
-                    return Ok(Reply::Measured(measurement))
+                    return Ok(Reply::Measured(*measurement))
                 }
                 Wait::Event(Event::Response(Response::Error { error })) => {
                     return Ok(Reply::Failed(error))

@@ -249,7 +249,7 @@ fn side_by_side(model: &Path, s: &Settings, dir: &Path) -> Vec<Context> {
     };
     assert_eq!(model_lines(&b1.log), model_lines(&l1.log));
 
-    for (test, _) in &b1.ts {
+    for test in b1.ts.keys() {
         let bench = b1.ts[test].max(b2.ts[test]);
         let ours = l1.ts[test].max(l2.ts[test]);
         let ratio = ours / bench;
