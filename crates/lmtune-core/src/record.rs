@@ -90,6 +90,52 @@ pub struct Measurement {
     /// made the sliding-window cache full size).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub backend_applied: BTreeMap<String, String>,
+    /// llama.cpp's own dry run of the point's setting (model and context
+    /// created with `no_alloc`): what each buffer type would take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<Box<DryRun>>,
+}
+
+/// What llama.cpp's allocator says a setting takes, without allocating it
+/// (`llama_get_memory_breakdown` of a `no_alloc` model and context: the
+/// numbers llama.cpp's `--fit` works from).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DryRun {
+    /// One row per buffer type (`CPU`, `CPU_Mapped`, `CPU_REPACK`, `CUDA0`, …).
+    pub buffers: Vec<DryRunBuffer>,
+    /// How long the dry run took (context creation and breakdown), ms.
+    pub ms: f64,
+    /// Why there is no breakdown, when the dry run failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One buffer type's share in a [`DryRun`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DryRunBuffer {
+    pub buffer_type: String,
+    /// The ggml device the buffer type belongs to (`CPU`, `CUDA0`, …).
+    pub device: String,
+    /// Host memory (the CPU's buffers, and pinned host buffers of a GPU).
+    pub host: bool,
+    /// Model weights.
+    pub model_bytes: u64,
+    /// The context's state: KV cache (and recurrent state).
+    pub context_bytes: u64,
+    /// Compute buffers.
+    pub compute_bytes: u64,
+}
+
+impl DryRun {
+    /// (model, context, compute) bytes over the buffers `keep` selects.
+    pub fn sum(&self, keep: impl Fn(&DryRunBuffer) -> bool) -> (u64, u64, u64) {
+        self.buffers
+            .iter()
+            .filter(|b| keep(b))
+            .fold((0, 0, 0), |(m, c, k), b| {
+                (m + b.model_bytes, c + b.context_bytes, k + b.compute_bytes)
+            })
+    }
 }
 
 /// Which device each group of layers ran on, and what the backend allocated

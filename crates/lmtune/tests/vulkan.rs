@@ -189,6 +189,23 @@ fn offload_to_a_vulkan_device_places_layers_and_memory_as_the_anatomy_predicts()
         // nothing offloaded, op offload's compute buffer is the only one,
         // and there is none without op offload.
         let device = model + kv + buffer_bytes(r, "Vulkan0", "compute");
+        // llama.cpp's own dry run (no_alloc) of the same point, on the device.
+        let dry: f64 = r["dry_run"]["buffers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no dry run: {r}"))
+            .iter()
+            .filter(|b| b["device"] == "Vulkan0" && b["host"] == false)
+            .map(|b| {
+                ["model_bytes", "context_bytes", "compute_bytes"]
+                    .iter()
+                    .map(|f| b[*f].as_f64().unwrap())
+                    .sum::<f64>()
+            })
+            .sum();
+        assert!(
+            (dry - device).abs() <= 0.01 * device.max(MIB),
+            "ngl {offloaded}, op offload {op_offload}: dry run {dry} B vs {device} B on Vulkan0"
+        );
         let predicted = r["prediction"]["vram_buffers_bytes"].as_f64();
         if offloaded == 0 && !op_offload {
             assert_eq!((device, predicted), (0.0, None), "ngl 0, op offload off");

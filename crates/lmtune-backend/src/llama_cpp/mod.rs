@@ -9,6 +9,7 @@
 //! llama.cpp's own perf counters are read for every repetition too.
 
 mod applied;
+mod dry_run;
 mod log;
 mod placement;
 
@@ -35,8 +36,11 @@ use crate::{Backend, BackendError, BackendInfo};
 const LLAMA_CPP_2_VERSION: &str = "0.1.160";
 
 pub struct LlamaCppBackend {
-    // Field order matters: the model must drop before the backend.
+    // Field order matters: the models must drop before the backend.
     model: Option<LlamaModel>,
+    /// The same model loaded with `no_alloc`, for llama.cpp's dry run of
+    /// each point's context; its load error when that failed.
+    dry_model: Option<Result<dry_run::DryModel, String>>,
     backend: LlamaBackend,
     /// The loaded model's `n_gpu_layers`, the GPU devices it could go to,
     /// and its placement log lines.
@@ -60,6 +64,7 @@ impl LlamaCppBackend {
         })?;
         Ok(LlamaCppBackend {
             model: None,
+            dry_model: None,
             backend,
             loaded_ngl: 0,
             loaded_gpus: Vec::new(),
@@ -108,6 +113,7 @@ impl Backend for LlamaCppBackend {
         _launch: Option<&lmtune_core::openai::ServerLaunch>,
     ) -> Result<(), BackendError> {
         self.model = None;
+        self.dry_model = None;
         log::take();
         log::take_placement();
         let mut params = LlamaModelParams::default().with_n_gpu_layers(load.n_gpu_layers);
@@ -123,6 +129,11 @@ impl Backend for LlamaCppBackend {
                 self.loaded_ngl = load.n_gpu_layers;
                 self.loaded_gpus = gpu_devices();
                 self.model_placement_lines = log::take_placement();
+                // After the real load has said where its layers went.
+                self.dry_model = Some(
+                    dry_run::DryModel::load(&self.backend, model, load).map_err(|e| e.to_string()),
+                );
+                log::take_placement();
                 Ok(())
             }
             Err(e) => {
@@ -150,6 +161,18 @@ impl Backend for LlamaCppBackend {
         log::take_placement();
         let params = context_params(&point.ctx);
         let backend_params = applied::passed(&point.load, &params);
+        let dry_run = self.dry_model.as_ref().map(|m| {
+            let run = match m {
+                Ok(m) => m.context(&params).map_err(|e| e.to_string()),
+                Err(e) => Err(e.clone()),
+            };
+            Box::new(run.unwrap_or_else(|error| lmtune_core::record::DryRun {
+                error: Some(error),
+                ..Default::default()
+            }))
+        });
+        log::take();
+        log::take_placement();
         let mut ctx = model
             .new_context(&self.backend, params)
             .map_err(|e| fail(format!("llama.cpp could not create the context ({e})")))?;
@@ -208,6 +231,7 @@ impl Backend for LlamaCppBackend {
         measurement.placement = Some(Box::new(placement));
         measurement.backend_params = backend_params;
         measurement.backend_applied = backend_applied;
+        measurement.dry_run = dry_run;
         Ok(measurement)
     }
 
