@@ -117,6 +117,25 @@ pub trait Backend {
         })
     }
 
+    /// What `model` loaded with `load` and a context of `ctx` would take,
+    /// per buffer type, without allocating it (llama.cpp's dry run). Loads
+    /// nothing else: the loaded model, if any, stays.
+    fn dry_run(
+        &mut self,
+        model: &Path,
+        load: &LoadParams,
+        ctx: &lmtune_core::knobs::ContextParams,
+    ) -> Result<lmtune_core::record::DryRun, BackendError> {
+        let _ = (model, load, ctx);
+        Err(BackendError::Setup {
+            message: format!(
+                "the {} backend has no dry run (llama.cpp's no_alloc): only llama-cpp answers",
+                self.info().name
+            ),
+            log: Vec::new(),
+        })
+    }
+
     fn detokenize(&mut self, tokens: &[u32]) -> Result<Vec<String>, BackendError> {
         let _ = tokens;
         Err(BackendError::Setup {

@@ -6,9 +6,9 @@
 
 use std::path::PathBuf;
 
-use lmtune_core::knobs::LoadParams;
+use lmtune_core::knobs::{ContextParams, LoadParams};
 use lmtune_core::openai::ServerLaunch;
-use lmtune_core::record::Measurement;
+use lmtune_core::record::{DryRun, Measurement};
 use lmtune_core::scenario::{MeasureSpec, Point};
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +33,12 @@ pub enum Request {
         measure: MeasureSpec,
         seed: u64,
     },
+    /// llama.cpp's dry run of a setting (no model needs to be loaded).
+    DryRun {
+        model: PathBuf,
+        load: LoadParams,
+        ctx: ContextParams,
+    },
     Exit,
 }
 
@@ -55,6 +61,9 @@ pub enum Response {
     },
     Done {
         measurement: Box<Measurement>,
+    },
+    DryRun {
+        dry_run: Box<DryRun>,
     },
     Error {
         error: BackendError,

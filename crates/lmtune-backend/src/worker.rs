@@ -49,6 +49,15 @@ pub fn serve(mut backend: Box<dyn Backend>) -> std::io::Result<()> {
         };
         match request {
             Request::Exit => break,
+            Request::DryRun { model, load, ctx } => match backend.dry_run(&model, &load, &ctx) {
+                Ok(dry_run) => send(
+                    &mut out,
+                    &Response::DryRun {
+                        dry_run: Box::new(dry_run),
+                    },
+                )?,
+                Err(error) => send(&mut out, &Response::Error { error })?,
+            },
             Request::Load {
                 model,
                 load,

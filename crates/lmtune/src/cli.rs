@@ -178,6 +178,11 @@ pub struct PlanArgs {
     /// --swa-full); off by default, as llama-bench and llama-server run.
     #[arg(long)]
     pub swa_full: bool,
+    /// Skip llama.cpp's own dry run of the recommended setting (a model
+    /// and context created with no_alloc, in a worker process): print the
+    /// analytic model's figures only.
+    #[arg(long)]
+    pub no_dry_run: bool,
     /// Fraction of each budget kept free.
     #[arg(long, default_value_t = 0.1)]
     pub headroom: f64,

@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod dry_run;
 mod interrupt;
 mod output;
 mod predict;

@@ -327,6 +327,9 @@ impl<'a> Sweep<'a> {
                 Wait::Event(Event::Response(Response::Hello { .. })) => {
                     bail!("the worker said hello twice")
                 }
+                Wait::Event(Event::Response(Response::DryRun { .. })) => {
+                    bail!("the worker answered a dry run nobody asked for")
+                }
                 Wait::Event(Event::Exited) => {
                     let death = worker.death();
                     Reply::Died(format!(

@@ -59,12 +59,20 @@ impl DryModel {
         log::take();
         LlamaModel::load_from_file(backend, path, &params)
             .map(|model| DryModel { model })
-            .map_err(|e| BackendError::PointFailed {
-                message: format!(
-                    "llama.cpp's dry run could not load {} with no_alloc: {e}",
-                    path.display()
-                ),
-                log: log::take(),
+            .map_err(|e| {
+                let log = log::take();
+                // llama.cpp's own reason: "error loading model: …", else its
+                // last error line.
+                let reason = log
+                    .iter()
+                    .rev()
+                    .find_map(|l| l.split("error loading model: ").nth(1))
+                    .or(log.last().map(String::as_str))
+                    .map_or_else(|| e.to_string(), str::to_string);
+                BackendError::PointFailed {
+                    message: format!("llama.cpp cannot load the model ({reason})"),
+                    log,
+                }
             })
     }
 

@@ -41,6 +41,9 @@ pub struct LlamaCppBackend {
     /// The same model loaded with `no_alloc`, for llama.cpp's dry run of
     /// each point's context; its load error when that failed.
     dry_model: Option<Result<dry_run::DryModel, String>>,
+    /// A no_alloc model kept for [`Backend::dry_run`] requests, by file and
+    /// load parameters.
+    dry_models: Option<((std::path::PathBuf, LoadParams), dry_run::DryModel)>,
     backend: LlamaBackend,
     /// The loaded model's `n_gpu_layers`, the GPU devices it could go to,
     /// and its placement log lines.
@@ -65,6 +68,7 @@ impl LlamaCppBackend {
         Ok(LlamaCppBackend {
             model: None,
             dry_model: None,
+            dry_models: None,
             backend,
             loaded_ngl: 0,
             loaded_gpus: Vec::new(),
@@ -280,6 +284,25 @@ impl Backend for LlamaCppBackend {
                 pos += 1;
             }
         }
+        Ok(out)
+    }
+
+    fn dry_run(
+        &mut self,
+        model: &Path,
+        load: &LoadParams,
+        ctx: &ContextParams,
+    ) -> Result<lmtune_core::record::DryRun, BackendError> {
+        let key = (model.to_path_buf(), load.clone());
+        if self.dry_models.as_ref().map(|(k, _)| k) != Some(&key) {
+            self.dry_models = None;
+            let m = dry_run::DryModel::load(&self.backend, model, load)?;
+            self.dry_models = Some((key, m));
+        }
+        let (_, m) = self.dry_models.as_ref().expect("loaded just above");
+        let mut out = m.context(&context_params(ctx))?;
+        out.buffers
+            .sort_by(|a, b| (a.host, &a.device).cmp(&(b.host, &b.device)));
         Ok(out)
     }
 

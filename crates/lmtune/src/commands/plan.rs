@@ -4,8 +4,10 @@
 
 use anyhow::{anyhow, bail, Context};
 use lmtune_core::bandwidth::measure_triad;
+use lmtune_core::fingerprint::BackendDevice;
 use lmtune_core::fingerprint::{detect_gpus, meminfo_kib, HostInfo};
-use lmtune_core::knobs::KvType;
+use lmtune_core::knobs::{ContextParams, FlashAttn, KvType, LoadParams};
+use lmtune_core::record::DryRun;
 use lmtune_core::units::parse_size;
 use lmtune_gguf::GgufFile;
 use lmtune_model::{plan, Budgets, ContextShape, Plan, PlanRow, ThroughputParams};
@@ -185,11 +187,30 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         }
     }
 
+    let dry = (!args.no_dry_run).then(|| {
+        let ngl = p.recommended.map_or(0, |i| p.rows[i].n_gpu_layers);
+        let ctx = dry_run_context(&args, n_ctx, type_k, type_v);
+        let load = LoadParams {
+            n_gpu_layers: u32::try_from(ngl).unwrap_or(u32::MAX),
+            use_mmap: true,
+        };
+        (ngl, crate::dry_run::ask(&args.model, &load, &ctx, &[]))
+    });
     if args.json {
-        let value = serde_json::json!({ "model": args.model.display().to_string(), "synthetic": a.synthetic, "notes": notes, "plan": p });
+        let mut value = serde_json::json!({ "model": args.model.display().to_string(), "synthetic": a.synthetic, "notes": notes, "plan": p });
+        match &dry {
+            Some((ngl, Ok((d, _)))) => {
+                value["dry_run"] = serde_json::json!({ "n_gpu_layers": ngl, "source": "llama.cpp no_alloc", "result": d })
+            }
+            Some((_, Err(e))) => value["dry_run_error"] = serde_json::json!(e),
+            None => {}
+        }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print_text(&args, &a, &p, &notes, type_k, type_v);
+        if let Some((ngl, answer)) = &dry {
+            print_dry_run(&args.model, &p, *ngl, answer);
+        }
     }
     Ok(if p.recommended.is_some() {
         exit::OK
@@ -312,4 +333,74 @@ fn print_recommendation(
         p.ctx.n_ctx,
         if p.ctx.flash_attn { "on" } else { "off" }
     );
+}
+
+/// The context a dry run of the plan creates: the plan's, with llama-server's
+/// n_batch and this machine's physical cores.
+fn dry_run_context(args: &PlanArgs, n_ctx: u64, type_k: KvType, type_v: KvType) -> ContextParams {
+    let n_ubatch = u32::try_from(args.ubatch).unwrap_or(u32::MAX);
+    ContextParams {
+        n_ctx: u32::try_from(n_ctx).unwrap_or(u32::MAX),
+        n_batch: n_ubatch.max(2048),
+        n_ubatch,
+        threads: HostInfo::detect().physical_cores.max(1),
+        type_k,
+        type_v,
+        flash_attn: if args.no_flash_attn {
+            FlashAttn::Off
+        } else {
+            FlashAttn::Auto
+        },
+        op_offload: true,
+        swa_full: args.swa_full,
+    }
+}
+
+/// llama.cpp's own figures for the recommended offload, per device, beside
+/// the analytic ones; or the one line saying why there are none.
+fn print_dry_run(
+    model: &std::path::Path,
+    p: &Plan,
+    ngl: u64,
+    answer: &Result<(DryRun, Vec<BackendDevice>), String>,
+) {
+    println!();
+    let (d, devices) = match answer {
+        Ok(x) => x,
+        Err(e) => {
+            println!(
+                "note: llama.cpp's dry run of {} failed: {e} — the figures above are lmtune's analytic model only",
+                model.display()
+            );
+            return;
+        }
+    };
+    println!(
+        "llama.cpp's dry run (no_alloc, {:.1} ms) of n_gpu_layers = {ngl} on this machine's devices:",
+        d.ms
+    );
+    for b in &d.buffers {
+        println!(
+            "  {:<12} weights {:>11}, context (KV) {:>11}, compute {:>11}{}",
+            b.buffer_type,
+            human_bytes(b.model_bytes),
+            human_bytes(b.context_bytes),
+            human_bytes(b.compute_bytes),
+            if b.host { "  (host memory)" } else { "" }
+        );
+    }
+    let (m, c, k) = d.sum(|b| b.host);
+    let host = m + c + k;
+    if let Some(row) = p.rows.iter().find(|r| r.n_gpu_layers == ngl) {
+        let analytic = row.memory.host.total();
+        println!(
+            "  host total {} (dry run) vs {} (lmtune's analytic RAM total, {:+.1}%)",
+            human_bytes(host),
+            human_bytes(analytic),
+            (analytic as f64 / host.max(1) as f64 - 1.0) * 100.0
+        );
+    }
+    if ngl > 0 && !devices.iter().any(|x| x.kind == "gpu" || x.kind == "igpu") {
+        println!("  this machine has no GPU device, so llama.cpp keeps every layer on the CPU: the VRAM columns above are analytic only");
+    }
 }

@@ -1,0 +1,109 @@
+//! `lmtune plan` with llama.cpp's own dry run of the recommended setting
+//! beside the analytic figures, and what it says when llama.cpp cannot
+//! answer.
+
+mod common;
+
+use common::{lmtune, model_path};
+
+#[test]
+fn plan_prints_llama_cpp_s_dry_run_beside_the_analytic_figures() {
+    let out = lmtune()
+        .args([
+            "plan",
+            "--ctx",
+            "2048",
+            "--vram",
+            "0",
+            "--cpu-bandwidth",
+            "20",
+            "--model",
+        ])
+        .arg(model_path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("llama.cpp's dry run (no_alloc"), "{stdout}");
+    // 30 layers × 768 B per token × 2048 cells.
+    assert!(stdout.contains("context (KV)   45.00 MiB"), "{stdout}");
+    assert!(stdout.contains("lmtune's analytic RAM total"), "{stdout}");
+
+    let out = lmtune()
+        .args([
+            "plan",
+            "--json",
+            "--ctx",
+            "2048",
+            "--vram",
+            "0",
+            "--cpu-bandwidth",
+            "20",
+            "--model",
+        ])
+        .arg(model_path())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["dry_run"]["source"], "llama.cpp no_alloc");
+    let kv: u64 = v["dry_run"]["result"]["buffers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["context_bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(kv, 30 * 768 * 2048);
+}
+
+/// A model llama.cpp refuses (a tensor it needs is missing) but whose header
+/// lmtune reads: the analytic plan is printed, marked as the only source,
+/// with one line naming the model and llama.cpp's reason; no panic.
+#[test]
+fn a_model_llama_cpp_cannot_load_still_gets_the_analytic_plan_and_one_line_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(model_path()).unwrap();
+    let from = b"blk.1.ffn_up.weight";
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("the test model has blk.1.ffn_up.weight");
+    bytes[at..at + from.len()].copy_from_slice(b"blk.1.ffn_xx.weight");
+    let broken = dir.path().join("broken.gguf");
+    std::fs::write(&broken, bytes).unwrap();
+    let out = lmtune()
+        .args([
+            "plan",
+            "--ctx",
+            "2048",
+            "--vram",
+            "0",
+            "--cpu-bandwidth",
+            "20",
+            "--model",
+        ])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("recommended: n_gpu_layers"), "{stdout}");
+    let note: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("note: llama.cpp's dry run of"))
+        .collect();
+    assert_eq!(note.len(), 1, "{stdout}");
+    assert!(note[0].contains("broken.gguf"), "{}", note[0]);
+    assert!(note[0].contains("analytic model only"), "{}", note[0]);
+    assert!(
+        note[0].contains("blk.1.ffn_up.weight"),
+        "llama.cpp's reason: {}",
+        note[0]
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
