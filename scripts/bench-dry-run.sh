@@ -51,7 +51,7 @@ print("llama.cpp dry run (no_alloc) vs allocated buffers and vs lmtune's analyti
 print("measured by scripts/bench-dry-run.sh; n_ctx 512..32768 x n_ubatch 64..2048, CPU")
 for d in sorted(p for p in out.iterdir() if p.is_dir()):
     recs = [json.loads(l) for l in open(d / "results.jsonl")]
-    ms, worst_alloc, kv_err, total_err = [], 0.0, [], []
+    ms, worst_alloc, total_err = [], 0.0, []
     for r in recs:
         dry = r["dry_run"]
         assert not dry.get("error"), dry
@@ -60,12 +60,11 @@ for d in sorted(p for p in out.iterdir() if p.is_dir()):
         dry_total = tot("model_bytes") + tot("context_bytes") + tot("compute_bytes")
         alloc = sum(b["bytes"] for b in r["placement"]["buffers"] if b["kind"] != "output")
         worst_alloc = max(worst_alloc, abs(dry_total - alloc) / alloc)
-        kv_alloc = sum(b["bytes"] for b in r["placement"]["buffers"] if b["kind"] == "kv")
-        analytic = r["prediction"]["host_alloc_bytes"]
+        analytic = r["prediction"]["host_buffers_bytes"]
         total_err.append((analytic - dry_total) / dry_total)
     print(f"\n{d.name}: {len(recs)} settings")
     print(f"  dry run time per setting: median {statistics.median(ms):.1f} ms, max {max(ms):.1f} ms")
     print(f"  dry run vs buffers llama.cpp allocated: worst {100*worst_alloc:.3f}%")
-    print(f"  analytic host allocation vs dry run: median {100*statistics.median(total_err):+.1f}%, "
+    print(f"  analytic host buffers vs dry run: median {100*statistics.median(total_err):+.1f}%, "
           f"range {100*min(total_err):+.1f}% .. {100*max(total_err):+.1f}%")
 EOF

@@ -330,6 +330,11 @@ pub struct PointPrediction {
     pub rss_bytes: u64,
     /// Host bytes allocated (what decides host out-of-memory).
     pub host_alloc_bytes: u64,
+    /// The part of `host_alloc_bytes` llama.cpp allocates as buffers
+    /// (weights, repacked weights, KV cache, compute), without the process's
+    /// own overhead: what its dry run (`Measurement::dry_run`) answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_buffers_bytes: Option<u64>,
     /// GPU bytes allocated; 0 without offload.
     pub vram_bytes: u64,
     /// The part of `vram_bytes` the backend allocates as buffers (weights,

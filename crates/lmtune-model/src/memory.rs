@@ -113,7 +113,13 @@ pub struct MemoryBreakdown {
 impl MemoryBreakdown {
     /// What must be allocated (what decides out-of-memory).
     pub fn total(&self) -> u64 {
-        self.weights + self.repacked + self.kv + self.compute + self.overhead
+        self.buffers() + self.overhead
+    }
+
+    /// What the backend allocates as buffers: everything but the process
+    /// overhead (what llama.cpp's dry run reports).
+    pub fn buffers(&self) -> u64 {
+        self.weights + self.repacked + self.kv + self.compute
     }
 }
 

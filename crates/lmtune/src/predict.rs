@@ -64,6 +64,7 @@ pub fn predict_point(
         source: SOURCE.into(),
         rss_bytes: m.host_resident,
         host_alloc_bytes: m.host.total(),
+        host_buffers_bytes: Some(m.host.buffers()),
         vram_bytes,
         vram_buffers_bytes: (vram_buffers > 0).then_some(vram_buffers),
         tg_tokens_per_s: tg,

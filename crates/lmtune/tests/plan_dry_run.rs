@@ -32,7 +32,7 @@ fn plan_prints_llama_cpp_s_dry_run_beside_the_analytic_figures() {
     assert!(stdout.contains("llama.cpp's dry run (no_alloc"), "{stdout}");
     // 30 layers × 768 B per token × 2048 cells.
     assert!(stdout.contains("context (KV)   45.00 MiB"), "{stdout}");
-    assert!(stdout.contains("lmtune's analytic RAM total"), "{stdout}");
+    assert!(stdout.contains("(lmtune's analytic model, "), "{stdout}");
 
     let out = lmtune()
         .args([

@@ -392,12 +392,13 @@ fn print_dry_run(
     let (m, c, k) = d.sum(|b| b.host);
     let host = m + c + k;
     if let Some(row) = p.rows.iter().find(|r| r.n_gpu_layers == ngl) {
-        let analytic = row.memory.host.total();
+        let analytic = row.memory.host.buffers();
         println!(
-            "  host total {} (dry run) vs {} (lmtune's analytic RAM total, {:+.1}%)",
+            "  host buffers {} (dry run) vs {} (lmtune's analytic model, {:+.1}%; its RAM total adds {} of process overhead)",
             human_bytes(host),
             human_bytes(analytic),
-            (analytic as f64 / host.max(1) as f64 - 1.0) * 100.0
+            (analytic as f64 / host.max(1) as f64 - 1.0) * 100.0,
+            human_bytes(row.memory.host.overhead)
         );
     }
     if ngl > 0 && !devices.iter().any(|x| x.kind == "gpu" || x.kind == "igpu") {
