@@ -57,7 +57,7 @@ impl DryModel {
             .with_n_gpu_layers(load.n_gpu_layers)
             .with_no_alloc(true);
         log::take();
-        LlamaModel::load_from_file(backend, path, &params)
+        log::quietly(|| LlamaModel::load_from_file(backend, path, &params))
             .map(|model| DryModel { model })
             .map_err(|e| {
                 let log = log::take();
@@ -86,7 +86,8 @@ impl DryModel {
             unsafe { *std::ptr::from_ref(&self.model).cast::<*mut llama_cpp_sys_2::llama_model>() };
         log::take();
         // SAFETY: a valid model and a by-value parameter struct.
-        let ctx = unsafe { llama_cpp_sys_2::llama_init_from_model(model, raw(params)) };
+        let ctx =
+            log::quietly(|| unsafe { llama_cpp_sys_2::llama_init_from_model(model, raw(params)) });
         if ctx.is_null() {
             let log = log::take();
             return Err(BackendError::PointFailed {
@@ -99,7 +100,7 @@ impl DryModel {
         }
         let rows = breakdown(ctx);
         // SAFETY: `ctx` came from llama_init_from_model and is freed once.
-        unsafe { llama_cpp_sys_2::llama_free(ctx) };
+        log::quietly(|| unsafe { llama_cpp_sys_2::llama_free(ctx) });
         log::take();
         let buffers = rows.ok_or_else(|| BackendError::PointFailed {
             message: "llama.cpp's memory breakdown failed".into(),

@@ -17,6 +17,18 @@ use llama_cpp_sys_2::{
 };
 
 static VERBOSE: AtomicBool = AtomicBool::new(false);
+/// Set while llama.cpp works for a dry run: its lines are still collected
+/// (the dry run reads its errors) but not echoed, so a verbose log shows the
+/// model and contexts that are measured, as llama-bench's does.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Runs `f` with llama.cpp's log kept off stderr.
+pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    QUIET.store(true, Ordering::Relaxed);
+    let out = f();
+    QUIET.store(false, Ordering::Relaxed);
+    out
+}
 
 struct State {
     /// Level of the line being assembled.
@@ -81,7 +93,7 @@ unsafe extern "C" fn callback(level: ggml_log_level, text: *const c_char, _user:
             continue;
         }
         let important = is_important(level);
-        if important || VERBOSE.load(Ordering::Relaxed) {
+        if (important || VERBOSE.load(Ordering::Relaxed)) && !QUIET.load(Ordering::Relaxed) {
             let _ = writeln!(std::io::stderr(), "{line}");
         }
         let kept =
