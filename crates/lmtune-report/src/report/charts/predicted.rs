@@ -1,7 +1,9 @@
 //! Predicted (before the run) against measured: peak RSS and generation
-//! t/s, each with its mean and worst error stated.
+//! t/s, each with its mean and worst error stated; and the buffers
+//! llama.cpp allocated against both predictions of them, its own dry run
+//! and lmtune's analytic model.
 
-use lmtune_core::record::Status;
+use lmtune_core::record::{BufferKind, Record, Status};
 
 use super::{ChartInput, MIB};
 use crate::report::chart::Chart;
@@ -26,6 +28,59 @@ pub(super) fn charts(input: &ChartInput, _warnings: &mut Vec<String>) -> Vec<Cha
             note: error_note(&rss),
             points: rss,
         });
+    }
+    // The buffers llama.cpp allocated (weights, KV, compute; its small
+    // output buffer is in neither prediction).
+    let allocated = |r: &Record| -> Option<f64> {
+        let p = r.measurement.placement.as_ref()?;
+        let bytes: u64 = p
+            .buffers
+            .iter()
+            .filter(|b| b.kind != BufferKind::Output)
+            .map(|b| b.bytes)
+            .sum();
+        (bytes > 0).then_some(bytes as f64 / MIB)
+    };
+    let dry: Vec<(f64, f64)> = ok()
+        .filter_map(|t| {
+            let d =
+                t.r.measurement
+                    .dry_run
+                    .as_ref()
+                    .filter(|d| d.error.is_none())?;
+            let (m, c, k) = d.sum(|_| true);
+            Some(((m + c + k) as f64 / MIB, allocated(t.r)?))
+        })
+        .collect();
+    let analytic: Vec<(f64, f64)> = ok()
+        .filter_map(|t| {
+            let p = t.r.prediction.as_ref()?;
+            let bytes = p.host_buffers_bytes? + p.vram_buffers_bytes.unwrap_or(0);
+            Some((bytes as f64 / MIB, allocated(t.r)?))
+        })
+        .collect();
+    for (points, stem, source) in [
+        (
+            dry,
+            "predicted_buffers_dry_run",
+            "llama.cpp's dry run (no_alloc)",
+        ),
+        (
+            analytic,
+            "predicted_buffers_analytic",
+            "lmtune's analytic model",
+        ),
+    ] {
+        if !points.is_empty() {
+            charts.push(Chart::Scatter {
+                stem: stem.into(),
+                title: format!("memory buffers: {source} vs what llama.cpp allocated"),
+                x_label: "predicted (MiB)".into(),
+                y_label: "allocated (MiB)".into(),
+                note: error_note(&points),
+                points,
+            });
+        }
     }
     let tg: Vec<(f64, f64)> = ok()
         .filter_map(|t| {
