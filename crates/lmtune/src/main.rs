@@ -8,6 +8,7 @@ mod commands;
 mod dry_run;
 mod interrupt;
 mod output;
+mod paste;
 mod predict;
 mod runner;
 mod sweep;

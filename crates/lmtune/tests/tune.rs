@@ -470,3 +470,33 @@ fn tune_against_a_grid_measures_both_back_to_back_and_reports_the_ratio() {
         assert!(stderr.contains(want), "{args:?}: {stderr}");
     }
 }
+
+/// Issue 22 #14: tune printed its pick as knobs only; it now prints the same
+/// scenario snippet, llama-server / llama-bench flags and LM Studio settings
+/// as `plan`, with every knob it chose.
+#[test]
+fn tune_prints_its_pick_as_llama_server_llama_bench_and_lm_studio_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(dir.path(), "paste.toml", &SPACE.replace("SEED", "seed = 3"));
+    let out = dir.path().join("out");
+    let output = lmtune()
+        .arg("tune")
+        .arg(&path)
+        .args(["--objective", "pp", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("tune.json")).unwrap()).unwrap();
+    let k = &summary["recommendation"];
+    let server = format!(
+        "llama-server: -ngl {} -c {} -b {} -ub {} -t {}",
+        k["n_gpu_layers"], k["n_ctx"], k["n_batch"], k["n_ubatch"], k["threads"]
+    );
+    assert!(stdout.contains(&server), "{server}\n{stdout}");
+    assert!(stdout.contains("llama-bench:  -ngl "), "{stdout}");
+    assert!(stdout.contains("LM Studio:    GPU Offload "), "{stdout}");
+    assert!(stdout.contains("  [sweep]"), "{stdout}");
+}

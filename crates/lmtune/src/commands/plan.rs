@@ -16,6 +16,9 @@ use lmtune_report::human_bytes;
 use crate::cli::PlanArgs;
 use crate::exit;
 
+/// llama-server's (and llama-bench's) default n_batch.
+const LLAMA_SERVER_N_BATCH: u64 = 2048;
+
 /// GPU bandwidth assumed when no GPU is visible and none is given.
 const ASSUMED_GPU_GB_PER_S: f64 = 500.0;
 
@@ -103,9 +106,18 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         }
     };
 
+    // llama.cpp clamps n_batch to the context and n_ubatch to n_batch
+    // (llama-server's n_batch is 2048): plan, and recommend, what it runs.
+    let n_ubatch = args.ubatch.min(LLAMA_SERVER_N_BATCH).min(n_ctx);
+    if n_ubatch != args.ubatch {
+        notes.push(format!(
+            "--ubatch {} is more than llama.cpp uses: it clamps n_ubatch to n_batch ({LLAMA_SERVER_N_BATCH}, llama-server's default) and n_batch to n_ctx ({n_ctx}), so the plan is for n_ubatch {n_ubatch}",
+            args.ubatch
+        ));
+    }
     let ctx = ContextShape {
         n_ctx,
-        n_ubatch: args.ubatch,
+        n_ubatch,
         type_k: type_k.ggml_type(),
         type_v: type_v.ggml_type(),
         flash_attn: !args.no_flash_attn,
@@ -189,7 +201,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
 
     let dry = (!args.no_dry_run).then(|| {
         let ngl = p.recommended.map_or(0, |i| p.rows[i].n_gpu_layers);
-        let ctx = dry_run_context(&args, n_ctx, type_k, type_v);
+        let ctx = dry_run_context(&args, &p, type_k, type_v);
         let load = LoadParams {
             n_gpu_layers: u32::try_from(ngl).unwrap_or(u32::MAX),
             use_mmap: true,
@@ -297,7 +309,6 @@ fn print_recommendation(
     type_v: KvType,
 ) {
     let ngl = r.n_gpu_layers;
-    let fa = if p.ctx.flash_attn { "on" } else { "off" };
     println!(
         "recommended: n_gpu_layers = {ngl} — predicted {:.1} tokens/s generation, {} VRAM, {} RAM",
         r.tg_tokens_per_s,
@@ -305,43 +316,33 @@ fn print_recommendation(
         human_bytes(r.memory.host.total())
     );
     println!();
-    println!("scenario:");
-    println!("  [sweep]");
-    println!("  n_gpu_layers = {ngl}");
-    println!("  n_ctx = {}", p.ctx.n_ctx);
-    println!("  n_ubatch = {}", p.ctx.n_ubatch);
-    println!("  type_k = \"{type_k}\"\n  type_v = \"{type_v}\"\n  flash_attn = \"{fa}\"");
-    println!(
-        "llama-server: -ngl {ngl} -c {} -ub {} -ctk {type_k} -ctv {type_v} -fa {fa}",
-        p.ctx.n_ctx, p.ctx.n_ubatch
-    );
-    println!(
-        "llama-bench:  -ngl {ngl} -ub {} -ctk {type_k} -ctv {type_v} -fa {} -p 512 -n 128 -d {}",
-        p.ctx.n_ubatch,
-        u8::from(p.ctx.flash_attn),
-        p.ctx.n_ctx.saturating_sub(640)
-    );
-    println!(
-        "LM Studio:    GPU Offload {} of {} layers{}, Context Length {}, Flash Attention {}",
-        ngl.min(a.n_layer),
-        a.n_layer,
-        if ngl > a.n_layer {
-            " (all, output included)"
+    let settings = crate::paste::Settings {
+        n_gpu_layers: ngl,
+        n_layer: a.n_layer,
+        n_ctx: p.ctx.n_ctx,
+        n_batch: None,
+        n_ubatch: p.ctx.n_ubatch,
+        threads: None,
+        type_k,
+        type_v,
+        flash_attn: if p.ctx.flash_attn {
+            FlashAttn::On
         } else {
-            ""
+            FlashAttn::Off
         },
-        p.ctx.n_ctx,
-        if p.ctx.flash_attn { "on" } else { "off" }
-    );
+    };
+    for line in crate::paste::lines(&settings) {
+        println!("{line}");
+    }
 }
 
 /// The context a dry run of the plan creates: the plan's, with llama-server's
 /// n_batch and this machine's physical cores.
-fn dry_run_context(args: &PlanArgs, n_ctx: u64, type_k: KvType, type_v: KvType) -> ContextParams {
-    let n_ubatch = u32::try_from(args.ubatch).unwrap_or(u32::MAX);
+fn dry_run_context(args: &PlanArgs, p: &Plan, type_k: KvType, type_v: KvType) -> ContextParams {
+    let n_ubatch = u32::try_from(p.ctx.n_ubatch).unwrap_or(u32::MAX);
     ContextParams {
-        n_ctx: u32::try_from(n_ctx).unwrap_or(u32::MAX),
-        n_batch: n_ubatch.max(2048),
+        n_ctx: u32::try_from(p.ctx.n_ctx).unwrap_or(u32::MAX),
+        n_batch: LLAMA_SERVER_N_BATCH as u32,
         n_ubatch,
         threads: HostInfo::detect().physical_cores.max(1),
         type_k,

@@ -167,7 +167,13 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     measurer.sweep.shutdown();
     progress.finish();
 
-    let recommended = print_outcome(&found, check.as_ref(), &measurer.records, &out_dir);
+    let recommended = print_outcome(
+        &found,
+        check.as_ref(),
+        &measurer.records,
+        &out_dir,
+        plan.model.n_layer,
+    );
     write_summary(&out_dir, &found.summary(check.as_ref()).to_json_text())?;
     Ok(if !recommended {
         exit::SOME_FAILED
@@ -185,6 +191,7 @@ fn print_outcome(
     check: Option<&Check>,
     records: &[Record],
     out_dir: &Path,
+    n_layer: u64,
 ) -> bool {
     if !records.is_empty() {
         print!("{}", markdown_table(records));
@@ -221,6 +228,21 @@ fn print_outcome(
             "  = a {pp_label}+{tg_label} request: {pp_label} at {:.2} t/s, then {tg_label} at {:.2} t/s",
             pp.tokens_per_s, tg.tokens_per_s
         );
+    }
+    // The same forms `plan` prints, with the measured pick's every knob.
+    let settings = crate::paste::Settings {
+        n_gpu_layers: u64::from(p.load.n_gpu_layers),
+        n_layer,
+        n_ctx: u64::from(p.ctx.n_ctx),
+        n_batch: Some(u64::from(p.ctx.n_batch)),
+        n_ubatch: u64::from(p.ctx.n_ubatch),
+        threads: Some(p.ctx.threads),
+        type_k: p.ctx.type_k,
+        type_v: p.ctx.type_v,
+        flash_attn: p.ctx.flash_attn,
+    };
+    for line in crate::paste::lines(&settings) {
+        println!("  {line}");
     }
     let (distinct, n_candidates) = (found.candidates_measured(), found.n_candidates);
     let spent = found.measuring_time_s();

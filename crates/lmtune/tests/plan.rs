@@ -1,4 +1,4 @@
-//! `lmtune plan` with llama.cpp's own dry run of the recommended setting
+//! `lmtune plan`: llama.cpp's own dry run of the recommended setting
 //! beside the analytic figures, and what it says when llama.cpp cannot
 //! answer.
 
@@ -106,4 +106,44 @@ fn a_model_llama_cpp_cannot_load_still_gets_the_analytic_plan_and_one_line_why()
         note[0]
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Issue 22 #15: `plan --ubatch 4096 --ctx 512` recommended `-ub 4096`;
+/// llama.cpp clamps n_ubatch to n_batch and n_batch to the context, so the
+/// plan is for, and recommends, what it would run — and says so.
+#[test]
+fn plan_clamps_n_ubatch_as_llama_cpp_does() {
+    let out = lmtune()
+        .args([
+            "plan",
+            "--ubatch",
+            "4096",
+            "--ctx",
+            "512",
+            "--vram",
+            "0",
+            "--cpu-bandwidth",
+            "20",
+            "--no-dry-run",
+            "--model",
+        ])
+        .arg(model_path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("n_ctx 512, n_ubatch 512"), "{stdout}");
+    assert!(
+        stdout.contains("note: --ubatch 4096 is more than llama.cpp uses"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("llama-server: -ngl 0 -c 512 -ub 512 "),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("-ub 4096"), "{stdout}");
+    assert!(
+        !stdout.contains("llama.cpp's dry run"),
+        "--no-dry-run: {stdout}"
+    );
 }
