@@ -9,6 +9,14 @@ use crate::cli::ReportArgs;
 use crate::exit;
 
 pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
+    // Flags first: a bad one is refused before any file is read.
+    let size = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<u64>> {
+        v.as_deref()
+            .map(|s| parse_size(s).map_err(|e| anyhow!("{flag}: {e}")))
+            .transpose()
+    };
+    let ram_budget_bytes = size("--ram-budget", &args.ram_budget)?;
+    let vram_budget_bytes = size("--vram-budget", &args.vram_budget)?;
     let mut inputs = Vec::new();
     for path in &args.results {
         let (_, records) =
@@ -31,11 +39,6 @@ pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
             records,
         });
     }
-    let size = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<u64>> {
-        v.as_deref()
-            .map(|s| parse_size(s).map_err(|e| anyhow!("{flag}: {e}")))
-            .transpose()
-    };
     let reference = match &args.reference {
         None => Vec::new(),
         Some(path) => {
@@ -54,8 +57,8 @@ pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
             .title
             .clone()
             .unwrap_or_else(|| format!("lmtune report: {}", scenarios.join(", "))),
-        ram_budget_bytes: size("--ram-budget", &args.ram_budget)?,
-        vram_budget_bytes: size("--vram-budget", &args.vram_budget)?,
+        ram_budget_bytes,
+        vram_budget_bytes,
         reference,
         png: !args.no_png,
         only: args.charts.clone(),
