@@ -13,10 +13,12 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("{text:?} does not start with a number"))?;
     let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" => return Err(format!(
+        "" => {
+            return Err(format!(
             "{text:?} has no unit; write it with one, e.g. {t}GiB, {t}GB or {}MiB (B for bytes)",
             (number * 1024.0).round()
-        )),
+        ))
+        }
         "b" => 1.0,
         "k" | "kb" => 1e3,
         "m" | "mb" => 1e6,

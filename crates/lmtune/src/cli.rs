@@ -289,7 +289,8 @@ pub struct ExportArgs {
     /// Output format: llama-bench-csv, csv, jsonl, md (the Markdown table).
     #[arg(long, default_value = "llama-bench-csv")]
     pub format: String,
-    /// Write here instead of standard output.
+    /// Write here instead of standard output (csv and jsonl: a new file,
+    /// never overwritten).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
 }

@@ -19,12 +19,9 @@ pub fn run(args: ExportArgs) -> anyhow::Result<u8> {
     };
     let (_, records) = load_results(&args.results)
         .with_context(|| format!("cannot read {}", args.results.display()))?;
-    match format {
+    match (format, &args.output) {
         // lmtune's own results files: new files only, grown as a run grows them.
-        RecordFormat::Csv | RecordFormat::Jsonl => {
-            let Some(path) = &args.output else {
-                bail!("--format {} needs --output FILE", args.format)
-            };
+        (RecordFormat::Csv | RecordFormat::Jsonl, Some(path)) => {
             if path.exists() {
                 bail!(
                     "{} exists; lmtune does not overwrite results",
@@ -36,13 +33,15 @@ pub fn run(args: ExportArgs) -> anyhow::Result<u8> {
                 sink.append(r)?;
             }
         }
-        RecordFormat::LlamaBenchCsv | RecordFormat::Markdown => {
+        (_, Some(path)) => {
             let bytes = format.exporter().serialize(&records)?;
-            match &args.output {
-                Some(path) => std::fs::write(path, bytes)
-                    .with_context(|| format!("cannot write {}", path.display()))?,
-                None => std::io::stdout().write_all(&bytes)?,
-            }
+            std::fs::write(path, bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?
+        }
+        // Every format to standard output without --output (a pipe).
+        (_, None) => {
+            let bytes = format.exporter().serialize(&records)?;
+            std::io::stdout().write_all(&bytes)?
         }
     }
     eprintln!("exported {} records", records.len());
