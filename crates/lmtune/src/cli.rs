@@ -16,8 +16,16 @@ Examples:
   lmtune plan -m model.gguf --vram 8GiB         what to offload, predicted
   lmtune compare results/base results/current   the regression gate";
 
+/// `lmtune --version`: the crate version and the git commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("LMTUNE_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
-#[command(name = "lmtune", version, about = "Auto-tuning benchmark and planner for local LLM inference", after_help = AFTER_HELP)]
+#[command(name = "lmtune", version = VERSION, about = "Auto-tuning benchmark and planner for local LLM inference", after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -26,28 +34,75 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a scenario file: sweep its settings and record tokens/s and memory per point.
+    #[command(after_help = "Examples:
+  lmtune run scenarios/quickstart.toml              sweep, results in results/<date>-<host>-<name>/
+  lmtune run my.toml --dry-run                      validate and list the points, predicted memory
+  lmtune run my.toml --resume results/DIR           finish an interrupted run
+  lmtune run my.toml --save-baseline main           keep this run as the baseline \"main\"")]
     Run(RunArgs),
     /// Print this machine's fingerprint, GPUs and measured memory bandwidth.
+    #[command(after_help = "Examples:
+  lmtune hw                       CPU, RAM, GPUs, bandwidth, as text
+  lmtune hw --json                the same for scripts")]
     Hw(HwArgs),
     /// Describe a GGUF model: shape, bytes per layer, KV cache per token.
+    #[command(after_help = "Examples:
+  lmtune inspect models/SmolLM2-135M-Instruct.Q4_1.gguf
+  lmtune inspect model.gguf --json")]
     Inspect(InspectArgs),
     /// Predict memory and speed for every GPU offload, and recommend settings.
+    #[command(after_help = "Examples:
+  lmtune plan -m model.gguf --vram 8GiB --ctx 8192    what fits on an 8 GiB card, predicted
+  lmtune plan -m model.gguf --vram 0                  CPU only, with llama.cpp's dry run
+  lmtune plan -m model.gguf --calibration cal.json    with a fit from `lmtune fit -o cal.json`")]
     Plan(PlanArgs),
     /// Write a synthetic GGUF model (random weights, real layout) of any size.
+    #[command(after_help = "Examples:
+  lmtune synth --like llama-7b --quant q4_K -o /tmp/7b.gguf
+  lmtune synth --like gemma3-270m --quant q8_0 -o /tmp/gemma3.gguf
+  lmtune synth --layers 4 --embd 512 --heads 8 -o /tmp/tiny.gguf")]
     Synth(SynthArgs),
     /// Regression gate: compare two result sets point by point (exit 1 on a regression).
+    #[command(after_help = "Examples:
+  lmtune compare results/base results/current               exit 1 on a regression
+  lmtune compare --baseline main results/current            against a saved baseline
+  lmtune compare base.json current --format junit > gate.xml   for CI")]
     Compare(CompareArgs),
     /// Convert results (lmtune or llama-bench files) to another format.
+    #[command(after_help = "Examples:
+  lmtune export results/DIR                       llama-bench CSV on standard output
+  lmtune export results/DIR --format md           the Markdown table
+  lmtune export bench.json --format jsonl -o results.jsonl   llama-bench output as lmtune records")]
     Export(ExportArgs),
     /// Draw charts and write index.html + summary.md from result files.
+    #[command(after_help = "Examples:
+  lmtune report results/DIR -o reports/NAME
+  lmtune report results/a results/b -o reports/hw     two machines: a hardware comparison
+  lmtune report results/DIR -o /tmp/r --charts tg_vs,memory")]
     Report(ReportArgs),
     /// Fit memory and throughput models to results (errors reported leave-one-out).
+    #[command(after_help = "Examples:
+  lmtune fit results/DIR                    coefficients with confidence intervals and held-out errors
+  lmtune fit results/DIR -o cal.json        a calibration for `lmtune plan --calibration`")]
     Fit(FitArgs),
     /// Find the fastest setting of a scenario's space, measuring only what could win.
+    #[command(after_help = "Examples:
+  lmtune tune my.toml --objective tg                  fastest generation in the scenario's space
+  lmtune tune --model model.gguf --time-budget 5m     the default space, within five minutes
+  lmtune tune my.toml --vram 8GiB --objective balanced")]
     Tune(TuneArgs),
     /// Greedy-decode a prompt on one backend and print the tokens: checks that
     /// two backends compute the same model (same weights, same first tokens).
+    #[command(after_help = "Examples:
+  lmtune generate -m model.gguf --prompt \"The capital of France is\"
+  lmtune generate -m model.gguf --backend candle --prompt \"Hello\"")]
     Generate(GenerateArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Examples:
+  lmtune completions bash > ~/.local/share/bash-completion/completions/lmtune
+  lmtune completions zsh > ~/.zfunc/_lmtune
+  lmtune completions fish > ~/.config/fish/completions/lmtune.fish")]
+    Completions(CompletionsArgs),
     /// Worker mode (internal): hosts one backend, speaks JSON lines on stdin/stdout.
     #[command(name = "__worker", hide = true)]
     Worker(WorkerArgs),
@@ -243,6 +298,12 @@ pub struct SynthArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
 pub struct WorkerArgs {
     #[arg(long)]
     pub backend: String,
@@ -404,4 +465,67 @@ pub struct TuneArgs {
     /// Show the backend's own logs.
     #[arg(long, short)]
     pub verbose: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    /// `a "b c" d` → [a, b c, d].
+    fn words(line: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut word = String::new();
+        let mut quoted = false;
+        for c in line.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                ' ' if !quoted => {
+                    if !word.is_empty() {
+                        out.push(std::mem::take(&mut word));
+                    }
+                }
+                c => word.push(c),
+            }
+        }
+        if !word.is_empty() {
+            out.push(word);
+        }
+        out
+    }
+
+    /// Issue 22 #20: every subcommand's --help has examples, and every
+    /// example is a command line lmtune accepts (flags and values parse).
+    #[test]
+    fn every_subcommand_has_examples_that_parse() {
+        let cli = Cli::command();
+        for sub in cli.get_subcommands().filter(|s| !s.is_hide_set()) {
+            let help = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                help.contains("Examples:"),
+                "{} has no examples",
+                sub.get_name()
+            );
+            for line in help
+                .lines()
+                .filter(|l| l.trim_start().starts_with("lmtune "))
+            {
+                // The command, without its description (two spaces or more
+                // after it) or a shell redirection.
+                let command = line.trim().split("  ").next().unwrap();
+                let command = command.split(" > ").next().unwrap();
+                let args = words(command);
+                if let Err(e) = Cli::try_parse_from(&args) {
+                    panic!(
+                        "{}: example {command:?} does not parse: {e}",
+                        sub.get_name()
+                    );
+                }
+            }
+        }
+    }
 }

@@ -34,3 +34,32 @@ fn hw_json_is_machine_readable() {
             .starts_with("no NVIDIA GPU detected"));
     }
 }
+
+/// Issue 22 #20: `--version` names the git commit the binary was built from,
+/// and `completions` prints a script for the shell asked.
+#[test]
+fn version_names_the_commit_and_completions_print_a_script() {
+    let out = lmtune().arg("--version").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("lmtune 0."), "{text}");
+    assert!(
+        text.contains(" (") && text.trim_end().ends_with(')'),
+        "{text}"
+    );
+    for (shell, marker) in [
+        ("bash", "_lmtune()"),
+        ("zsh", "#compdef lmtune"),
+        ("fish", "complete -c lmtune"),
+    ] {
+        let out = lmtune().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            script.contains(marker),
+            "{shell}: {}",
+            &script[..script.len().min(200)]
+        );
+    }
+    let out = lmtune().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

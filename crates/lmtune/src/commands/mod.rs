@@ -40,5 +40,15 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Tune(args) => tune::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Worker(args) => worker::run(args),
+        Command::Completions(args) => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                args.shell,
+                &mut crate::cli::Cli::command(),
+                "lmtune",
+                &mut std::io::stdout(),
+            );
+            Ok(crate::exit::OK)
+        }
     }
 }
