@@ -36,6 +36,7 @@ pub enum Command {
     /// Run a scenario file: sweep its settings and record tokens/s and memory per point.
     #[command(after_help = "Examples:
   lmtune run scenarios/quickstart.toml              sweep, results in results/<date>-<host>-<name>/
+  lmtune run -m model.gguf                          llama-bench's default test (pp512, tg128)
   lmtune run my.toml --dry-run                      validate and list the points, predicted memory
   lmtune run my.toml --resume results/DIR           finish an interrupted run
   lmtune run my.toml --save-baseline main           keep this run as the baseline \"main\"")]
@@ -111,7 +112,10 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Scenario file (TOML, schema 1; see README.md "Scenario files").
-    pub scenario: PathBuf,
+    /// Without one, --model runs llama-bench's default test: pp512 and
+    /// tg128, all layers offloaded, the physical cores.
+    #[arg(required_unless_present_any = ["model", "resume"])]
+    pub scenario: Option<PathBuf>,
     /// Directory for results.jsonl / results.csv
     /// [default: results/<date>-<host>-<scenario>/]
     #[arg(long, short, conflicts_with = "resume")]
@@ -137,8 +141,9 @@ pub struct RunArgs {
     /// [measure] worker_memory_limit. A point that needs more is recorded as `oom`.
     #[arg(long, value_name = "SIZE")]
     pub worker_memory_limit: Option<String>,
-    /// Use this model file instead of the scenario's [model] path.
-    #[arg(long)]
+    /// Use this model file instead of the scenario's [model] path (or,
+    /// without a scenario, measure it as llama-bench does by default).
+    #[arg(long, short)]
     pub model: Option<PathBuf>,
     /// Validate the scenario and list its points without measuring.
     #[arg(long)]

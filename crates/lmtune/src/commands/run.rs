@@ -23,7 +23,15 @@ use crate::runner::{LineSink, SpawnOptions};
 use crate::sweep::{PointResult, Sweep};
 
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
-    let mut scenario = Scenario::load(&args.scenario)?;
+    let mut scenario = match (&args.scenario, &args.model) {
+        (Some(file), _) => Scenario::load(file)?,
+        (None, Some(model)) => default_scenario(model)?,
+        // `--resume DIR` alone: the scenario the run saved there.
+        (None, None) => match &args.resume {
+            Some(dir) => Scenario::load(&dir.join("scenario.toml"))?,
+            None => anyhow::bail!("give a scenario file, or a model with -m/--model"),
+        },
+    };
     if let Some(model) = &args.model {
         scenario.model_path = model.clone();
         scenario.model_span = None;
@@ -428,11 +436,10 @@ fn resume_command(args: &RunArgs, out_dir: &Path) -> String {
             s
         }
     };
-    let mut cmd = format!(
-        "lmtune run {} --resume {}",
-        quote(&args.scenario),
-        quote(out_dir)
-    );
+    let mut cmd = match &args.scenario {
+        Some(file) => format!("lmtune run {} --resume {}", quote(file), quote(out_dir)),
+        None => format!("lmtune run --resume {}", quote(out_dir)),
+    };
     if let Some(model) = &args.model {
         cmd.push_str(&format!(" --model {}", quote(model)));
     }
@@ -538,4 +545,25 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_else(|| PathBuf::from(path).display().to_string())
+}
+
+/// `run -m MODEL` without a scenario: llama-bench's default test (pp512 and
+/// tg128, every layer offloaded, the physical cores, 5 repetitions).
+fn default_scenario(model: &Path) -> anyhow::Result<Scenario> {
+    let stem = model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let path = std::path::absolute(model).unwrap_or_else(|_| model.to_path_buf());
+    let source = format!(
+        "# Written by `lmtune run --model`: llama-bench's default test.\n\
+         schema = 1\nname = {name}\n\n[model]\npath = {path}\n\n\
+         [workload]\nn_prompt = [512]\nn_gen = [128]\n\n[measure]\nrepetitions = 5\nwarmup = 1\n",
+        name = serde_json::to_string(&stem)?,
+        path = serde_json::to_string(&path.display().to_string())?,
+    );
+    Ok(Scenario::parse(
+        &PathBuf::from(format!("{stem}.toml")),
+        &source,
+    )?)
 }
