@@ -114,7 +114,7 @@ pub struct RunArgs {
     /// Scenario file (TOML, schema 1; see README.md "Scenario files").
     /// Without one, --model runs llama-bench's default test: pp512 and
     /// tg128, all layers offloaded, the physical cores.
-    #[arg(required_unless_present_any = ["model", "resume"])]
+    #[arg(required_unless_present = "model")]
     pub scenario: Option<PathBuf>,
     /// Directory for results.jsonl / results.csv
     /// [default: results/<date>-<host>-<scenario>/]

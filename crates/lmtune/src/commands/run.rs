@@ -26,11 +26,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let mut scenario = match (&args.scenario, &args.model) {
         (Some(file), _) => Scenario::load(file)?,
         (None, Some(model)) => default_scenario(model)?,
-        // `--resume DIR` alone: the scenario the run saved there.
-        (None, None) => match &args.resume {
-            Some(dir) => Scenario::load(&dir.join("scenario.toml"))?,
-            None => anyhow::bail!("give a scenario file, or a model with -m/--model"),
-        },
+        (None, None) => anyhow::bail!("give a scenario file, or a model with -m/--model"),
     };
     if let Some(model) = &args.model {
         scenario.model_path = model.clone();
