@@ -500,3 +500,25 @@ fn tune_prints_its_pick_as_llama_server_llama_bench_and_lm_studio_settings() {
     assert!(stdout.contains("LM Studio:    GPU Offload "), "{stdout}");
     assert!(stdout.contains("  [sweep]"), "{stdout}");
 }
+
+/// Issue 22 #24: `--max-points 0` was accepted; it is refused up front,
+/// before any point runs, with what to give instead.
+#[test]
+fn tune_refuses_max_points_zero_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(dir.path(), "zero.toml", &SPACE.replace("SEED", "seed = 1"));
+    let output = lmtune()
+        .arg("tune")
+        .arg(&path)
+        .args(["--max-points", "0", "--out"])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--max-points 0") && stderr.contains("at least 1"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("out").exists(), "nothing was written");
+}

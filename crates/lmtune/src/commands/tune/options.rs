@@ -44,6 +44,9 @@ pub(super) fn options(args: &TuneArgs) -> anyhow::Result<TuneOptions> {
         )
     })?;
     let tolerance = parse_tolerance(&args.tolerance)?;
+    if args.max_points == Some(0) {
+        bail!("--max-points 0: the tuner needs at least 1 point to measure; give 1 or more, or leave it out for no limit");
+    }
     if args.against.is_some() && args.check_rounds == 0 {
         bail!("--check-rounds 0: the check needs at least one round; use 1 or more (default 3)");
     }
