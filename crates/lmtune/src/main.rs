@@ -3,6 +3,7 @@
 //! This binary is thin: it parses arguments, runs one command and maps the
 //! outcome to an exit code (0 ok, 1 some points failed, 2 could not run, 130 interrupted).
 
+mod bandwidth_history;
 mod cli;
 mod commands;
 mod dry_run;

@@ -147,3 +147,60 @@ fn plan_clamps_n_ubatch_as_llama_cpp_does() {
         "--no-dry-run: {stdout}"
     );
 }
+
+/// Issue 22 #13: `plan`'s speed for the same model and flags swung from 47
+/// to 81 t/s within minutes with its one bandwidth probe. Probes are kept
+/// per machine with their date; the plan uses the best of the last 30 days
+/// and states the spread as the prediction's uncertainty.
+#[test]
+fn plan_uses_the_best_recent_bandwidth_probe_and_states_the_spread() {
+    let cache = tempfile::tempdir().unwrap();
+    let plan = || {
+        let out = lmtune()
+            .env("XDG_CACHE_HOME", cache.path())
+            .args(["plan", "--vram", "0", "--no-dry-run", "--model"])
+            .arg(model_path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = plan();
+    assert!(
+        first.contains("the best of 1 probe(s) on this machine"),
+        "{first}"
+    );
+    let file = cache.path().join("lmtune/bandwidth.tsv");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let machine = text
+        .lines()
+        .next()
+        .unwrap()
+        .split('\t')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let today = text
+        .lines()
+        .next()
+        .unwrap()
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_string();
+    // A faster probe today, and a faster but stale one (ignored).
+    std::fs::write(
+        &file,
+        format!("{text}{today}\t{machine}\t999.00\n2020-01-01\t{machine}\t5000.00\n"),
+    )
+    .unwrap();
+    let second = plan();
+    assert!(
+        second.contains("host read bandwidth 999.0 GB/s: the best of 3 probe(s)"),
+        "{second}"
+    );
+    assert!(
+        second.contains("note: uncertainty: the recommendation's"),
+        "{second}"
+    );
+}

@@ -91,18 +91,22 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
             ASSUMED_GPU_GB_PER_S
         }
     };
+    let mut bandwidth_low = None;
     let cpu_bw = match args.cpu_bandwidth {
         Some(bw) => bw,
         None => {
             let host = HostInfo::detect();
             let bw = measure_triad(host.physical_cores, 256 << 20, 5);
-            notes.push(format!(
-                "host read bandwidth measured: {:.1} GB/s ({} threads; STREAM triad {:.1} GB/s)",
+            let h = crate::bandwidth_history::record_and_choose(
+                &host.label(),
                 bw.read_ceiling_gb_per_s(),
-                bw.threads,
-                bw.best_gb_per_s
+            );
+            notes.push(format!(
+                "host read bandwidth {:.1} GB/s: the best of {} probe(s) on this machine since {} (this one {:.1} GB/s, {} threads; the slowest {:.1} GB/s)",
+                h.gb_per_s, h.probes, h.since, h.now_gb_per_s, bw.threads, h.low_gb_per_s
             ));
-            bw.read_ceiling_gb_per_s()
+            bandwidth_low = Some(h.low_gb_per_s / h.gb_per_s);
+            h.gb_per_s
         }
     };
 
@@ -199,6 +203,20 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         }
     }
 
+    // Generation is bandwidth-bound: the spread of the probes is the
+    // prediction's uncertainty (the fixed cost per token does not scale).
+    if let (Some(ratio), Some(r)) = (bandwidth_low, p.recommended.map(|i| &p.rows[i])) {
+        if ratio < 0.98 {
+            // At most proportional: the fixed cost per token does not scale.
+            let slow = r.tg_tokens_per_s * ratio;
+            notes.push(format!(
+                "uncertainty: the recommendation's {:.1} t/s generation is at the best bandwidth probe; at the slowest it would be down to about {:.1} t/s ({:.0}% lower)",
+                r.tg_tokens_per_s,
+                slow,
+                (1.0 - ratio) * 100.0
+            ));
+        }
+    }
     let dry = (!args.no_dry_run).then(|| {
         let ngl = p.recommended.map_or(0, |i| p.rows[i].n_gpu_layers);
         let ctx = dry_run_context(&args, &p, type_k, type_v);
