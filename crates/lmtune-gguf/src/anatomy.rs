@@ -25,6 +25,10 @@ pub struct TensorGroup {
 }
 
 impl TensorGroup {
+    pub fn is_empty(&self) -> bool {
+        self.n_tensors == 0
+    }
+
     fn add(&mut self, ggml_type: GgmlType, n_params: u64, bytes: u64) {
         self.n_tensors += 1;
         self.n_params += n_params;
@@ -40,7 +44,35 @@ pub struct Layer {
     pub n_head_kv: u64,
     /// Sliding-window attention layer (its KV cache is bounded by the window).
     pub is_swa: bool,
+    /// Every tensor of the block (routed experts included).
     pub tensors: TensorGroup,
+    /// The routed experts among them (`ffn_{gate,up,down,gate_up}_exps`,
+    /// chunked `_chexps`, their biases): a generated token reads
+    /// `expert_used_count` of `expert_count` of these. Shared experts
+    /// (`_shexp`) and the router run for every token and are not here.
+    #[serde(skip_serializing_if = "TensorGroup::is_empty")]
+    pub routed_experts: TensorGroup,
+}
+
+impl Layer {
+    /// Bytes a generated token reads from this block: everything but the
+    /// routed experts, plus `used / count` of them.
+    pub fn active_bytes(&self, experts: Option<(u64, u64)>) -> u64 {
+        let dense = self.tensors.bytes - self.routed_experts.bytes;
+        match experts {
+            Some((used, count)) if count > 0 && self.routed_experts.bytes > 0 => {
+                dense
+                    + (self.routed_experts.bytes as u128 * used.min(count) as u128 / count as u128)
+                        as u64
+            }
+            _ => self.tensors.bytes,
+        }
+    }
+}
+
+/// Whether a tensor of a block is a routed expert's.
+pub fn is_routed_expert(name: &str) -> bool {
+    name.contains("_exps.") || name.contains("_chexps.")
 }
 
 /// Everything lmtune knows about a model's structure.
@@ -60,6 +92,10 @@ pub struct ModelAnatomy {
     pub n_vocab: u64,
     /// Sliding window size in tokens, for models with SWA layers.
     pub sliding_window: Option<u64>,
+    /// Mixture of experts: routed experts per layer (`expert_count`) and
+    /// how many each token uses (`expert_used_count`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experts: Option<Experts>,
     pub layers: Vec<Layer>,
     /// `token_embd`: the input layer, which llama.cpp keeps on the CPU.
     pub input: TensorGroup,
@@ -79,7 +115,32 @@ pub struct ModelAnatomy {
     pub synthetic: bool,
 }
 
+/// A mixture-of-experts model's routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Experts {
+    pub count: u64,
+    pub used: u64,
+}
+
 impl ModelAnatomy {
+    /// (used, count) of the routed experts, for [`Layer::active_bytes`].
+    pub fn expert_routing(&self) -> Option<(u64, u64)> {
+        self.experts.map(|e| (e.used, e.count))
+    }
+
+    /// Weight bytes a generated token reads: every block's active bytes and
+    /// the output layer (one row of the token embeddings aside).
+    pub fn active_weights_bytes(&self) -> u64 {
+        let routing = self.expert_routing();
+        let blocks: u64 = self.layers.iter().map(|l| l.active_bytes(routing)).sum();
+        blocks
+            + if self.tied_embeddings {
+                self.input.bytes + self.output.bytes
+            } else {
+                self.output.bytes
+            }
+    }
+
     /// KV cache bytes per token for layer `il`, with K and V stored as the
     /// given ggml types (f16 = `GgmlType(1)`, q8_0 = `GgmlType(8)`, …).
     /// Quantized types are stored in blocks per row, as llama.cpp does.
@@ -194,6 +255,7 @@ impl GgufFile {
                 n_head_kv: per_layer_kv.get(il as usize).copied().unwrap_or(n_head),
                 is_swa: sliding_window.is_some() && swa.get(il as usize).copied().unwrap_or(false),
                 tensors: TensorGroup::default(),
+                routed_experts: TensorGroup::default(),
             })
             .collect();
         let (mut input, mut output, mut other) = (
@@ -208,7 +270,14 @@ impl GgufFile {
             let group = if let Some(rest) = t.name.strip_prefix("blk.") {
                 let il: Option<u64> = rest.split('.').next().and_then(|n| n.parse().ok());
                 match il.and_then(|il| layers.get_mut(il as usize)) {
-                    Some(layer) => &mut layer.tensors,
+                    Some(layer) => {
+                        if is_routed_expert(&t.name) {
+                            layer
+                                .routed_experts
+                                .add(t.ggml_type, t.n_elements, t.n_bytes);
+                        }
+                        &mut layer.tensors
+                    }
                     None => &mut other,
                 }
             } else if t.name.starts_with("token_embd") {
@@ -225,7 +294,12 @@ impl GgufFile {
             group.add(t.ggml_type, t.n_elements, t.n_bytes);
         }
 
+        let experts = match (optional("expert_count"), optional("expert_used_count")) {
+            (Some(count), Some(used)) if count > 0 => Some(Experts { count, used }),
+            _ => None,
+        };
         Ok(ModelAnatomy {
+            experts,
             name: summary.name.clone(),
             n_layer,
             n_ctx_train: summary.n_ctx_train,

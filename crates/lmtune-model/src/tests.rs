@@ -20,6 +20,7 @@ fn group(bytes: u64) -> TensorGroup {
 /// 10 layers of 100 MB, input 50 MB, output 60 MB, 4 KV heads × 128 dims.
 fn toy(tied: bool) -> ModelAnatomy {
     ModelAnatomy {
+        experts: None,
         architecture: "llama".into(),
         name: None,
         n_layer: 10,
@@ -38,6 +39,7 @@ fn toy(tied: bool) -> ModelAnatomy {
                 n_head_kv: 4,
                 is_swa: false,
                 tensors: group(100 * MB),
+                routed_experts: Default::default(),
             })
             .collect(),
         input: group(50 * MB),

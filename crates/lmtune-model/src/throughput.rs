@@ -54,12 +54,15 @@ pub fn bytes_per_token(
     depth: u64,
 ) -> (u64, u64) {
     let (mut cpu, mut gpu) = (0u64, 0u64);
+    // A mixture of experts reads only the experts a token is routed to.
+    let routing = a.expert_routing();
     for (il, layer) in a.layers.iter().enumerate() {
         let kv = depth * a.kv_bytes_per_token_layer(il, ctx.type_k, ctx.type_v);
+        let weights = layer.active_bytes(routing);
         if placement.layer_on_gpu(il as u64) {
-            gpu += layer.tensors.bytes + kv;
+            gpu += weights + kv;
         } else {
-            cpu += layer.tensors.bytes + kv;
+            cpu += weights + kv;
         }
     }
     let output = if a.tied_embeddings {

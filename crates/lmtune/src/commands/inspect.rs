@@ -30,6 +30,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<u8> {
             "file_size_bytes": file.file_len,
             "gguf_version": file.version,
             "anatomy": a,
+            "active_weights_bytes": a.active_weights_bytes(),
             "kv_bytes_per_token": kv.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -70,6 +71,23 @@ fn print_text(args: &InspectArgs, file: &GgufFile, a: &ModelAnatomy, kv: &[(Stri
         a.head_dim_k,
         a.head_dim_v
     );
+    if let Some(e) = a.experts {
+        let routed: u64 = a.layers.iter().map(|l| l.routed_experts.bytes).sum();
+        let moe_layers = a
+            .layers
+            .iter()
+            .filter(|l| !l.routed_experts.is_empty())
+            .count();
+        println!(
+            "experts       {} routed per layer, {} used per token, on {moe_layers} of {} layers: {} of routed experts, {} read per generated token (of {} weights)",
+            e.count,
+            e.used,
+            a.n_layer,
+            human_bytes(routed),
+            human_bytes(a.active_weights_bytes()),
+            human_bytes(a.weights_bytes)
+        );
+    }
     if let Some(w) = a.sliding_window {
         let swa = a.layers.iter().filter(|l| l.is_swa).count();
         println!("sliding win.  {w} tokens on {swa} of {} layers", a.n_layer);
