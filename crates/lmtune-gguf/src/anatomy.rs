@@ -123,6 +123,20 @@ pub struct Experts {
 }
 
 impl ModelAnatomy {
+    /// `Err(why)` when lmtune's analytic KV-cache rule does not describe this
+    /// architecture (recurrent state, MLA, chunked or shared-KV layers): its
+    /// KV figures are then not to be trusted, and llama.cpp's dry run
+    /// (`Measurement::dry_run`, `lmtune plan`) is the answer.
+    pub fn kv_modelled(&self) -> Result<(), String> {
+        match kv_not_modelled(&self.architecture) {
+            None => Ok(()),
+            Some(why) => Err(format!(
+                "{}'s cache is not modelled by lmtune ({why}): using llama.cpp's dry run",
+                self.architecture
+            )),
+        }
+    }
+
     /// (used, count) of the routed experts, for [`Layer::active_bytes`].
     pub fn expert_routing(&self) -> Option<(u64, u64)> {
         self.experts.map(|e| (e.used, e.count))
@@ -184,6 +198,28 @@ impl ModelAnatomy {
             })
             .sum()
     }
+}
+
+/// Architectures whose cache lmtune's per-layer K/V rule does not describe,
+/// and why: llama.cpp's own dry run is the answer for them.
+fn kv_not_modelled(arch: &str) -> Option<&'static str> {
+    Some(match arch {
+        // llm_arch_is_recurrent / llm_arch_is_hybrid in llama-arch.cpp.
+        "mamba" | "mamba2" | "rwkv6" | "rwkv6qwen2" | "rwkv7" | "arwkv7" => {
+            "a recurrent state, not a KV cache"
+        }
+        "jamba" | "falcon-h1" | "plamo2" | "granitehybrid" | "lfm2" | "lfm2moe" | "nemotron_h"
+        | "nemotron_h_moe" | "qwen3next" | "kimi-linear" | "bailingmoe3" | "kimi-k3"
+        | "glm5-next" | "qwen35" | "qwen35moe" | "qwen4exp" | "minimax-01" => {
+            "hybrid attention and recurrent layers"
+        }
+        // MLA: a compressed latent cache (kv_lora_rank + rope dims).
+        "deepseek2" | "deepseek2-ocr" | "deepseek32" | "deepseek4" | "glm-dsa" | "kimi-k3"
+        | "minicpm3" | "plm" | "mistral4" => "multi-head latent attention (a compressed cache)",
+        "llama4" => "chunked attention layers",
+        "gemma3n" | "gemma4" => "layers that share another layer's KV cache",
+        _ => return None,
+    })
 }
 
 /// Every n-th layer is global, the others sliding-window, for architectures

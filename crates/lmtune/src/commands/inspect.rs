@@ -31,6 +31,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<u8> {
             "gguf_version": file.version,
             "anatomy": a,
             "active_weights_bytes": a.active_weights_bytes(),
+            "kv_not_modelled": a.kv_modelled().err(),
             "kv_bytes_per_token": kv.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -189,6 +190,9 @@ fn print_text(args: &InspectArgs, file: &GgufFile, a: &ModelAnatomy, kv: &[(Stri
         .iter()
         .map(|(t, b)| format!("{t} {}", human_bytes(*b)))
         .collect();
+    if let Err(why) = a.kv_modelled() {
+        println!("KV cache:          {why} (lmtune plan -m MODEL prints it); the figures below are a plain per-layer estimate only");
+    }
     println!("KV cache per token: {}", per.join(", "));
     let mut sizes = vec![2048, 8192, a.n_ctx_train];
     sizes.sort_unstable();

@@ -50,6 +50,11 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
 
     let gpus = detect_gpus();
     let mut notes = Vec::new();
+    if let Err(why) = a.kv_modelled() {
+        notes.push(format!(
+            "{why}: the KV columns below are a plain per-layer estimate; the dry run below is llama.cpp's own figure"
+        ));
+    }
     let vram_bytes = match args.vram.as_str() {
         "auto" => {
             match &gpus {
