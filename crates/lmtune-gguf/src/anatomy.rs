@@ -214,8 +214,8 @@ fn kv_not_modelled(arch: &str) -> Option<&'static str> {
             "hybrid attention and recurrent layers"
         }
         // MLA: a compressed latent cache (kv_lora_rank + rope dims).
-        "deepseek2" | "deepseek2-ocr" | "deepseek32" | "deepseek4" | "glm-dsa" | "kimi-k3"
-        | "minicpm3" | "plm" | "mistral4" => "multi-head latent attention (a compressed cache)",
+        "deepseek2" | "deepseek2-ocr" | "deepseek32" | "deepseek4" | "glm-dsa" | "minicpm3"
+        | "plm" | "mistral4" => "multi-head latent attention (a compressed cache)",
         "llama4" => "chunked attention layers",
         "gemma3n" | "gemma4" => "layers that share another layer's KV cache",
         _ => return None,
