@@ -131,6 +131,14 @@ pub struct Placement {
     pub first_gpu_layer: u64,
     pub repeating_on_gpu: u64,
     pub output_on_gpu: bool,
+    /// llama.cpp's `--n-cpu-moe N`: the routed experts of blocks 0..N stay
+    /// in host memory wherever their block runs.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub n_cpu_moe: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Placement {
@@ -143,11 +151,24 @@ impl Placement {
             first_gpu_layer,
             repeating_on_gpu: n_layer.saturating_sub(first_gpu_layer),
             output_on_gpu: ngl >= 1,
+            n_cpu_moe: 0,
         }
+    }
+
+    /// The same offload with the routed experts of the first `n` blocks
+    /// kept in host memory (`--n-cpu-moe n`).
+    pub fn with_cpu_moe(mut self, n: u64) -> Placement {
+        self.n_cpu_moe = n;
+        self
     }
 
     pub fn layer_on_gpu(&self, il: u64) -> bool {
         il >= self.first_gpu_layer
+    }
+
+    /// Whether block `il`'s routed experts are on the GPU.
+    pub fn experts_on_gpu(&self, il: u64) -> bool {
+        self.layer_on_gpu(il) && il >= self.n_cpu_moe
     }
 }
 
@@ -210,7 +231,16 @@ pub fn predict_memory(
     ctx: &ContextShape,
     cpu: &CpuBackend,
 ) -> MemoryPrediction {
-    let placement = Placement::new(a, n_gpu_layers);
+    predict_memory_at(a, Placement::new(a, n_gpu_layers), ctx, cpu)
+}
+
+/// [`predict_memory`] for any placement (expert offload included).
+pub fn predict_memory_at(
+    a: &ModelAnatomy,
+    placement: Placement,
+    ctx: &ContextShape,
+    cpu: &CpuBackend,
+) -> MemoryPrediction {
     let mut host = MemoryBreakdown {
         overhead: HOST_OVERHEAD_BYTES,
         ..Default::default()
@@ -228,6 +258,12 @@ pub fn predict_memory(
     for (il, layer) in a.layers.iter().enumerate() {
         if placement.layer_on_gpu(il as u64) {
             gpu.weights += layer.tensors.bytes;
+            if !placement.experts_on_gpu(il as u64) {
+                // --n-cpu-moe: the routed experts stay in host memory.
+                gpu.weights -= layer.routed_experts.bytes;
+                host.weights += layer.routed_experts.bytes;
+                host.repacked += cpu.repacked_bytes(&layer.routed_experts);
+            }
         } else {
             host.weights += layer.tensors.bytes;
             host.repacked += cpu.repacked_bytes(&layer.tensors);

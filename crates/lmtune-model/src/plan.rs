@@ -5,7 +5,7 @@
 use lmtune_gguf::ModelAnatomy;
 use serde::Serialize;
 
-use crate::memory::{predict_memory, ContextShape, CpuBackend, MemoryPrediction};
+use crate::memory::{predict_memory_at, ContextShape, CpuBackend, MemoryPrediction, Placement};
 use crate::throughput::{predict_tg, ThroughputParams};
 
 /// Memory available to the model.
@@ -27,6 +27,9 @@ impl Budgets {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanRow {
     pub n_gpu_layers: u64,
+    /// Routed experts of blocks 0..n kept in host memory (`--n-cpu-moe`);
+    /// 0 for dense models and whole-layer offload.
+    pub n_cpu_moe: u64,
     pub memory: MemoryPrediction,
     pub fits_vram: bool,
     pub fits_ram: bool,
@@ -56,11 +59,22 @@ pub fn plan(
     throughput: ThroughputParams,
     cpu: &CpuBackend,
 ) -> Plan {
-    let rows: Vec<PlanRow> = (0..=a.n_layer + 1)
-        .map(|ngl| {
-            let memory = predict_memory(a, ngl, &ctx, cpu);
+    let all = a.n_layer + 1;
+    // Whole-layer offload 0..=all; for a mixture of experts also every layer
+    // on the GPU with the routed experts of the first 1..=n_layer blocks in
+    // host memory (llama.cpp's --n-cpu-moe): the offload space is 2-D.
+    let moe = a.layers.iter().any(|l| !l.routed_experts.is_empty());
+    let placements = (0..=all).map(|ngl| Placement::new(a, ngl)).chain(
+        (1..=a.n_layer)
+            .filter(|_| moe)
+            .map(|n| Placement::new(a, all).with_cpu_moe(n)),
+    );
+    let rows: Vec<PlanRow> = placements
+        .map(|placement| {
+            let memory = predict_memory_at(a, placement, &ctx, cpu);
             PlanRow {
-                n_gpu_layers: ngl,
+                n_gpu_layers: placement.n_gpu_layers,
+                n_cpu_moe: placement.n_cpu_moe,
                 fits_vram: memory.gpu.total() <= budgets.usable(budgets.vram_bytes),
                 fits_ram: memory.host.total() <= budgets.usable(budgets.ram_bytes),
                 tg_tokens_per_s: predict_tg(a, &memory.placement, &ctx, 0, &throughput),

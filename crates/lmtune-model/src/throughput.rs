@@ -61,6 +61,12 @@ pub fn bytes_per_token(
         let weights = layer.active_bytes(routing);
         if placement.layer_on_gpu(il as u64) {
             gpu += weights + kv;
+            if !placement.experts_on_gpu(il as u64) {
+                // Experts kept on the CPU (--n-cpu-moe) are read there.
+                let experts = weights - (layer.tensors.bytes - layer.routed_experts.bytes);
+                gpu -= experts;
+                cpu += experts;
+            }
         } else {
             cpu += weights + kv;
         }

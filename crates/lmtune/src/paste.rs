@@ -8,6 +8,8 @@ use lmtune_core::knobs::{FlashAttn, KvType};
 /// lines when `None` (plan leaves them at llama.cpp's defaults).
 pub struct Settings {
     pub n_gpu_layers: u64,
+    /// Routed experts of blocks 0..n in host memory (`--n-cpu-moe`); 0: none.
+    pub n_cpu_moe: u64,
     /// The model's blocks (LM Studio counts those, not the output layer).
     pub n_layer: u64,
     pub n_ctx: u64,
@@ -26,6 +28,12 @@ pub fn lines(s: &Settings) -> Vec<String> {
     let fa = s.flash_attn.as_str();
     let mut out = vec!["scenario:".to_string(), "  [sweep]".into()];
     out.push(format!("  n_gpu_layers = {ngl}"));
+    if s.n_cpu_moe > 0 {
+        out.push(format!(
+            "  # n_cpu_moe = {} (llama.cpp --n-cpu-moe; not yet a scenario axis: pass it to llama-server)",
+            s.n_cpu_moe
+        ));
+    }
     out.push(format!("  n_ctx = {}", s.n_ctx));
     if let Some(b) = s.n_batch {
         out.push(format!("  n_batch = {b}"));
@@ -38,9 +46,17 @@ pub fn lines(s: &Settings) -> Vec<String> {
     out.push(format!("  type_v = \"{}\"", s.type_v));
     out.push(format!("  flash_attn = \"{fa}\""));
     let batch = s.n_batch.map_or(String::new(), |b| format!(" -b {b}"));
+    let (server_moe, bench_moe) = if s.n_cpu_moe > 0 {
+        (
+            format!(" --n-cpu-moe {}", s.n_cpu_moe),
+            format!(" -ncmoe {}", s.n_cpu_moe),
+        )
+    } else {
+        (String::new(), String::new())
+    };
     let threads = s.threads.map_or(String::new(), |t| format!(" -t {t}"));
     out.push(format!(
-        "llama-server: -ngl {ngl} -c {}{batch} -ub {}{threads} -ctk {} -ctv {} -fa {fa}",
+        "llama-server: -ngl {ngl}{server_moe} -c {}{batch} -ub {}{threads} -ctk {} -ctv {} -fa {fa}",
         s.n_ctx, s.n_ubatch, s.type_k, s.type_v
     ));
     // llama-bench sizes its context to the test: a pp512+tg128 request at
@@ -51,20 +67,28 @@ pub fn lines(s: &Settings) -> Vec<String> {
         FlashAttn::Auto => "auto",
     };
     out.push(format!(
-        "llama-bench:  -ngl {ngl}{batch} -ub {}{threads} -ctk {} -ctv {} -fa {bench_fa} -p 512 -n 128 -d {}",
+        "llama-bench:  -ngl {ngl}{bench_moe}{batch} -ub {}{threads} -ctk {} -ctv {} -fa {bench_fa} -p 512 -n 128 -d {}",
         s.n_ubatch,
         s.type_k,
         s.type_v,
         s.n_ctx.saturating_sub(640)
     ));
     out.push(format!(
-        "LM Studio:    GPU Offload {} of {} layers{}, Context Length {}{}, Flash Attention {}",
+        "LM Studio:    GPU Offload {} of {} layers{}{}, Context Length {}{}, Flash Attention {}",
         ngl.min(s.n_layer),
         s.n_layer,
         if ngl > s.n_layer {
             " (all, output included)"
         } else {
             ""
+        },
+        if s.n_cpu_moe > 0 {
+            format!(
+                ", MoE expert weights of the first {} layers on the CPU",
+                s.n_cpu_moe
+            )
+        } else {
+            String::new()
         },
         s.n_ctx,
         s.threads

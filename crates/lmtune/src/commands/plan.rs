@@ -223,6 +223,8 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         }
     }
     let dry = (!args.no_dry_run).then(|| {
+        // Expert placement is not yet passed to llama.cpp's dry run: for an
+        // --n-cpu-moe pick it answers for the whole-layer offload.
         let ngl = p.recommended.map_or(0, |i| p.rows[i].n_gpu_layers);
         let ctx = dry_run_context(&args, &p, type_k, type_v);
         let load = LoadParams {
@@ -296,6 +298,7 @@ fn print_text(
         let on_gpu = match (m.placement.repeating_on_gpu, m.placement.output_on_gpu) {
             (0, false) => "-".to_string(),
             (0, true) => "output".to_string(),
+            (_, _) if r.n_cpu_moe > 0 => format!("all, moe {}", r.n_cpu_moe),
             (n, _) => format!("output + {n}"),
         };
         let fits = match (r.fits_vram, r.fits_ram) {
@@ -317,6 +320,9 @@ fn print_text(
             r.tg_tokens_per_s
         );
     }
+    if p.rows.iter().any(|r| r.n_cpu_moe > 0) {
+        println!("(\"all, moe N\": every layer on the GPU, the routed experts of the first N blocks in host memory — llama.cpp's --n-cpu-moe N)");
+    }
     println!();
     match p.recommended.map(|i| &p.rows[i]) {
         None => println!("nothing fits: lower --ctx, use a quantized KV cache (--type-k q8_0 --type-v q8_0), or a smaller quantization"),
@@ -332,8 +338,13 @@ fn print_recommendation(
     type_v: KvType,
 ) {
     let ngl = r.n_gpu_layers;
+    let moe = if r.n_cpu_moe > 0 {
+        format!(", n_cpu_moe = {}", r.n_cpu_moe)
+    } else {
+        String::new()
+    };
     println!(
-        "recommended: n_gpu_layers = {ngl} — predicted {:.1} tokens/s generation, {} VRAM, {} RAM",
+        "recommended: n_gpu_layers = {ngl}{moe} — predicted {:.1} tokens/s generation, {} VRAM, {} RAM",
         r.tg_tokens_per_s,
         human_bytes(r.memory.gpu.total()),
         human_bytes(r.memory.host.total())
@@ -341,6 +352,7 @@ fn print_recommendation(
     println!();
     let settings = crate::paste::Settings {
         n_gpu_layers: ngl,
+        n_cpu_moe: r.n_cpu_moe,
         n_layer: a.n_layer,
         n_ctx: p.ctx.n_ctx,
         n_batch: None,
@@ -415,7 +427,11 @@ fn print_dry_run(
     }
     let (m, c, k) = d.sum(|b| b.host);
     let host = m + c + k;
-    if let Some(row) = p.rows.iter().find(|r| r.n_gpu_layers == ngl) {
+    if let Some(row) = p
+        .rows
+        .iter()
+        .find(|r| r.n_gpu_layers == ngl && r.n_cpu_moe == 0)
+    {
         let analytic = row.memory.host.buffers();
         println!(
             "  host buffers {} (dry run) vs {} (lmtune's analytic model, {:+.1}%; its RAM total adds {} of process overhead)",

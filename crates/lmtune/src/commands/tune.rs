@@ -232,6 +232,7 @@ fn print_outcome(
     // The same forms `plan` prints, with the measured pick's every knob.
     let settings = crate::paste::Settings {
         n_gpu_layers: u64::from(p.load.n_gpu_layers),
+        n_cpu_moe: 0,
         n_layer,
         n_ctx: u64::from(p.ctx.n_ctx),
         n_batch: Some(u64::from(p.ctx.n_batch)),
