@@ -9,7 +9,7 @@ use lmtune_core::record::Measurement;
 use lmtune_core::scenario::{MeasureSpec, Point};
 use lmtune_core::sim::SimProfile;
 use lmtune_gguf::{GgufFile, ModelAnatomy};
-use lmtune_model::{bytes_per_token, predict_memory, ContextShape, CpuBackend, Placement};
+use lmtune_model::{bytes_per_token, predict_memory_at, ContextShape, CpuBackend, Placement};
 
 use crate::repeat::{repeat, Sample};
 use crate::{Backend, BackendError, BackendInfo};
@@ -100,8 +100,9 @@ impl Backend for SimBackend {
         } else {
             0
         };
-        let placement = Placement::new(a, ngl);
-        let memory = predict_memory(a, ngl, &ctx, &CpuBackend::default());
+        // MoE-aware: experts kept in host memory (n_cpu_moe) are read there.
+        let placement = Placement::new(a, ngl).with_cpu_moe(u64::from(point.load.n_cpu_moe));
+        let memory = predict_memory_at(a, placement, &ctx, &CpuBackend::default());
         let residue = (p.residue_mib(ubatch, c.n_ctx) * 1024.0 * 1024.0) as u64;
         let vram = (ngl > 0).then(|| memory.gpu.total() + residue);
         if let Some(need) = vram {

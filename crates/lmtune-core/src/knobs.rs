@@ -121,6 +121,15 @@ pub struct LoadParams {
     /// (`n_layer + 1` offloads everything, output layer included).
     pub n_gpu_layers: u32,
     pub use_mmap: bool,
+    /// llama.cpp's `--n-cpu-moe N` (llama-bench `-ncmoe`): the routed
+    /// experts of blocks 0..N stay in host memory wherever their block runs.
+    /// Left out of records when 0, so older files read the same.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub n_cpu_moe: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Parameters of one llama.cpp context (one point creates one context).
@@ -188,8 +197,13 @@ pub fn knob_label(load: &LoadParams, ctx: &ContextParams, with_n_ctx: bool) -> S
     } else {
         String::new()
     };
+    let moe = if load.n_cpu_moe > 0 {
+        format!(" n_cpu_moe={}", load.n_cpu_moe)
+    } else {
+        String::new()
+    };
     format!(
-        "ngl={}{n_ctx} n_batch={} n_ubatch={} threads={} type_k={} type_v={} fa={}{}",
+        "ngl={}{moe}{n_ctx} n_batch={} n_ubatch={} threads={} type_k={} type_v={} fa={}{}",
         load.n_gpu_layers,
         ctx.n_batch,
         ctx.n_ubatch,

@@ -236,6 +236,7 @@ mod tests {
     fn launch() -> ServerLaunch {
         ServerLaunch {
             load: LoadParams {
+                n_cpu_moe: 0,
                 n_gpu_layers: 31,
                 use_mmap: true,
             },

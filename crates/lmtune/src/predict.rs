@@ -6,8 +6,8 @@ use lmtune_core::record::PointPrediction;
 use lmtune_core::scenario::Point;
 use lmtune_gguf::ModelAnatomy;
 use lmtune_model::{
-    bytes_per_token, op_offload_device_bytes, predict_memory, predict_tg, ContextShape, CpuBackend,
-    ThroughputParams, GPU_OVERHEAD_BYTES,
+    bytes_per_token, op_offload_device_bytes, predict_memory_at, predict_tg, ContextShape,
+    CpuBackend, Placement, ThroughputParams, GPU_OVERHEAD_BYTES,
 };
 
 /// Name of the prediction source in records.
@@ -38,7 +38,8 @@ pub fn predict_point(
     } else {
         0
     };
-    let m = predict_memory(a, ngl, &ctx, cpu);
+    let placement = Placement::new(a, ngl).with_cpu_moe(u64::from(point.load.n_cpu_moe));
+    let m = predict_memory_at(a, placement, &ctx, cpu);
     let is_tg = point.test.kind() == TestKind::Tg;
     // Average depth over the generated tokens.
     let depth = u64::from(point.test.n_depth) + u64::from(point.test.n_gen) / 2;

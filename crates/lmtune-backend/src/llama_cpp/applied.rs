@@ -150,7 +150,15 @@ pub fn passed(
         ("check_tensors", md.check_tensors.to_string()),
         ("use_extra_bufts", md.use_extra_bufts.to_string()),
         ("no_host", md.no_host.to_string()),
-        ("tensor_buft_overrides", "none".into()),
+        (
+            "tensor_buft_overrides",
+            if load.n_cpu_moe == 0 {
+                "none".into()
+            } else {
+                // llama-bench's -ncmoe N: blocks 0..N's routed experts to CPU.
+                format!("n_cpu_moe={}", load.n_cpu_moe)
+            },
+        ),
         // llama_context_params
         ("n_ctx", c.n_ctx().map_or(0, |n| n.get()).to_string()),
         ("n_batch", c.n_batch().to_string()),

@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
-use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use lmtune_core::knobs::LoadParams;
 use lmtune_core::record::{DryRun, DryRunBuffer};
@@ -43,7 +42,9 @@ extern "C" {
 /// A model loaded with `no_alloc` (metadata and placement only), for dry
 /// runs of its contexts.
 pub struct DryModel {
+    // Field order: the model drops before its parameters.
     model: LlamaModel,
+    _params: super::model_params::ModelParams,
 }
 
 impl DryModel {
@@ -53,12 +54,13 @@ impl DryModel {
         path: &Path,
         load: &LoadParams,
     ) -> Result<DryModel, BackendError> {
-        let params = LlamaModelParams::default()
-            .with_n_gpu_layers(load.n_gpu_layers)
-            .with_no_alloc(true);
+        let params = super::model_params::ModelParams::new(load, true);
         log::take();
-        log::quietly(|| LlamaModel::load_from_file(backend, path, &params))
-            .map(|model| DryModel { model })
+        log::quietly(|| LlamaModel::load_from_file(backend, path, params.get()))
+            .map(|model| DryModel {
+                model,
+                _params: params,
+            })
             .map_err(|e| {
                 let log = log::take();
                 // llama.cpp's own reason: "error loading model: …", else its

@@ -11,6 +11,7 @@
 mod applied;
 mod dry_run;
 mod log;
+mod model_params;
 mod placement;
 
 use std::num::NonZeroU32;
@@ -21,7 +22,6 @@ use llama_cpp_2::context::params::{KvCacheType, LlamaContextParams};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use lmtune_core::fingerprint::BackendDevice;
@@ -44,6 +44,8 @@ pub struct LlamaCppBackend {
     /// A no_alloc model kept for [`Backend::dry_run`] requests, by file and
     /// load parameters.
     dry_models: Option<((std::path::PathBuf, LoadParams), dry_run::DryModel)>,
+    /// What the loaded model was loaded with (llama.cpp keeps pointers into it).
+    model_params: Option<model_params::ModelParams>,
     backend: LlamaBackend,
     /// The loaded model's `n_gpu_layers`, the GPU devices it could go to,
     /// and its placement log lines.
@@ -69,6 +71,7 @@ impl LlamaCppBackend {
             model: None,
             dry_model: None,
             dry_models: None,
+            model_params: None,
             backend,
             loaded_ngl: 0,
             loaded_gpus: Vec::new(),
@@ -120,14 +123,10 @@ impl Backend for LlamaCppBackend {
         self.dry_model = None;
         log::take();
         log::take_placement();
-        let mut params = LlamaModelParams::default().with_n_gpu_layers(load.n_gpu_layers);
-        // llama-bench and llama-server keep llama.cpp's LLAMA_LOAD_MODE_AUTO
-        // (mmap where the device allows it); llama-cpp-2's with_use_mmap(true)
-        // would force LLAMA_LOAD_MODE_MMAP, so only "off" is passed.
-        if !load.use_mmap {
-            params = params.with_use_mmap(false);
-        }
-        match LlamaModel::load_from_file(&self.backend, model, &params) {
+        let params = model_params::ModelParams::new(load, false);
+        let loaded = LlamaModel::load_from_file(&self.backend, model, params.get());
+        self.model_params = Some(params);
+        match loaded {
             Ok(m) => {
                 self.model = Some(m);
                 self.loaded_ngl = load.n_gpu_layers;

@@ -907,6 +907,7 @@ fn parse_openai(
             }
             let probe = crate::openai::ServerLaunch {
                 load: crate::knobs::LoadParams {
+                    n_cpu_moe: 0,
                     n_gpu_layers: 0,
                     use_mmap: true,
                 },

@@ -191,6 +191,7 @@ impl Scenario {
             };
         for (ngl_group, &ngl) in dedup(n_gpu_layers).iter().enumerate() {
             let load = LoadParams {
+                n_cpu_moe: 0,
                 n_gpu_layers: ngl,
                 use_mmap: self.use_mmap,
             };

@@ -161,6 +161,7 @@ fn point(
         index,
         load_group: 0,
         load: LoadParams {
+            n_cpu_moe: 0,
             n_gpu_layers: ngl,
             use_mmap: true,
         },

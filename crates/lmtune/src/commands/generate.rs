@@ -45,6 +45,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
     let mut tokenizer = lmtune_backend::create(BackendKind::LlamaCpp, false, None)
         .map_err(backend_error("generate needs llama.cpp's tokenizer"))?;
     let cpu_only = LoadParams {
+        n_cpu_moe: 0,
         n_gpu_layers: 0,
         use_mmap: true,
     };
@@ -59,6 +60,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
     }
 
     let load = LoadParams {
+        n_cpu_moe: 0,
         n_gpu_layers: args.n_gpu_layers,
         use_mmap: kind == BackendKind::LlamaCpp,
     };

@@ -228,6 +228,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         let ngl = p.recommended.map_or(0, |i| p.rows[i].n_gpu_layers);
         let ctx = dry_run_context(&args, &p, type_k, type_v);
         let load = LoadParams {
+            n_cpu_moe: 0,
             n_gpu_layers: u32::try_from(ngl).unwrap_or(u32::MAX),
             use_mmap: true,
         };
