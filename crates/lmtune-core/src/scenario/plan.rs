@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use lmtune_gguf::{GgufFile, ModelSummary};
 use serde::{Deserialize, Serialize};
 
-use super::{Axis, BackendKind, IntOrKeyword, MeasureSpec, Scenario, ScenarioError};
-use crate::knobs::{ContextParams, FlashAttn, LoadParams, Test};
+use super::{BackendKind, MeasureSpec, Scenario, ScenarioError};
+use crate::knobs::{ContextParams, FlashAttn, KvType, LoadParams, Test};
 
 /// Facts about the machine that resolve keywords like `threads = "physical"`.
 #[derive(Debug, Clone, Copy)]
@@ -60,32 +60,62 @@ impl Scenario {
     /// Reads the model header and checks every value against it and the
     /// machine, then expands the sweep. Nothing is loaded.
     pub fn plan(&self, machine: MachineFacts) -> Result<Plan, ScenarioError> {
+        let model = self.read_model()?;
+        let axes = self.plan_axes(&model, machine)?;
+        let (points, dropped) = self.expand(&axes, &model)?;
+        Ok(Plan {
+            scenario_name: self.name.clone(),
+            scenario_file: self.file.clone(),
+            model_path: self.model_path.clone(),
+            model,
+            backend: self.backend,
+            sim: self.sim,
+            openai: self.openai.clone(),
+            candle: self.candle.clone(),
+            measure: self.measure,
+            points,
+            dropped,
+        })
+    }
+
+    /// The model file's header.
+    fn read_model(&self) -> Result<ModelSummary, ScenarioError> {
         let site = self.site();
-        let model_span = self.model_span.clone();
         if !self.model_path.exists() {
             return Err(site.at(
-                model_span,
+                self.model_span.clone(),
                 "model.path",
                 format!("model file {} does not exist", self.model_path.display()),
                 "fix the path (relative paths start at the scenario file's folder); for the test model run scripts/fetch-model.sh",
             ));
         }
-        let model = GgufFile::open(&self.model_path)
+        GgufFile::open(&self.model_path)
             .and_then(|f| f.summary())
             .map_err(|e| {
                 site.at(
-                    model_span.clone(),
+                    self.model_span.clone(),
                     "model.path",
                     e.to_string(),
                     "point model.path at a valid GGUF model file",
                 )
-            })?;
+            })
+    }
 
+    /// The axes with their keywords resolved for this model and machine,
+    /// after the checks that need the model but no combination.
+    fn plan_axes(
+        &self,
+        model: &ModelSummary,
+        machine: MachineFacts,
+    ) -> Result<PlanAxes, ScenarioError> {
+        let site = self.site();
         let all_layers = u32::try_from(model.n_layer + 1).unwrap_or(u32::MAX);
-        let n_gpu_layers = resolve(&self.n_gpu_layers, |kw| match kw {
-            "all" => all_layers,
-            _ => unreachable!(),
-        });
+        let n_gpu_layers: Vec<u32> = self
+            .n_gpu_layers
+            .values
+            .iter()
+            .map(|n| n.resolve(all_layers))
+            .collect();
         if let Some(&bad) = n_gpu_layers.iter().find(|&&n| n > all_layers) {
             return Err(site.at(
                 self.n_gpu_layers.span.clone(),
@@ -94,12 +124,13 @@ impl Scenario {
                 format!("use values up to {all_layers}, or \"all\""),
             ));
         }
-
-        let threads = dedup(resolve(&self.threads, |kw| match kw {
-            "physical" => machine.physical_cores.max(1),
-            "logical" => machine.logical_cores.max(1),
-            _ => unreachable!(),
-        }));
+        let threads = dedup(
+            self.threads
+                .values
+                .iter()
+                .map(|t| t.resolve(machine))
+                .collect(),
+        );
 
         if let Some(n_ctx) = &self.n_ctx {
             if let Some(&bad) = n_ctx
@@ -134,7 +165,7 @@ impl Scenario {
         self.check_server_knobs()?;
         if self.backend == BackendKind::Candle && model.architecture != "llama" {
             return Err(site.at(
-                model_span.clone(),
+                self.model_span.clone(),
                 "model.path",
                 format!(
                     "the candle backend runs llama-architecture models; {} is {:?}",
@@ -146,9 +177,7 @@ impl Scenario {
         }
 
         let tests = self.tests();
-        let mut dropped = Vec::new();
-        let mut points = Vec::new();
-        let n_ctx_values: Vec<Option<u32>> = match &self.n_ctx {
+        let n_ctx = match &self.n_ctx {
             Some(axis) => axis.values.iter().copied().map(Some).collect(),
             // A server is started with one context for all its tests: the
             // largest any test needs.
@@ -158,139 +187,66 @@ impl Scenario {
             }
             None => vec![None],
         };
-        // Managed servers are started per (load, context, concurrency): that
-        // is their load group. candle's worker runs one thread count, so its
-        // groups are per (load, threads). Other backends load once per n_gpu_layers.
-        let managed = self.openai.as_ref().is_some_and(|o| o.command.is_some());
+        Ok(PlanAxes {
+            n_gpu_layers: dedup(n_gpu_layers),
+            n_ctx,
+            // candle has no micro-batches: its chunk is n_batch.
+            n_ubatch: if self.backend == BackendKind::Candle {
+                vec![None]
+            } else {
+                self.n_ubatch.values.iter().copied().map(Some).collect()
+            },
+            n_batch: self.n_batch.values.clone(),
+            type_k: self.type_k.values.clone(),
+            type_v: self.type_v.values.clone(),
+            flash_attn: self.flash_attn.values.clone(),
+            op_offload: self.op_offload.values.clone(),
+            swa_full: self.swa_full.values.clone(),
+            threads,
+            concurrency: self.concurrency.values.clone(),
+            tests,
+        })
+    }
+
+    /// Every combination of the axes that can run, in run order, and the
+    /// reasons for those `skip_invalid` dropped.
+    fn expand(
+        &self,
+        axes: &PlanAxes,
+        model: &ModelSummary,
+    ) -> Result<(Vec<Point>, Vec<String>), ScenarioError> {
         let candle = self.backend == BackendKind::Candle;
-        let mut launches: Vec<(LoadParams, ContextParams, u32)> = Vec::new();
-        let mut group_of =
-            |load: &LoadParams, ctx: &ContextParams, concurrency: u32, ngl_group: usize| {
-                if !managed && !candle {
-                    return ngl_group;
-                }
-                let key = if candle {
-                    // Only the thread count matters (type_k/v and flash_attn are fixed).
-                    let threads_only = ContextParams {
-                        n_ctx: 0,
-                        n_batch: 0,
-                        n_ubatch: 0,
-                        ..ctx.clone()
-                    };
-                    (load.clone(), threads_only, 1)
-                } else {
-                    (load.clone(), ctx.clone(), concurrency)
-                };
-                match launches.iter().position(|k| *k == key) {
-                    Some(i) => i,
-                    None => {
-                        launches.push(key);
-                        launches.len() - 1
+        let mut groups = LoadGroups {
+            managed: self.openai.as_ref().is_some_and(|o| o.command.is_some()),
+            candle,
+            launches: Vec::new(),
+        };
+        let mut dropped = Vec::new();
+        let mut points = Vec::new();
+        for c in axes.combinations(self.use_mmap) {
+            match c.check(model) {
+                Ok(()) => {}
+                // A micro-batch larger than its batch is one problem of the
+                // batch shape, reported once, not once per test of it.
+                Err(invalid @ Invalid::MicroBatch { .. }) if self.skip_invalid => {
+                    if c.first_of_shape {
+                        dropped.push(invalid.reason());
                     }
+                    continue;
                 }
-            };
-        for (ngl_group, &ngl) in dedup(n_gpu_layers).iter().enumerate() {
-            let load = LoadParams {
-                n_gpu_layers: ngl,
-                use_mmap: self.use_mmap,
-            };
-            for &n_ctx in &n_ctx_values {
-                for &n_batch in &self.n_batch.values {
-                    // candle has no micro-batches: its chunk is n_batch.
-                    let ubatches = if candle {
-                        vec![n_batch]
-                    } else {
-                        self.n_ubatch.values.clone()
-                    };
-                    for &n_ubatch in &ubatches {
-                        if n_ubatch > n_batch {
-                            let reason = format!("n_ubatch = {n_ubatch} > n_batch = {n_batch}");
-                            if self.skip_invalid {
-                                dropped.push(reason);
-                                continue;
-                            }
-                            return Err(site.at(
-                                self.n_ubatch.span.clone().or(self.n_batch.span.clone()),
-                                "sweep.n_ubatch",
-                                format!("{reason}; a micro-batch cannot be larger than its batch"),
-                                "make every n_ubatch <= every n_batch, or set skip_invalid = true in [sweep] to drop such combinations",
-                            ));
-                        }
-                        for &type_k in &self.type_k.values {
-                            for &type_v in &self.type_v.values {
-                                for ((flash_attn, op_offload), swa_full) in pairs(
-                                    &pairs(&self.flash_attn.values, &self.op_offload.values),
-                                    &self.swa_full.values,
-                                ) {
-                                    for &threads in &threads {
-                                        for &concurrency in &self.concurrency.values {
-                                            for test in &tests {
-                                                let test = &Test {
-                                                    concurrency,
-                                                    ..*test
-                                                };
-                                                let need = test.tokens_in_context();
-                                                let n_ctx = match n_ctx {
-                                                    Some(n) => n,
-                                                    None => u32::try_from(need).unwrap_or(u32::MAX),
-                                                };
-                                                if u64::from(n_ctx) < need {
-                                                    let reason = format!("n_ctx = {n_ctx} < n_prompt + n_gen + n_depth = {need} for test {}", test.label());
-                                                    if self.skip_invalid {
-                                                        dropped.push(reason);
-                                                        continue;
-                                                    }
-                                                    let span = self
-                                                        .n_ctx
-                                                        .as_ref()
-                                                        .and_then(|a| a.span.clone());
-                                                    return Err(site.at(
-                                                    span,
-                                                    "sweep.n_ctx",
-                                                    format!("{reason}: the test does not fit in the context"),
-                                                    format!("raise n_ctx to at least {need} or shorten the workload"),
-                                                ));
-                                                }
-                                                if need > model.n_ctx_train {
-                                                    return Err(site.at(
-                                                    self.n_prompt.span.clone().or(self.n_gen.span.clone()),
-                                                    "workload",
-                                                    format!("test {} needs {need} tokens of context, more than the {} the model was trained on", test.label(), model.n_ctx_train),
-                                                    "shorten n_prompt / n_gen / n_depth",
-                                                ));
-                                                }
-                                                let ctx = ContextParams {
-                                                    n_ctx,
-                                                    n_batch,
-                                                    n_ubatch,
-                                                    threads,
-                                                    type_k,
-                                                    type_v,
-                                                    flash_attn,
-                                                    op_offload,
-                                                    swa_full,
-                                                };
-                                                points.push(Point {
-                                                    index: points.len(),
-                                                    load_group: group_of(
-                                                        &load,
-                                                        &ctx,
-                                                        concurrency,
-                                                        ngl_group,
-                                                    ),
-                                                    load: load.clone(),
-                                                    ctx,
-                                                    test: *test,
-                                                });
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
+                Err(invalid @ Invalid::ContextTooSmall { .. }) if self.skip_invalid => {
+                    dropped.push(invalid.reason());
+                    continue;
                 }
+                Err(invalid) => return Err(self.invalid_error(&invalid, model)),
             }
+            points.push(Point {
+                index: points.len(),
+                load_group: groups.group_of(&c),
+                load: c.load,
+                ctx: c.ctx,
+                test: c.test,
+            });
         }
         if candle {
             // One worker per thread count: run each group's points together.
@@ -300,7 +256,7 @@ impl Scenario {
             }
         }
         if points.is_empty() {
-            return Err(site.at(
+            return Err(self.site().at(
                 None,
                 "sweep",
                 format!(
@@ -310,118 +266,33 @@ impl Scenario {
                 "adjust the axes so at least one combination fits",
             ));
         }
-        Ok(Plan {
-            scenario_name: self.name.clone(),
-            scenario_file: self.file.clone(),
-            model_path: self.model_path.clone(),
-            model,
-            backend: self.backend,
-            sim: self.sim,
-            openai: self.openai.clone(),
-            candle: self.candle.clone(),
-            measure: self.measure,
-            points,
-            dropped,
-        })
+        Ok((points, dropped))
     }
 
-    /// An external server's knobs are set when it starts, not per request:
-    /// a sweep axis for them would be silently ignored, so it is rejected.
-    /// A managed server gets them through its command's placeholders, so an
-    /// axis needs its placeholder there.
-    fn check_server_knobs(&self) -> Result<(), ScenarioError> {
-        let Some(openai) = &self.openai else {
-            return Ok(());
-        };
+    /// The error for a combination that cannot run, naming the axis to change.
+    fn invalid_error(&self, invalid: &Invalid, model: &ModelSummary) -> ScenarioError {
         let site = self.site();
-        if let Some(var) = &openai.api_key_env {
-            if std::env::var(var).map_or(true, |v| v.is_empty()) {
-                return Err(site.at(
-                    None,
-                    "backend.openai.api_key_env",
-                    format!("the environment variable {var} is not set, so there is no API key to send"),
-                    format!("export {var}=<the server's key> before running (lmtune never writes the key anywhere)"),
-                ));
-            }
-        }
-        let axes: [(&str, bool, Option<std::ops::Range<usize>>); 10] = [
-            (
-                "n_gpu_layers",
-                self.n_gpu_layers.explicit,
-                self.n_gpu_layers.span.clone(),
+        let reason = invalid.reason();
+        match *invalid {
+            Invalid::MicroBatch { .. } => site.at(
+                self.n_ubatch.span.clone().or(self.n_batch.span.clone()),
+                "sweep.n_ubatch",
+                format!("{reason}; a micro-batch cannot be larger than its batch"),
+                "make every n_ubatch <= every n_batch, or set skip_invalid = true in [sweep] to drop such combinations",
             ),
-            (
-                "n_ctx",
-                self.n_ctx.as_ref().is_some_and(|a| a.explicit),
+            Invalid::ContextTooSmall { need, .. } => site.at(
                 self.n_ctx.as_ref().and_then(|a| a.span.clone()),
+                "sweep.n_ctx",
+                format!("{reason}: the test does not fit in the context"),
+                format!("raise n_ctx to at least {need} or shorten the workload"),
             ),
-            ("n_batch", self.n_batch.explicit, self.n_batch.span.clone()),
-            (
-                "n_ubatch",
-                self.n_ubatch.explicit,
-                self.n_ubatch.span.clone(),
+            Invalid::BeyondTraining { need, test } => site.at(
+                self.n_prompt.span.clone().or(self.n_gen.span.clone()),
+                "workload",
+                format!("test {} needs {need} tokens of context, more than the {} the model was trained on", test.label(), model.n_ctx_train),
+                "shorten n_prompt / n_gen / n_depth",
             ),
-            ("threads", self.threads.explicit, self.threads.span.clone()),
-            ("type_k", self.type_k.explicit, self.type_k.span.clone()),
-            ("type_v", self.type_v.explicit, self.type_v.span.clone()),
-            (
-                "flash_attn",
-                self.flash_attn.explicit,
-                self.flash_attn.span.clone(),
-            ),
-            (
-                "swa_full",
-                self.swa_full.explicit,
-                self.swa_full.span.clone(),
-            ),
-            ("concurrency", false, None),
-        ];
-        match &openai.command {
-            None => {
-                if let Some((name, _, span)) = axes.iter().find(|(_, explicit, _)| *explicit) {
-                    return Err(site.at(
-                        span.clone(),
-                        &format!("sweep.{name}"),
-                        format!("{name} of a server you run (base_url) is set when you start it, not per request, so lmtune cannot sweep it"),
-                        format!("remove sweep.{name} and start the server with the value you want, or let lmtune start the server: [backend.openai] command = [\"llama-server\", …, \"{{{name}}}\"]"),
-                    ));
-                }
-            }
-            Some(command) => {
-                let used = crate::openai::used_placeholders(command);
-                for (name, explicit, span) in &axes {
-                    let carriers = crate::openai::placeholders_of_axis(name);
-                    if *explicit && !carriers.iter().any(|c| used.iter().any(|u| u == c)) {
-                        return Err(site.at(
-                            span.clone(),
-                            &format!("sweep.{name}"),
-                            format!("sweep.{name} is set but the server command has no {} placeholder, so the server would never see it", carriers.iter().map(|c| format!("{{{c}}}")).collect::<Vec<_>>().join(" or ")),
-                            format!("add the server's flag with {{{}}} to [backend.openai] command (llama-server: see README.md, section \"Servers\"), or remove sweep.{name}", carriers[0]),
-                        ));
-                    }
-                }
-                if self.concurrency.values.iter().any(|&c| c > 1)
-                    && !used.iter().any(|u| u == "parallel")
-                {
-                    return Err(site.at(
-                        self.concurrency.span.clone(),
-                        "sweep.concurrency",
-                        "concurrent clients need as many server slots, but the command has no {parallel}",
-                        "add the server's slot flag, e.g. \"-np\", \"{parallel}\" with \"-c\", \"{n_ctx_total}\" (llama-server)",
-                    ));
-                }
-                let program = &command[0];
-                if find_program(program).is_none() {
-                    return Err(site.at(
-                        self.openai_command_span.clone(),
-                        "backend.openai.command",
-                        format!("the server program {program:?} was not found (not an executable file, and not on PATH)"),
-                        "give its absolute path, or put its folder on PATH; to build llama-server from source run scripts/build-llama-server.sh (it prints the path)",
-                    ));
-                }
-            }
         }
-        Ok(())
     }
 
     /// The tests of the workload, as llama-bench forms them: a pp test for
@@ -459,14 +330,225 @@ impl Scenario {
     }
 }
 
-fn resolve(axis: &Axis<IntOrKeyword>, keyword: impl Fn(&str) -> u32) -> Vec<u32> {
-    axis.values
-        .iter()
-        .map(|v| match v {
-            IntOrKeyword::Int(n) => *n,
-            IntOrKeyword::Keyword(k) => keyword(k),
+/// The values each axis takes in the plan, outermost (slowest) first.
+struct PlanAxes {
+    n_gpu_layers: Vec<u32>,
+    /// `None`: as many as each test needs.
+    n_ctx: Vec<Option<u32>>,
+    n_batch: Vec<u32>,
+    /// `None`: the micro-batch is the batch (candle).
+    n_ubatch: Vec<Option<u32>>,
+    type_k: Vec<KvType>,
+    type_v: Vec<KvType>,
+    flash_attn: Vec<FlashAttn>,
+    op_offload: Vec<bool>,
+    swa_full: Vec<bool>,
+    threads: Vec<u32>,
+    concurrency: Vec<u32>,
+    tests: Vec<Test>,
+}
+
+/// How many of the axes (from the outside) make a batch shape:
+/// n_gpu_layers, n_ctx, n_batch, n_ubatch.
+const SHAPE_AXES: usize = 4;
+
+impl PlanAxes {
+    /// The cartesian product, the last axis fastest.
+    fn combinations(&self, use_mmap: bool) -> impl Iterator<Item = Combination> + '_ {
+        let lens = [
+            self.n_gpu_layers.len(),
+            self.n_ctx.len(),
+            self.n_batch.len(),
+            self.n_ubatch.len(),
+            self.type_k.len(),
+            self.type_v.len(),
+            self.flash_attn.len(),
+            self.op_offload.len(),
+            self.swa_full.len(),
+            self.threads.len(),
+            self.concurrency.len(),
+            self.tests.len(),
+        ];
+        Cartesian::new(lens).map(move |i| {
+            let [ngl, n_ctx, n_batch, n_ubatch, type_k, type_v, fa, op, swa, threads, conc, test] =
+                i;
+            let test = Test {
+                concurrency: self.concurrency[conc],
+                ..self.tests[test]
+            };
+            let n_batch = self.n_batch[n_batch];
+            let n_ctx = self.n_ctx[n_ctx]
+                .unwrap_or_else(|| u32::try_from(test.tokens_in_context()).unwrap_or(u32::MAX));
+            Combination {
+                ngl_group: ngl,
+                first_of_shape: i[SHAPE_AXES..].iter().all(|&j| j == 0),
+                load: LoadParams {
+                    n_gpu_layers: self.n_gpu_layers[ngl],
+                    use_mmap,
+                },
+                ctx: ContextParams {
+                    n_ctx,
+                    n_batch,
+                    n_ubatch: self.n_ubatch[n_ubatch].unwrap_or(n_batch),
+                    threads: self.threads[threads],
+                    type_k: self.type_k[type_k],
+                    type_v: self.type_v[type_v],
+                    flash_attn: self.flash_attn[fa],
+                    op_offload: self.op_offload[op],
+                    swa_full: self.swa_full[swa],
+                },
+                test,
+            }
         })
-        .collect()
+    }
+}
+
+/// One combination of the axes, before it is checked.
+struct Combination {
+    /// Index of its n_gpu_layers value: the load group of backends that load
+    /// once per n_gpu_layers.
+    ngl_group: usize,
+    /// The first combination of its batch shape (n_gpu_layers, n_ctx,
+    /// n_batch, n_ubatch).
+    first_of_shape: bool,
+    load: LoadParams,
+    ctx: ContextParams,
+    test: Test,
+}
+
+/// Why a combination cannot run.
+#[derive(Debug, Clone, Copy)]
+enum Invalid {
+    /// llama.cpp would clamp it; a sweep that asks for it asks for nothing.
+    MicroBatch {
+        n_ubatch: u32,
+        n_batch: u32,
+    },
+    ContextTooSmall {
+        n_ctx: u32,
+        need: u64,
+        test: Test,
+    },
+    /// Not dropped by `skip_invalid`: the workload itself is wrong.
+    BeyondTraining {
+        need: u64,
+        test: Test,
+    },
+}
+
+impl Invalid {
+    fn reason(&self) -> String {
+        match *self {
+            Invalid::MicroBatch { n_ubatch, n_batch } => {
+                format!("n_ubatch = {n_ubatch} > n_batch = {n_batch}")
+            }
+            Invalid::ContextTooSmall { n_ctx, need, test } => format!(
+                "n_ctx = {n_ctx} < n_prompt + n_gen + n_depth = {need} for test {}",
+                test.label()
+            ),
+            Invalid::BeyondTraining { need, test } => {
+                format!("test {} needs {need} tokens of context", test.label())
+            }
+        }
+    }
+}
+
+impl Combination {
+    /// The one check of a combination, in the order its problems are reported.
+    fn check(&self, model: &ModelSummary) -> Result<(), Invalid> {
+        let c = &self.ctx;
+        if c.n_ubatch > c.n_batch {
+            return Err(Invalid::MicroBatch {
+                n_ubatch: c.n_ubatch,
+                n_batch: c.n_batch,
+            });
+        }
+        let need = self.test.tokens_in_context();
+        if u64::from(c.n_ctx) < need {
+            return Err(Invalid::ContextTooSmall {
+                n_ctx: c.n_ctx,
+                need,
+                test: self.test,
+            });
+        }
+        if need > model.n_ctx_train {
+            return Err(Invalid::BeyondTraining {
+                need,
+                test: self.test,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Which points share a loaded model. Managed servers are started per (load,
+/// context, concurrency): that is their load group. candle's worker runs one
+/// thread count, so its groups are per (load, threads). Other backends load
+/// once per n_gpu_layers.
+struct LoadGroups {
+    managed: bool,
+    candle: bool,
+    launches: Vec<(LoadParams, ContextParams, u32)>,
+}
+
+impl LoadGroups {
+    fn group_of(&mut self, c: &Combination) -> usize {
+        if !self.managed && !self.candle {
+            return c.ngl_group;
+        }
+        let key = if self.candle {
+            // Only the thread count matters (type_k/v and flash_attn are fixed).
+            let threads_only = ContextParams {
+                n_ctx: 0,
+                n_batch: 0,
+                n_ubatch: 0,
+                ..c.ctx.clone()
+            };
+            (c.load.clone(), threads_only, 1)
+        } else {
+            (c.load.clone(), c.ctx.clone(), c.test.concurrency)
+        };
+        match self.launches.iter().position(|k| *k == key) {
+            Some(i) => i,
+            None => {
+                self.launches.push(key);
+                self.launches.len() - 1
+            }
+        }
+    }
+}
+
+/// Every index tuple of `N` axes with these lengths, in order, the last axis
+/// fastest (an odometer); nothing when an axis is empty.
+struct Cartesian<const N: usize> {
+    lens: [usize; N],
+    next: Option<[usize; N]>,
+}
+
+impl<const N: usize> Cartesian<N> {
+    fn new(lens: [usize; N]) -> Self {
+        let next = lens.iter().all(|&n| n > 0).then_some([0; N]);
+        Cartesian { lens, next }
+    }
+}
+
+impl<const N: usize> Iterator for Cartesian<N> {
+    type Item = [usize; N];
+
+    fn next(&mut self) -> Option<[usize; N]> {
+        let current = self.next?;
+        let mut next = current;
+        self.next = None;
+        for axis in (0..N).rev() {
+            next[axis] += 1;
+            if next[axis] < self.lens[axis] {
+                self.next = Some(next);
+                break;
+            }
+            next[axis] = 0;
+        }
+        Some(current)
+    }
 }
 
 /// Removes repeats, keeping the first occurrence's position.
@@ -480,32 +562,30 @@ fn dedup<T: PartialEq + Clone>(values: Vec<T>) -> Vec<T> {
     out
 }
 
-/// `program` as an executable file: a path as given, or a bare name looked
-/// up on PATH.
-pub fn find_program(program: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |p: &std::path::Path| {
-        p.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if program.contains('/') {
-        let p = PathBuf::from(program);
-        return executable(&p).then_some(p);
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(program))
-        .find(|p| executable(p))
-}
-
 fn file_name(path: &std::path::Path) -> String {
     path.file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
 
-/// Every (a, b) of two axes, a outer.
-fn pairs<A: Copy, B: Copy>(a: &[A], b: &[B]) -> Vec<(A, B)> {
-    a.iter()
-        .flat_map(|&x| b.iter().map(move |&y| (x, y)))
-        .collect()
+#[cfg(test)]
+mod tests {
+    use super::Cartesian;
+
+    #[test]
+    fn cartesian_runs_the_last_axis_fastest() {
+        let all: Vec<_> = Cartesian::new([2, 1, 3]).collect();
+        assert_eq!(
+            all,
+            [
+                [0, 0, 0],
+                [0, 0, 1],
+                [0, 0, 2],
+                [1, 0, 0],
+                [1, 0, 1],
+                [1, 0, 2]
+            ]
+        );
+        assert_eq!(Cartesian::new([2, 0, 3]).count(), 0);
+    }
 }
