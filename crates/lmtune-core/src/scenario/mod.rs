@@ -37,6 +37,7 @@ mod axes;
 mod axis;
 mod backend;
 mod error;
+mod expand;
 mod measure;
 mod openai;
 mod plan;
