@@ -32,6 +32,13 @@
 //! checks the values against the model file and the machine and expands the
 //! cartesian product into [`Point`]s, ordered so that points sharing a loaded
 //! model run together.
+//!
+//! Parsing runs in stages, one file each: `raw.rs` (TOML, `schema`,
+//! `[model]`), `backend.rs` (`[backend]`; `openai.rs` for its server),
+//! `axes.rs` (every axis through one reader; values in `axis.rs`),
+//! `measure.rs` (`[measure]`, `[budget]`), `validate.rs` (what a backend
+//! does not have). Planning: `plan.rs` (checks against the model and the
+//! machine), `expand.rs` (the cartesian product and its one check).
 
 mod axes;
 mod axis;
