@@ -85,7 +85,7 @@ impl Backend for SimBackend {
         let a = self.anatomy.as_ref().ok_or(BackendError::NotLoaded)?;
         let p = self.profile;
         let c = &point.ctx;
-        let ubatch = c.n_ubatch.min(c.n_batch).min(c.n_ctx);
+        let ubatch = c.effective_ubatch();
         let ctx = ContextShape {
             n_ctx: u64::from(c.n_ctx),
             n_ubatch: u64::from(ubatch),

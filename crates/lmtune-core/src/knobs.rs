@@ -160,6 +160,12 @@ pub struct ContextParams {
 }
 
 impl ContextParams {
+    /// The micro-batch llama.cpp really runs with: it clamps `n_ubatch` to
+    /// `n_batch` and `n_batch` to `n_ctx`.
+    pub fn effective_ubatch(&self) -> u32 {
+        self.n_ubatch.min(self.n_batch).min(self.n_ctx)
+    }
+
     /// " op_offload=off" when op offload is off, else nothing: labels of
     /// points stay as they were for the default.
     pub fn op_offload_label(&self) -> &'static str {

@@ -25,8 +25,7 @@ pub fn predict_point(
     let c = &point.ctx;
     let ctx = ContextShape {
         n_ctx: u64::from(c.n_ctx),
-        // llama.cpp clamps the micro-batch to the batch and the batch to the context.
-        n_ubatch: u64::from(c.n_ubatch.min(c.n_batch).min(c.n_ctx)),
+        n_ubatch: u64::from(c.effective_ubatch()),
         type_k: c.type_k.ggml_type(),
         type_v: c.type_v.ggml_type(),
         // "auto" enables flash attention where the device supports it (CPU does).

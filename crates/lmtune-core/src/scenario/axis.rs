@@ -9,25 +9,100 @@
 
 use toml::Value;
 
-/// One value of an integer axis: a number or a keyword resolved later
-/// (`"all"` layers, `"physical"` cores).
+/// A value of an integer axis: a number, or (for some axes) a keyword the
+/// plan resolves against the model or the machine.
+pub trait AxisInt: Copy + 'static {
+    /// The keywords accepted in place of a number, in the order hints list them.
+    const KEYWORDS: &'static [(&'static str, Self)];
+    fn from_int(n: u32) -> Self;
+    /// The number, when the value is one (not a keyword).
+    fn as_int(self) -> Option<u32>;
+}
+
+impl AxisInt for u32 {
+    const KEYWORDS: &'static [(&'static str, u32)] = &[];
+    fn from_int(n: u32) -> u32 {
+        n
+    }
+    fn as_int(self) -> Option<u32> {
+        Some(self)
+    }
+}
+
+/// How many layers to offload: a number, or every layer (`"all"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IntOrKeyword {
-    Int(u32),
-    Keyword(&'static str),
+pub enum NGpuLayers {
+    /// Every repeating layer plus the output layer (`n_layer + 1`).
+    All,
+    N(u32),
+}
+
+impl NGpuLayers {
+    /// The layer count for a model with `all_layers` offloadable layers.
+    pub fn resolve(self, all_layers: u32) -> u32 {
+        match self {
+            NGpuLayers::All => all_layers,
+            NGpuLayers::N(n) => n,
+        }
+    }
+}
+
+impl AxisInt for NGpuLayers {
+    const KEYWORDS: &'static [(&'static str, NGpuLayers)] = &[("all", NGpuLayers::All)];
+    fn from_int(n: u32) -> NGpuLayers {
+        NGpuLayers::N(n)
+    }
+    fn as_int(self) -> Option<u32> {
+        match self {
+            NGpuLayers::N(n) => Some(n),
+            NGpuLayers::All => None,
+        }
+    }
+}
+
+/// How many CPU threads: a number, or one per physical or logical core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    Physical,
+    Logical,
+    N(u32),
+}
+
+impl Threads {
+    /// The thread count on a machine with these cores (at least 1).
+    pub fn resolve(self, machine: super::MachineFacts) -> u32 {
+        match self {
+            Threads::Physical => machine.physical_cores.max(1),
+            Threads::Logical => machine.logical_cores.max(1),
+            Threads::N(n) => n,
+        }
+    }
+}
+
+impl AxisInt for Threads {
+    const KEYWORDS: &'static [(&'static str, Threads)] = &[
+        ("physical", Threads::Physical),
+        ("logical", Threads::Logical),
+    ];
+    fn from_int(n: u32) -> Threads {
+        Threads::N(n)
+    }
+    fn as_int(self) -> Option<u32> {
+        match self {
+            Threads::N(n) => Some(n),
+            Threads::Physical | Threads::Logical => None,
+        }
+    }
 }
 
 /// Most points a single axis may expand to; a typo like `step = 0` or a
 /// range to 10^9 is caught here instead of planning a billion points.
 const MAX_AXIS_LEN: usize = 10_000;
 
-/// Parses an integer axis. `keywords` are the strings accepted in place of a
-/// number. Errors are (problem, fix).
-pub fn int_axis(
-    value: &Value,
-    keywords: &[&'static str],
-    min: u32,
-) -> Result<Vec<IntOrKeyword>, (String, String)> {
+/// Parses an integer axis; `T::KEYWORDS` are the strings accepted in place
+/// of a number. Errors are (problem, fix).
+pub fn int_axis<T: AxisInt>(value: &Value, min: u32) -> Result<Vec<T>, (String, String)> {
+    let keywords: Vec<&str> = T::KEYWORDS.iter().map(|(k, _)| *k).collect();
     let kw_hint = if keywords.is_empty() {
         String::new()
     } else {
@@ -41,7 +116,7 @@ pub fn int_axis(
         )
     };
     let usage = format!("write a number, a list like [1, 2], a range like {{ from = 1, to = 8, step = 1 }}{kw_hint}");
-    let one = |v: &Value| -> Result<IntOrKeyword, (String, String)> {
+    let one = |v: &Value| -> Result<T, (String, String)> {
         match v {
             Value::Integer(i) => {
                 let n = u32::try_from(*i).map_err(|_| {
@@ -56,12 +131,12 @@ pub fn int_axis(
                         format!("use values of at least {min}"),
                     ));
                 }
-                Ok(IntOrKeyword::Int(n))
+                Ok(T::from_int(n))
             }
-            Value::String(s) => keywords
+            Value::String(s) => T::KEYWORDS
                 .iter()
-                .find(|k| k.eq_ignore_ascii_case(s))
-                .map(|k| IntOrKeyword::Keyword(k))
+                .find(|(k, _)| k.eq_ignore_ascii_case(s))
+                .map(|(_, value)| *value)
                 .ok_or_else(|| {
                     (
                         format!(
@@ -95,11 +170,9 @@ pub fn int_axis(
             let get = |k: &str| -> Result<Option<u32>, (String, String)> {
                 match t.get(k) {
                     None => Ok(None),
-                    Some(v) => match one(v)? {
-                        IntOrKeyword::Int(n) => Ok(Some(n)),
-                        IntOrKeyword::Keyword(_) => {
-                            Err((format!("range `{k}` must be a number"), usage.clone()))
-                        }
+                    Some(v) => match one(v)?.as_int() {
+                        Some(n) => Ok(Some(n)),
+                        None => Err((format!("range `{k}` must be a number"), usage.clone())),
                     },
                 }
             };
@@ -129,9 +202,7 @@ pub fn int_axis(
                     format!("use a larger step; one axis may have at most {MAX_AXIS_LEN} values"),
                 ));
             }
-            (0..len)
-                .map(|i| IntOrKeyword::Int(from + i * step))
-                .collect()
+            (0..len).map(|i| T::from_int(from + i * step)).collect()
         }
         scalar => vec![one(scalar)?],
     };
@@ -182,14 +253,16 @@ mod tests {
 
     #[test]
     fn range_is_inclusive() {
-        let v = int_axis(&parse("{ from = 0, to = 30, step = 10 }"), &[], 0).unwrap();
-        assert_eq!(v, [0, 10, 20, 30].map(IntOrKeyword::Int));
+        let v = int_axis::<u32>(&parse("{ from = 0, to = 30, step = 10 }"), 0).unwrap();
+        assert_eq!(v, [0, 10, 20, 30]);
     }
 
     #[test]
     fn keyword_and_numbers_mix() {
-        let v = int_axis(&parse("[0, \"ALL\"]"), &["all"], 0).unwrap();
-        assert_eq!(v, vec![IntOrKeyword::Int(0), IntOrKeyword::Keyword("all")]);
+        let v = int_axis::<NGpuLayers>(&parse("[0, \"ALL\"]"), 0).unwrap();
+        assert_eq!(v, vec![NGpuLayers::N(0), NGpuLayers::All]);
+        let v = int_axis::<Threads>(&parse("[\"Logical\", 2, \"physical\"]"), 1).unwrap();
+        assert_eq!(v, vec![Threads::Logical, Threads::N(2), Threads::Physical]);
     }
 
     #[test]
@@ -203,7 +276,7 @@ mod tests {
             ("-3", "out of range"),
             ("{ from = 0, to = 4000000000 }", "expands"),
         ] {
-            let (problem, fix) = int_axis(&parse(src), &[], 0).unwrap_err();
+            let (problem, fix) = int_axis::<u32>(&parse(src), 0).unwrap_err();
             assert!(problem.contains(needle), "{src}: {problem}");
             assert!(!fix.is_empty());
         }
@@ -211,7 +284,7 @@ mod tests {
 
     #[test]
     fn minimum_is_enforced() {
-        let (problem, _) = int_axis(&parse("[0, 2]"), &[], 1).unwrap_err();
+        let (problem, _) = int_axis::<u32>(&parse("[0, 2]"), 1).unwrap_err();
         assert!(problem.contains("below"));
     }
 }

@@ -13,9 +13,13 @@ use serde::{Deserialize, Serialize};
 use super::speed::{SpeedModel, SpeedSample};
 use super::Reading;
 
-/// The micro-batch a point really runs with.
+/// The micro-batch a point really runs with. Unlike
+/// [`ContextParams::effective_ubatch`](lmtune_core::knobs::ContextParams::effective_ubatch)
+/// this also clamps a pp test to its prompt on purpose: a prompt shorter
+/// than the micro-batch is decoded in one smaller chunk, and the tuner ranks
+/// and models points by the chunk they really decode.
 pub fn ubatch_eff(p: &Point) -> u32 {
-    let u = p.ctx.n_ubatch.min(p.ctx.n_batch).min(p.ctx.n_ctx);
+    let u = p.ctx.effective_ubatch();
     if p.test.kind() == TestKind::Pp {
         u.min(p.test.n_prompt.max(1))
     } else {

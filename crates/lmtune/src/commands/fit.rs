@@ -266,7 +266,7 @@ fn find_anatomy(explicit: &Option<PathBuf>, file_name: &str) -> Option<ModelAnat
 }
 
 fn ubatch_eff(r: &Record) -> f64 {
-    f64::from(r.ctx.n_ubatch.min(r.ctx.n_batch).min(r.ctx.n_ctx))
+    f64::from(r.ctx.effective_ubatch())
 }
 
 /// Layers the backend offloaded at this point: what it reported

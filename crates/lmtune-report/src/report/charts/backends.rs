@@ -30,7 +30,10 @@ fn backends_chart(input: &ChartInput) -> Option<Chart> {
             r.model, r.test, r.ctx.threads, r.load.n_gpu_layers
         );
         if r.workload.n_prompt > 0 {
-            let chunk = r.workload.n_prompt.min(r.ctx.n_batch).min(r.ctx.n_ubatch);
+            // The chunk a pp test decodes: the effective micro-batch, or the
+            // whole prompt when it is shorter (n_ctx >= n_prompt for any pp
+            // point, so this is the old n_prompt.min(n_batch).min(n_ubatch)).
+            let chunk = r.ctx.effective_ubatch().min(r.workload.n_prompt);
             k.push_str(&format!(" chunk={chunk}"));
         }
         k

@@ -1,0 +1,166 @@
+//! Stage 5: checks across stages that need no model file: the axes a
+//! backend does not have, and a workload that times something. The
+//! [`Sweep`](super::axes::Sweep) reader calls the per-axis checks right after
+//! reading each axis, so the first error of a file is the one it always was.
+
+use std::ops::Range;
+
+use super::axes::{Sweep, Workload};
+use super::error::ErrorSite;
+use super::{Axis, BackendKind, ScenarioError};
+use crate::knobs::{FlashAttn, KvType};
+
+/// `sweep.op_offload` is llama.cpp's own switch.
+pub(super) fn op_offload(
+    site: &ErrorSite<'_>,
+    op_offload: &Axis<bool>,
+    backend: BackendKind,
+) -> Result<(), ScenarioError> {
+    if op_offload.explicit && backend != BackendKind::LlamaCpp {
+        return Err(site.at(
+            op_offload.span.clone(),
+            "sweep.op_offload",
+            format!(
+                "op offload is a switch of llama.cpp's own contexts; the \"{}\" backend has none",
+                backend.as_str()
+            ),
+            "remove sweep.op_offload (for a llama-server, put --no-op-offload in [backend.openai] command)",
+        ));
+    }
+    Ok(())
+}
+
+/// `sweep.swa_full` is llama.cpp's, in process or in a server.
+pub(super) fn swa_full(
+    site: &ErrorSite<'_>,
+    swa_full: &Axis<bool>,
+    backend: BackendKind,
+) -> Result<(), ScenarioError> {
+    if swa_full.explicit && !matches!(backend, BackendKind::LlamaCpp | BackendKind::OpenAi) {
+        return Err(site.at(
+            swa_full.span.clone(),
+            "sweep.swa_full",
+            format!(
+                "swa_full is llama.cpp's sliding-window cache switch; the \"{}\" backend has none",
+                backend.as_str()
+            ),
+            "remove sweep.swa_full",
+        ));
+    }
+    Ok(())
+}
+
+/// Concurrent clients need a server.
+pub(super) fn concurrency(
+    site: &ErrorSite<'_>,
+    concurrency: &Axis<u32>,
+    backend: BackendKind,
+) -> Result<(), ScenarioError> {
+    if backend != BackendKind::OpenAi && concurrency.values.iter().any(|&c| c > 1) {
+        return Err(site.at(
+            concurrency.span.clone(),
+            "sweep.concurrency",
+            format!(
+                "concurrent clients need a server, but the backend is \"{}\"",
+                backend.as_str()
+            ),
+            "remove sweep.concurrency, or measure a server with kind = \"openai\"",
+        ));
+    }
+    Ok(())
+}
+
+/// At least one n_prompt or n_gen is not 0.
+pub(super) fn workload_times_something(
+    site: &ErrorSite<'_>,
+    w: &Workload,
+) -> Result<(), ScenarioError> {
+    if w.n_prompt
+        .values
+        .iter()
+        .chain(&w.n_gen.values)
+        .all(|&n| n == 0)
+    {
+        let span = w.n_prompt.span.clone().or(w.n_gen.span.clone());
+        return Err(site.at(
+            span,
+            "workload",
+            "every n_prompt and n_gen is 0, so nothing would be timed",
+            "set n_prompt (prompt processing) and/or n_gen (generation) to at least 1",
+        ));
+    }
+    Ok(())
+}
+
+/// Rejects the knobs candle does not have, then sets them to what candle
+/// does, so records say it: an f32 cache, plain attention, weights read into
+/// memory (`use_mmap` becomes false).
+pub(super) fn candle(
+    site: &ErrorSite<'_>,
+    sweep: &mut Sweep,
+    use_mmap: &mut bool,
+    use_mmap_span: Option<Range<usize>>,
+) -> Result<(), ScenarioError> {
+    check_candle_knobs(
+        site,
+        &sweep.n_ubatch,
+        [&sweep.type_k, &sweep.type_v],
+        &sweep.flash_attn,
+        use_mmap.then_some(use_mmap_span),
+    )?;
+    sweep.type_k.values = vec![KvType::F32];
+    sweep.type_v.values = vec![KvType::F32];
+    sweep.flash_attn.values = vec![FlashAttn::Off];
+    *use_mmap = false;
+    Ok(())
+}
+
+/// Knobs candle does not have are rejected, not silently ignored.
+fn check_candle_knobs(
+    site: &ErrorSite<'_>,
+    n_ubatch: &Axis<u32>,
+    kv: [&Axis<KvType>; 2],
+    flash_attn: &Axis<FlashAttn>,
+    mmap: Option<Option<Range<usize>>>,
+) -> Result<(), ScenarioError> {
+    if n_ubatch.explicit {
+        return Err(site.at(
+            n_ubatch.span.clone(),
+            "sweep.n_ubatch",
+            "the candle backend has no micro-batches: it decodes each n_batch chunk of the prompt at once",
+            "remove sweep.n_ubatch and sweep n_batch instead (candle records n_ubatch = n_batch)",
+        ));
+    }
+    for (axis, key) in kv.into_iter().zip(["sweep.type_k", "sweep.type_v"]) {
+        if let Some(t) = axis
+            .values
+            .iter()
+            .find(|t| **t != KvType::F32)
+            .filter(|_| axis.explicit)
+        {
+            return Err(site.at(
+                axis.span.clone(),
+                key,
+                format!("the candle backend keeps its KV cache in f32; it has no {t} cache"),
+                format!("remove {key} (candle records f32), or use the llama-cpp backend to sweep cache types"),
+            ));
+        }
+    }
+    if flash_attn.explicit && flash_attn.values.iter().any(|f| *f != FlashAttn::Off) {
+        return Err(site.at(
+            flash_attn.span.clone(),
+            "sweep.flash_attn",
+            "the candle backend computes attention with plain matmuls; it has no flash-attention switch",
+            "remove sweep.flash_attn (candle records \"off\"), or use the llama-cpp backend to sweep it",
+        ));
+    }
+    if let Some(Some(span)) = mmap {
+        return Err(site.at(
+            Some(span),
+            "model.use_mmap",
+            "the candle backend reads the weights into memory; it cannot mmap them",
+            "remove model.use_mmap (candle records use_mmap = false)",
+        ));
+    }
+    Ok(())
+}
