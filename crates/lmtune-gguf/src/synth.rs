@@ -15,8 +15,11 @@ use crate::writer::{write_gguf, TensorSpec, WriteError};
 use crate::{GgufError, SYNTHETIC_KEY};
 
 /// The llama.cpp architectures `synth` writes: each one's tensor layout and
-/// metadata keys, as `llama-model.cpp` loads them. Adding one is a row here,
-/// a name in [`SynthArch::parse`] and its tensors in [`layer_tensors`].
+/// metadata keys, as `src/models/<arch>.cpp` loads them (llama.cpp refuses a
+/// file with a tensor its loader does not ask for, so the lists are exact).
+/// Adding one is a variant here, its name in [`SynthArch::as_str`], its
+/// tensors in [`layer_tensors`], its keys in [`arch_metadata`] and a
+/// `<arch>-tiny` preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SynthArch {
     /// `llama`: attention + gated FFN, untied output.
@@ -25,16 +28,48 @@ pub enum SynthArch {
     /// embeddings, and every 6th layer global, the others sliding-window
     /// (llama.cpp's rule for gemma3; no pattern key in the file).
     Gemma3,
+    /// `qwen2`: llama's layout with biases on Q, K and V.
+    Qwen2,
+    /// `qwen3`: llama's layout with per-head Q/K norms, no biases.
+    Qwen3,
+    /// `phi3`: fused `attn_qkv`, and `ffn_up` of 2 × n_ff (gate and up in one)
+    /// with no `ffn_gate`; the query width must be n_embd.
+    Phi3,
+    /// `granite`: llama's layout plus its scales (embedding, residual,
+    /// attention, logit).
+    Granite,
+    /// `gemma2`: post-attention and post-FFN norms, attention and final logit
+    /// soft-capping, tied embeddings, a sliding window on every other layer
+    /// (llama.cpp's rule for gemma2).
+    Gemma2,
+    /// `qwen3moe`: qwen3's attention, and routed experts only: a router
+    /// `ffn_gate_inp` and `ffn_{gate,up,down}_exps` of [.., .., n_expert].
+    Qwen3Moe,
 }
 
 impl SynthArch {
-    pub const ALL: [SynthArch; 2] = [SynthArch::Llama, SynthArch::Gemma3];
+    pub const ALL: [SynthArch; 8] = [
+        SynthArch::Llama,
+        SynthArch::Gemma3,
+        SynthArch::Qwen2,
+        SynthArch::Qwen3,
+        SynthArch::Phi3,
+        SynthArch::Granite,
+        SynthArch::Gemma2,
+        SynthArch::Qwen3Moe,
+    ];
 
     /// The `general.architecture` name.
     pub fn as_str(self) -> &'static str {
         match self {
             SynthArch::Llama => "llama",
             SynthArch::Gemma3 => "gemma3",
+            SynthArch::Qwen2 => "qwen2",
+            SynthArch::Qwen3 => "qwen3",
+            SynthArch::Phi3 => "phi3",
+            SynthArch::Granite => "granite",
+            SynthArch::Gemma2 => "gemma2",
+            SynthArch::Qwen3Moe => "qwen3moe",
         }
     }
 
@@ -43,6 +78,37 @@ impl SynthArch {
             .into_iter()
             .find(|a| a.as_str().eq_ignore_ascii_case(name))
     }
+
+    /// The name of its small test preset (a few layers, tens of MiB).
+    pub fn tiny_preset(self) -> String {
+        format!("{}-tiny", self.as_str())
+    }
+
+    /// Whether the output projection is the token embedding (no `output.weight`).
+    fn tied_output(self) -> bool {
+        matches!(self, SynthArch::Gemma2 | SynthArch::Gemma3)
+    }
+
+    /// The sliding window (and every-n-th-layer-dense pattern) llama.cpp
+    /// applies to this architecture when the file gives none.
+    pub fn default_sliding_window(self) -> Option<(u64, u64)> {
+        match self {
+            SynthArch::Gemma3 => Some((512, 6)),
+            SynthArch::Gemma2 => Some((4096, 2)),
+            _ => None,
+        }
+    }
+}
+
+/// Routed experts of a mixture-of-experts model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynthMoe {
+    /// Experts per layer (`expert_count`).
+    pub n_expert: u64,
+    /// Experts each token goes through (`expert_used_count`).
+    pub n_expert_used: u64,
+    /// Hidden width of one expert (`expert_feed_forward_length`).
+    pub n_ff_exp: u64,
 }
 
 /// The shape of a synthetic model.
@@ -64,6 +130,56 @@ pub struct SynthShape {
     /// Vocabulary size; `None`: the donor's. Larger than the donor's pads the
     /// tokenizer with unused tokens (smaller would break its merges).
     pub n_vocab: Option<u64>,
+    /// Routed experts; required by (and only used by) MoE architectures.
+    pub moe: Option<SynthMoe>,
+}
+
+impl SynthShape {
+    /// A shape with no sliding window, no experts and the donor's vocabulary.
+    #[allow(clippy::too_many_arguments)]
+    pub const fn dense(
+        arch: SynthArch,
+        n_layer: u64,
+        n_embd: u64,
+        n_head: u64,
+        n_head_kv: u64,
+        n_ff: u64,
+        head_dim: Option<u64>,
+        n_ctx_train: u64,
+    ) -> SynthShape {
+        SynthShape {
+            arch,
+            n_layer,
+            n_embd,
+            n_head,
+            n_head_kv,
+            n_ff,
+            head_dim,
+            n_ctx_train,
+            sliding_window: None,
+            n_vocab: None,
+            moe: None,
+        }
+    }
+
+    pub const fn with_window(mut self, window: u64, pattern: u64) -> SynthShape {
+        self.sliding_window = Some((window, pattern));
+        self
+    }
+
+    pub const fn with_experts(
+        mut self,
+        n_expert: u64,
+        n_expert_used: u64,
+        n_ff_exp: u64,
+    ) -> SynthShape {
+        self.moe = Some(SynthMoe {
+            n_expert,
+            n_expert_used,
+            n_ff_exp,
+        });
+        self
+    }
 }
 
 /// Known shapes (`--like`), from the published configs of those models.
@@ -81,6 +197,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
             n_ctx_train: 2048,
             sliding_window: None,
             n_vocab: None,
+            moe: None,
         },
     ),
     (
@@ -96,6 +213,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
             n_ctx_train: 2048,
             sliding_window: None,
             n_vocab: None,
+            moe: None,
         },
     ),
     (
@@ -111,6 +229,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
             n_ctx_train: 4096,
             sliding_window: None,
             n_vocab: None,
+            moe: None,
         },
     ),
     (
@@ -126,6 +245,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
             n_ctx_train: 8192,
             sliding_window: None,
             n_vocab: None,
+            moe: None,
         },
     ),
     (
@@ -141,6 +261,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
             n_ctx_train: 4096,
             sliding_window: None,
             n_vocab: None,
+            moe: None,
         },
     ),
     (
@@ -156,6 +277,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
             n_ctx_train: 4096,
             sliding_window: None,
             n_vocab: None,
+            moe: None,
         },
     ),
     (
@@ -172,7 +294,78 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
             n_ctx_train: 32768,
             sliding_window: Some((512, 6)),
             n_vocab: None,
+            moe: None,
         },
+    ),
+    // Published shapes of other families (the vocabulary is the donor's).
+    (
+        "qwen2.5-0.5b",
+        SynthShape::dense(SynthArch::Qwen2, 24, 896, 14, 2, 4864, None, 32768),
+    ),
+    (
+        "qwen3-0.6b",
+        SynthShape::dense(SynthArch::Qwen3, 28, 1024, 16, 8, 3072, Some(128), 40960),
+    ),
+    (
+        "phi3-mini",
+        SynthShape::dense(SynthArch::Phi3, 32, 3072, 32, 32, 8192, None, 4096),
+    ),
+    (
+        "granite3-2b",
+        SynthShape::dense(SynthArch::Granite, 40, 2048, 32, 8, 8192, None, 4096),
+    ),
+    (
+        "gemma2-2b",
+        SynthShape::dense(SynthArch::Gemma2, 26, 2304, 8, 4, 9216, Some(256), 8192)
+            .with_window(4096, 2),
+    ),
+    (
+        // Qwen3-30B-A3B: 48 layers of 128 experts, 8 used (~17 GiB at q4_0).
+        "qwen3moe-30b-a3b",
+        SynthShape::dense(SynthArch::Qwen3Moe, 48, 2048, 32, 4, 6144, Some(128), 40960)
+            .with_experts(128, 8, 768),
+    ),
+    (
+        // A ~1.3 GiB (q8_0) MoE to measure expert routing on: 64 experts, 4 used.
+        "qwen3moe-test",
+        SynthShape::dense(SynthArch::Qwen3Moe, 12, 1024, 16, 4, 2048, Some(64), 32768)
+            .with_experts(64, 4, 512),
+    ),
+    // Tiny test models, one per architecture: 2 layers, n_embd 256 (a few
+    // tens of MiB, mostly the donor's vocabulary), loaded in tests.
+    (
+        "llama-tiny",
+        SynthShape::dense(SynthArch::Llama, 2, 256, 4, 2, 512, None, 4096),
+    ),
+    (
+        "gemma3-tiny",
+        SynthShape::dense(SynthArch::Gemma3, 2, 256, 4, 1, 512, Some(64), 4096).with_window(512, 6),
+    ),
+    (
+        "qwen2-tiny",
+        SynthShape::dense(SynthArch::Qwen2, 2, 256, 4, 2, 512, None, 4096),
+    ),
+    (
+        "qwen3-tiny",
+        SynthShape::dense(SynthArch::Qwen3, 2, 256, 4, 2, 512, Some(64), 4096),
+    ),
+    (
+        "phi3-tiny",
+        SynthShape::dense(SynthArch::Phi3, 2, 256, 4, 4, 512, None, 4096),
+    ),
+    (
+        "granite-tiny",
+        SynthShape::dense(SynthArch::Granite, 2, 256, 4, 2, 512, None, 4096),
+    ),
+    (
+        "gemma2-tiny",
+        SynthShape::dense(SynthArch::Gemma2, 2, 256, 4, 2, 512, Some(64), 4096)
+            .with_window(4096, 2),
+    ),
+    (
+        "qwen3moe-tiny",
+        SynthShape::dense(SynthArch::Qwen3Moe, 2, 256, 4, 2, 512, Some(64), 4096)
+            .with_experts(8, 2, 128),
     ),
 ];
 
@@ -291,7 +484,10 @@ pub fn write_synthetic(
             "general.architecture".into(),
             MetadataValue::String(a.into()),
         ),
-        ("general.name".into(), MetadataValue::String(name.into())),
+        (
+            "general.name".into(),
+            MetadataValue::String(name_without_vocab_quirks(name)),
+        ),
         (
             "general.file_type".into(),
             MetadataValue::U32(file_type_of(quant)),
@@ -355,8 +551,9 @@ pub fn write_synthetic(
             format!("{a}.attention.sliding_window"),
             MetadataValue::U32(window as u32),
         ));
-        // gemma3 files carry no pattern: llama.cpp reads it as an array if
-        // present, and its own rule (every 6th layer global) otherwise.
+        // gemma files carry no pattern: llama.cpp reads it as an array if
+        // present, and its own rule (gemma2: every 2nd layer global, gemma3:
+        // every 6th) otherwise.
         if shape.arch == SynthArch::Llama {
             metadata.push((
                 format!("{a}.attention.sliding_window_pattern"),
@@ -364,17 +561,37 @@ pub fn write_synthetic(
             ));
         }
     }
+    let moe = match (shape.arch == SynthArch::Qwen3Moe, shape.moe) {
+        (true, Some(m)) if m.n_expert > 0 && m.n_ff_exp > 0 && (1..=m.n_expert).contains(&m.n_expert_used) => Some(m),
+        (true, _) => {
+            return Err(SynthError::BadShape(format!(
+                "{a} needs experts: n_expert > 0, 1 <= n_expert_used <= n_expert, n_ff_exp > 0 (start from --like {})",
+                shape.arch.tiny_preset()
+            )))
+        }
+        (false, _) => None,
+    };
+    if shape.arch == SynthArch::Phi3 && shape.n_head * head_dim != shape.n_embd {
+        return Err(SynthError::BadShape(format!(
+            "phi3's output projection is n_embd × n_embd: n_head × head_dim = {} must be n_embd = {}",
+            shape.n_head * head_dim,
+            shape.n_embd
+        )));
+    }
+    metadata.extend(arch_metadata(shape.arch, moe));
     metadata.extend(tokenizer);
 
-    let weight = |name: String, ne0: u64, ne1: u64| {
-        let t = if quant.bytes_for(ne0).is_some() {
+    let weight = |name: String, dims: Vec<u64>| {
+        // Rows are dims[0]; a row that is not a whole number of the type's
+        // blocks falls back to q8_0, as llama.cpp's quantizer does.
+        let t = if quant.bytes_for(dims[0]).is_some() {
             quant
         } else {
             GgmlType(8)
         };
         TensorSpec {
             name,
-            dims: vec![ne0, ne1],
+            dims,
             ggml_type: t,
         }
     };
@@ -384,35 +601,49 @@ pub fn write_synthetic(
         kv: shape.n_head_kv * head_dim,
         head_dim,
         n_ff: shape.n_ff,
+        moe,
     };
-    let norm = |name: String, n: u64| TensorSpec {
+    let f32_tensor = |name: String, dims: Vec<u64>| TensorSpec {
         name,
-        dims: vec![n],
+        dims,
         ggml_type: GgmlType(0),
     };
-    let mut tensors = vec![weight("token_embd.weight".into(), shape.n_embd, n_vocab)];
+    let mut tensors = vec![weight(
+        "token_embd.weight".into(),
+        vec![shape.n_embd, n_vocab],
+    )];
     for il in 0..shape.n_layer {
-        for (name, shape2) in layer_tensors(shape.arch, &dims) {
-            let name = format!("blk.{il}.{name}.weight");
-            tensors.push(match shape2 {
-                [n, 0] => norm(name, n),
-                [ne0, ne1] => weight(name, ne0, ne1),
-            });
+        for LayerTensor { name, dims } in layer_tensors(shape.arch, &dims) {
+            let name = format!("blk.{il}.{name}");
+            // Norms, biases and the router stay f32, as in converted files.
+            tensors.push(
+                if dims.len() == 1 || name.ends_with("ffn_gate_inp.weight") {
+                    f32_tensor(name, dims)
+                } else {
+                    weight(name, dims)
+                },
+            );
         }
     }
-    tensors.push(norm("output_norm.weight".into(), shape.n_embd));
-    // gemma3 ties its output to the token embeddings, as the real files do.
-    if shape.arch != SynthArch::Gemma3 {
-        tensors.push(weight("output.weight".into(), shape.n_embd, n_vocab));
+    tensors.push(f32_tensor("output_norm.weight".into(), vec![shape.n_embd]));
+    // gemma ties its output to the token embeddings, as the real files do
+    // (and llama.cpp's gemma loaders refuse an `output.weight`).
+    if !shape.arch.tied_output() {
+        tensors.push(weight("output.weight".into(), vec![shape.n_embd, n_vocab]));
     }
 
     let mut pools = std::collections::HashMap::new();
     write_gguf(path, &metadata, &tensors, |t, out| {
         if t.dims.len() == 1 {
-            // Norm weights: 1.0, as a trained model's are near.
-            let one = 1.0f32.to_le_bytes();
+            // Norm weights: 1.0, as a trained model's are near; biases: 0.
+            let value = if t.name.ends_with(".bias") {
+                0.0f32
+            } else {
+                1.0
+            };
+            let bytes = value.to_le_bytes();
             for _ in 0..t.n_elements() {
-                out.write_all(&one)?;
+                out.write_all(&bytes)?;
             }
             return Ok(());
         }
@@ -433,6 +664,46 @@ pub fn write_synthetic(
     Ok(())
 }
 
+/// `name` with the words llama.cpp's vocabulary loader keys per-model token
+/// attributes on (`llama-vocab.cpp`: a name containing "phi3" or "phi-3"
+/// looks up phi-3's `</s>`) spelled apart: the tokenizer is the donor's, not
+/// that model's, and the lookup would fail the load.
+fn name_without_vocab_quirks(name: &str) -> String {
+    name.to_ascii_lowercase()
+        .replace("phi-3", "phi_3")
+        .replace("phi3", "phi_3")
+}
+
+/// The keys an architecture's `load_arch_hparams` reads beyond the common
+/// ones, with the values its published models use.
+fn arch_metadata(arch: SynthArch, moe: Option<SynthMoe>) -> Vec<(String, MetadataValue)> {
+    let a = arch.as_str();
+    let f32_key = |k: &str, v: f32| (format!("{a}.{k}"), MetadataValue::F32(v));
+    let u32_key = |k: &str, v: u64| (format!("{a}.{k}"), MetadataValue::U32(v as u32));
+    let mut keys = match arch {
+        // Granite 3.0's multipliers (embedding, residual, attention, logits).
+        SynthArch::Granite => vec![
+            f32_key("embedding_scale", 12.0),
+            f32_key("residual_scale", 0.22),
+            f32_key("attention.scale", 0.015625),
+            f32_key("logit_scale", 8.0),
+        ],
+        SynthArch::Gemma2 => vec![
+            f32_key("attn_logit_softcapping", 50.0),
+            f32_key("final_logit_softcapping", 30.0),
+        ],
+        _ => Vec::new(),
+    };
+    if let Some(m) = moe {
+        keys.extend([
+            u32_key("expert_count", m.n_expert),
+            u32_key("expert_used_count", m.n_expert_used),
+            u32_key("expert_feed_forward_length", m.n_ff_exp),
+        ]);
+    }
+    keys
+}
+
 /// The sizes a block's tensors are made of.
 struct Dims {
     n_embd: u64,
@@ -442,33 +713,74 @@ struct Dims {
     kv: u64,
     head_dim: u64,
     n_ff: u64,
+    moe: Option<SynthMoe>,
 }
 
-/// One block's tensors (name without `blk.N.` and `.weight`, `[ne0, ne1]`;
-/// `[n, 0]` is a 1-D norm of `n` values), in llama.cpp's names.
-fn layer_tensors(arch: SynthArch, d: &Dims) -> Vec<(&'static str, [u64; 2])> {
-    let mut t = vec![
-        ("attn_norm", [d.n_embd, 0]),
-        ("attn_q", [d.n_embd, d.q]),
-        ("attn_k", [d.n_embd, d.kv]),
-        ("attn_v", [d.n_embd, d.kv]),
-        ("attn_output", [d.q, d.n_embd]),
-    ];
-    if arch == SynthArch::Gemma3 {
+/// One tensor of a block: its name without `blk.N.` (with `.weight` or
+/// `.bias`), and its dimensions in ggml's order (`ne0` first: the row).
+struct LayerTensor {
+    name: &'static str,
+    dims: Vec<u64>,
+}
+
+fn lt(name: &'static str, dims: &[u64]) -> LayerTensor {
+    LayerTensor {
+        name,
+        dims: dims.to_vec(),
+    }
+}
+
+/// One block's tensors in llama.cpp's names and shapes, exactly those the
+/// architecture's `load_arch_tensors` creates.
+fn layer_tensors(arch: SynthArch, d: &Dims) -> Vec<LayerTensor> {
+    use SynthArch::*;
+    let mut t = vec![lt("attn_norm.weight", &[d.n_embd])];
+    if arch == Phi3 {
+        t.push(lt("attn_qkv.weight", &[d.n_embd, d.q + 2 * d.kv]));
+    } else {
         t.extend([
-            ("attn_q_norm", [d.head_dim, 0]),
-            ("attn_k_norm", [d.head_dim, 0]),
-            ("post_attention_norm", [d.n_embd, 0]),
+            lt("attn_q.weight", &[d.n_embd, d.q]),
+            lt("attn_k.weight", &[d.n_embd, d.kv]),
+            lt("attn_v.weight", &[d.n_embd, d.kv]),
         ]);
     }
-    t.extend([
-        ("ffn_norm", [d.n_embd, 0]),
-        ("ffn_gate", [d.n_embd, d.n_ff]),
-        ("ffn_up", [d.n_embd, d.n_ff]),
-        ("ffn_down", [d.n_ff, d.n_embd]),
-    ]);
-    if arch == SynthArch::Gemma3 {
-        t.push(("post_ffw_norm", [d.n_embd, 0]));
+    if arch == Qwen2 {
+        t.extend([
+            lt("attn_q.bias", &[d.q]),
+            lt("attn_k.bias", &[d.kv]),
+            lt("attn_v.bias", &[d.kv]),
+        ]);
+    }
+    t.push(lt("attn_output.weight", &[d.q, d.n_embd]));
+    if matches!(arch, Gemma3 | Qwen3 | Qwen3Moe) {
+        t.extend([
+            lt("attn_q_norm.weight", &[d.head_dim]),
+            lt("attn_k_norm.weight", &[d.head_dim]),
+        ]);
+    }
+    if matches!(arch, Gemma2 | Gemma3) {
+        t.push(lt("post_attention_norm.weight", &[d.n_embd]));
+    }
+    t.push(lt("ffn_norm.weight", &[d.n_embd]));
+    match (arch, d.moe) {
+        (Phi3, _) => t.extend([
+            lt("ffn_up.weight", &[d.n_embd, 2 * d.n_ff]),
+            lt("ffn_down.weight", &[d.n_ff, d.n_embd]),
+        ]),
+        (_, Some(m)) => t.extend([
+            lt("ffn_gate_inp.weight", &[d.n_embd, m.n_expert]),
+            lt("ffn_gate_exps.weight", &[d.n_embd, m.n_ff_exp, m.n_expert]),
+            lt("ffn_up_exps.weight", &[d.n_embd, m.n_ff_exp, m.n_expert]),
+            lt("ffn_down_exps.weight", &[m.n_ff_exp, d.n_embd, m.n_expert]),
+        ]),
+        _ => t.extend([
+            lt("ffn_gate.weight", &[d.n_embd, d.n_ff]),
+            lt("ffn_up.weight", &[d.n_embd, d.n_ff]),
+            lt("ffn_down.weight", &[d.n_ff, d.n_embd]),
+        ]),
+    }
+    if matches!(arch, Gemma2 | Gemma3) {
+        t.push(lt("post_ffw_norm.weight", &[d.n_embd]));
     }
     t
 }
