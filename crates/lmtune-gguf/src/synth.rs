@@ -45,10 +45,14 @@ pub enum SynthArch {
     /// `qwen3moe`: qwen3's attention, and routed experts only: a router
     /// `ffn_gate_inp` and `ffn_{gate,up,down}_exps` of [.., .., n_expert].
     Qwen3Moe,
+    /// `gpt-oss` (llama.cpp's OpenAI MoE): biased attention with per-head
+    /// sinks, a sliding window on every other layer, routed experts with
+    /// biases, and `post_attention_norm` as the FFN's norm (no `ffn_norm`).
+    GptOss,
 }
 
 impl SynthArch {
-    pub const ALL: [SynthArch; 8] = [
+    pub const ALL: [SynthArch; 9] = [
         SynthArch::Llama,
         SynthArch::Gemma3,
         SynthArch::Qwen2,
@@ -57,6 +61,7 @@ impl SynthArch {
         SynthArch::Granite,
         SynthArch::Gemma2,
         SynthArch::Qwen3Moe,
+        SynthArch::GptOss,
     ];
 
     /// The `general.architecture` name.
@@ -70,6 +75,7 @@ impl SynthArch {
             SynthArch::Granite => "granite",
             SynthArch::Gemma2 => "gemma2",
             SynthArch::Qwen3Moe => "qwen3moe",
+            SynthArch::GptOss => "gpt-oss",
         }
     }
 
@@ -84,6 +90,11 @@ impl SynthArch {
         format!("{}-tiny", self.as_str())
     }
 
+    /// Whether its FFN is routed experts (and [`SynthShape::moe`] is required).
+    pub fn is_moe(self) -> bool {
+        matches!(self, SynthArch::Qwen3Moe | SynthArch::GptOss)
+    }
+
     /// Whether the output projection is the token embedding (no `output.weight`).
     fn tied_output(self) -> bool {
         matches!(self, SynthArch::Gemma2 | SynthArch::Gemma3)
@@ -95,6 +106,7 @@ impl SynthArch {
         match self {
             SynthArch::Gemma3 => Some((512, 6)),
             SynthArch::Gemma2 => Some((4096, 2)),
+            SynthArch::GptOss => Some((128, 2)),
             _ => None,
         }
     }
@@ -326,6 +338,14 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
             .with_experts(128, 8, 768),
     ),
     (
+        // gpt-oss-20b: 24 layers of 32 experts, 4 used, head_dim 64 (real
+        // files keep experts in MXFP4; here they take --quant).
+        "gpt-oss-20b",
+        SynthShape::dense(SynthArch::GptOss, 24, 2880, 64, 8, 2880, Some(64), 131072)
+            .with_window(128, 2)
+            .with_experts(32, 4, 2880),
+    ),
+    (
         // A ~1.3 GiB (q8_0) MoE to measure expert routing on: 64 experts, 4 used.
         "qwen3moe-test",
         SynthShape::dense(SynthArch::Qwen3Moe, 12, 1024, 16, 4, 2048, Some(64), 32768)
@@ -365,6 +385,12 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
     (
         "qwen3moe-tiny",
         SynthShape::dense(SynthArch::Qwen3Moe, 2, 256, 4, 2, 512, Some(64), 4096)
+            .with_experts(8, 2, 128),
+    ),
+    (
+        "gpt-oss-tiny",
+        SynthShape::dense(SynthArch::GptOss, 2, 256, 4, 2, 512, Some(64), 4096)
+            .with_window(128, 2)
             .with_experts(8, 2, 128),
     ),
 ];
@@ -561,7 +587,7 @@ pub fn write_synthetic(
             ));
         }
     }
-    let moe = match (shape.arch == SynthArch::Qwen3Moe, shape.moe) {
+    let moe = match (shape.arch.is_moe(), shape.moe) {
         (true, Some(m)) if m.n_expert > 0 && m.n_ff_exp > 0 && (1..=m.n_expert).contains(&m.n_expert_used) => Some(m),
         (true, _) => {
             return Err(SynthError::BadShape(format!(
@@ -600,6 +626,7 @@ pub fn write_synthetic(
         q: shape.n_head * head_dim,
         kv: shape.n_head_kv * head_dim,
         head_dim,
+        n_head: shape.n_head,
         n_ff: shape.n_ff,
         moe,
     };
@@ -615,9 +642,12 @@ pub fn write_synthetic(
     for il in 0..shape.n_layer {
         for LayerTensor { name, dims } in layer_tensors(shape.arch, &dims) {
             let name = format!("blk.{il}.{name}");
-            // Norms, biases and the router stay f32, as in converted files.
+            // Norms, biases, sinks and the router stay f32, as in converted files.
             tensors.push(
-                if dims.len() == 1 || name.ends_with("ffn_gate_inp.weight") {
+                if dims.len() == 1
+                    || name.ends_with(".bias")
+                    || name.ends_with("ffn_gate_inp.weight")
+                {
                     f32_tensor(name, dims)
                 } else {
                     weight(name, dims)
@@ -634,9 +664,11 @@ pub fn write_synthetic(
 
     let mut pools = std::collections::HashMap::new();
     write_gguf(path, &metadata, &tensors, |t, out| {
-        if t.dims.len() == 1 {
-            // Norm weights: 1.0, as a trained model's are near; biases: 0.
-            let value = if t.name.ends_with(".bias") {
+        let is_bias = t.name.ends_with(".bias");
+        if t.dims.len() == 1 || is_bias {
+            // Norm weights: 1.0, as a trained model's are near; biases (and
+            // attention sinks, logits beside the softmax): 0.
+            let value = if is_bias || t.name.ends_with("attn_sinks.weight") {
                 0.0f32
             } else {
                 1.0
@@ -712,6 +744,7 @@ struct Dims {
     /// Key/value width (`n_head_kv × head_dim`).
     kv: u64,
     head_dim: u64,
+    n_head: u64,
     n_ff: u64,
     moe: Option<SynthMoe>,
 }
@@ -744,7 +777,7 @@ fn layer_tensors(arch: SynthArch, d: &Dims) -> Vec<LayerTensor> {
             lt("attn_v.weight", &[d.n_embd, d.kv]),
         ]);
     }
-    if arch == Qwen2 {
+    if matches!(arch, Qwen2 | GptOss) {
         t.extend([
             lt("attn_q.bias", &[d.q]),
             lt("attn_k.bias", &[d.kv]),
@@ -752,16 +785,25 @@ fn layer_tensors(arch: SynthArch, d: &Dims) -> Vec<LayerTensor> {
         ]);
     }
     t.push(lt("attn_output.weight", &[d.q, d.n_embd]));
+    if arch == GptOss {
+        t.extend([
+            lt("attn_output.bias", &[d.n_embd]),
+            lt("attn_sinks.weight", &[d.n_head]),
+        ]);
+    }
     if matches!(arch, Gemma3 | Qwen3 | Qwen3Moe) {
         t.extend([
             lt("attn_q_norm.weight", &[d.head_dim]),
             lt("attn_k_norm.weight", &[d.head_dim]),
         ]);
     }
-    if matches!(arch, Gemma2 | Gemma3) {
+    if matches!(arch, Gemma2 | Gemma3 | GptOss) {
         t.push(lt("post_attention_norm.weight", &[d.n_embd]));
     }
-    t.push(lt("ffn_norm.weight", &[d.n_embd]));
+    // gpt-oss normalizes the FFN's input with post_attention_norm.
+    if arch != GptOss {
+        t.push(lt("ffn_norm.weight", &[d.n_embd]));
+    }
     match (arch, d.moe) {
         (Phi3, _) => t.extend([
             lt("ffn_up.weight", &[d.n_embd, 2 * d.n_ff]),
@@ -778,6 +820,14 @@ fn layer_tensors(arch: SynthArch, d: &Dims) -> Vec<LayerTensor> {
             lt("ffn_up.weight", &[d.n_embd, d.n_ff]),
             lt("ffn_down.weight", &[d.n_ff, d.n_embd]),
         ]),
+    }
+    if let (GptOss, Some(m)) = (arch, d.moe) {
+        t.extend([
+            lt("ffn_gate_inp.bias", &[m.n_expert]),
+            lt("ffn_gate_exps.bias", &[m.n_ff_exp, m.n_expert]),
+            lt("ffn_up_exps.bias", &[m.n_ff_exp, m.n_expert]),
+            lt("ffn_down_exps.bias", &[d.n_embd, m.n_expert]),
+        ]);
     }
     if matches!(arch, Gemma2 | Gemma3) {
         t.push(lt("post_ffw_norm.weight", &[d.n_embd]));

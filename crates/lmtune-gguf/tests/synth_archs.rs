@@ -47,6 +47,17 @@ fn expected(arch: SynthArch) -> (usize, Vec<(&'static str, Vec<u64>)>) {
                 ("ffn_down_exps.weight", vec![128, 256, 8]),
             ],
         ),
+        SynthArch::GptOss => (
+            19,
+            vec![
+                ("attn_sinks.weight", vec![4]),
+                ("attn_output.bias", vec![256]),
+                ("ffn_gate_inp.bias", vec![8]),
+                ("ffn_gate_exps.bias", vec![128, 8]),
+                ("ffn_down_exps.bias", vec![256, 8]),
+                ("ffn_up_exps.weight", vec![256, 128, 8]),
+            ],
+        ),
     }
 }
 
@@ -78,7 +89,8 @@ fn every_tiny_preset_round_trips_with_its_architectures_tensors() {
                 .unwrap_or_else(|| panic!("{arch:?}: no blk.0.{name}"));
             assert_eq!(t.dims, dims, "{arch:?} {name}");
             // Biases, norms and the router stay f32; matrices take the quant.
-            let f32_expected = dims.len() == 1 || name.starts_with("ffn_gate_inp");
+            let f32_expected =
+                dims.len() == 1 || name.ends_with(".bias") || name.starts_with("ffn_gate_inp");
             assert_eq!(t.ggml_type.0 == 0, f32_expected, "{arch:?} {name}");
         }
         // File size: header + data, all of it written (no short tensor).
@@ -158,6 +170,17 @@ fn architecture_keys_are_written() {
         ),
         (Some(8), Some(2), Some(128))
     );
+    let oss = keys(SynthArch::GptOss);
+    assert_eq!(
+        oss.get("gpt-oss.attention.sliding_window")
+            .and_then(MetadataValue::as_u64),
+        Some(128)
+    );
+    assert!(oss.get("gpt-oss.expert_feed_forward_length").is_some());
+    assert!(oss
+        .tensors
+        .iter()
+        .all(|t| !t.name.ends_with("ffn_norm.weight")));
     // llama.cpp gives a name with "phi3" phi-3's token attributes, which the
     // donor's vocabulary lacks: the name is spelled apart.
     let path = dir.path().join("phi.gguf");

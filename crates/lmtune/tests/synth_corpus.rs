@@ -20,6 +20,10 @@ const ARCHS: &[(&str, &str)] = &[
     ("granite", "embedding/residual/attention/logit scales"),
     ("gemma2", "soft-capping, 1:1 sliding window, tied output"),
     ("qwen3moe", "8 routed experts, 2 used"),
+    (
+        "gpt-oss",
+        "biased experts, attention sinks, 1:1 sliding window",
+    ),
 ];
 
 #[test]
