@@ -49,10 +49,14 @@ pub enum SynthArch {
     /// sinks, a sliding window on every other layer, routed experts with
     /// biases, and `post_attention_norm` as the FFN's norm (no `ffn_norm`).
     GptOss,
+    /// `deepseek2`: multi-head latent attention (MLA: low-rank Q and KV with
+    /// a shared RoPE part, `attn_k_b`/`attn_v_b` per head), leading dense
+    /// blocks, then routed experts plus shared experts (`_shexp`).
+    Deepseek2,
 }
 
 impl SynthArch {
-    pub const ALL: [SynthArch; 9] = [
+    pub const ALL: [SynthArch; 10] = [
         SynthArch::Llama,
         SynthArch::Gemma3,
         SynthArch::Qwen2,
@@ -62,6 +66,7 @@ impl SynthArch {
         SynthArch::Gemma2,
         SynthArch::Qwen3Moe,
         SynthArch::GptOss,
+        SynthArch::Deepseek2,
     ];
 
     /// The `general.architecture` name.
@@ -76,6 +81,7 @@ impl SynthArch {
             SynthArch::Gemma2 => "gemma2",
             SynthArch::Qwen3Moe => "qwen3moe",
             SynthArch::GptOss => "gpt-oss",
+            SynthArch::Deepseek2 => "deepseek2",
         }
     }
 
@@ -92,7 +98,10 @@ impl SynthArch {
 
     /// Whether its FFN is routed experts (and [`SynthShape::moe`] is required).
     pub fn is_moe(self) -> bool {
-        matches!(self, SynthArch::Qwen3Moe | SynthArch::GptOss)
+        matches!(
+            self,
+            SynthArch::Qwen3Moe | SynthArch::GptOss | SynthArch::Deepseek2
+        )
     }
 
     /// Whether the output projection is the token embedding (no `output.weight`).
@@ -121,6 +130,26 @@ pub struct SynthMoe {
     pub n_expert_used: u64,
     /// Hidden width of one expert (`expert_feed_forward_length`).
     pub n_ff_exp: u64,
+    /// Shared experts every token goes through (`expert_shared_count`;
+    /// deepseek2).
+    pub n_expert_shared: u64,
+    /// Leading blocks with a dense FFN of n_ff instead of experts
+    /// (`leading_dense_block_count`; deepseek2).
+    pub n_layer_dense_lead: u64,
+}
+
+/// Multi-head latent attention (deepseek2): the head dimension of the shape
+/// is the query/key head (`key_length_mla`, no-RoPE part + RoPE part).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynthMla {
+    /// Rank of the query compression; 0: a full `attn_q` instead.
+    pub q_lora_rank: u64,
+    /// Rank of the joint KV compression (what the cache holds per token).
+    pub kv_lora_rank: u64,
+    /// The RoPE part of each query/key head (`rope.dimension_count`).
+    pub rope_dim: u64,
+    /// Value head dimension (`value_length_mla`).
+    pub v_head_dim: u64,
 }
 
 /// The shape of a synthetic model.
@@ -144,6 +173,8 @@ pub struct SynthShape {
     pub n_vocab: Option<u64>,
     /// Routed experts; required by (and only used by) MoE architectures.
     pub moe: Option<SynthMoe>,
+    /// Latent attention; required by (and only used by) deepseek2.
+    pub mla: Option<SynthMla>,
 }
 
 impl SynthShape {
@@ -171,6 +202,7 @@ impl SynthShape {
             sliding_window: None,
             n_vocab: None,
             moe: None,
+            mla: None,
         }
     }
 
@@ -189,6 +221,37 @@ impl SynthShape {
             n_expert,
             n_expert_used,
             n_ff_exp,
+            n_expert_shared: 0,
+            n_layer_dense_lead: 0,
+        });
+        self
+    }
+
+    /// Shared experts and leading dense blocks, after [`Self::with_experts`].
+    pub const fn with_shared_experts(
+        mut self,
+        n_expert_shared: u64,
+        n_layer_dense_lead: u64,
+    ) -> SynthShape {
+        if let Some(m) = &mut self.moe {
+            m.n_expert_shared = n_expert_shared;
+            m.n_layer_dense_lead = n_layer_dense_lead;
+        }
+        self
+    }
+
+    pub const fn with_mla(
+        mut self,
+        q_lora_rank: u64,
+        kv_lora_rank: u64,
+        rope_dim: u64,
+        v_head_dim: u64,
+    ) -> SynthShape {
+        self.mla = Some(SynthMla {
+            q_lora_rank,
+            kv_lora_rank,
+            rope_dim,
+            v_head_dim,
         });
         self
     }
@@ -210,6 +273,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
             sliding_window: None,
             n_vocab: None,
             moe: None,
+            mla: None,
         },
     ),
     (
@@ -226,6 +290,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
             sliding_window: None,
             n_vocab: None,
             moe: None,
+            mla: None,
         },
     ),
     (
@@ -242,6 +307,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
             sliding_window: None,
             n_vocab: None,
             moe: None,
+            mla: None,
         },
     ),
     (
@@ -258,6 +324,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
             sliding_window: None,
             n_vocab: None,
             moe: None,
+            mla: None,
         },
     ),
     (
@@ -274,6 +341,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
             sliding_window: None,
             n_vocab: None,
             moe: None,
+            mla: None,
         },
     ),
     (
@@ -290,6 +358,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
             sliding_window: None,
             n_vocab: None,
             moe: None,
+            mla: None,
         },
     ),
     (
@@ -307,6 +376,7 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
             sliding_window: Some((512, 6)),
             n_vocab: None,
             moe: None,
+            mla: None,
         },
     ),
     // Published shapes of other families (the vocabulary is the donor's).
@@ -344,6 +414,25 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
         SynthShape::dense(SynthArch::GptOss, 24, 2880, 64, 8, 2880, Some(64), 131072)
             .with_window(128, 2)
             .with_experts(32, 4, 2880),
+    ),
+    (
+        // DeepSeek-V2-Lite: 27 layers (the first dense), MLA with no query
+        // compression (kv rank 512, heads of 128 + 64 RoPE, values 128),
+        // 64 routed experts (6 used) and 2 shared of 1408.
+        "deepseek2-lite",
+        SynthShape::dense(
+            SynthArch::Deepseek2,
+            27,
+            2048,
+            16,
+            16,
+            10944,
+            Some(192),
+            163840,
+        )
+        .with_experts(64, 6, 1408)
+        .with_shared_experts(2, 1)
+        .with_mla(0, 512, 64, 128),
     ),
     (
         // A ~1.3 GiB (q8_0) MoE to measure expert routing on: 64 experts, 4 used.
@@ -392,6 +481,13 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
         SynthShape::dense(SynthArch::GptOss, 2, 256, 4, 2, 512, Some(64), 4096)
             .with_window(128, 2)
             .with_experts(8, 2, 128),
+    ),
+    (
+        "deepseek2-tiny",
+        SynthShape::dense(SynthArch::Deepseek2, 2, 256, 4, 4, 512, Some(64), 4096)
+            .with_experts(8, 2, 128)
+            .with_shared_experts(1, 1)
+            .with_mla(64, 64, 32, 32),
     ),
 ];
 
@@ -604,7 +700,20 @@ pub fn write_synthetic(
             shape.n_embd
         )));
     }
-    metadata.extend(arch_metadata(shape.arch, moe));
+    let mla = match (shape.arch == SynthArch::Deepseek2, shape.mla) {
+        (true, Some(m)) if m.kv_lora_rank > 0 && m.v_head_dim > 0 && m.rope_dim > 0 && m.rope_dim < head_dim => Some(m),
+        (true, _) => {
+            return Err(SynthError::BadShape(format!(
+                "{a} needs latent attention: kv_lora_rank > 0, v_head_dim > 0, 0 < rope_dim < head_dim (start from --like {})",
+                shape.arch.tiny_preset()
+            )))
+        }
+        (false, _) => None,
+    };
+    // Keys the architecture sets differently replace the common ones.
+    let own = arch_metadata(shape.arch, head_dim, moe, mla);
+    metadata.retain(|(k, _)| !own.iter().any(|(o, _)| o == k));
+    metadata.extend(own);
     metadata.extend(tokenizer);
 
     let weight = |name: String, dims: Vec<u64>| {
@@ -627,6 +736,7 @@ pub fn write_synthetic(
         kv: shape.n_head_kv * head_dim,
         head_dim,
         n_head: shape.n_head,
+        mla,
         n_ff: shape.n_ff,
         moe,
     };
@@ -640,7 +750,7 @@ pub fn write_synthetic(
         vec![shape.n_embd, n_vocab],
     )];
     for il in 0..shape.n_layer {
-        for LayerTensor { name, dims } in layer_tensors(shape.arch, &dims) {
+        for LayerTensor { name, dims } in layer_tensors(shape.arch, &dims, il) {
             let name = format!("blk.{il}.{name}");
             // Norms, biases, sinks and the router stay f32, as in converted files.
             tensors.push(
@@ -708,7 +818,12 @@ fn name_without_vocab_quirks(name: &str) -> String {
 
 /// The keys an architecture's `load_arch_hparams` reads beyond the common
 /// ones, with the values its published models use.
-fn arch_metadata(arch: SynthArch, moe: Option<SynthMoe>) -> Vec<(String, MetadataValue)> {
+fn arch_metadata(
+    arch: SynthArch,
+    head_dim: u64,
+    moe: Option<SynthMoe>,
+    mla: Option<SynthMla>,
+) -> Vec<(String, MetadataValue)> {
     let a = arch.as_str();
     let f32_key = |k: &str, v: f32| (format!("{a}.{k}"), MetadataValue::F32(v));
     let u32_key = |k: &str, v: u64| (format!("{a}.{k}"), MetadataValue::U32(v as u32));
@@ -733,6 +848,29 @@ fn arch_metadata(arch: SynthArch, moe: Option<SynthMoe>) -> Vec<(String, Metadat
             u32_key("expert_feed_forward_length", m.n_ff_exp),
         ]);
     }
+    if let (Some(m), Some(e)) = (mla, moe) {
+        // As converted MLA files are: one KV "head" holding the compressed
+        // KV and the RoPE part; the per-head sizes as *_mla keys.
+        keys.extend([
+            u32_key("attention.head_count_kv", 1),
+            u32_key("attention.key_length", m.kv_lora_rank + m.rope_dim),
+            u32_key("attention.value_length", m.kv_lora_rank),
+            u32_key("rope.dimension_count", m.rope_dim),
+            u32_key("attention.q_lora_rank", m.q_lora_rank),
+            u32_key("attention.kv_lora_rank", m.kv_lora_rank),
+            u32_key("attention.key_length_mla", head_dim),
+            u32_key("attention.value_length_mla", m.v_head_dim),
+            u32_key("leading_dense_block_count", e.n_layer_dense_lead),
+            u32_key("expert_shared_count", e.n_expert_shared),
+            f32_key("expert_weights_scale", 1.0),
+            (
+                format!("{a}.expert_weights_norm"),
+                MetadataValue::Bool(false),
+            ),
+            // llama.cpp's LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX.
+            u32_key("expert_gating_func", 1),
+        ]);
+    }
     keys
 }
 
@@ -745,6 +883,7 @@ struct Dims {
     kv: u64,
     head_dim: u64,
     n_head: u64,
+    mla: Option<SynthMla>,
     n_ff: u64,
     moe: Option<SynthMoe>,
 }
@@ -765,8 +904,11 @@ fn lt(name: &'static str, dims: &[u64]) -> LayerTensor {
 
 /// One block's tensors in llama.cpp's names and shapes, exactly those the
 /// architecture's `load_arch_tensors` creates.
-fn layer_tensors(arch: SynthArch, d: &Dims) -> Vec<LayerTensor> {
+fn layer_tensors(arch: SynthArch, d: &Dims, il: u64) -> Vec<LayerTensor> {
     use SynthArch::*;
+    if let (Deepseek2, Some(mla), Some(moe)) = (arch, d.mla, d.moe) {
+        return deepseek2_layer_tensors(d, mla, moe, il);
+    }
     let mut t = vec![lt("attn_norm.weight", &[d.n_embd])];
     if arch == Phi3 {
         t.push(lt("attn_qkv.weight", &[d.n_embd, d.q + 2 * d.kv]));
@@ -831,6 +973,65 @@ fn layer_tensors(arch: SynthArch, d: &Dims) -> Vec<LayerTensor> {
     }
     if matches!(arch, Gemma2 | Gemma3) {
         t.push(lt("post_ffw_norm.weight", &[d.n_embd]));
+    }
+    t
+}
+
+/// deepseek2's block (`src/models/deepseek2.cpp`, the MLA layout of current
+/// conversions: `attn_k_b` and `attn_v_b` split per head).
+fn deepseek2_layer_tensors(d: &Dims, mla: SynthMla, moe: SynthMoe, il: u64) -> Vec<LayerTensor> {
+    let n_head = d.n_head;
+    let nope = d.head_dim - mla.rope_dim;
+    let mut t = vec![lt("attn_norm.weight", &[d.n_embd])];
+    if mla.q_lora_rank > 0 {
+        t.extend([
+            lt("attn_q_a_norm.weight", &[mla.q_lora_rank]),
+            lt("attn_q_a.weight", &[d.n_embd, mla.q_lora_rank]),
+            lt("attn_q_b.weight", &[mla.q_lora_rank, n_head * d.head_dim]),
+        ]);
+    } else {
+        t.push(lt("attn_q.weight", &[d.n_embd, n_head * d.head_dim]));
+    }
+    t.extend([
+        lt("attn_kv_a_norm.weight", &[mla.kv_lora_rank]),
+        lt(
+            "attn_kv_a_mqa.weight",
+            &[d.n_embd, mla.kv_lora_rank + mla.rope_dim],
+        ),
+        lt("attn_k_b.weight", &[nope, mla.kv_lora_rank, n_head]),
+        lt(
+            "attn_v_b.weight",
+            &[mla.kv_lora_rank, mla.v_head_dim, n_head],
+        ),
+        lt("attn_output.weight", &[n_head * mla.v_head_dim, d.n_embd]),
+        lt("ffn_norm.weight", &[d.n_embd]),
+    ]);
+    if il < moe.n_layer_dense_lead {
+        t.extend([
+            lt("ffn_gate.weight", &[d.n_embd, d.n_ff]),
+            lt("ffn_up.weight", &[d.n_embd, d.n_ff]),
+            lt("ffn_down.weight", &[d.n_ff, d.n_embd]),
+        ]);
+    } else {
+        let shared = moe.n_ff_exp * moe.n_expert_shared;
+        t.extend([
+            lt("ffn_gate_inp.weight", &[d.n_embd, moe.n_expert]),
+            lt(
+                "ffn_gate_exps.weight",
+                &[d.n_embd, moe.n_ff_exp, moe.n_expert],
+            ),
+            lt(
+                "ffn_up_exps.weight",
+                &[d.n_embd, moe.n_ff_exp, moe.n_expert],
+            ),
+            lt(
+                "ffn_down_exps.weight",
+                &[moe.n_ff_exp, d.n_embd, moe.n_expert],
+            ),
+            lt("ffn_gate_shexp.weight", &[d.n_embd, shared]),
+            lt("ffn_up_shexp.weight", &[d.n_embd, shared]),
+            lt("ffn_down_shexp.weight", &[shared, d.n_embd]),
+        ]);
     }
     t
 }

@@ -14,32 +14,32 @@ fn donor() -> GgufFile {
     GgufFile::open(path).unwrap()
 }
 
-/// Tensors per block, and a few (name, dims) of block 0 that set the
+/// Tensors of blocks 0 and 1, and a few (name, dims) of block 0 that set the
 /// architecture apart. The tiny presets: n_embd 256, 4 heads of 64, n_ff 512.
-fn expected(arch: SynthArch) -> (usize, Vec<(&'static str, Vec<u64>)>) {
+fn expected(arch: SynthArch) -> ([usize; 2], Vec<(&'static str, Vec<u64>)>) {
     match arch {
-        SynthArch::Llama => (9, vec![("ffn_gate.weight", vec![256, 512])]),
-        SynthArch::Gemma3 => (13, vec![("attn_q_norm.weight", vec![64])]),
+        SynthArch::Llama => ([9, 9], vec![("ffn_gate.weight", vec![256, 512])]),
+        SynthArch::Gemma3 => ([13, 13], vec![("attn_q_norm.weight", vec![64])]),
         SynthArch::Qwen2 => (
-            12,
+            [12, 12],
             vec![
                 ("attn_q.bias", vec![256]),
                 ("attn_k.bias", vec![128]),
                 ("attn_v.bias", vec![128]),
             ],
         ),
-        SynthArch::Qwen3 => (11, vec![("attn_k_norm.weight", vec![64])]),
+        SynthArch::Qwen3 => ([11, 11], vec![("attn_k_norm.weight", vec![64])]),
         SynthArch::Phi3 => (
-            6,
+            [6, 6],
             vec![
                 ("attn_qkv.weight", vec![256, 768]),
                 ("ffn_up.weight", vec![256, 1024]),
             ],
         ),
-        SynthArch::Granite => (9, vec![("ffn_down.weight", vec![512, 256])]),
-        SynthArch::Gemma2 => (11, vec![("post_ffw_norm.weight", vec![256])]),
+        SynthArch::Granite => ([9, 9], vec![("ffn_down.weight", vec![512, 256])]),
+        SynthArch::Gemma2 => ([11, 11], vec![("post_ffw_norm.weight", vec![256])]),
         SynthArch::Qwen3Moe => (
-            12,
+            [12, 12],
             vec![
                 ("ffn_gate_inp.weight", vec![256, 8]),
                 ("ffn_gate_exps.weight", vec![256, 128, 8]),
@@ -48,7 +48,7 @@ fn expected(arch: SynthArch) -> (usize, Vec<(&'static str, Vec<u64>)>) {
             ],
         ),
         SynthArch::GptOss => (
-            19,
+            [19, 19],
             vec![
                 ("attn_sinks.weight", vec![4]),
                 ("attn_output.bias", vec![256]),
@@ -56,6 +56,19 @@ fn expected(arch: SynthArch) -> (usize, Vec<(&'static str, Vec<u64>)>) {
                 ("ffn_gate_exps.bias", vec![128, 8]),
                 ("ffn_down_exps.bias", vec![256, 8]),
                 ("ffn_up_exps.weight", vec![256, 128, 8]),
+            ],
+        ),
+        // Block 0 dense (leading_dense_block_count = 1), block 1 experts.
+        SynthArch::Deepseek2 => (
+            [13, 17],
+            vec![
+                ("attn_q_a.weight", vec![256, 64]),
+                ("attn_q_b.weight", vec![64, 256]),
+                ("attn_kv_a_mqa.weight", vec![256, 96]),
+                ("attn_k_b.weight", vec![32, 64, 4]),
+                ("attn_v_b.weight", vec![64, 32, 4]),
+                ("attn_output.weight", vec![128, 256]),
+                ("ffn_gate.weight", vec![256, 512]),
             ],
         ),
     }
@@ -75,12 +88,14 @@ fn every_tiny_preset_round_trips_with_its_architectures_tensors() {
         assert_eq!(a.architecture, arch.as_str());
         assert_eq!((a.n_layer, a.n_embd), (2, 256), "{arch:?}");
         let (per_block, distinctive) = expected(arch);
-        for l in &a.layers {
-            assert_eq!(l.tensors.n_tensors, per_block, "{arch:?} block {}", l.index);
-        }
+        let per_layer: Vec<usize> = a.layers.iter().map(|l| l.tensors.n_tensors).collect();
+        assert_eq!(per_layer, per_block, "{arch:?}");
         let tied = matches!(arch, SynthArch::Gemma2 | SynthArch::Gemma3);
         assert_eq!(a.tied_embeddings, tied, "{arch:?}");
-        assert_eq!(file.tensors.len(), 2 * per_block + 2 + usize::from(!tied));
+        assert_eq!(
+            file.tensors.len(),
+            per_block.iter().sum::<usize>() + 2 + usize::from(!tied)
+        );
         for (name, dims) in distinctive {
             let t = file
                 .tensors
@@ -181,6 +196,31 @@ fn architecture_keys_are_written() {
         .tensors
         .iter()
         .all(|t| !t.name.ends_with("ffn_norm.weight")));
+    let ds = keys(SynthArch::Deepseek2);
+    let u = |k: &str| {
+        ds.get(&format!("deepseek2.{k}"))
+            .and_then(MetadataValue::as_u64)
+    };
+    // One KV "head" of the compressed KV + the RoPE part, as MLA files have.
+    assert_eq!(
+        (
+            u("attention.head_count_kv"),
+            u("attention.key_length"),
+            u("attention.value_length"),
+            u("attention.key_length_mla"),
+            u("attention.value_length_mla"),
+            u("rope.dimension_count"),
+        ),
+        (Some(1), Some(96), Some(64), Some(64), Some(32), Some(32))
+    );
+    assert_eq!(
+        (
+            u("leading_dense_block_count"),
+            u("expert_shared_count"),
+            u("attention.q_lora_rank")
+        ),
+        (Some(1), Some(1), Some(64))
+    );
     // llama.cpp gives a name with "phi3" phi-3's token attributes, which the
     // donor's vocabulary lacks: the name is spelled apart.
     let path = dir.path().join("phi.gguf");

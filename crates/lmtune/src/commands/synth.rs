@@ -58,6 +58,8 @@ pub fn run(args: SynthArgs) -> anyhow::Result<u8> {
             n_expert,
             n_expert_used,
             n_ff_exp: args.expert_ff.unwrap_or(shape.n_ff / n_expert_used.max(1)),
+            n_expert_shared: 0,
+            n_layer_dense_lead: 0,
         });
     }
     shape.n_layer = args.layers.unwrap_or(shape.n_layer);
