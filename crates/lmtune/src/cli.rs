@@ -264,11 +264,18 @@ pub struct PlanArgs {
 #[derive(Debug, Args)]
 pub struct SynthArgs {
     /// Start from a known shape: llama-1b, llama-3b, llama-7b, llama3-8b,
-    /// llama-13b, llama-70b, gemma3-270m.
+    /// llama-13b, llama-70b, gemma3-270m, qwen2.5-0.5b, qwen3-0.6b,
+    /// phi3-mini, granite3-2b, gemma2-2b, qwen3moe-30b-a3b, gpt-oss-20b, deepseek2-lite,
+    /// qwen3moe-test
+    /// (~1.3 GiB at q8_0), or ARCH-tiny (a 2-layer test model per --arch).
     #[arg(long)]
     pub like: Option<String>,
-    /// llama.cpp architecture to write: llama (default) or gemma3 (sliding
-    /// window of 512 on 5 of every 6 layers).
+    /// llama.cpp architecture to write: llama (default), gemma3 (sliding
+    /// window of 512 on 5 of every 6 layers), qwen2 (Q/K/V biases), qwen3
+    /// (Q/K norms), phi3 (fused QKV and gate-up), granite (llama + scales),
+    /// gemma2 (soft-capping, window on every other layer), qwen3moe (routed
+    /// experts), gpt-oss (biased experts, attention sinks), deepseek2 (latent
+    /// attention, shared experts). Without --like, starts from ARCH-tiny.
     #[arg(long)]
     pub arch: Option<String>,
     /// Weight type: f32 f16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_K q3_K q4_K q5_K q6_K.
@@ -292,6 +299,15 @@ pub struct SynthArgs {
     pub ff: Option<u64>,
     #[arg(long)]
     pub head_dim: Option<u64>,
+    /// Experts per layer (MoE architectures).
+    #[arg(long)]
+    pub experts: Option<u64>,
+    /// Experts each token is routed to (MoE architectures).
+    #[arg(long)]
+    pub experts_used: Option<u64>,
+    /// Hidden width of one expert (MoE architectures).
+    #[arg(long)]
+    pub expert_ff: Option<u64>,
     /// Vocabulary size (at least the donor's; padded with unused tokens).
     #[arg(long)]
     pub vocab: Option<u64>,

@@ -2,7 +2,7 @@
 
 use anyhow::{anyhow, bail, Context};
 use lmtune_gguf::synth::{
-    preset, quant_type, write_synthetic, SynthArch, SynthShape, PRESETS, SUPPORTED_QUANTS,
+    preset, quant_type, write_synthetic, SynthArch, SynthMoe, SynthShape, PRESETS, SUPPORTED_QUANTS,
 };
 use lmtune_gguf::GgufFile;
 use lmtune_report::human_bytes;
@@ -12,46 +12,55 @@ use crate::exit;
 
 pub fn run(args: SynthArgs) -> anyhow::Result<u8> {
     let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
-    let mut shape = match &args.like {
-        Some(name) => preset(name).ok_or_else(|| {
-            anyhow!(
-                "--like {name}: unknown shape; use one of {}",
-                names.join(", ")
-            )
-        })?,
-        None => {
-            if args.layers.is_none() || args.embd.is_none() || args.heads.is_none() {
-                bail!(
-                    "give a shape: --like NAME ({}), or at least --layers, --embd and --heads",
-                    names.join(", ")
-                );
-            }
-            SynthShape {
-                arch: SynthArch::Llama,
-                n_layer: 0,
-                n_embd: 0,
-                n_head: 0,
-                n_head_kv: 0,
-                n_ff: 0,
-                head_dim: None,
-                n_ctx_train: 4096,
-                sliding_window: None,
-                n_vocab: None,
-            }
-        }
-    };
-    if let Some(name) = &args.arch {
-        shape.arch = SynthArch::parse(name).ok_or_else(|| {
+    let arch = match &args.arch {
+        Some(name) => Some(SynthArch::parse(name).ok_or_else(|| {
             let known: Vec<&str> = SynthArch::ALL.iter().map(|a| a.as_str()).collect();
             anyhow!(
                 "--arch {name}: synth does not write that architecture; use one of {}",
                 known.join(", ")
             )
-        })?;
+        })?),
+        None => None,
+    };
+    let mut shape = match (&args.like, arch) {
+        (Some(name), _) => preset(name).ok_or_else(|| {
+            anyhow!(
+                "--like {name}: unknown shape; use one of {}",
+                names.join(", ")
+            )
+        })?,
+        // --arch alone: that architecture's tiny preset, which the other
+        // flags reshape.
+        (None, Some(arch)) => preset(&arch.tiny_preset())
+            .with_context(|| format!("no preset {}", arch.tiny_preset()))?,
+        (None, None) => {
+            if args.layers.is_none() || args.embd.is_none() || args.heads.is_none() {
+                bail!(
+                    "give a shape: --like NAME ({}), --arch ARCH, or at least --layers, --embd and --heads",
+                    names.join(", ")
+                );
+            }
+            SynthShape::dense(SynthArch::Llama, 0, 0, 0, 0, 0, None, 4096)
+        }
+    };
+    if let Some(arch) = arch {
+        shape.arch = arch;
     }
-    if shape.arch == SynthArch::Gemma3 && shape.sliding_window.is_none() {
-        // Gemma 3's window; llama.cpp makes every 6th layer global.
-        shape.sliding_window = Some((512, 6));
+    if shape.sliding_window.is_none() {
+        shape.sliding_window = shape.arch.default_sliding_window();
+    }
+    if let Some(ref mut moe) = shape.moe {
+        moe.n_expert = args.experts.unwrap_or(moe.n_expert);
+        moe.n_expert_used = args.experts_used.unwrap_or(moe.n_expert_used);
+        moe.n_ff_exp = args.expert_ff.unwrap_or(moe.n_ff_exp);
+    } else if let (Some(n_expert), Some(n_expert_used)) = (args.experts, args.experts_used) {
+        shape.moe = Some(SynthMoe {
+            n_expert,
+            n_expert_used,
+            n_ff_exp: args.expert_ff.unwrap_or(shape.n_ff / n_expert_used.max(1)),
+            n_expert_shared: 0,
+            n_layer_dense_lead: 0,
+        });
     }
     shape.n_layer = args.layers.unwrap_or(shape.n_layer);
     shape.n_embd = args.embd.unwrap_or(shape.n_embd);
@@ -82,7 +91,9 @@ pub fn run(args: SynthArgs) -> anyhow::Result<u8> {
     let donor = GgufFile::open(&args.donor).with_context(|| format!("--donor {}: a real model is needed for its tokenizer (run scripts/fetch-model.sh for the test model)", args.donor.display()))?;
     let name = format!(
         "lmtune-synth-{}-{}",
-        args.like.as_deref().unwrap_or("custom"),
+        args.like
+            .clone()
+            .unwrap_or_else(|| args.arch.clone().unwrap_or("custom".into())),
         args.quant
     );
     eprintln!(

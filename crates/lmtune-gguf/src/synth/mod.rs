@@ -14,35 +14,42 @@ use crate::types::GgmlType;
 use crate::writer::{write_gguf, TensorSpec, WriteError};
 use crate::{GgufError, SYNTHETIC_KEY};
 
-/// The llama.cpp architectures `synth` writes: each one's tensor layout and
-/// metadata keys, as `llama-model.cpp` loads them. Adding one is a row here,
-/// a name in [`SynthArch::parse`] and its tensors in [`layer_tensors`].
+mod arch;
+mod presets;
+
+pub use arch::SynthArch;
+use arch::{arch_metadata, layer_tensors, Dims, LayerTensor};
+pub use presets::{preset, PRESETS};
+
+/// Routed experts of a mixture-of-experts model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SynthArch {
-    /// `llama`: attention + gated FFN, untied output.
-    Llama,
-    /// `gemma3`: Q/K norms, post-attention and post-FFN norms, tied
-    /// embeddings, and every 6th layer global, the others sliding-window
-    /// (llama.cpp's rule for gemma3; no pattern key in the file).
-    Gemma3,
+pub struct SynthMoe {
+    /// Experts per layer (`expert_count`).
+    pub n_expert: u64,
+    /// Experts each token goes through (`expert_used_count`).
+    pub n_expert_used: u64,
+    /// Hidden width of one expert (`expert_feed_forward_length`).
+    pub n_ff_exp: u64,
+    /// Shared experts every token goes through (`expert_shared_count`;
+    /// deepseek2).
+    pub n_expert_shared: u64,
+    /// Leading blocks with a dense FFN of n_ff instead of experts
+    /// (`leading_dense_block_count`; deepseek2).
+    pub n_layer_dense_lead: u64,
 }
 
-impl SynthArch {
-    pub const ALL: [SynthArch; 2] = [SynthArch::Llama, SynthArch::Gemma3];
-
-    /// The `general.architecture` name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SynthArch::Llama => "llama",
-            SynthArch::Gemma3 => "gemma3",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<SynthArch> {
-        SynthArch::ALL
-            .into_iter()
-            .find(|a| a.as_str().eq_ignore_ascii_case(name))
-    }
+/// Multi-head latent attention (deepseek2): the head dimension of the shape
+/// is the query/key head (`key_length_mla`, no-RoPE part + RoPE part).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynthMla {
+    /// Rank of the query compression; 0: a full `attn_q` instead.
+    pub q_lora_rank: u64,
+    /// Rank of the joint KV compression (what the cache holds per token).
+    pub kv_lora_rank: u64,
+    /// The RoPE part of each query/key head (`rope.dimension_count`).
+    pub rope_dim: u64,
+    /// Value head dimension (`value_length_mla`).
+    pub v_head_dim: u64,
 }
 
 /// The shape of a synthetic model.
@@ -64,123 +71,90 @@ pub struct SynthShape {
     /// Vocabulary size; `None`: the donor's. Larger than the donor's pads the
     /// tokenizer with unused tokens (smaller would break its merges).
     pub n_vocab: Option<u64>,
+    /// Routed experts; required by (and only used by) MoE architectures.
+    pub moe: Option<SynthMoe>,
+    /// Latent attention; required by (and only used by) deepseek2.
+    pub mla: Option<SynthMla>,
 }
 
-/// Known shapes (`--like`), from the published configs of those models.
-pub const PRESETS: &[(&str, SynthShape)] = &[
-    (
-        "llama-1b",
+impl SynthShape {
+    /// A shape with no sliding window, no experts and the donor's vocabulary.
+    #[allow(clippy::too_many_arguments)]
+    pub const fn dense(
+        arch: SynthArch,
+        n_layer: u64,
+        n_embd: u64,
+        n_head: u64,
+        n_head_kv: u64,
+        n_ff: u64,
+        head_dim: Option<u64>,
+        n_ctx_train: u64,
+    ) -> SynthShape {
         SynthShape {
-            arch: SynthArch::Llama,
-            n_layer: 22,
-            n_embd: 2048,
-            n_head: 32,
-            n_head_kv: 4,
-            n_ff: 5632,
-            head_dim: None,
-            n_ctx_train: 2048,
+            arch,
+            n_layer,
+            n_embd,
+            n_head,
+            n_head_kv,
+            n_ff,
+            head_dim,
+            n_ctx_train,
             sliding_window: None,
             n_vocab: None,
-        },
-    ),
-    (
-        "llama-3b",
-        SynthShape {
-            arch: SynthArch::Llama,
-            n_layer: 26,
-            n_embd: 3200,
-            n_head: 32,
-            n_head_kv: 32,
-            n_ff: 8640,
-            head_dim: None,
-            n_ctx_train: 2048,
-            sliding_window: None,
-            n_vocab: None,
-        },
-    ),
-    (
-        "llama-7b",
-        SynthShape {
-            arch: SynthArch::Llama,
-            n_layer: 32,
-            n_embd: 4096,
-            n_head: 32,
-            n_head_kv: 32,
-            n_ff: 11008,
-            head_dim: None,
-            n_ctx_train: 4096,
-            sliding_window: None,
-            n_vocab: None,
-        },
-    ),
-    (
-        "llama3-8b",
-        SynthShape {
-            arch: SynthArch::Llama,
-            n_layer: 32,
-            n_embd: 4096,
-            n_head: 32,
-            n_head_kv: 8,
-            n_ff: 14336,
-            head_dim: None,
-            n_ctx_train: 8192,
-            sliding_window: None,
-            n_vocab: None,
-        },
-    ),
-    (
-        "llama-13b",
-        SynthShape {
-            arch: SynthArch::Llama,
-            n_layer: 40,
-            n_embd: 5120,
-            n_head: 40,
-            n_head_kv: 40,
-            n_ff: 13824,
-            head_dim: None,
-            n_ctx_train: 4096,
-            sliding_window: None,
-            n_vocab: None,
-        },
-    ),
-    (
-        "llama-70b",
-        SynthShape {
-            arch: SynthArch::Llama,
-            n_layer: 80,
-            n_embd: 8192,
-            n_head: 64,
-            n_head_kv: 8,
-            n_ff: 28672,
-            head_dim: None,
-            n_ctx_train: 4096,
-            sliding_window: None,
-            n_vocab: None,
-        },
-    ),
-    (
-        // Gemma 3 270M's blocks (the vocabulary is the donor's, not 262k).
-        "gemma3-270m",
-        SynthShape {
-            arch: SynthArch::Gemma3,
-            n_layer: 18,
-            n_embd: 640,
-            n_head: 4,
-            n_head_kv: 1,
-            n_ff: 2048,
-            head_dim: Some(256),
-            n_ctx_train: 32768,
-            sliding_window: Some((512, 6)),
-            n_vocab: None,
-        },
-    ),
-];
+            moe: None,
+            mla: None,
+        }
+    }
 
-pub fn preset(name: &str) -> Option<SynthShape> {
-    PRESETS
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, s)| s.clone())
+    pub const fn with_window(mut self, window: u64, pattern: u64) -> SynthShape {
+        self.sliding_window = Some((window, pattern));
+        self
+    }
+
+    pub const fn with_experts(
+        mut self,
+        n_expert: u64,
+        n_expert_used: u64,
+        n_ff_exp: u64,
+    ) -> SynthShape {
+        self.moe = Some(SynthMoe {
+            n_expert,
+            n_expert_used,
+            n_ff_exp,
+            n_expert_shared: 0,
+            n_layer_dense_lead: 0,
+        });
+        self
+    }
+
+    /// Shared experts and leading dense blocks, after [`Self::with_experts`].
+    pub const fn with_shared_experts(
+        mut self,
+        n_expert_shared: u64,
+        n_layer_dense_lead: u64,
+    ) -> SynthShape {
+        if let Some(m) = &mut self.moe {
+            m.n_expert_shared = n_expert_shared;
+            m.n_layer_dense_lead = n_layer_dense_lead;
+        }
+        self
+    }
+
+    pub const fn with_mla(
+        mut self,
+        q_lora_rank: u64,
+        kv_lora_rank: u64,
+        rope_dim: u64,
+        v_head_dim: u64,
+    ) -> SynthShape {
+        self.mla = Some(SynthMla {
+            q_lora_rank,
+            kv_lora_rank,
+            rope_dim,
+            v_head_dim,
+        });
+        self
+    }
 }
 
 /// llama.cpp's `general.file_type` for a model quantized to `t`.
@@ -291,7 +265,10 @@ pub fn write_synthetic(
             "general.architecture".into(),
             MetadataValue::String(a.into()),
         ),
-        ("general.name".into(), MetadataValue::String(name.into())),
+        (
+            "general.name".into(),
+            MetadataValue::String(name_without_vocab_quirks(name)),
+        ),
         (
             "general.file_type".into(),
             MetadataValue::U32(file_type_of(quant)),
@@ -355,8 +332,9 @@ pub fn write_synthetic(
             format!("{a}.attention.sliding_window"),
             MetadataValue::U32(window as u32),
         ));
-        // gemma3 files carry no pattern: llama.cpp reads it as an array if
-        // present, and its own rule (every 6th layer global) otherwise.
+        // gemma files carry no pattern: llama.cpp reads it as an array if
+        // present, and its own rule (gemma2: every 2nd layer global, gemma3:
+        // every 6th) otherwise.
         if shape.arch == SynthArch::Llama {
             metadata.push((
                 format!("{a}.attention.sliding_window_pattern"),
@@ -364,17 +342,50 @@ pub fn write_synthetic(
             ));
         }
     }
+    let moe = match (shape.arch.is_moe(), shape.moe) {
+        (true, Some(m)) if m.n_expert > 0 && m.n_ff_exp > 0 && (1..=m.n_expert).contains(&m.n_expert_used) => Some(m),
+        (true, _) => {
+            return Err(SynthError::BadShape(format!(
+                "{a} needs experts: n_expert > 0, 1 <= n_expert_used <= n_expert, n_ff_exp > 0 (start from --like {})",
+                shape.arch.tiny_preset()
+            )))
+        }
+        (false, _) => None,
+    };
+    if shape.arch == SynthArch::Phi3 && shape.n_head * head_dim != shape.n_embd {
+        return Err(SynthError::BadShape(format!(
+            "phi3's output projection is n_embd × n_embd: n_head × head_dim = {} must be n_embd = {}",
+            shape.n_head * head_dim,
+            shape.n_embd
+        )));
+    }
+    let mla = match (shape.arch == SynthArch::Deepseek2, shape.mla) {
+        (true, Some(m)) if m.kv_lora_rank > 0 && m.v_head_dim > 0 && m.rope_dim > 0 && m.rope_dim < head_dim => Some(m),
+        (true, _) => {
+            return Err(SynthError::BadShape(format!(
+                "{a} needs latent attention: kv_lora_rank > 0, v_head_dim > 0, 0 < rope_dim < head_dim (start from --like {})",
+                shape.arch.tiny_preset()
+            )))
+        }
+        (false, _) => None,
+    };
+    // Keys the architecture sets differently replace the common ones.
+    let own = arch_metadata(shape.arch, head_dim, moe, mla);
+    metadata.retain(|(k, _)| !own.iter().any(|(o, _)| o == k));
+    metadata.extend(own);
     metadata.extend(tokenizer);
 
-    let weight = |name: String, ne0: u64, ne1: u64| {
-        let t = if quant.bytes_for(ne0).is_some() {
+    let weight = |name: String, dims: Vec<u64>| {
+        // Rows are dims[0]; a row that is not a whole number of the type's
+        // blocks falls back to q8_0, as llama.cpp's quantizer does.
+        let t = if quant.bytes_for(dims[0]).is_some() {
             quant
         } else {
             GgmlType(8)
         };
         TensorSpec {
             name,
-            dims: vec![ne0, ne1],
+            dims,
             ggml_type: t,
         }
     };
@@ -383,36 +394,57 @@ pub fn write_synthetic(
         q: shape.n_head * head_dim,
         kv: shape.n_head_kv * head_dim,
         head_dim,
+        n_head: shape.n_head,
+        mla,
         n_ff: shape.n_ff,
+        moe,
     };
-    let norm = |name: String, n: u64| TensorSpec {
+    let f32_tensor = |name: String, dims: Vec<u64>| TensorSpec {
         name,
-        dims: vec![n],
+        dims,
         ggml_type: GgmlType(0),
     };
-    let mut tensors = vec![weight("token_embd.weight".into(), shape.n_embd, n_vocab)];
+    let mut tensors = vec![weight(
+        "token_embd.weight".into(),
+        vec![shape.n_embd, n_vocab],
+    )];
     for il in 0..shape.n_layer {
-        for (name, shape2) in layer_tensors(shape.arch, &dims) {
-            let name = format!("blk.{il}.{name}.weight");
-            tensors.push(match shape2 {
-                [n, 0] => norm(name, n),
-                [ne0, ne1] => weight(name, ne0, ne1),
-            });
+        for LayerTensor { name, dims } in layer_tensors(shape.arch, &dims, il) {
+            let name = format!("blk.{il}.{name}");
+            // Norms, biases, sinks and the router stay f32, as in converted files.
+            tensors.push(
+                if dims.len() == 1
+                    || name.ends_with(".bias")
+                    || name.ends_with("ffn_gate_inp.weight")
+                {
+                    f32_tensor(name, dims)
+                } else {
+                    weight(name, dims)
+                },
+            );
         }
     }
-    tensors.push(norm("output_norm.weight".into(), shape.n_embd));
-    // gemma3 ties its output to the token embeddings, as the real files do.
-    if shape.arch != SynthArch::Gemma3 {
-        tensors.push(weight("output.weight".into(), shape.n_embd, n_vocab));
+    tensors.push(f32_tensor("output_norm.weight".into(), vec![shape.n_embd]));
+    // gemma ties its output to the token embeddings, as the real files do
+    // (and llama.cpp's gemma loaders refuse an `output.weight`).
+    if !shape.arch.tied_output() {
+        tensors.push(weight("output.weight".into(), vec![shape.n_embd, n_vocab]));
     }
 
     let mut pools = std::collections::HashMap::new();
     write_gguf(path, &metadata, &tensors, |t, out| {
-        if t.dims.len() == 1 {
-            // Norm weights: 1.0, as a trained model's are near.
-            let one = 1.0f32.to_le_bytes();
+        let is_bias = t.name.ends_with(".bias");
+        if t.dims.len() == 1 || is_bias {
+            // Norm weights: 1.0, as a trained model's are near; biases (and
+            // attention sinks, logits beside the softmax): 0.
+            let value = if is_bias || t.name.ends_with("attn_sinks.weight") {
+                0.0f32
+            } else {
+                1.0
+            };
+            let bytes = value.to_le_bytes();
             for _ in 0..t.n_elements() {
-                out.write_all(&one)?;
+                out.write_all(&bytes)?;
             }
             return Ok(());
         }
@@ -433,44 +465,14 @@ pub fn write_synthetic(
     Ok(())
 }
 
-/// The sizes a block's tensors are made of.
-struct Dims {
-    n_embd: u64,
-    /// Query width (`n_head × head_dim`).
-    q: u64,
-    /// Key/value width (`n_head_kv × head_dim`).
-    kv: u64,
-    head_dim: u64,
-    n_ff: u64,
-}
-
-/// One block's tensors (name without `blk.N.` and `.weight`, `[ne0, ne1]`;
-/// `[n, 0]` is a 1-D norm of `n` values), in llama.cpp's names.
-fn layer_tensors(arch: SynthArch, d: &Dims) -> Vec<(&'static str, [u64; 2])> {
-    let mut t = vec![
-        ("attn_norm", [d.n_embd, 0]),
-        ("attn_q", [d.n_embd, d.q]),
-        ("attn_k", [d.n_embd, d.kv]),
-        ("attn_v", [d.n_embd, d.kv]),
-        ("attn_output", [d.q, d.n_embd]),
-    ];
-    if arch == SynthArch::Gemma3 {
-        t.extend([
-            ("attn_q_norm", [d.head_dim, 0]),
-            ("attn_k_norm", [d.head_dim, 0]),
-            ("post_attention_norm", [d.n_embd, 0]),
-        ]);
-    }
-    t.extend([
-        ("ffn_norm", [d.n_embd, 0]),
-        ("ffn_gate", [d.n_embd, d.n_ff]),
-        ("ffn_up", [d.n_embd, d.n_ff]),
-        ("ffn_down", [d.n_ff, d.n_embd]),
-    ]);
-    if arch == SynthArch::Gemma3 {
-        t.push(("post_ffw_norm", [d.n_embd, 0]));
-    }
-    t
+/// `name` with the words llama.cpp's vocabulary loader keys per-model token
+/// attributes on (`llama-vocab.cpp`: a name containing "phi3" or "phi-3"
+/// looks up phi-3's `</s>`) spelled apart: the tokenizer is the donor's, not
+/// that model's, and the lookup would fail the load.
+fn name_without_vocab_quirks(name: &str) -> String {
+    name.to_ascii_lowercase()
+        .replace("phi-3", "phi_3")
+        .replace("phi3", "phi_3")
 }
 
 #[derive(Debug, thiserror::Error)]
