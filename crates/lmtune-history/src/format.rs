@@ -59,15 +59,16 @@ impl CheckFormat {
                     s.base_runs
                 ),
             );
-            out.extend_from_slice(head.as_bytes());
-            out.extend(compare.exporter().serialize(&s.comparison)?);
             if self == CheckFormat::Markdown {
-                // The Markdown exporter of `compare` has no notes; here
-                // they carry the base's size and the too-few-runs warning.
+                // The Markdown exporter of `compare` has no notes; here they
+                // carry the base's size and the too-few-runs warning, above
+                // its verdict line so that a PR comment cannot read as a pass.
                 for n in &s.comparison.notes {
-                    out.extend_from_slice(format!("\n> {n}\n").as_bytes());
+                    let _ = writeln!(head, "> {n}\n");
                 }
             }
+            out.extend_from_slice(head.as_bytes());
+            out.extend(compare.exporter().serialize(&s.comparison)?);
             out.push(b'\n');
         }
         Ok(out)

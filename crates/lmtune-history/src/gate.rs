@@ -146,10 +146,13 @@ pub fn judge(
     let (b, c) = (by_point(base, metrics), by_point(current, metrics));
     let mut rows = Vec::new();
     let mut too_few = 0;
-    let none = Vec::new();
+    let mut new_points = Vec::new();
     for (key, cur) in &c {
-        // A point new in this series has no base: Inconclusive, like too few runs.
-        let bas = b.get(key).unwrap_or(&none);
+        // A point new in this series has nothing to be judged against.
+        let Some(bas) = b.get(key) else {
+            new_points.push(label(key));
+            continue;
+        };
         let direction = key.3.direction();
         let mut change: Change = match cur.as_slice() {
             [one] => compare_one_run(bas, *one, direction, gate),
@@ -178,9 +181,10 @@ pub fn judge(
         });
     }
     let mut notes = Vec::new();
-    if too_few > 0 {
+    if too_few > 0 || !new_points.is_empty() {
         notes.push(format!(
-            "TOO FEW RUNS: {too_few} point(s) have fewer than {MIN_BASE_RUNS} earlier runs in this series and are Inconclusive, not passed; add more runs of this branch"
+            "TOO FEW RUNS: {too_few} point(s) have fewer than {MIN_BASE_RUNS} earlier runs in this series and are Inconclusive, {} have none and are not judged (only in current): neither is a pass; add more runs of this branch",
+            new_points.len()
         ));
     }
     let missing_metrics = metrics
@@ -196,7 +200,7 @@ pub fn judge(
             .filter(|k| !c.contains_key(*k))
             .map(label)
             .collect(),
-        only_in_current: Vec::new(),
+        only_in_current: new_points,
         environment_differences: Vec::new(),
         missing_metrics,
         notes,
@@ -244,6 +248,9 @@ mod tests {
     #[test]
     fn fewer_than_three_base_runs_are_inconclusive_even_for_a_big_drop() {
         assert_eq!(verdict(&[100.0, 101.0], &[50.0]), Verdict::Inconclusive);
-        assert_eq!(verdict(&[], &[50.0]), Verdict::Inconclusive);
+        let cmp = judge(&[], &[run(50.0)], &[Metric::Tg], GATE);
+        assert!(cmp.rows.is_empty());
+        assert_eq!(cmp.only_in_current.len(), 1);
+        assert!(cmp.notes[0].starts_with("TOO FEW RUNS"), "{:?}", cmp.notes);
     }
 }

@@ -350,34 +350,11 @@ impl Store {
         let mut stmt = self.sql(self.conn.prepare_cached(
             "SELECT model, test, knobs, metric, mean, sd, repetitions FROM points WHERE run = ?1",
         ))?;
-        let rows: Vec<(String, String, String, String, f64, Option<f64>, i64)> = self.sql(
-            stmt.query_map([run], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            })
-            .and_then(|rows| rows.collect()),
+        let rows: Vec<Option<PointMean>> = self.sql(
+            stmt.query_map([run], point_from_row)
+                .and_then(|rows| rows.collect()),
         )?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(model, test, knobs, metric, mean, sd, reps)| {
-                Some(PointMean {
-                    model,
-                    test,
-                    knobs,
-                    metric: parse_metric(&metric)?,
-                    mean,
-                    sd,
-                    repetitions: reps as usize,
-                })
-            })
-            .collect())
+        Ok(rows.into_iter().flatten().collect())
     }
 
     /// The label of an environment ("host (cpu), backend version, model").
@@ -412,6 +389,22 @@ impl Store {
             .and_then(|rows| rows.collect()),
         )
     }
+}
+
+/// A `points` row; `None` for a metric this lmtune does not know (a newer one's).
+fn point_from_row(r: &rusqlite::Row) -> rusqlite::Result<Option<PointMean>> {
+    let Some(metric) = parse_metric(&r.get::<_, String>(3)?) else {
+        return Ok(None);
+    };
+    Ok(Some(PointMean {
+        model: r.get(0)?,
+        test: r.get(1)?,
+        knobs: r.get(2)?,
+        metric,
+        mean: r.get(4)?,
+        sd: r.get(5)?,
+        repetitions: r.get::<_, i64>(6)? as usize,
+    }))
 }
 
 /// Groups records by run_id, in the order the runs first appear.
