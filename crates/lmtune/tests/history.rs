@@ -358,3 +358,31 @@ fn commit_branch_and_time_come_from_git_when_not_given() {
             git(&["rev-parse", "--abbrev-ref", "HEAD"])
         )));
 }
+
+#[test]
+fn llama_bench_output_is_its_own_series() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("h.sqlite");
+    let bench = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/llama-bench/smollm2-cpu.json");
+    if !bench.exists() {
+        eprintln!("skipped: {} is missing", bench.display());
+        return;
+    }
+    add(
+        &db,
+        &committed("2026-11-21-vm-quickstart"),
+        "a",
+        "2026-12-01T00:00:00Z",
+    )
+    .success();
+    add(&db, &bench, "a", "2026-12-01T00:00:00Z")
+        .success()
+        .stdout(predicates::str::contains("(new series)"));
+    add(&db, &bench, "a", "2026-12-01T00:00:00Z")
+        .success()
+        .stdout(predicates::str::contains("stored already"));
+    let (code, check) = check_json(&db, "a");
+    assert_eq!(code, 0, "{check:#}");
+    assert_eq!(check["series"].as_array().unwrap().len(), 2, "{check:#}");
+}
