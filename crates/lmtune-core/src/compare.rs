@@ -127,6 +127,68 @@ pub fn compare_samples(
     change.ci_low = Some(lo);
     change.ci_high = Some(hi);
     change.p_value = Some(p_value);
+    decide(&mut change, p_value, direction, gate);
+    change
+}
+
+/// Compares one current value (one run's mean, when the run is the unit)
+/// with base samples (earlier runs' means). Welch's test needs a variance on
+/// each side and one run has none, so this is Student's two-sample test with
+/// the current side's variance taken from the base — the pooled test with
+/// n = 1, df = n_base − 1; its interval is the prediction interval of one
+/// new run. Verdicts follow the same rules as [`compare_samples`].
+pub fn compare_one_run(
+    base: &[f64],
+    current: f64,
+    direction: Direction,
+    gate: GateParams,
+) -> Change {
+    let nb = base.len();
+    let mb = base.iter().sum::<f64>() / nb.max(1) as f64;
+    let relative_change = if mb != 0.0 {
+        (current - mb) / mb
+    } else {
+        f64::NAN
+    };
+    let mut change = Change {
+        base_mean: mb,
+        current_mean: current,
+        base_n: nb,
+        current_n: 1,
+        relative_change,
+        ci_low: None,
+        ci_high: None,
+        p_value: None,
+        verdict: Verdict::Inconclusive,
+        reason: String::new(),
+    };
+    if nb < 2 || mb <= 0.0 || !relative_change.is_finite() {
+        change.reason = format!("needs at least 2 base samples (have {nb})");
+        return change;
+    }
+    let var_b = base.iter().map(|v| (v - mb).powi(2)).sum::<f64>() / (nb - 1) as f64;
+    let se = (var_b * (1.0 + 1.0 / nb as f64)).sqrt();
+    let diff = current - mb;
+    let (p_value, half) = if se == 0.0 {
+        (if diff == 0.0 { 1.0 } else { 0.0 }, 0.0)
+    } else {
+        let t_dist = StudentsT::new(0.0, 1.0, (nb - 1) as f64).expect("valid degrees of freedom");
+        let p = 2.0 * (1.0 - t_dist.cdf((diff / se).abs()));
+        (p, t_dist.inverse_cdf(1.0 - gate.alpha / 2.0) * se)
+    };
+    change.ci_low = Some(((diff - half) / mb).max(-1.0));
+    change.ci_high = Some(((diff + half) / mb).max(-1.0));
+    change.p_value = Some(p_value);
+    decide(&mut change, p_value, direction, gate);
+    change
+}
+
+/// The verdict from the interval and the p-value, the one rule both tests share.
+fn decide(change: &mut Change, p_value: f64, direction: Direction, gate: GateParams) {
+    let (lo, hi) = (
+        change.ci_low.unwrap_or(f64::NAN),
+        change.ci_high.unwrap_or(f64::NAN),
+    );
     // Express "good" as positive for the verdict.
     let (good_lo, good_hi) = match direction {
         Direction::HigherIsBetter => (lo, hi),
@@ -152,7 +214,6 @@ pub fn compare_samples(
     } else {
         (Verdict::Inconclusive, format!("p = {p_value:.3}; the interval [{}, {}] crosses the ±{:.1}% threshold: more repetitions would decide", pct(lo), pct(hi), t * 100.0))
     };
-    change
 }
 
 #[cfg(test)]
@@ -191,6 +252,26 @@ mod tests {
         let c = compare_samples(&a, &b, Direction::HigherIsBetter, GATE);
         let p = c.p_value.unwrap();
         assert!((p - 0.003_708_279).abs() < 1e-8, "p = {p}");
+    }
+
+    #[test]
+    fn one_run_against_a_history_matches_a_known_result() {
+        // Base mean 100, s² = 2.5, one run at 95: t = −5 / √(2.5 · 1.2) =
+        // −2.88675 on 4 df; the closed form of Student's t with 4 df gives
+        // the two-sided p = 0.0447086.
+        let base = [100.0, 102.0, 98.0, 101.0, 99.0];
+        let c = compare_one_run(&base, 95.0, Direction::HigherIsBetter, GATE);
+        let p = c.p_value.unwrap();
+        assert!((p - 0.044_708_587).abs() < 1e-7, "p = {p}");
+        assert_eq!(c.current_n, 1);
+        let slow = compare_one_run(&base, 80.0, Direction::HigherIsBetter, GATE);
+        assert_eq!(slow.verdict, Verdict::Regressed, "{}", slow.reason);
+        let same = compare_one_run(&base, 100.5, Direction::HigherIsBetter, GATE);
+        assert_ne!(same.verdict, Verdict::Regressed, "{}", same.reason);
+        assert_eq!(
+            compare_one_run(&[100.0], 50.0, Direction::HigherIsBetter, GATE).verdict,
+            Verdict::Inconclusive
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use lmtune_core::record::{Record, Status};
 use serde::Serialize;
 
 /// A metric the gate can judge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Metric {
     /// Generation tokens/s (tg tests).
@@ -34,7 +34,8 @@ impl Metric {
             .collect()
     }
 
-    fn of(r: &Record) -> Option<Metric> {
+    /// The metric a record measures (pp+tg tests: none).
+    pub fn of(r: &Record) -> Option<Metric> {
         match r.workload.kind() {
             TestKind::Tg => Some(Metric::Tg),
             TestKind::Pp => Some(Metric::Pp),
@@ -42,7 +43,7 @@ impl Metric {
         }
     }
 
-    fn direction(self) -> Direction {
+    pub fn direction(self) -> Direction {
         match self {
             Metric::Tg | Metric::Pp => Direction::HigherIsBetter,
             Metric::Ttft => Direction::LowerIsBetter,

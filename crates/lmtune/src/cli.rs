@@ -98,6 +98,19 @@ pub enum Command {
   lmtune generate -m model.gguf --prompt \"The capital of France is\"
   lmtune generate -m model.gguf --backend candle --prompt \"Hello\"")]
     Generate(GenerateArgs),
+    /// Performance history: store runs per commit, gate a commit against its branch's last runs.
+    #[command(after_help = "Examples:
+  lmtune history add results/DIR                         file a run under git's HEAD, branch and commit time
+  lmtune history add bench.json --commit abc123 --branch main --time 2026-12-01T09:00:00Z
+  lmtune history check                                   HEAD's runs against the last 10 of its branch (exit 1 on a regression)
+  lmtune history check --commit abc123 --window 20 --format md
+  lmtune history list --db ci/history.sqlite             the series and their runs
+
+The store is one SQLite file, .lmtune/history.sqlite unless --db says otherwise. A series is one
+branch in one environment (machine, GPUs, backend build, model file): runs from different
+environments are never compared. The run is the unit: each run's mean t/s is one sample, and a
+point with fewer than 3 earlier runs is Inconclusive.")]
+    History(HistoryArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Examples:
   lmtune completions bash > ~/.local/share/bash-completion/completions/lmtune
@@ -316,6 +329,63 @@ pub struct SynthArgs {
     pub ctx_train: Option<u64>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The history store (a SQLite file).
+    #[arg(long, global = true, value_name = "PATH", default_value = lmtune_history::DEFAULT_DB)]
+    pub db: PathBuf,
+    #[command(subcommand)]
+    pub command: HistoryCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// File runs under a commit (adding the same run twice stores it once).
+    Add(HistoryAddArgs),
+    /// Judge a commit's runs against the last runs of its branch (exit 1 on a regression).
+    Check(HistoryCheckArgs),
+    /// List the series (environment × branch) and their runs.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryAddArgs {
+    /// Results: results directories, results.jsonl, or llama-bench output (-o json, jsonl, csv).
+    #[arg(value_name = "RESULTS", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The commit the runs measured (default: `git rev-parse HEAD`).
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
+    /// Its branch (default: `git rev-parse --abbrev-ref HEAD`).
+    #[arg(long, value_name = "B")]
+    pub branch: Option<String>,
+    /// Its time, RFC 3339 (default: the commit's committer date from git).
+    #[arg(long, value_name = "T")]
+    pub time: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryCheckArgs {
+    /// The commit to judge, or a prefix of its SHA (default: `git rev-parse HEAD`).
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
+    /// How many earlier runs of the series form the base.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub window: usize,
+    /// Smallest relative change that counts, e.g. 5% or 0.05.
+    #[arg(long, default_value = "5%")]
+    pub threshold: String,
+    /// Significance level of the t-test.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Metrics to judge: tg, pp (comma-separated).
+    #[arg(long, default_value = "tg,pp")]
+    pub metric: String,
+    /// Output: table, md (for a PR comment), json.
+    #[arg(long, default_value = "table")]
+    pub format: String,
 }
 
 #[derive(Debug, Args)]

@@ -70,7 +70,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
     })
 }
 
-fn parse_fraction(s: &str) -> Option<f64> {
+pub(crate) fn parse_fraction(s: &str) -> Option<f64> {
     let s = s.trim();
     let v = match s.strip_suffix('%') {
         Some(p) => p.trim().parse::<f64>().ok()? / 100.0,

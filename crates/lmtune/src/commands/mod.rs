@@ -4,6 +4,7 @@ mod compare;
 mod export;
 mod fit;
 mod generate;
+mod history;
 mod hw;
 mod inspect;
 mod plan;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Fit(args) => fit::run(args),
         Command::Tune(args) => tune::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::History(args) => history::run(args),
         Command::Worker(args) => worker::run(args),
         Command::Completions(args) => {
             use clap::CommandFactory;

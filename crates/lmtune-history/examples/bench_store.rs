@@ -1,0 +1,81 @@
+//! How long `history add` and `check` take on a large store (issue 23:
+//! 10,000 runs × 50 points, each under a second). A script, not a timed
+//! test: `cargo run --release -p lmtune-history --example bench_store [RUNS]`.
+//!
+//! The runs are the committed quickstart's records, widened to 52 points
+//! (thread counts 1–13) and relabelled per run: fakes of a long history.
+
+use std::path::Path;
+use std::time::Instant;
+
+use lmtune_core::compare::GateParams;
+use lmtune_core::record::Record;
+use lmtune_history::{check, CheckParams, RunMeta, Store};
+use lmtune_report::compare::Metric;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let runs: usize = std::env::args().nth(1).map_or(Ok(10_000), |s| s.parse())?;
+    let results =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results/2026-11-21-vm-quickstart");
+    let (_, template) = lmtune_report::load_results(&results)?;
+    let mut wide: Vec<Record> = Vec::new();
+    for threads in 1..=13 {
+        for r in template.iter().filter(|r| r.ctx.threads == 1) {
+            let mut r = r.clone();
+            r.ctx.threads = threads;
+            wide.push(r);
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let mut store = Store::open(&dir.path().join("history.sqlite"))?;
+    let fill = Instant::now();
+    let add_run = |store: &mut Store, i: usize| -> Result<f64, Box<dyn std::error::Error>> {
+        let mut run = wide.clone();
+        for r in &mut run {
+            r.run_id = format!("fake-{i}");
+        }
+        let meta = RunMeta {
+            commit: format!("{i:040x}"),
+            branch: "main".into(),
+            // One commit a minute from 2026-01-01.
+            commit_time: chrono::DateTime::from_timestamp(1_767_225_600 + i as i64 * 60, 0)
+                .expect("a valid time")
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string(),
+        };
+        let refs: Vec<&Record> = run.iter().collect();
+        let t = Instant::now();
+        store.add_run(&meta, &refs)?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    for i in 0..runs {
+        add_run(&mut store, i)?;
+    }
+    println!(
+        "filled {runs} runs × {} points in {:.1} s",
+        wide.len(),
+        fill.elapsed().as_secs_f64()
+    );
+    let add_s = add_run(&mut store, runs)?;
+    println!("history add of one more run: {:.3} s", add_s);
+    let t = Instant::now();
+    let params = CheckParams {
+        window: 10,
+        gate: GateParams {
+            threshold: 0.05,
+            alpha: 0.05,
+        },
+        metrics: vec![Metric::Tg, Metric::Pp],
+    };
+    let result = check(&store, &format!("{runs:040x}"), &params)?;
+    println!(
+        "history check of it against the last 10: {:.3} s ({} rows)",
+        t.elapsed().as_secs_f64(),
+        result
+            .series
+            .iter()
+            .map(|s| s.comparison.rows.len())
+            .sum::<usize>()
+    );
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! The gate over history: a commit's runs against the last N runs of its
+//! series (same branch, same environment), point by point, with the run as
+//! the unit — each run's mean t/s is one sample, so the between-run
+//! variance that one run's repetitions miss is what the test measures.
+//!
+//! Two or more runs of the commit: Welch's t-test over runs
+//! ([`compare_samples`]); one run: Student's test of one new run against
+//! the base ([`compare_one_run`]). Same verdicts and thresholds as `compare`.
+
+use std::collections::BTreeMap;
+
+use lmtune_core::compare::{compare_one_run, compare_samples, Change, GateParams, Verdict};
+use lmtune_report::compare::{Comparison, Metric, Row};
+use serde::Serialize;
+
+use crate::points::PointMean;
+use crate::store::Store;
+use crate::HistoryError;
+
+/// Fewer earlier runs than this and a point's verdict is Inconclusive: two
+/// runs give a variance too rough to judge a third by.
+pub const MIN_BASE_RUNS: usize = 3;
+
+#[derive(Debug, Clone)]
+pub struct CheckParams {
+    /// How many earlier runs of the series form the base.
+    pub window: usize,
+    pub gate: GateParams,
+    pub metrics: Vec<Metric>,
+}
+
+/// The check of a commit in one series.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesCheck {
+    pub environment: i64,
+    pub environment_label: String,
+    pub branch: String,
+    /// The base's commits, newest first.
+    pub base_commits: Vec<String>,
+    pub base_runs: usize,
+    pub current_runs: usize,
+    pub comparison: Comparison,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryCheck {
+    pub commit: String,
+    pub window: usize,
+    pub series: Vec<SeriesCheck>,
+}
+
+impl HistoryCheck {
+    pub fn regressed(&self) -> bool {
+        self.series.iter().any(|s| s.comparison.regressed())
+    }
+}
+
+/// Checks the runs of `commit` (a SHA or a prefix of one) in every series they are in.
+pub fn check(
+    store: &Store,
+    commit: &str,
+    params: &CheckParams,
+) -> Result<HistoryCheck, HistoryError> {
+    let commit = store.resolve_commit(commit)?;
+    let runs = store.runs_of_commit(&commit)?;
+    let mut groups: BTreeMap<(i64, String), Vec<_>> = BTreeMap::new();
+    for r in runs {
+        groups
+            .entry((r.environment, r.branch.clone()))
+            .or_default()
+            .push(r);
+    }
+    let mut series = Vec::new();
+    for ((environment, branch), current) in groups {
+        let newest = current
+            .iter()
+            .map(|r| r.commit_time.as_str())
+            .max()
+            .unwrap_or("");
+        let base = store.base_runs(environment, &branch, &commit, newest, params.window)?;
+        let mut base_commits: Vec<String> = Vec::new();
+        for r in &base {
+            if !base_commits.contains(&r.commit) {
+                base_commits.push(r.commit.clone());
+            }
+        }
+        let base_points = base
+            .iter()
+            .map(|r| store.points_of(r.id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let current_points = current
+            .iter()
+            .map(|r| store.points_of(r.id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut comparison = judge(&base_points, &current_points, &params.metrics, params.gate);
+        comparison.notes.insert(
+            0,
+            format!(
+                "base: the last {} run(s) of branch {branch} in this environment ({} commit(s), window {}); each run's mean is one sample",
+                base.len(),
+                base_commits.len(),
+                params.window
+            ),
+        );
+        series.push(SeriesCheck {
+            environment,
+            environment_label: store.environment_label(environment)?,
+            branch,
+            base_commits,
+            base_runs: base.len(),
+            current_runs: current.len(),
+            comparison,
+        });
+    }
+    Ok(HistoryCheck {
+        commit,
+        window: params.window,
+        series,
+    })
+}
+
+type Key = (String, String, String, Metric);
+
+fn by_point(runs: &[Vec<PointMean>], metrics: &[Metric]) -> BTreeMap<Key, Vec<f64>> {
+    let mut out: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
+    for run in runs {
+        for p in run.iter().filter(|p| metrics.contains(&p.metric)) {
+            out.entry(p.key()).or_default().push(p.mean);
+        }
+    }
+    out
+}
+
+fn label((model, test, knobs, _): &Key) -> String {
+    format!("{model} {test} {knobs}")
+}
+
+/// Judges each point of the current runs against the base runs (each
+/// inner `Vec` is one run). Pure: no I/O.
+pub fn judge(
+    base: &[Vec<PointMean>],
+    current: &[Vec<PointMean>],
+    metrics: &[Metric],
+    gate: GateParams,
+) -> Comparison {
+    let (b, c) = (by_point(base, metrics), by_point(current, metrics));
+    let mut rows = Vec::new();
+    let mut too_few = 0;
+    let mut new_points = Vec::new();
+    for (key, cur) in &c {
+        // A point new in this series has nothing to be judged against.
+        let Some(bas) = b.get(key) else {
+            new_points.push(label(key));
+            continue;
+        };
+        let direction = key.3.direction();
+        let mut change: Change = match cur.as_slice() {
+            [one] => compare_one_run(bas, *one, direction, gate),
+            _ => compare_samples(bas, cur, direction, gate),
+        };
+        if bas.len() < MIN_BASE_RUNS {
+            too_few += 1;
+            change.verdict = Verdict::Inconclusive;
+            change.ci_low = None;
+            change.ci_high = None;
+            change.p_value = None;
+            change.reason = format!(
+                "only {} earlier run(s) of this point in the series; the gate needs at least {MIN_BASE_RUNS}",
+                bas.len()
+            );
+        }
+        rows.push(Row {
+            model: key.0.clone(),
+            test: key.1.clone(),
+            knobs: key.2.clone(),
+            metric: key.3,
+            change,
+            different_environment: false,
+            base_runs: bas.len(),
+            current_runs: cur.len(),
+        });
+    }
+    let mut notes = Vec::new();
+    if too_few > 0 || !new_points.is_empty() {
+        notes.push(format!(
+            "TOO FEW RUNS: {too_few} point(s) have fewer than {MIN_BASE_RUNS} earlier runs in this series and are Inconclusive, {} have none and are not judged (only in current): neither is a pass; add more runs of this branch",
+            new_points.len()
+        ));
+    }
+    let missing_metrics = metrics
+        .iter()
+        .copied()
+        .filter(|m| !c.keys().any(|k| k.3 == *m))
+        .collect();
+    Comparison {
+        gate,
+        rows,
+        only_in_base: b
+            .keys()
+            .filter(|k| !c.contains_key(*k))
+            .map(label)
+            .collect(),
+        only_in_current: new_points,
+        environment_differences: Vec::new(),
+        missing_metrics,
+        notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GATE: GateParams = GateParams {
+        threshold: 0.05,
+        alpha: 0.05,
+    };
+
+    fn run(tg: f64) -> Vec<PointMean> {
+        vec![PointMean {
+            model: "m.gguf".into(),
+            test: "tg32".into(),
+            knobs: "t=1".into(),
+            metric: Metric::Tg,
+            mean: tg,
+            sd: None,
+            repetitions: 5,
+        }]
+    }
+
+    fn verdict(base: &[f64], current: &[f64]) -> Verdict {
+        let b: Vec<_> = base.iter().map(|&x| run(x)).collect();
+        let c: Vec<_> = current.iter().map(|&x| run(x)).collect();
+        let cmp = judge(&b, &c, &[Metric::Tg, Metric::Pp], GATE);
+        assert_eq!(cmp.missing_metrics, vec![Metric::Pp]);
+        cmp.rows[0].change.verdict
+    }
+
+    #[test]
+    fn the_run_is_the_unit() {
+        let base = [100.0, 99.0, 101.0, 98.0, 102.0];
+        assert_eq!(verdict(&base, &[80.0]), Verdict::Regressed);
+        assert_eq!(verdict(&base, &[80.0, 81.0]), Verdict::Regressed);
+        assert_eq!(verdict(&base, &[100.0]), Verdict::NoChange);
+        assert_eq!(verdict(&base, &[125.0]), Verdict::Improved);
+    }
+
+    #[test]
+    fn fewer_than_three_base_runs_are_inconclusive_even_for_a_big_drop() {
+        assert_eq!(verdict(&[100.0, 101.0], &[50.0]), Verdict::Inconclusive);
+        let cmp = judge(&[], &[run(50.0)], &[Metric::Tg], GATE);
+        assert!(cmp.rows.is_empty());
+        assert_eq!(cmp.only_in_current.len(), 1);
+        assert!(cmp.notes[0].starts_with("TOO FEW RUNS"), "{:?}", cmp.notes);
+    }
+}
