@@ -304,3 +304,52 @@ fn op_offload_survives_a_llama_bench_csv_round_trip() {
         .collect();
     assert_eq!(imported, originals);
 }
+
+/// The committed CPU grid, whose charts held 10–12 series: `lmtune report`
+/// drew the first 8 and dropped the rest (there, the only run that varied
+/// threads) with a warning the chart did not show.
+fn cpu_grid_report() -> (tempfile::TempDir, PathBuf) {
+    let results =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../results/2026-11-21-vm-cpu-grid");
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    lmtune()
+        .arg("report")
+        .arg(&results)
+        .arg("-o")
+        .arg(&report)
+        .arg("--no-png")
+        .assert()
+        .success();
+    (dir, report)
+}
+
+#[test]
+fn charts_with_more_than_eight_series_are_split_and_drop_none() {
+    let (_dir, report) = cpu_grid_report();
+    let cs = charts(&report);
+    let parts: Vec<&Value> = cs
+        .iter()
+        .filter(|c| c["stem"].as_str().unwrap().starts_with("tg_vs_threads"))
+        .collect();
+    assert_eq!(parts.len(), 2, "10 series over 2 charts");
+    let labels: Vec<&str> = parts
+        .iter()
+        .flat_map(|c| c["series"].as_array().unwrap())
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels.len(), 10, "{labels:?}");
+    for (i, c) in parts.iter().enumerate() {
+        assert!(c["series"].as_array().unwrap().len() <= 8);
+        let title = c["title"].as_str().unwrap();
+        assert!(
+            title.contains(&format!("part {} of 2 (10 series)", i + 1)),
+            "{title}"
+        );
+        assert!(report
+            .join(format!("{}.svg", c["stem"].as_str().unwrap()))
+            .exists());
+    }
+    let md = std::fs::read_to_string(report.join("summary.md")).unwrap();
+    assert!(!md.contains("are drawn"), "no series dropped: {md}");
+}
