@@ -353,3 +353,46 @@ fn charts_with_more_than_eight_series_are_split_and_drop_none() {
     let md = std::fs::read_to_string(report.join("summary.md")).unwrap();
     assert!(!md.contains("are drawn"), "no series dropped: {md}");
 }
+
+/// Two runs of the same grid: the heatmap took each cell's best over both
+/// runs, so a cell could show one run's number beside the other's.
+#[test]
+fn heatmap_never_merges_points_of_two_runs_into_one_cell() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../results");
+    let runs = ["2026-11-21-vm-cpu-grid", "2026-11-22-vm-cpu-grid"];
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    lmtune()
+        .arg("report")
+        .args(runs.iter().map(|r| root.join(r)))
+        .arg("-o")
+        .arg(&report)
+        .arg("--no-png")
+        .assert()
+        .success();
+    let cs = charts(&report);
+    for (i, run) in runs.iter().enumerate() {
+        let heatmap = chart(&cs, &format!("heatmap_tg_threads_n_ubatch_{}", i + 1));
+        assert!(
+            heatmap["title"].as_str().unwrap().starts_with(run),
+            "{}",
+            heatmap["title"]
+        );
+        // Every cell is the best of its own run's points, the best cell its run's best.
+        let best_of_run = common::read_records(&root.join(run))
+            .iter()
+            .filter(|r| r["status"] == "ok" && r["test"] == "tg32")
+            .map(|r| r["tokens_per_s"]["mean"].as_f64().unwrap())
+            .fold(0.0, f64::max);
+        let best_cell = heatmap["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c[2].as_f64().unwrap())
+            .fold(0.0, f64::max);
+        assert_eq!(best_cell, best_of_run, "{run}");
+    }
+    assert!(cs
+        .iter()
+        .all(|c| c["stem"] != "heatmap_tg_threads_n_ubatch"));
+}
