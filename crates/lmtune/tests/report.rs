@@ -396,3 +396,79 @@ fn heatmap_never_merges_points_of_two_runs_into_one_cell() {
         .iter()
         .all(|c| c["stem"] != "heatmap_tg_threads_n_ubatch"));
 }
+
+/// A sweep over the K cache type drew no chart of it at all: the type was
+/// only part of series labels. Now t/s by K/V type, one bar per type.
+#[test]
+fn a_varied_kv_cache_type_gets_its_own_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "name = \"kv-types\"\n[sweep]\nn_ctx = 256\nn_batch = 32\nn_ubatch = 32\nthreads = 2\ntype_k = [\"f16\", \"q8_0\"]\n[workload]\nn_prompt = [0]\nn_gen = [4]\n[measure]\nrepetitions = 2\n";
+    let path = scenario(dir.path(), "s.toml", body);
+    let results = dir.path().join("results");
+    lmtune()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&results)
+        .assert()
+        .success();
+    let report = dir.path().join("report");
+    lmtune()
+        .arg("report")
+        .arg(&results)
+        .arg("-o")
+        .arg(&report)
+        .arg("--no-png")
+        .assert()
+        .success();
+    let cs = charts(&report);
+    let bars = chart(&cs, "tg_by_kv_type");
+    let mut types: Vec<&str> = bars["bars"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["series"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(types, ["K/V f16/f16", "K/V q8_0/f16"]);
+    for b in bars["bars"].as_array().unwrap() {
+        let (v, lo, hi) = (
+            b["value"].as_f64().unwrap(),
+            b["lo"].as_f64().unwrap(),
+            b["hi"].as_f64().unwrap(),
+        );
+        assert!(v > 0.0 && lo <= v && v <= hi, "{b}");
+    }
+    assert!(report.join("tg_by_kv_type.svg").exists());
+}
+
+/// The committed op-offload run (on/off × two offloads × pp16/pp32): one
+/// bar per op_offload value, grouped by test and n_gpu_layers.
+#[test]
+fn a_varied_op_offload_gets_its_own_chart() {
+    let results = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../results/2026-11-30-vm-vulkan-llvmpipe-op-offload");
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    lmtune()
+        .arg("report")
+        .arg(&results)
+        .arg("-o")
+        .arg(&report)
+        .arg("--no-png")
+        .assert()
+        .success();
+    let cs = charts(&report);
+    let bars = chart(&cs, "pp_by_op_offload");
+    assert_eq!(
+        bars["groups"],
+        serde_json::json!(["pp16 ngl=0", "pp32 ngl=0", "pp16 ngl=16", "pp32 ngl=16"])
+    );
+    let bars = bars["bars"].as_array().unwrap();
+    assert_eq!(bars.len(), 8, "every point, none merged");
+    let off = bars
+        .iter()
+        .filter(|b| b["series"] == "op_offload=off")
+        .count();
+    assert_eq!(off, 4);
+}

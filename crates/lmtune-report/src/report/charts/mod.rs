@@ -4,6 +4,7 @@
 //! none).
 
 mod backends;
+mod categorical;
 mod engine_vs_server;
 mod hardware;
 mod heatmap;
@@ -25,9 +26,11 @@ use super::ReportOptions;
 type Builder = fn(&ChartInput, &mut Vec<String>) -> Vec<Chart>;
 
 /// Every builder, in report order.
-const BUILDERS: [Builder; 8] = [
+const BUILDERS: [Builder; 9] = [
     // t/s against every varied knob
     throughput::charts,
+    // t/s per value of each varied categorical knob (K/V types, flash attention…)
+    categorical::charts,
     // memory against n_ctx / n_gpu_layers
     memory::charts,
     // t/s over the first two varied knobs
@@ -220,4 +223,16 @@ fn split_series(
             (stem, title, rest.by_ref().take(per_part).collect())
         })
         .collect()
+}
+
+/// Knob names short enough for a bar group label.
+fn short(name: &str) -> &str {
+    match name {
+        "threads" => "t",
+        "n_ubatch" => "ub",
+        "n_batch" => "b",
+        "n_gpu_layers" => "ngl",
+        "n_ctx" => "ctx",
+        other => other,
+    }
 }
