@@ -304,3 +304,171 @@ fn op_offload_survives_a_llama_bench_csv_round_trip() {
         .collect();
     assert_eq!(imported, originals);
 }
+
+/// The committed CPU grid, whose charts held 10–12 series: `lmtune report`
+/// drew the first 8 and dropped the rest (there, the only run that varied
+/// threads) with a warning the chart did not show.
+fn cpu_grid_report() -> (tempfile::TempDir, PathBuf) {
+    let results =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../results/2026-11-21-vm-cpu-grid");
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    lmtune()
+        .arg("report")
+        .arg(&results)
+        .arg("-o")
+        .arg(&report)
+        .arg("--no-png")
+        .assert()
+        .success();
+    (dir, report)
+}
+
+#[test]
+fn charts_with_more_than_eight_series_are_split_and_drop_none() {
+    let (_dir, report) = cpu_grid_report();
+    let cs = charts(&report);
+    let parts: Vec<&Value> = cs
+        .iter()
+        .filter(|c| c["stem"].as_str().unwrap().starts_with("tg_vs_threads"))
+        .collect();
+    assert_eq!(parts.len(), 2, "10 series over 2 charts");
+    let labels: Vec<&str> = parts
+        .iter()
+        .flat_map(|c| c["series"].as_array().unwrap())
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels.len(), 10, "{labels:?}");
+    for (i, c) in parts.iter().enumerate() {
+        assert!(c["series"].as_array().unwrap().len() <= 8);
+        let title = c["title"].as_str().unwrap();
+        assert!(
+            title.contains(&format!("part {} of 2 (10 series)", i + 1)),
+            "{title}"
+        );
+        assert!(report
+            .join(format!("{}.svg", c["stem"].as_str().unwrap()))
+            .exists());
+    }
+    let md = std::fs::read_to_string(report.join("summary.md")).unwrap();
+    assert!(!md.contains("are drawn"), "no series dropped: {md}");
+}
+
+/// Two runs of the same grid: the heatmap took each cell's best over both
+/// runs, so a cell could show one run's number beside the other's.
+#[test]
+fn heatmap_never_merges_points_of_two_runs_into_one_cell() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../results");
+    let runs = ["2026-11-21-vm-cpu-grid", "2026-11-22-vm-cpu-grid"];
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    lmtune()
+        .arg("report")
+        .args(runs.iter().map(|r| root.join(r)))
+        .arg("-o")
+        .arg(&report)
+        .arg("--no-png")
+        .assert()
+        .success();
+    let cs = charts(&report);
+    for (i, run) in runs.iter().enumerate() {
+        let heatmap = chart(&cs, &format!("heatmap_tg_threads_n_ubatch_{}", i + 1));
+        assert!(
+            heatmap["title"].as_str().unwrap().starts_with(run),
+            "{}",
+            heatmap["title"]
+        );
+        // Every cell is the best of its own run's points, the best cell its run's best.
+        let best_of_run = common::read_records(&root.join(run))
+            .iter()
+            .filter(|r| r["status"] == "ok" && r["test"] == "tg32")
+            .map(|r| r["tokens_per_s"]["mean"].as_f64().unwrap())
+            .fold(0.0, f64::max);
+        let best_cell = heatmap["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c[2].as_f64().unwrap())
+            .fold(0.0, f64::max);
+        assert_eq!(best_cell, best_of_run, "{run}");
+    }
+    assert!(cs
+        .iter()
+        .all(|c| c["stem"] != "heatmap_tg_threads_n_ubatch"));
+}
+
+/// A sweep over the K cache type drew no chart of it at all: the type was
+/// only part of series labels. Now t/s by K/V type, one bar per type.
+#[test]
+fn a_varied_kv_cache_type_gets_its_own_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "name = \"kv-types\"\n[sweep]\nn_ctx = 256\nn_batch = 32\nn_ubatch = 32\nthreads = 2\ntype_k = [\"f16\", \"q8_0\"]\n[workload]\nn_prompt = [0]\nn_gen = [4]\n[measure]\nrepetitions = 2\n";
+    let path = scenario(dir.path(), "s.toml", body);
+    let results = dir.path().join("results");
+    lmtune()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&results)
+        .assert()
+        .success();
+    let report = dir.path().join("report");
+    lmtune()
+        .arg("report")
+        .arg(&results)
+        .arg("-o")
+        .arg(&report)
+        .arg("--no-png")
+        .assert()
+        .success();
+    let cs = charts(&report);
+    let bars = chart(&cs, "tg_by_kv_type");
+    let mut types: Vec<&str> = bars["bars"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["series"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(types, ["K/V f16/f16", "K/V q8_0/f16"]);
+    for b in bars["bars"].as_array().unwrap() {
+        let (v, lo, hi) = (
+            b["value"].as_f64().unwrap(),
+            b["lo"].as_f64().unwrap(),
+            b["hi"].as_f64().unwrap(),
+        );
+        assert!(v > 0.0 && lo <= v && v <= hi, "{b}");
+    }
+    assert!(report.join("tg_by_kv_type.svg").exists());
+}
+
+/// The committed op-offload run (on/off × two offloads × pp16/pp32): one
+/// bar per op_offload value, grouped by test and n_gpu_layers.
+#[test]
+fn a_varied_op_offload_gets_its_own_chart() {
+    let results = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../results/2026-11-30-vm-vulkan-llvmpipe-op-offload");
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    lmtune()
+        .arg("report")
+        .arg(&results)
+        .arg("-o")
+        .arg(&report)
+        .arg("--no-png")
+        .assert()
+        .success();
+    let cs = charts(&report);
+    let bars = chart(&cs, "pp_by_op_offload");
+    assert_eq!(
+        bars["groups"],
+        serde_json::json!(["pp16 ngl=0", "pp32 ngl=0", "pp16 ngl=16", "pp32 ngl=16"])
+    );
+    let bars = bars["bars"].as_array().unwrap();
+    assert_eq!(bars.len(), 8, "every point, none merged");
+    let off = bars
+        .iter()
+        .filter(|b| b["series"] == "op_offload=off")
+        .count();
+    assert_eq!(off, 4);
+}

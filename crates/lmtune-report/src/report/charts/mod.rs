@@ -4,6 +4,7 @@
 //! none).
 
 mod backends;
+mod categorical;
 mod engine_vs_server;
 mod hardware;
 mod heatmap;
@@ -17,7 +18,7 @@ use std::collections::BTreeSet;
 use lmtune_core::knobs::TestKind;
 use lmtune_core::record::Record;
 
-use super::chart::Chart;
+use super::chart::{Chart, Series};
 use super::ReportOptions;
 
 /// A chart builder: the charts it draws from the input, and warnings a
@@ -25,9 +26,11 @@ use super::ReportOptions;
 type Builder = fn(&ChartInput, &mut Vec<String>) -> Vec<Chart>;
 
 /// Every builder, in report order.
-const BUILDERS: [Builder; 8] = [
+const BUILDERS: [Builder; 9] = [
     // t/s against every varied knob
     throughput::charts,
+    // t/s per value of each varied categorical knob (K/V types, flash attention…)
+    categorical::charts,
     // memory against n_ctx / n_gpu_layers
     memory::charts,
     // t/s over the first two varied knobs
@@ -44,7 +47,8 @@ const BUILDERS: [Builder; 8] = [
     backends::charts,
 ];
 
-/// Most series drawn on one chart; more are listed as a warning.
+/// Most series drawn on one chart (one colour each); more are split over
+/// several charts, each saying which part it is.
 const MAX_SERIES: usize = 8;
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -188,5 +192,47 @@ fn metric_axis(kind: TestKind) -> &'static str {
         TestKind::Pp => "prompt processing (tokens/s)",
         TestKind::Tg => "generation (tokens/s)",
         TestKind::PpTg => "prompt + generation (tokens/s)",
+    }
+}
+
+/// Splits `series` over as many charts as it takes to draw every one with
+/// at most [`MAX_SERIES`] each: `(stem, title, series)` per chart. One
+/// chart keeps `stem` and `title`; parts are `STEM_part2`… and their titles
+/// say "part i of n", so no series is dropped and none goes unannounced.
+fn split_series(
+    stem: &str,
+    title: &str,
+    series: Vec<Series>,
+) -> Vec<(String, String, Vec<Series>)> {
+    let parts = series.len().div_ceil(MAX_SERIES).max(1);
+    if parts == 1 {
+        return vec![(stem.to_string(), title.to_string(), series)];
+    }
+    let total = series.len();
+    // Even parts (10 series: 5 + 5, not 8 + 2).
+    let per_part = total.div_ceil(parts);
+    let mut rest = series.into_iter();
+    (1..=parts)
+        .map(|part| {
+            let stem = if part == 1 {
+                stem.to_string()
+            } else {
+                format!("{stem}_part{part}")
+            };
+            let title = format!("{title}, part {part} of {parts} ({total} series)");
+            (stem, title, rest.by_ref().take(per_part).collect())
+        })
+        .collect()
+}
+
+/// Knob names short enough for a bar group label.
+fn short(name: &str) -> &str {
+    match name {
+        "threads" => "t",
+        "n_ubatch" => "ub",
+        "n_batch" => "b",
+        "n_gpu_layers" => "ngl",
+        "n_ctx" => "ctx",
+        other => other,
     }
 }

@@ -5,7 +5,7 @@
 use lmtune_core::knobs::TestKind;
 use lmtune_core::record::Status;
 
-use super::ChartInput;
+use super::{short, ChartInput};
 use crate::report::chart::{Bar, Chart};
 
 pub(super) fn charts(input: &ChartInput, _warnings: &mut Vec<String>) -> Vec<Chart> {
@@ -60,16 +60,4 @@ pub(super) fn charts(input: &ChartInput, _warnings: &mut Vec<String>) -> Vec<Cha
         ranges: Vec::new(),
         log_y: false,
     }]
-}
-
-/// Knob names short enough for a bar group label.
-fn short(name: &str) -> &str {
-    match name {
-        "threads" => "t",
-        "n_ubatch" => "ub",
-        "n_batch" => "b",
-        "n_gpu_layers" => "ngl",
-        "n_ctx" => "ctx",
-        other => other,
-    }
 }

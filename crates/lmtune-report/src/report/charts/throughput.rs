@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use lmtune_core::record::Status;
 
-use super::{categorical, metric_axis, metric_name, ChartInput, MAX_SERIES};
+use super::{categorical, metric_axis, metric_name, split_series, ChartInput};
 use crate::report::chart::{Chart, FailedPoint, Series, XyPoint};
 
-pub(super) fn charts(input: &ChartInput, warnings: &mut Vec<String>) -> Vec<Chart> {
+pub(super) fn charts(input: &ChartInput, _warnings: &mut Vec<String>) -> Vec<Chart> {
     let mut charts = Vec::new();
     for &kind in &input.kinds {
         for knob in &input.varied {
@@ -42,17 +42,11 @@ pub(super) fn charts(input: &ChartInput, warnings: &mut Vec<String>) -> Vec<Char
                     }),
                 }
             }
-            if series.len() > MAX_SERIES {
-                warnings.push(format!(
-                    "{}_vs_{}: {} series, only the first {MAX_SERIES} are drawn",
-                    metric_name(kind),
-                    knob.name,
-                    series.len()
-                ));
+            if series.is_empty() && failed.is_empty() {
+                continue;
             }
             let series: Vec<Series> = series
                 .into_iter()
-                .take(MAX_SERIES)
                 .map(|(label, mut points)| {
                     points.sort_by(|a, b| a.x.total_cmp(&b.x));
                     Series {
@@ -62,19 +56,20 @@ pub(super) fn charts(input: &ChartInput, warnings: &mut Vec<String>) -> Vec<Char
                     }
                 })
                 .collect();
-            if series.is_empty() && failed.is_empty() {
-                continue;
-            }
-            charts.push(Chart::Lines {
-                stem: format!("{}_vs_{}", metric_name(kind), knob.name),
-                title: format!("{} vs {} (mean, 95% CI)", metric_axis(kind), knob.name),
-                x_label: knob.axis.to_string(),
-                y_label: "tokens/s".into(),
-                log2_x: input.spans_octaves(knob),
-                series,
-                failed,
-                hline: None,
-            });
+            let stem = format!("{}_vs_{}", metric_name(kind), knob.name);
+            let title = format!("{} vs {} (mean, 95% CI)", metric_axis(kind), knob.name);
+            charts.extend(split_series(&stem, &title, series).into_iter().map(
+                |(stem, title, series)| Chart::Lines {
+                    stem,
+                    title,
+                    x_label: knob.axis.to_string(),
+                    y_label: "tokens/s".into(),
+                    log2_x: input.spans_octaves(knob),
+                    series,
+                    failed: failed.clone(),
+                    hline: None,
+                },
+            ));
         }
     }
     charts
