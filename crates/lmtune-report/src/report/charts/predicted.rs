@@ -63,12 +63,12 @@ pub(super) fn charts(input: &ChartInput, _warnings: &mut Vec<String>) -> Vec<Cha
         (
             dry,
             "predicted_buffers_dry_run",
-            "llama.cpp's dry run (no_alloc)",
+            "the llama.cpp dry run (no_alloc)",
         ),
         (
             analytic,
             "predicted_buffers_analytic",
-            "lmtune's analytic model",
+            "the lmtune analytic model",
         ),
     ] {
         if !points.is_empty() {
