@@ -52,6 +52,15 @@ const CORPUS: &[(&str, &[&str], u64)] = &[
         ],
         32768,
     ),
+    // The architectures' tiny presets (`lmtune synth --arch ARCH`).
+    ("qwen2", &["--arch", "qwen2"], 4096),
+    ("qwen3", &["--arch", "qwen3"], 4096),
+    ("phi3", &["--arch", "phi3"], 4096),
+    ("granite", &["--arch", "granite"], 4096),
+    ("gemma2", &["--arch", "gemma2"], 4096),
+    ("qwen3moe", &["--arch", "qwen3moe"], 4096),
+    ("gpt-oss", &["--arch", "gpt-oss"], 4096),
+    ("deepseek2", &["--arch", "deepseek2"], 4096),
 ];
 
 const MIB: f64 = 1048576.0;
