@@ -472,3 +472,75 @@ fn a_varied_op_offload_gets_its_own_chart() {
         .count();
     assert_eq!(off, 4);
 }
+
+/// Two CPU-only dry-run benches asked for n_gpu_layers 19 and 31; llama.cpp
+/// offloaded 0 layers in both. The report drew memory against "layers
+/// offloaded" 19 and 31; charts now use the applied values, and skip a
+/// knob that takes one.
+#[test]
+fn memory_vs_n_gpu_layers_uses_the_layers_llama_cpp_offloaded() {
+    let root =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../results/2026-12-01-vm-dry-run-bench");
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    lmtune()
+        .arg("report")
+        .arg(root.join("gemma3-270m"))
+        .arg(root.join("SmolLM2-135M-Instruct.Q4_1"))
+        .arg("-o")
+        .arg(&report)
+        .arg("--no-png")
+        .assert()
+        .success();
+    let stems: Vec<String> = charts(&report)
+        .iter()
+        .map(|c| c["stem"].as_str().unwrap().to_string())
+        .collect();
+    assert!(stems.contains(&"memory_vs_n_ctx".to_string()), "{stems:?}");
+    assert!(
+        stems.iter().all(|s| !s.contains("n_gpu_layers")),
+        "0 layers offloaded everywhere: {stems:?}"
+    );
+}
+
+/// A context auto-sized per test (pp at one n_ctx, tg at another): n_ctx
+/// varies over the records, but each test kind has one value, and the
+/// report drew `tg_vs_n_ctx` with a single x.
+#[test]
+fn tg_vs_n_ctx_is_not_drawn_with_a_single_context() {
+    let grid =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../results/2026-11-21-vm-cpu-grid");
+    let kept: Vec<String> = std::fs::read_to_string(grid.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            let r: Value = serde_json::from_str(l).unwrap();
+            let tg = r["n_prompt"] == 0;
+            (tg && r["n_ctx"] == 512) || (!tg && r["n_ctx"] == 4096)
+        })
+        .map(str::to_string)
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results.jsonl");
+    std::fs::write(&results, kept.join("\n") + "\n").unwrap();
+    let report = dir.path().join("report");
+    lmtune()
+        .arg("report")
+        .arg(&results)
+        .arg("-o")
+        .arg(&report)
+        .arg("--no-png")
+        .assert()
+        .success();
+    let stems: Vec<String> = charts(&report)
+        .iter()
+        .map(|c| c["stem"].as_str().unwrap().to_string())
+        .collect();
+    assert!(stems.contains(&"tg_vs_threads".to_string()), "{stems:?}");
+    assert!(
+        stems
+            .iter()
+            .all(|s| !s.starts_with("tg_vs_n_ctx") && !s.starts_with("pp_vs_n_ctx")),
+        "{stems:?}"
+    );
+}

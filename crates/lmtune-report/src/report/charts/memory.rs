@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use lmtune_core::record::Status;
 
-use super::{ChartInput, Knob, MIB};
+use super::{distinct_at_least_two, ChartInput, Knob, MIB};
 use crate::report::chart::{Chart, FailedPoint, Series, XyPoint};
 
 pub(super) fn charts(input: &ChartInput, _warnings: &mut Vec<String>) -> Vec<Chart> {
@@ -17,7 +17,22 @@ pub(super) fn charts(input: &ChartInput, _warnings: &mut Vec<String>) -> Vec<Cha
         .filter(|k| k.name == "n_ctx" || k.name == "n_gpu_layers")
     {
         let series = memory_series(input, knob);
-        if series.is_empty() {
+        let failed: Vec<FailedPoint> = input
+            .all
+            .iter()
+            .filter(|t| matches!(t.r.status, Status::Oom | Status::LoadFailed))
+            .map(|t| FailedPoint {
+                x: (knob.get)(t.r),
+                label: t.r.status.as_str().into(),
+            })
+            .collect();
+        // One x value as applied (n_gpu_layers=19 on a machine with no GPU
+        // offloads 0 layers, as does 31): nothing to show.
+        let xs = series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.x))
+            .chain(failed.iter().map(|f| f.x));
+        if series.is_empty() || !distinct_at_least_two(xs) {
             continue;
         }
         charts.push(Chart::Lines {
@@ -27,15 +42,7 @@ pub(super) fn charts(input: &ChartInput, _warnings: &mut Vec<String>) -> Vec<Cha
             y_label: "MiB".into(),
             log2_x: input.spans_octaves(knob),
             series,
-            failed: input
-                .all
-                .iter()
-                .filter(|t| matches!(t.r.status, Status::Oom | Status::LoadFailed))
-                .map(|t| FailedPoint {
-                    x: (knob.get)(t.r),
-                    label: t.r.status.as_str().into(),
-                })
-                .collect(),
+            failed,
             hline: budget(input, knob),
         });
     }

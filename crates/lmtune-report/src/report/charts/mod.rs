@@ -58,7 +58,10 @@ pub(super) struct Tagged<'a> {
     pub r: &'a Record,
 }
 
-/// A numeric knob a chart can put on an axis.
+/// A numeric knob a chart can put on an axis, at the value llama.cpp
+/// applied (it clamps contexts and batches, and offloads no layer without a
+/// GPU device whatever `n_gpu_layers` asks), the requested one when the
+/// record has none (failed points, older records).
 struct Knob {
     name: &'static str,
     axis: &'static str,
@@ -73,23 +76,23 @@ const KNOBS: [Knob; 5] = [
     },
     Knob {
         name: "n_ubatch",
-        axis: "n_ubatch (tokens per micro-batch)",
-        get: |r| f64::from(r.ctx.n_ubatch),
+        axis: "n_ubatch (tokens per micro-batch, as applied)",
+        get: |r| f64::from(r.measurement.n_ubatch_actual.unwrap_or(r.ctx.n_ubatch)),
     },
     Knob {
         name: "n_batch",
-        axis: "n_batch (tokens per batch)",
-        get: |r| f64::from(r.ctx.n_batch),
+        axis: "n_batch (tokens per batch, as applied)",
+        get: |r| f64::from(r.measurement.n_batch_actual.unwrap_or(r.ctx.n_batch)),
     },
     Knob {
         name: "n_ctx",
-        axis: "n_ctx (context length, tokens)",
-        get: |r| f64::from(r.ctx.n_ctx),
+        axis: "n_ctx (context length in tokens, as applied)",
+        get: |r| f64::from(r.measurement.n_ctx_actual.unwrap_or(r.ctx.n_ctx)),
     },
     Knob {
         name: "n_gpu_layers",
-        axis: "n_gpu_layers (layers offloaded)",
-        get: |r| f64::from(r.load.n_gpu_layers),
+        axis: "layers offloaded (as llama.cpp applied n_gpu_layers)",
+        get: |r| f64::from(layers_offloaded(r)),
     },
 ];
 
@@ -157,6 +160,21 @@ impl<'a> ChartInput<'a> {
             .fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
         lo > 0.0 && hi / lo >= 8.0
     }
+}
+
+/// The layers llama.cpp offloaded; without its placement (a failed point),
+/// none on a machine without a GPU device, else as requested.
+fn layers_offloaded(r: &Record) -> u32 {
+    match &r.measurement.placement {
+        Some(p) => p.layers_offloaded,
+        None if !r.fingerprint.backend_devices.iter().any(|d| d.is_gpu()) => 0,
+        None => r.load.n_gpu_layers,
+    }
+}
+
+/// Two or more distinct values: a chart against it shows something.
+fn distinct_at_least_two(values: impl Iterator<Item = f64>) -> bool {
+    values.map(f64::to_bits).collect::<BTreeSet<_>>().len() > 1
 }
 
 /// Every builder's charts, in report order; builders add their warnings.

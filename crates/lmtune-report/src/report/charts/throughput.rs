@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use lmtune_core::record::Status;
 
-use super::{categorical, metric_axis, metric_name, split_series, ChartInput};
+use super::{
+    categorical, distinct_at_least_two, metric_axis, metric_name, split_series, ChartInput,
+};
 use crate::report::chart::{Chart, FailedPoint, Series, XyPoint};
 
 pub(super) fn charts(input: &ChartInput, _warnings: &mut Vec<String>) -> Vec<Chart> {
@@ -42,7 +44,13 @@ pub(super) fn charts(input: &ChartInput, _warnings: &mut Vec<String>) -> Vec<Cha
                     }),
                 }
             }
-            if series.is_empty() && failed.is_empty() {
+            // One x value (a context auto-sized per test, say): no line to draw.
+            let xs = series
+                .values()
+                .flatten()
+                .map(|p| p.x)
+                .chain(failed.iter().map(|f| f.x));
+            if !distinct_at_least_two(xs) {
                 continue;
             }
             let series: Vec<Series> = series
