@@ -26,17 +26,8 @@ pub fn ask(
     ctx: &ContextParams,
     ggml_backends: &[PathBuf],
 ) -> Result<(DryRun, Vec<BackendDevice>), String> {
-    let mut backends = ggml_backends.to_vec();
-    if let Some(env) = std::env::var_os("LMTUNE_GGML_BACKENDS") {
-        backends.extend(std::env::split_paths(&env).filter(|p| !p.as_os_str().is_empty()));
-    }
     let options = SpawnOptions {
-        backend_config: (!backends.is_empty()).then(|| {
-            serde_json::to_string(&lmtune_backend::LlamaCppConfig {
-                ggml_backends: backends,
-            })
-            .expect("plain data serializes")
-        }),
+        backend_config: crate::commands::llama_cpp_config(ggml_backends),
         ..SpawnOptions::default()
     };
     let mut worker =

@@ -14,6 +14,8 @@ mod synth;
 mod tune;
 mod worker;
 
+pub use run::llama_cpp_config;
+
 use crate::cli::{Cli, Command};
 
 /// Runs the command and returns the exit code.

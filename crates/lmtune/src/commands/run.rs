@@ -387,6 +387,12 @@ fn backend_config(plan: &Plan, ggml_backends: &[PathBuf]) -> Option<String> {
     if let Some(candle) = &plan.candle {
         return Some(serde_json::to_string(candle).expect("plain data serializes"));
     }
+    llama_cpp_config(ggml_backends)
+}
+
+/// The llama-cpp worker's settings: the ggml backend libraries to load, from
+/// the flag and LMTUNE_GGML_BACKENDS (':'-separated); `None` without any.
+pub fn llama_cpp_config(ggml_backends: &[PathBuf]) -> Option<String> {
     let mut backends = ggml_backends.to_vec();
     if let Some(env) = std::env::var_os("LMTUNE_GGML_BACKENDS") {
         backends.extend(std::env::split_paths(&env).filter(|p| !p.as_os_str().is_empty()));
