@@ -58,6 +58,11 @@ if [ "$kind" = vulkan ] && [ -z "${2:-}" ] && [ -f "$OUT/$lib_name" ] && [ -f "$
 fi
 
 src="${LLAMA_CPP_SRC:-}"
+if [ -z "$src" ] && [ -f Cargo.lock ] && command -v cargo >/dev/null 2>&1; then
+  # A fresh clone has no registry yet: fetch the locked crates (the vendored
+  # llama.cpp among them) before looking.
+  cargo fetch --locked >/dev/null 2>&1 || true
+fi
 if [ -z "$src" ]; then
   src="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/llama-cpp-sys-2-"$SYS_VERSION"/llama.cpp 2>/dev/null | head -n 1 || true)"
 fi
