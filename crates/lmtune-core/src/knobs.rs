@@ -126,6 +126,36 @@ pub struct LoadParams {
     /// Left out of records when 0, so older files read the same.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub n_cpu_moe: u32,
+    /// llama.cpp's `--cpu-moe`: the routed experts of every block stay in
+    /// host memory. Left out of records when off.
+    #[serde(default, skip_serializing_if = "is_no")]
+    pub cpu_moe: bool,
+    /// llama-bench's `-ot` (llama.cpp's `--override-tensor`) in its syntax,
+    /// `"regex=BUFT;regex=BUFT"`, BUFT = `CPU` or a device name: tensors whose
+    /// name matches go to that buffer type. Empty (left out of records) for
+    /// none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub override_tensor: String,
+}
+
+impl LoadParams {
+    /// `n_gpu_layers` and mmap, everything else at llama.cpp's default (no
+    /// tensor placed by hand).
+    pub fn new(n_gpu_layers: u32, use_mmap: bool) -> LoadParams {
+        LoadParams {
+            n_gpu_layers,
+            use_mmap,
+            n_cpu_moe: 0,
+            cpu_moe: false,
+            override_tensor: String::new(),
+        }
+    }
+
+    /// The same load with the routed experts of blocks `0..n` in host memory.
+    pub fn with_n_cpu_moe(mut self, n: u32) -> LoadParams {
+        self.n_cpu_moe = n;
+        self
+    }
 }
 
 fn is_zero_u32(n: &u32) -> bool {

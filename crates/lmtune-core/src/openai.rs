@@ -235,11 +235,7 @@ mod tests {
 
     fn launch() -> ServerLaunch {
         ServerLaunch {
-            load: LoadParams {
-                n_cpu_moe: 0,
-                n_gpu_layers: 31,
-                use_mmap: true,
-            },
+            load: LoadParams::new(31, true),
             ctx: ContextParams {
                 n_ctx: 512,
                 n_batch: 256,

@@ -288,12 +288,8 @@ fn from_llama_bench(v: &Value, index: usize, path: &Path) -> Result<Record, Impo
         error: None,
         backend: "llama-bench".into(),
         model: model_file,
-        load: LoadParams {
-            // llama-bench's -ncmoe.
-            n_cpu_moe: v.get("n_cpu_moe").and_then(Value::as_u64).unwrap_or(0) as u32,
-            n_gpu_layers: u32::try_from(ngl).unwrap_or(LLAMA_BENCH_AUTO_NGL),
-            use_mmap: true,
-        },
+        load: LoadParams::new(u32::try_from(ngl).unwrap_or(LLAMA_BENCH_AUTO_NGL), true)
+            .with_n_cpu_moe(v.get("n_cpu_moe").and_then(Value::as_u64).unwrap_or(0) as u32),
         ctx: ContextParams {
             // llama-bench sizes the context to the test.
             n_ctx: test.n_prompt + test.n_gen + test.n_depth,

@@ -148,11 +148,7 @@ impl PlanAxes {
             Combination {
                 ngl_group: ngl,
                 first_of_shape: i[SHAPE_AXES..].iter().all(|&j| j == 0),
-                load: LoadParams {
-                    n_cpu_moe: 0,
-                    n_gpu_layers: self.n_gpu_layers[ngl],
-                    use_mmap,
-                },
+                load: LoadParams::new(self.n_gpu_layers[ngl], use_mmap),
                 ctx: ContextParams {
                     n_ctx,
                     n_batch,

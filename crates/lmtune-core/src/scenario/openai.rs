@@ -131,11 +131,7 @@ fn check_command(site: &ErrorSite<'_>, cmd: &Spanned<Vec<String>>) -> Result<(),
         ));
     }
     let probe = crate::openai::ServerLaunch {
-        load: crate::knobs::LoadParams {
-            n_cpu_moe: 0,
-            n_gpu_layers: 0,
-            use_mmap: true,
-        },
+        load: crate::knobs::LoadParams::new(0, true),
         ctx: crate::knobs::ContextParams {
             n_ctx: 1,
             n_batch: 1,

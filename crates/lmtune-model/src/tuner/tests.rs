@@ -160,11 +160,7 @@ fn point(
     Point {
         index,
         load_group: 0,
-        load: LoadParams {
-            n_cpu_moe: 0,
-            n_gpu_layers: ngl,
-            use_mmap: true,
-        },
+        load: LoadParams::new(ngl, true),
         ctx,
         test,
     }

@@ -44,11 +44,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
     // llama.cpp's tokenizer, for every backend.
     let mut tokenizer = lmtune_backend::create(BackendKind::LlamaCpp, false, None)
         .map_err(backend_error("generate needs llama.cpp's tokenizer"))?;
-    let cpu_only = LoadParams {
-        n_cpu_moe: 0,
-        n_gpu_layers: 0,
-        use_mmap: true,
-    };
+    let cpu_only = LoadParams::new(0, true);
     tokenizer
         .load(&args.model, &cpu_only, None)
         .map_err(backend_error("cannot load the tokenizer"))?;
@@ -59,11 +55,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
         bail!("--prompt is empty after tokenization; give some text");
     }
 
-    let load = LoadParams {
-        n_cpu_moe: 0,
-        n_gpu_layers: args.n_gpu_layers,
-        use_mmap: kind == BackendKind::LlamaCpp,
-    };
+    let load = LoadParams::new(args.n_gpu_layers, kind == BackendKind::LlamaCpp);
     let tokens = match kind {
         BackendKind::LlamaCpp if args.n_gpu_layers == 0 => {
             tokenizer.greedy(&prompt, args.n, args.n_batch)

@@ -227,11 +227,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         // --n-cpu-moe pick it answers for the whole-layer offload.
         let ngl = p.recommended.map_or(0, |i| p.rows[i].n_gpu_layers);
         let ctx = dry_run_context(&args, &p, type_k, type_v);
-        let load = LoadParams {
-            n_cpu_moe: 0,
-            n_gpu_layers: u32::try_from(ngl).unwrap_or(u32::MAX),
-            use_mmap: true,
-        };
+        let load = LoadParams::new(u32::try_from(ngl).unwrap_or(u32::MAX), true);
         (ngl, crate::dry_run::ask(&args.model, &load, &ctx, &[]))
     });
     if args.json {
