@@ -101,7 +101,7 @@ impl Backend for SimBackend {
             0
         };
         // MoE-aware: experts kept in host memory (n_cpu_moe) are read there.
-        let placement = Placement::new(a, ngl).with_cpu_moe(u64::from(point.load.n_cpu_moe));
+        let placement = Placement::new(a, ngl).with_cpu_moe(point.load.experts_on_host(a.n_layer));
         let memory = predict_memory_at(a, placement, &ctx, &CpuBackend::default());
         let residue = (p.residue_mib(ubatch, c.n_ctx) * 1024.0 * 1024.0) as u64;
         let vram = (ngl > 0).then(|| memory.gpu.total() + residue);

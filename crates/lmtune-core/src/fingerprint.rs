@@ -116,6 +116,11 @@ pub struct ModelFingerprint {
     /// Written by `lmtune synth`: random weights, real layout.
     #[serde(default)]
     pub synthetic: bool,
+    /// Mixture of experts: the weight bytes a generated token reads (every
+    /// block but the routed experts, plus used/count of those, and the
+    /// output layer). Absent for dense models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_weights_bytes: Option<u64>,
 }
 
 impl Fingerprint {

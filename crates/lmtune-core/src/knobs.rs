@@ -156,6 +156,125 @@ impl LoadParams {
         self.n_cpu_moe = n;
         self
     }
+
+    /// Blocks whose routed experts stay in host memory through `n_cpu_moe`
+    /// or `cpu_moe` (a model with `n_layer` blocks). `override_tensor` is
+    /// not counted: its patterns are the user's.
+    pub fn experts_on_host(&self, n_layer: u64) -> u64 {
+        if self.cpu_moe {
+            n_layer
+        } else {
+            u64::from(self.n_cpu_moe).min(n_layer)
+        }
+    }
+
+    /// Whether any tensor is placed by hand.
+    pub fn has_overrides(&self) -> bool {
+        self.n_cpu_moe > 0 || self.cpu_moe || !self.override_tensor.is_empty()
+    }
+
+    /// The buffer-type overrides llama.cpp gets, in llama-bench's order: the
+    /// `-ot` patterns, then `--cpu-moe`'s, then one per block of
+    /// `--n-cpu-moe` (llama.cpp takes the first pattern a tensor matches).
+    /// `override_tensor` was checked when the scenario was read.
+    pub fn tensor_overrides(&self) -> Vec<TensorOverride> {
+        let mut out = parse_override_tensor(&self.override_tensor).unwrap_or_default();
+        if self.cpu_moe {
+            out.push(TensorOverride::cpu(EXPS.to_string()));
+        }
+        out.extend((0..self.n_cpu_moe).map(|i| TensorOverride::cpu(format!("blk\\.{i}{EXPS}"))));
+        out
+    }
+
+    /// The `-ot` entries alone (no `--cpu-moe` / `--n-cpu-moe` patterns).
+    pub fn tensor_overrides_of_text(&self) -> Vec<TensorOverride> {
+        parse_override_tensor(&self.override_tensor).unwrap_or_default()
+    }
+
+    /// ` n_cpu_moe=N`, ` cpu_moe`, ` ot=…` for the overrides that are set,
+    /// else nothing: labels of dense points stay as they were.
+    pub fn overrides_label(&self) -> String {
+        let mut s = String::new();
+        if self.n_cpu_moe > 0 {
+            s.push_str(&format!(" n_cpu_moe={}", self.n_cpu_moe));
+        }
+        if self.cpu_moe {
+            s.push_str(" cpu_moe");
+        }
+        if !self.override_tensor.is_empty() {
+            s.push_str(&format!(" ot={}", self.override_tensor));
+        }
+        s
+    }
+}
+
+/// llama.cpp's pattern of the routed-expert tensors (common.h's
+/// `LLM_FFN_EXPS_REGEX`), as `--cpu-moe` passes it; `--n-cpu-moe N` prefixes
+/// `blk\.I` for each block I < N.
+pub const EXPS: &str = "\\.ffn_(up|down|gate|gate_up)_(ch|)exps";
+
+/// One `-ot` entry: tensors whose name matches `pattern` (a regex searched
+/// anywhere in the name, as llama.cpp's `std::regex_search`) go to the
+/// buffer type `buft` (`CPU`, or a device name such as `CUDA0`, `Vulkan0`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorOverride {
+    pub pattern: String,
+    pub buft: String,
+}
+
+impl TensorOverride {
+    fn cpu(pattern: String) -> TensorOverride {
+        TensorOverride {
+            pattern,
+            buft: "CPU".into(),
+        }
+    }
+
+    /// Whether the buffer type is host memory.
+    pub fn is_cpu(&self) -> bool {
+        self.buft.eq_ignore_ascii_case("cpu")
+    }
+}
+
+/// Parses llama-bench's `-ot` syntax, `"regex=BUFT;regex=BUFT"` (a `,` may
+/// be part of a regex, so llama-server's `,` separator is not read here).
+/// Empty text is no override.
+/// Errors say what is wrong with which entry.
+pub fn parse_override_tensor(text: &str) -> Result<Vec<TensorOverride>, String> {
+    let mut out = Vec::new();
+    for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((pattern, buft)) = entry.rsplit_once('=') else {
+            return Err(format!(
+                "{entry:?} has no buffer type: write PATTERN=BUFT, e.g. 'blk\\.[0-9]+\\.ffn_.*_exps=CPU' (a TOML literal string)"
+            ));
+        };
+        let (pattern, buft) = (pattern.trim(), buft.trim());
+        if pattern.is_empty() || buft.is_empty() {
+            return Err(format!(
+                "{entry:?} needs both a pattern and a buffer type (PATTERN=BUFT)"
+            ));
+        }
+        if let Err(e) = regex::Regex::new(pattern) {
+            let first = e.to_string();
+            let why = first.lines().last().unwrap_or("").trim();
+            return Err(format!("the pattern {pattern:?} does not compile: {why}"));
+        }
+        out.push(TensorOverride {
+            pattern: pattern.to_string(),
+            buft: buft.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// `override_tensor` text in one spelling (`;` between entries, no spaces),
+/// so two spellings of one placement are one knob value.
+pub fn canonical_override_tensor(text: &str) -> Result<String, String> {
+    Ok(parse_override_tensor(text)?
+        .iter()
+        .map(|o| format!("{}={}", o.pattern, o.buft))
+        .collect::<Vec<_>>()
+        .join(";"))
 }
 
 fn is_zero_u32(n: &u32) -> bool {
@@ -233,11 +352,7 @@ pub fn knob_label(load: &LoadParams, ctx: &ContextParams, with_n_ctx: bool) -> S
     } else {
         String::new()
     };
-    let moe = if load.n_cpu_moe > 0 {
-        format!(" n_cpu_moe={}", load.n_cpu_moe)
-    } else {
-        String::new()
-    };
+    let moe = load.overrides_label();
     format!(
         "ngl={}{moe}{n_ctx} n_batch={} n_ubatch={} threads={} type_k={} type_v={} fa={}{}",
         load.n_gpu_layers,

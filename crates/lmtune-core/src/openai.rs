@@ -73,7 +73,7 @@ impl Default for OpenAiConfig {
 }
 
 /// The placeholders a managed command may use.
-pub const PLACEHOLDERS: [&str; 14] = [
+pub const PLACEHOLDERS: [&str; 17] = [
     "model",
     "port",
     "host",
@@ -88,7 +88,14 @@ pub const PLACEHOLDERS: [&str; 14] = [
     "type_v",
     "flash_attn",
     "swa_full",
+    "n_cpu_moe",
+    "cpu_moe",
+    "override_tensor",
 ];
+
+/// Placeholders whose empty value removes the argument *and* the flag
+/// before it (`"-ot", "{override_tensor}"` with no override).
+const VALUE_OR_NOTHING: [&str; 1] = ["override_tensor"];
 
 /// The placeholders that carry each sweep axis (an axis with several values
 /// needs one of them in a managed command, or every point would measure the
@@ -104,6 +111,9 @@ pub fn placeholders_of_axis(axis: &str) -> &'static [&'static str] {
         "type_v" => &["type_v"],
         "flash_attn" => &["flash_attn"],
         "swa_full" => &["swa_full"],
+        "n_cpu_moe" => &["n_cpu_moe"],
+        "cpu_moe" => &["cpu_moe"],
+        "override_tensor" => &["override_tensor"],
         "concurrency" => &["parallel", "n_ctx_total"],
         _ => &[],
     }
@@ -146,13 +156,30 @@ impl ServerLaunch {
                 "swa_full",
                 if c.swa_full { "--swa-full" } else { "" }.to_string(),
             ),
+            ("n_cpu_moe", self.load.n_cpu_moe.to_string()),
+            // Also a flag: `{cpu_moe}` alone is dropped when off.
+            (
+                "cpu_moe",
+                if self.load.cpu_moe { "--cpu-moe" } else { "" }.to_string(),
+            ),
+            // llama-server's --override-tensor separates entries with `,`.
+            (
+                "override_tensor",
+                self.load
+                    .tensor_overrides_of_text()
+                    .iter()
+                    .map(|o| format!("{}={}", o.pattern, o.buft))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
         ])
     }
 }
 
 /// A command line with its placeholders replaced; an argument that is a
 /// lone placeholder with an empty value (`{swa_full}` when off) is dropped,
-/// so a flag without a value can be switched.
+/// so a flag without a value can be switched; for `{override_tensor}` the
+/// flag before it goes too (`"-ot", "{override_tensor}"` with no override).
 pub fn substitute_args(
     args: &[String],
     values: &BTreeMap<&'static str, String>,
@@ -161,7 +188,14 @@ pub fn substitute_args(
     for arg in args {
         let value = substitute(arg, values)?;
         let lone_placeholder = arg.starts_with('{') && arg.ends_with('}') && !arg.starts_with("{{");
-        if !(value.is_empty() && lone_placeholder) {
+        if value.is_empty() && lone_placeholder {
+            let name = &arg[1..arg.len() - 1];
+            if VALUE_OR_NOTHING.contains(&name)
+                && out.last().is_some_and(|a: &String| a.starts_with('-'))
+            {
+                out.pop();
+            }
+        } else {
             out.push(value);
         }
     }
@@ -277,6 +311,42 @@ mod tests {
         l.ctx.swa_full = true;
         let on = substitute_args(&cmd, &l.values("m", "h", 1)).unwrap();
         assert_eq!(on, ["llama-server", "--swa-full", "-c", "512"]);
+    }
+
+    #[test]
+    fn expert_placement_reaches_llama_server_flags() {
+        let mut l = launch();
+        let cmd: Vec<String> = [
+            "llama-server",
+            "--n-cpu-moe",
+            "{n_cpu_moe}",
+            "{cpu_moe}",
+            "-ot",
+            "{override_tensor}",
+            "-c",
+            "{n_ctx}",
+        ]
+        .map(String::from)
+        .to_vec();
+        let none = substitute_args(&cmd, &l.values("m", "h", 1)).unwrap();
+        assert_eq!(none, ["llama-server", "--n-cpu-moe", "0", "-c", "512"]);
+        l.load.n_cpu_moe = 3;
+        l.load.cpu_moe = true;
+        l.load.override_tensor = "blk\\.0\\.ffn_up_exps=CPU;token_embd=CUDA0".into();
+        let all = substitute_args(&cmd, &l.values("m", "h", 1)).unwrap();
+        assert_eq!(
+            all,
+            [
+                "llama-server",
+                "--n-cpu-moe",
+                "3",
+                "--cpu-moe",
+                "-ot",
+                "blk\\.0\\.ffn_up_exps=CPU,token_embd=CUDA0",
+                "-c",
+                "512"
+            ]
+        );
     }
 
     #[test]

@@ -165,6 +165,23 @@ pub struct Placement {
     /// sliding-window layers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kv_caches: Vec<KvCache>,
+    /// Tensors placed by hand (`n_cpu_moe`, `cpu_moe`, `override_tensor`),
+    /// per buffer type they went to, as llama.cpp logged each ("buffer type
+    /// overridden to"); bytes from the GGUF header. Empty without overrides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overridden: Vec<OverriddenTensors>,
+}
+
+/// The tensors llama.cpp put in one buffer type because an override named
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverriddenTensors {
+    /// llama.cpp's buffer type name (`CPU`, `CPU_REPACK`, `CUDA0`, …).
+    pub buffer_type: String,
+    pub tensors: u32,
+    pub bytes: u64,
+    /// Of `bytes`, the routed experts' (`*_exps`, `*_chexps`).
+    pub expert_bytes: u64,
 }
 
 /// One KV cache: its cells (tokens it holds), the layers it serves, bytes.

@@ -120,6 +120,23 @@ pub fn load_results(path: &Path) -> Result<(SourceFormat, Vec<Record>), ImportEr
     Err(ImportError::Unknown { path: file })
 }
 
+/// llama-bench's `tensor_buft_overrides` ("none", or `pattern=BUFT` joined
+/// by `;`) as (override_tensor, cpu_moe): a last entry that is `--cpu-moe`'s
+/// pattern on the CPU (how lmtune writes cpu_moe) reads back as cpu_moe.
+fn overrides_of(column: &str) -> (String, bool) {
+    let column = column.trim();
+    if column.is_empty() || column == "none" {
+        return (String::new(), false);
+    }
+    let mut entries: Vec<&str> = column.split(';').collect();
+    let cpu_moe_entry = format!("{}=CPU", lmtune_core::knobs::EXPS);
+    let cpu_moe = entries.last() == Some(&cpu_moe_entry.as_str());
+    if cpu_moe {
+        entries.pop();
+    }
+    (entries.join(";"), cpu_moe)
+}
+
 fn is_llama_bench(v: &Value) -> bool {
     v.get("build_commit").is_some() && v.get("avg_ts").is_some()
 }
@@ -271,6 +288,7 @@ fn from_llama_bench(v: &Value, index: usize, path: &Path) -> Result<Record, Impo
             n_layer: 0,
             n_ctx_train: 0,
             synthetic: false,
+            active_weights_bytes: None,
         },
         host_bandwidth: None,
         host_bandwidth_by_threads: Vec::new(),
@@ -288,8 +306,16 @@ fn from_llama_bench(v: &Value, index: usize, path: &Path) -> Result<Record, Impo
         error: None,
         backend: "llama-bench".into(),
         model: model_file,
-        load: LoadParams::new(u32::try_from(ngl).unwrap_or(LLAMA_BENCH_AUTO_NGL), true)
-            .with_n_cpu_moe(v.get("n_cpu_moe").and_then(Value::as_u64).unwrap_or(0) as u32),
+        load: {
+            let (override_tensor, cpu_moe) = overrides_of(&text("tensor_buft_overrides"));
+            LoadParams {
+                // llama-bench's -ncmoe and -ot.
+                n_cpu_moe: v.get("n_cpu_moe").and_then(Value::as_u64).unwrap_or(0) as u32,
+                cpu_moe,
+                override_tensor,
+                ..LoadParams::new(u32::try_from(ngl).unwrap_or(LLAMA_BENCH_AUTO_NGL), true)
+            }
+        },
         ctx: ContextParams {
             // llama-bench sizes the context to the test.
             n_ctx: test.n_prompt + test.n_gen + test.n_depth,

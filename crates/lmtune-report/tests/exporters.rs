@@ -51,6 +51,7 @@ fn expected_name(set: &str, format: RecordFormat) -> String {
         RecordFormat::Csv => "csv",
         RecordFormat::Markdown => "md",
         RecordFormat::LlamaBenchCsv => "llama-bench.csv",
+        RecordFormat::LlamaBenchJson => "llama-bench.json",
     };
     format!("{set}.{ext}")
 }

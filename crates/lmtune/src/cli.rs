@@ -438,7 +438,7 @@ pub struct CompareArgs {
 pub struct ExportArgs {
     /// Results: a results directory, results.jsonl, or llama-bench output.
     pub results: PathBuf,
-    /// Output format: llama-bench-csv, csv, jsonl, md (the Markdown table).
+    /// Output format: llama-bench-csv, llama-bench-json, csv, jsonl, md (the Markdown table).
     #[arg(long, default_value = "llama-bench-csv")]
     pub format: String,
     /// Write here instead of standard output (csv and jsonl: a new file,

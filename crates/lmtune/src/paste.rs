@@ -29,10 +29,7 @@ pub fn lines(s: &Settings) -> Vec<String> {
     let mut out = vec!["scenario:".to_string(), "  [sweep]".into()];
     out.push(format!("  n_gpu_layers = {ngl}"));
     if s.n_cpu_moe > 0 {
-        out.push(format!(
-            "  # n_cpu_moe = {} (llama.cpp --n-cpu-moe; not yet a scenario axis: pass it to llama-server)",
-            s.n_cpu_moe
-        ));
+        out.push(format!("  n_cpu_moe = {}", s.n_cpu_moe));
     }
     out.push(format!("  n_ctx = {}", s.n_ctx));
     if let Some(b) = s.n_batch {

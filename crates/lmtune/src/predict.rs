@@ -37,7 +37,7 @@ pub fn predict_point(
     } else {
         0
     };
-    let placement = Placement::new(a, ngl).with_cpu_moe(u64::from(point.load.n_cpu_moe));
+    let placement = Placement::new(a, ngl).with_cpu_moe(point.load.experts_on_host(a.n_layer));
     let m = predict_memory_at(a, placement, &ctx, cpu);
     let is_tg = point.test.kind() == TestKind::Tg;
     // Average depth over the generated tokens.

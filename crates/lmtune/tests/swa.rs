@@ -179,6 +179,7 @@ fn every_llama_cpp_parameter_in_the_readme_is_what_a_point_ran_with() {
             "= flash_attn" => "auto".into(),
             "= op_offload" => "true".into(),
             "= swa_full" => "false".into(),
+            "= override_tensor" => "none".into(),
             v => v.to_string(),
         };
         assert_eq!(value.as_str().unwrap(), expected, "README row {field}");

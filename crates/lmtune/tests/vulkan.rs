@@ -262,3 +262,127 @@ fn the_vulkan_backend_without_a_gpu_is_refused_and_says_how_to_select_llvmpipe()
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Expert offload on the Vulkan device: every layer offloaded, the routed
+/// experts of blocks 0..n kept in host memory by `n_cpu_moe` ∈ {0, half,
+/// all} of a synthesized qwen3moe (4 blocks of 8 experts, 2 used). The
+/// device's weights shrink by exactly those blocks' expert bytes (from the
+/// GGUF), llama.cpp's log names them as overridden to host memory, its dry
+/// run agrees with the buffers it then allocated, and the planner's
+/// prediction of the device's buffers is within 2%.
+#[test]
+#[cfg_attr(
+    not(lmtune_vulkan),
+    ignore = "needs llama.cpp's Vulkan backend and the dynamic-link lmtune: scripts/test.sh builds them and sets LMTUNE_TEST_VULKAN_BACKEND / LMTUNE_TEST_DYNAMIC_LMTUNE"
+)]
+fn expert_offload_keeps_exactly_the_named_blocks_experts_in_host_memory() {
+    let (lmtune, backend) = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("moe.gguf");
+    let synth = common::lmtune()
+        .args([
+            "synth",
+            "--like",
+            "qwen3moe-tiny",
+            "--layers",
+            "4",
+            "--quant",
+            "q8_0",
+            "--donor",
+        ])
+        .arg(common::model_path())
+        .arg("-o")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(
+        synth.status.success(),
+        "{}",
+        String::from_utf8_lossy(&synth.stderr)
+    );
+    let path = dir.path().join("moe.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[model]\npath = {:?}\n[sweep]\nn_gpu_layers = \"all\"\nn_cpu_moe = [0, 2, \"all\"]\nn_ctx = 256\nn_ubatch = 64\nthreads = 2\n[workload]\nn_prompt = [0]\nn_gen = [4]\n[measure]\nrepetitions = 1\nwarmup = 0\n",
+            model.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let run = run(&lmtune, &backend, &path, &out, Some("0"));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+
+    let inspect = common::lmtune()
+        .args(["inspect", "--json"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    let anatomy: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let experts: Vec<f64> = anatomy["anatomy"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["routed_experts"]["bytes"].as_f64().unwrap())
+        .collect();
+    assert_eq!(experts.len(), 4);
+
+    let records = read_records(&out);
+    assert_eq!(records.len(), 3);
+    let full = buffer_bytes(&records[0], "Vulkan0", "model");
+    for r in &records {
+        assert_eq!(r["status"], "ok", "{r}");
+        let n = r["load"]["n_cpu_moe"].as_u64().unwrap_or(0) as usize;
+        let on_host: f64 = experts[..n].iter().sum();
+        let model_bytes = buffer_bytes(r, "Vulkan0", "model");
+        assert!(
+            (full - model_bytes - on_host).abs() <= 0.02 * MIB,
+            "n_cpu_moe {n}: Vulkan0 weights {model_bytes} B, {full} B with every expert there, experts of blocks 0..{n}: {on_host} B"
+        );
+        let overridden: f64 = r["placement"]["overridden"]
+            .as_array()
+            .map(|o| o.iter().map(|o| o["expert_bytes"].as_f64().unwrap()).sum())
+            .unwrap_or(0.0);
+        assert_eq!(overridden, on_host, "n_cpu_moe {n}: {}", r["placement"]);
+        assert!(
+            r["placement"]["overridden"]
+                .as_array()
+                .is_none_or(|o| o
+                    .iter()
+                    .all(|o| o["buffer_type"].as_str().unwrap().starts_with("CPU"))),
+            "overridden to host memory: {}",
+            r["placement"]
+        );
+        let device =
+            model_bytes + buffer_bytes(r, "Vulkan0", "kv") + buffer_bytes(r, "Vulkan0", "compute");
+        let dry: f64 = r["dry_run"]["buffers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no dry run: {r}"))
+            .iter()
+            .filter(|b| b["device"] == "Vulkan0" && b["host"] == false)
+            .map(|b| {
+                ["model_bytes", "context_bytes", "compute_bytes"]
+                    .iter()
+                    .map(|f| b[*f].as_f64().unwrap())
+                    .sum::<f64>()
+            })
+            .sum();
+        assert!(
+            (dry - device).abs() <= 0.01 * device,
+            "n_cpu_moe {n}: dry run {dry} B vs {device} B on Vulkan0"
+        );
+        let predicted = r["prediction"]["vram_buffers_bytes"].as_f64().unwrap();
+        eprintln!(
+            "n_cpu_moe {n}: Vulkan0 {:.2} MiB allocated, {:.2} MiB planned ({:+.2}%), experts in host memory {:.2} MiB",
+            device / MIB,
+            predicted / MIB,
+            (predicted / device - 1.0) * 100.0,
+            on_host / MIB
+        );
+        assert!(
+            (predicted - device).abs() / device < 0.02,
+            "n_cpu_moe {n}: planned {predicted} B vs {device} B on Vulkan0"
+        );
+    }
+}

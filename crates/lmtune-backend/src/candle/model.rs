@@ -125,6 +125,7 @@ impl Placement {
             buffers: Vec::new(),
             graph_splits: None,
             kv_caches: Vec::new(),
+            overridden: Vec::new(),
         }
     }
 }

@@ -152,11 +152,10 @@ pub fn passed(
         ("no_host", md.no_host.to_string()),
         (
             "tensor_buft_overrides",
-            if load.n_cpu_moe == 0 {
-                "none".into()
+            if load.has_overrides() {
+                load.overrides_label().trim().to_string()
             } else {
-                // llama-bench's -ncmoe N: blocks 0..N's routed experts to CPU.
-                format!("n_cpu_moe={}", load.n_cpu_moe)
+                "none".into()
             },
         ),
         // llama_context_params

@@ -26,7 +26,7 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use lmtune_core::fingerprint::BackendDevice;
 use lmtune_core::knobs::{ContextParams, FlashAttn, KvType, LoadParams};
-use lmtune_core::record::Measurement;
+use lmtune_core::record::{Measurement, Placement};
 use lmtune_core::scenario::{MeasureSpec, Point};
 
 use crate::repeat::{repeat, RandomTokens, Sample};
@@ -52,6 +52,8 @@ pub struct LlamaCppBackend {
     loaded_ngl: u32,
     loaded_gpus: Vec<String>,
     model_placement_lines: Vec<String>,
+    /// The tensors the load's overrides placed (empty without overrides).
+    overridden: Vec<lmtune_core::record::OverriddenTensors>,
 }
 
 impl LlamaCppBackend {
@@ -76,6 +78,7 @@ impl LlamaCppBackend {
             loaded_ngl: 0,
             loaded_gpus: Vec::new(),
             model_placement_lines: Vec::new(),
+            overridden: Vec::new(),
         })
     }
 }
@@ -132,6 +135,17 @@ impl Backend for LlamaCppBackend {
                 self.loaded_ngl = load.n_gpu_layers;
                 self.loaded_gpus = gpu_devices();
                 self.model_placement_lines = log::take_placement();
+                self.overridden = if load.has_overrides() {
+                    let sizes: std::collections::HashMap<String, u64> =
+                        lmtune_gguf::GgufFile::open(model)
+                            .map(|f| f.tensors.into_iter().map(|t| (t.name, t.n_bytes)).collect())
+                            .unwrap_or_default();
+                    placement::overridden(&self.model_placement_lines, |name| {
+                        sizes.get(name).copied().unwrap_or(0)
+                    })
+                } else {
+                    Vec::new()
+                };
                 // After the real load has said where its layers went.
                 self.dry_model = Some(
                     dry_run::DryModel::load(&self.backend, model, load).map_err(|e| e.to_string()),
@@ -180,13 +194,16 @@ impl Backend for LlamaCppBackend {
             .new_context(&self.backend, params)
             .map_err(|e| fail(format!("llama.cpp could not create the context ({e})")))?;
         let context_lines = log::take_placement();
-        let placement = placement::placement(
-            model.n_layer(),
-            self.loaded_ngl,
-            &self.loaded_gpus,
-            &self.model_placement_lines,
-            &context_lines,
-        );
+        let placement = Placement {
+            overridden: self.overridden.clone(),
+            ..placement::placement(
+                model.n_layer(),
+                self.loaded_ngl,
+                &self.loaded_gpus,
+                &self.model_placement_lines,
+                &context_lines,
+            )
+        };
         let backend_applied = applied::applied(&context_lines);
         let n_batch = ctx.n_batch();
         let vocab = model.vocab();

@@ -1,7 +1,7 @@
 //! A load's `llama_model_params`, with what llama.cpp keeps pointers into:
-//! the tensor buffer-type overrides of llama.cpp's `--n-cpu-moe N` (the
-//! routed experts of blocks 0..N in host memory), whose pattern strings
-//! must outlive the model.
+//! the tensor buffer-type overrides (`-ot`, `--cpu-moe`, `--n-cpu-moe N`:
+//! tensors kept in host memory), whose pattern strings must outlive the
+//! model.
 
 use std::ffi::CString;
 use std::pin::Pin;
@@ -28,7 +28,7 @@ impl ModelParams {
         if no_alloc {
             base = base.with_no_alloc(true);
         }
-        let patterns = cpu_moe_patterns(load.n_cpu_moe);
+        let patterns = cpu_patterns(load);
         let mut params = Box::pin(base);
         for p in &patterns {
             params.as_mut().add_cpu_buft_override(p);
@@ -44,15 +44,17 @@ impl ModelParams {
     }
 }
 
-/// llama.cpp's `--n-cpu-moe N`: one override per block, `blk\.I\.ffn_(up|down|gate|gate_up)_(ch|)exps`
-/// to the CPU buffer type (common.h's `llm_ffn_block_regex` with
-/// `LLM_FFN_EXPS_REGEX`, as llama-bench's `-ncmoe` builds them).
-pub fn cpu_moe_patterns(n: u32) -> Vec<CString> {
-    (0..n)
-        .map(|i| {
-            CString::new(format!("blk\\.{i}\\.ffn_(up|down|gate|gate_up)_(ch|)exps"))
-                .expect("no NUL in the pattern")
-        })
+/// The load's overrides as C strings, in llama-bench's order (see
+/// [`LoadParams::tensor_overrides`]): `--n-cpu-moe N` is one override per
+/// block, `blk\.I\.ffn_(up|down|gate|gate_up)_(ch|)exps` (common.h's
+/// `llm_ffn_block_regex` with `LLM_FFN_EXPS_REGEX`, as llama-bench's
+/// `-ncmoe` builds them). Every override goes to the CPU buffer type: the
+/// scenario refuses device names in process.
+pub fn cpu_patterns(load: &LoadParams) -> Vec<CString> {
+    load.tensor_overrides()
+        .into_iter()
+        .filter(|o| o.is_cpu())
+        .filter_map(|o| CString::new(o.pattern).ok())
         .collect()
 }
 
@@ -62,12 +64,23 @@ mod tests {
 
     #[test]
     fn patterns_are_llama_bench_s() {
-        let p = cpu_moe_patterns(2);
+        let load = LoadParams::new(99, true).with_n_cpu_moe(2);
+        let p = cpu_patterns(&load);
         assert_eq!(p.len(), 2);
         assert_eq!(
             p[1].to_str().unwrap(),
             "blk\\.1\\.ffn_(up|down|gate|gate_up)_(ch|)exps"
         );
-        assert!(cpu_moe_patterns(0).is_empty());
+        assert!(cpu_patterns(&LoadParams::new(99, true)).is_empty());
+        let all = LoadParams {
+            cpu_moe: true,
+            override_tensor: "token_embd=CPU".into(),
+            ..LoadParams::new(99, true)
+        };
+        let p: Vec<_> = cpu_patterns(&all)
+            .into_iter()
+            .map(|c| c.into_string().unwrap())
+            .collect();
+        assert_eq!(p, ["token_embd", "\\.ffn_(up|down|gate|gate_up)_(ch|)exps"]);
     }
 }

@@ -16,7 +16,7 @@
 //! device, the output layer is offloaded first, then the last k − 1 blocks;
 //! with no GPU device nothing is offloaded, whatever k is.
 
-use lmtune_core::record::{BufferKind, BufferSize, GraphSplits, Placement};
+use lmtune_core::record::{BufferKind, BufferSize, GraphSplits, OverriddenTensors, Placement};
 
 const KINDS: [(&str, BufferKind); 4] = [
     (" model buffer size = ", BufferKind::Model),
@@ -28,6 +28,7 @@ const KINDS: [(&str, BufferKind); 4] = [
 /// Whether a log line is one [`placement`] reads.
 pub fn is_placement_line(line: &str) -> bool {
     line.contains(" layers to GPU")
+        || line.contains(OVERRIDDEN)
         || line.contains(", splits = ")
         || KINDS.iter().any(|(k, _)| line.contains(k))
 }
@@ -66,6 +67,47 @@ pub fn parse_buffer(line: &str) -> Option<BufferSize> {
         kind: *kind,
         bytes: (mib * 1024.0 * 1024.0).round() as u64,
     })
+}
+
+/// What llama.cpp logs (at debug level) for each tensor an override placed.
+const OVERRIDDEN: &str = " buffer type overridden to ";
+
+/// `tensor blk.0.ffn_up_exps.weight (12 MiB q8_0) buffer type overridden to CPU`
+/// → (tensor name, buffer type).
+pub fn parse_override(line: &str) -> Option<(&str, &str)> {
+    let (head, buft) = line.split_once(OVERRIDDEN)?;
+    let name = head.split("tensor ").nth(1)?.split_whitespace().next()?;
+    let buft = buft.trim();
+    (!name.is_empty() && !buft.is_empty()).then_some((name, buft))
+}
+
+/// The overridden tensors of a load, per buffer type in the order llama.cpp
+/// first named each; `bytes_of` gives a tensor's size (from the GGUF header;
+/// the log rounds to whole MiB).
+pub fn overridden(lines: &[String], bytes_of: impl Fn(&str) -> u64) -> Vec<OverriddenTensors> {
+    let mut out: Vec<OverriddenTensors> = Vec::new();
+    for (name, buft) in lines.iter().filter_map(|l| parse_override(l)) {
+        let i = match out.iter().position(|o| o.buffer_type == buft) {
+            Some(i) => i,
+            None => {
+                out.push(OverriddenTensors {
+                    buffer_type: buft.to_string(),
+                    tensors: 0,
+                    bytes: 0,
+                    expert_bytes: 0,
+                });
+                out.len() - 1
+            }
+        };
+        let bytes = bytes_of(name);
+        let o = &mut out[i];
+        o.tensors += 1;
+        o.bytes += bytes;
+        if lmtune_gguf::is_routed_expert(name) {
+            o.expert_bytes += bytes;
+        }
+    }
+    out
 }
 
 /// `offloaded N/M layers to GPU` → (N, M).
@@ -143,6 +185,7 @@ pub fn placement(
             .rev()
             .find_map(|l| parse_graph_splits(l)),
         kv_caches: super::applied::kv_caches(context_lines),
+        overridden: Vec::new(),
     }
 }
 
@@ -177,6 +220,41 @@ mod tests {
             "load_tensors: offloaded 10/31 layers to GPU"
         ));
         assert!(!is_placement_line("llama_context: n_batch = 512"));
+    }
+
+    #[test]
+    fn override_lines_as_llama_cpp_logs_them() {
+        let lines: Vec<String> = [
+            "tensor blk.0.ffn_up_exps.weight (12 MiB q8_0) buffer type overridden to CPU",
+            "tensor blk.0.ffn_down_exps.weight (12 MiB q8_0) buffer type overridden to CPU",
+            "tensor token_embd.weight (1 MiB q8_0) buffer type overridden to CPU_REPACK",
+            "load_tensors: offloaded 3/3 layers to GPU",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert!(lines.iter().all(|l| is_placement_line(l)));
+        assert_eq!(
+            parse_override(&lines[0]),
+            Some(("blk.0.ffn_up_exps.weight", "CPU"))
+        );
+        let o = overridden(&lines, |name| if name.starts_with("blk") { 100 } else { 7 });
+        assert_eq!(
+            o,
+            vec![
+                OverriddenTensors {
+                    buffer_type: "CPU".into(),
+                    tensors: 2,
+                    bytes: 200,
+                    expert_bytes: 200
+                },
+                OverriddenTensors {
+                    buffer_type: "CPU_REPACK".into(),
+                    tensors: 1,
+                    bytes: 7,
+                    expert_bytes: 0
+                },
+            ]
+        );
     }
 
     /// The graph line as llama.cpp 0.1.160's `sched_reserve` prints it

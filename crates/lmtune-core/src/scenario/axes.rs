@@ -22,6 +22,10 @@ pub(super) struct Sweep {
     pub flash_attn: Axis<FlashAttn>,
     pub op_offload: Axis<bool>,
     pub swa_full: Axis<bool>,
+    pub n_cpu_moe: Axis<NGpuLayers>,
+    pub cpu_moe: Axis<bool>,
+    /// Canonical `-ot` text per value; "" for none.
+    pub override_tensor: Axis<String>,
     pub concurrency: Axis<u32>,
     pub skip_invalid: bool,
 }
@@ -86,6 +90,27 @@ impl Sweep {
         validate::op_offload(site, &op_offload, backend)?;
         let swa_full = read_axis(site, raw.swa_full, "sweep.swa_full", vec![false], bools)?;
         validate::swa_full(site, &swa_full, backend)?;
+        let n_cpu_moe = read_axis(
+            site,
+            raw.n_cpu_moe,
+            "sweep.n_cpu_moe",
+            vec![NGpuLayers::N(0)],
+            ints(0),
+        )?;
+        let cpu_moe = read_axis(site, raw.cpu_moe, "sweep.cpu_moe", vec![false], bools)?;
+        let override_tensor = read_axis(
+            site,
+            raw.override_tensor,
+            "sweep.override_tensor",
+            vec![String::new()],
+            override_tensors,
+        )?;
+        validate::tensor_placement(
+            site,
+            [&n_cpu_moe.span, &cpu_moe.span, &override_tensor.span],
+            &override_tensor,
+            backend,
+        )?;
         let concurrency = read_axis(site, raw.concurrency, "sweep.concurrency", vec![1], ints(1))?;
         validate::concurrency(site, &concurrency, backend)?;
         Ok(Sweep {
@@ -99,6 +124,9 @@ impl Sweep {
             flash_attn,
             op_offload,
             swa_full,
+            n_cpu_moe,
+            cpu_moe,
+            override_tensor,
             concurrency,
             skip_invalid: raw.skip_invalid.unwrap_or(false),
         })
@@ -179,4 +207,36 @@ fn bools(v: &Value) -> Result<Vec<bool>, (String, String)> {
         },
         _ => Err("use true / false (or \"on\" / \"off\")".into()),
     })
+}
+
+/// `override_tensor`: strings in llama-bench's `-ot` syntax
+/// (`"regex=BUFT;regex=BUFT"`), each checked and written one way; `""` or
+/// `"none"` for no override.
+fn override_tensors(v: &Value) -> Result<Vec<String>, (String, String)> {
+    let items: Vec<&Value> = match v {
+        Value::Array(items) => items.iter().collect(),
+        scalar => vec![scalar],
+    };
+    let usage = "write llama-bench's -ot syntax as strings, e.g. ['blk\\.[0-9]\\.ffn_.*_exps=CPU', \"none\"] (TOML literal strings keep the backslashes)";
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::String(s) = item else {
+            return Err((format!("{item} is not a string"), usage.into()));
+        };
+        let text = if s.trim().eq_ignore_ascii_case("none") {
+            String::new()
+        } else {
+            crate::knobs::canonical_override_tensor(s).map_err(|e| (e, usage.to_string()))?
+        };
+        if !out.contains(&text) {
+            out.push(text);
+        }
+    }
+    if out.is_empty() {
+        return Err((
+            "the axis is empty, so the sweep would have no points".into(),
+            "give it at least one value, or remove the key to use the default".into(),
+        ));
+    }
+    Ok(out)
 }

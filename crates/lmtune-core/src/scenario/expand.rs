@@ -23,7 +23,7 @@ impl Scenario {
         };
         let mut dropped = Vec::new();
         let mut points = Vec::new();
-        for c in axes.combinations(self.use_mmap) {
+        for c in axes.combinations() {
             match c.check(model) {
                 Ok(()) => {}
                 // A micro-batch larger than its batch is one problem of the
@@ -98,7 +98,8 @@ impl Scenario {
 
 /// The values each axis takes in the plan, outermost (slowest) first.
 pub(super) struct PlanAxes {
-    pub(super) n_gpu_layers: Vec<u32>,
+    /// (n_gpu_layers, tensor placement): one loaded model each.
+    pub(super) loads: Vec<LoadParams>,
     /// `None`: as many as each test needs.
     pub(super) n_ctx: Vec<Option<u32>>,
     pub(super) n_batch: Vec<u32>,
@@ -115,14 +116,14 @@ pub(super) struct PlanAxes {
 }
 
 /// How many of the axes (from the outside) make a batch shape:
-/// n_gpu_layers, n_ctx, n_batch, n_ubatch.
+/// the load, n_ctx, n_batch, n_ubatch.
 const SHAPE_AXES: usize = 4;
 
 impl PlanAxes {
     /// The cartesian product, the last axis fastest.
-    fn combinations(&self, use_mmap: bool) -> impl Iterator<Item = Combination> + '_ {
+    fn combinations(&self) -> impl Iterator<Item = Combination> + '_ {
         let lens = [
-            self.n_gpu_layers.len(),
+            self.loads.len(),
             self.n_ctx.len(),
             self.n_batch.len(),
             self.n_ubatch.len(),
@@ -136,7 +137,7 @@ impl PlanAxes {
             self.tests.len(),
         ];
         Cartesian::new(lens).map(move |i| {
-            let [ngl, n_ctx, n_batch, n_ubatch, type_k, type_v, fa, op, swa, threads, conc, test] =
+            let [load, n_ctx, n_batch, n_ubatch, type_k, type_v, fa, op, swa, threads, conc, test] =
                 i;
             let test = Test {
                 concurrency: self.concurrency[conc],
@@ -146,9 +147,9 @@ impl PlanAxes {
             let n_ctx = self.n_ctx[n_ctx]
                 .unwrap_or_else(|| u32::try_from(test.tokens_in_context()).unwrap_or(u32::MAX));
             Combination {
-                ngl_group: ngl,
+                load_group: load,
                 first_of_shape: i[SHAPE_AXES..].iter().all(|&j| j == 0),
-                load: LoadParams::new(self.n_gpu_layers[ngl], use_mmap),
+                load: self.loads[load].clone(),
                 ctx: ContextParams {
                     n_ctx,
                     n_batch,
@@ -168,9 +169,9 @@ impl PlanAxes {
 
 /// One combination of the axes, before it is checked.
 pub(super) struct Combination {
-    /// Index of its n_gpu_layers value: the load group of backends that load
-    /// once per n_gpu_layers.
-    ngl_group: usize,
+    /// Index of its load: the load group of backends that load once per
+    /// (n_gpu_layers, tensor placement).
+    load_group: usize,
     /// The first combination of its batch shape (n_gpu_layers, n_ctx,
     /// n_batch, n_ubatch).
     first_of_shape: bool,
@@ -247,7 +248,7 @@ impl Combination {
 /// Which points share a loaded model. Managed servers are started per (load,
 /// context, concurrency): that is their load group. candle's worker runs one
 /// thread count, so its groups are per (load, threads). Other backends load
-/// once per n_gpu_layers.
+/// once per load (n_gpu_layers and tensor placement).
 pub(super) struct LoadGroups {
     managed: bool,
     candle: bool,
@@ -257,7 +258,7 @@ pub(super) struct LoadGroups {
 impl LoadGroups {
     fn group_of(&mut self, c: &Combination) -> usize {
         if !self.managed && !self.candle {
-            return c.ngl_group;
+            return c.load_group;
         }
         let key = if self.candle {
             // Only the thread count matters (type_k/v and flash_attn are fixed).

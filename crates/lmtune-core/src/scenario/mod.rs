@@ -17,6 +17,9 @@
 //! flash_attn = ["auto"]   # auto | on | off | true | false
 //! op_offload = [true]     # llama.cpp's op offload (llama-bench -nopo); default true
 //! swa_full = [false]      # full-size sliding-window cache (llama-server --swa-full); default false
+//! n_cpu_moe = [0, 8]      # MoE: routed experts of blocks 0..N on the CPU (--n-cpu-moe); or "all"
+//! cpu_moe = [false]       # MoE: every block's routed experts on the CPU (--cpu-moe)
+//! override_tensor = ['blk\.[0-3]\.ffn_.*_exps=CPU', "none"]   # llama-bench -ot
 //!
 //! [workload]              # pp tests for each n_prompt, tg tests for each n_gen
 //! n_prompt = [512]
@@ -162,6 +165,12 @@ pub struct Scenario {
     /// llama.cpp's full-size sliding-window cache: off (llama-bench's and
     /// llama-server's default) and/or on.
     pub swa_full: Axis<bool>,
+    /// llama.cpp's `--n-cpu-moe`: routed experts of blocks 0..N in host memory.
+    pub n_cpu_moe: Axis<NGpuLayers>,
+    /// llama.cpp's `--cpu-moe`: every block's routed experts in host memory.
+    pub cpu_moe: Axis<bool>,
+    /// llama-bench's `-ot`, one canonical text per value ("" for none).
+    pub override_tensor: Axis<String>,
     /// Parallel clients per point (servers only).
     pub concurrency: Axis<u32>,
     pub skip_invalid: bool,
@@ -242,6 +251,9 @@ impl Scenario {
             flash_attn: sweep.flash_attn,
             op_offload: sweep.op_offload,
             swa_full: sweep.swa_full,
+            n_cpu_moe: sweep.n_cpu_moe,
+            cpu_moe: sweep.cpu_moe,
+            override_tensor: sweep.override_tensor,
             concurrency: sweep.concurrency,
             skip_invalid: sweep.skip_invalid,
             n_prompt: workload.n_prompt,

@@ -190,7 +190,7 @@ impl Scenario {
                 ));
             }
         }
-        let axes: [(&str, bool, Option<std::ops::Range<usize>>); 10] = [
+        let axes: [(&str, bool, Option<std::ops::Range<usize>>); 13] = [
             (
                 "n_gpu_layers",
                 self.n_gpu_layers.explicit,
@@ -219,6 +219,17 @@ impl Scenario {
                 "swa_full",
                 self.swa_full.explicit,
                 self.swa_full.span.clone(),
+            ),
+            (
+                "n_cpu_moe",
+                self.n_cpu_moe.explicit,
+                self.n_cpu_moe.span.clone(),
+            ),
+            ("cpu_moe", self.cpu_moe.explicit, self.cpu_moe.span.clone()),
+            (
+                "override_tensor",
+                self.override_tensor.explicit,
+                self.override_tensor.span.clone(),
             ),
             ("concurrency", false, None),
         ];

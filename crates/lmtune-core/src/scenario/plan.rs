@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use lmtune_gguf::{GgufFile, ModelSummary};
+use lmtune_gguf::{is_routed_expert, GgufFile, ModelSummary};
 use serde::{Deserialize, Serialize};
 
 use super::expand::PlanAxes;
-use super::{BackendKind, MeasureSpec, Scenario, ScenarioError};
+use super::{BackendKind, MeasureSpec, NGpuLayers, Scenario, ScenarioError};
 use crate::knobs::{ContextParams, FlashAttn, LoadParams, Test};
 
 /// Facts about the machine that resolve keywords like `threads = "physical"`.
@@ -189,8 +189,9 @@ impl Scenario {
             }
             None => vec![None],
         };
+        let loads = self.loads(model, dedup(n_gpu_layers))?;
         Ok(PlanAxes {
-            n_gpu_layers: dedup(n_gpu_layers),
+            loads,
             n_ctx,
             // candle has no micro-batches: its chunk is n_batch.
             n_ubatch: if self.backend == BackendKind::Candle {
@@ -208,6 +209,106 @@ impl Scenario {
             concurrency: self.concurrency.values.clone(),
             tests,
         })
+    }
+
+    /// One load per (n_gpu_layers, n_cpu_moe, cpu_moe, override_tensor),
+    /// after checking the tensor placement against the model: expert knobs
+    /// need routed experts, `n_cpu_moe` at most the model's blocks, and
+    /// every `-ot` pattern must name at least one tensor.
+    fn loads(
+        &self,
+        model: &ModelSummary,
+        n_gpu_layers: Vec<u32>,
+    ) -> Result<Vec<LoadParams>, ScenarioError> {
+        let site = self.site();
+        let asks_experts = self.n_cpu_moe.values.iter().any(|n| *n != NGpuLayers::N(0))
+            || self.cpu_moe.values.contains(&true);
+        let has_patterns = self.override_tensor.values.iter().any(|o| !o.is_empty());
+        let names: Vec<String> = if asks_experts || has_patterns {
+            GgufFile::open(&self.model_path)
+                .map(|f| f.tensors.into_iter().map(|t| t.name).collect())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if asks_experts && !names.iter().any(|n| is_routed_expert(n)) {
+            let (key, span) = if self.n_cpu_moe.explicit {
+                ("sweep.n_cpu_moe", self.n_cpu_moe.span.clone())
+            } else {
+                ("sweep.cpu_moe", self.cpu_moe.span.clone())
+            };
+            return Err(site.at(
+                span,
+                key,
+                format!(
+                    "{} has no routed experts (a dense {} model), so there are no expert tensors to keep on the CPU",
+                    file_name(&self.model_path),
+                    model.architecture
+                ),
+                format!("remove {key}; for a dense model, sweep n_gpu_layers"),
+            ));
+        }
+        let n_layer = u32::try_from(model.n_layer).unwrap_or(u32::MAX);
+        let n_cpu_moe: Vec<u32> = dedup(
+            self.n_cpu_moe
+                .values
+                .iter()
+                .map(|n| n.resolve(n_layer))
+                .collect(),
+        );
+        if let Some(&bad) = n_cpu_moe.iter().find(|&&n| n > n_layer) {
+            return Err(site.at(
+                self.n_cpu_moe.span.clone(),
+                "sweep.n_cpu_moe",
+                format!(
+                    "n_cpu_moe = {bad} but {} has {n_layer} blocks",
+                    file_name(&self.model_path)
+                ),
+                format!("use values up to {n_layer}, or \"all\" (= cpu_moe)"),
+            ));
+        }
+        for text in &self.override_tensor.values {
+            for o in crate::knobs::parse_override_tensor(text).unwrap_or_default() {
+                let Ok(re) = regex::Regex::new(&o.pattern) else {
+                    continue;
+                };
+                if !names.iter().any(|n| re.is_match(n)) {
+                    let example = names
+                        .iter()
+                        .find(|n| is_routed_expert(n))
+                        .or(names.iter().find(|n| n.starts_with("blk.")))
+                        .cloned()
+                        .unwrap_or_default();
+                    return Err(site.at(
+                        self.override_tensor.span.clone(),
+                        "sweep.override_tensor",
+                        format!(
+                            "the pattern {:?} matches no tensor of {}",
+                            o.pattern,
+                            file_name(&self.model_path)
+                        ),
+                        format!("fix the pattern (tensors are named like {example:?}; `lmtune inspect --json` lists the layers)"),
+                    ));
+                }
+            }
+        }
+        let mut loads = Vec::new();
+        for &ngl in &n_gpu_layers {
+            for &ncm in &n_cpu_moe {
+                for &cpu_moe in &self.cpu_moe.values {
+                    for ot in &self.override_tensor.values {
+                        loads.push(LoadParams {
+                            // --cpu-moe already keeps every block's experts.
+                            n_cpu_moe: if cpu_moe { 0 } else { ncm },
+                            cpu_moe,
+                            override_tensor: ot.clone(),
+                            ..LoadParams::new(ngl, self.use_mmap)
+                        });
+                    }
+                }
+            }
+        }
+        Ok(dedup(loads))
     }
 
     /// The tests of the workload, as llama-bench forms them: a pp test for

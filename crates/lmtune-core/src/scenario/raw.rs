@@ -93,6 +93,12 @@ pub(super) struct RawSweep {
     pub(super) op_offload: AxisValue,
     /// llama.cpp's full-size sliding-window cache (llama-cpp, managed servers).
     pub(super) swa_full: AxisValue,
+    /// llama.cpp's `--n-cpu-moe` (llama-cpp, sim, managed servers).
+    pub(super) n_cpu_moe: AxisValue,
+    /// llama.cpp's `--cpu-moe` (llama-cpp, sim, managed servers).
+    pub(super) cpu_moe: AxisValue,
+    /// llama-bench's `-ot` (llama-cpp with CPU, managed servers).
+    pub(super) override_tensor: AxisValue,
     /// Parallel clients (servers only).
     pub(super) concurrency: AxisValue,
     /// Drop combinations that cannot run (n_ubatch > n_batch, a context too

@@ -124,3 +124,76 @@ fn swa_full_is_an_axis_off_by_default_as_llama_bench_runs() {
     assert_eq!(e.key, "sweep.swa_full");
     assert!(e.problem.contains("\"candle\" backend has none"), "{e}");
 }
+
+#[test]
+fn expert_placement_axes_default_to_none_and_read_llama_cpp_s_syntax() {
+    let s = parse(MINIMAL).unwrap();
+    assert_eq!(s.n_cpu_moe.values, vec![NGpuLayers::N(0)]);
+    assert_eq!(s.cpu_moe.values, vec![false]);
+    assert_eq!(s.override_tensor.values, vec![String::new()]);
+    let s = parse(&format!(
+        "{MINIMAL}[sweep]\nn_cpu_moe = [0, 4, \"all\"]\ncpu_moe = [false, true]\noverride_tensor = [\"none\", ' blk\\.0\\.ffn_up_exps = CPU ; token_embd=CPU', 'blk\\.0\\.ffn_up_exps=CPU;token_embd=CPU']\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        s.n_cpu_moe.values,
+        vec![NGpuLayers::N(0), NGpuLayers::N(4), NGpuLayers::All]
+    );
+    assert_eq!(s.cpu_moe.values, vec![false, true]);
+    // Two spellings of one placement are one value.
+    assert_eq!(
+        s.override_tensor.values,
+        vec![
+            String::new(),
+            "blk\\.0\\.ffn_up_exps=CPU;token_embd=CPU".to_string()
+        ]
+    );
+}
+
+#[test]
+fn bad_expert_placements_name_their_key() {
+    for (sweep, key, needle) in [
+        (
+            "override_tensor = ['blk\\.(0=CPU']",
+            "sweep.override_tensor",
+            "does not compile",
+        ),
+        (
+            "override_tensor = ['blk\\.0']",
+            "sweep.override_tensor",
+            "no buffer type",
+        ),
+        (
+            "override_tensor = ['=CPU']",
+            "sweep.override_tensor",
+            "both a pattern",
+        ),
+        (
+            "override_tensor = [3]",
+            "sweep.override_tensor",
+            "not a string",
+        ),
+        (
+            "override_tensor = ['x=Vulkan0']",
+            "sweep.override_tensor",
+            "host memory (CPU) only",
+        ),
+        ("n_cpu_moe = [-1]", "sweep.n_cpu_moe", "out of range"),
+        ("cpu_moe = [\"maybe\"]", "sweep.cpu_moe", "not allowed"),
+    ] {
+        let e = parse(&format!("{MINIMAL}[sweep]\n{sweep}\n")).unwrap_err();
+        assert_eq!(e.key, key, "{sweep}: {e}");
+        assert!(e.to_string().contains(needle), "{sweep}: {e}");
+    }
+    let e = parse(&format!(
+        "[backend]\nkind = \"candle\"\n{MINIMAL}[sweep]\nn_cpu_moe = 2\n"
+    ))
+    .unwrap_err();
+    assert_eq!(e.key, "sweep.n_cpu_moe");
+    assert!(e.problem.contains("whole layers"), "{e}");
+    let e = parse(&format!(
+        "[backend]\nkind = \"sim\"\n{MINIMAL}[sweep]\noverride_tensor = 'x=CPU'\n"
+    ))
+    .unwrap_err();
+    assert_eq!(e.key, "sweep.override_tensor");
+}

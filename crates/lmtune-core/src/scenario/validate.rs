@@ -50,6 +50,54 @@ pub(super) fn swa_full(
     Ok(())
 }
 
+/// Tensor placement (`n_cpu_moe`, `cpu_moe`, `override_tensor`) is
+/// llama.cpp's: candle places whole layers; the sim backend simulates expert
+/// placement but not arbitrary patterns; in process, llama-cpp-2 offers
+/// host-memory (CPU) overrides only.
+pub(super) fn tensor_placement(
+    site: &ErrorSite<'_>,
+    spans: [&Option<Range<usize>>; 3],
+    override_tensor: &Axis<String>,
+    backend: BackendKind,
+) -> Result<(), ScenarioError> {
+    let keys = ["sweep.n_cpu_moe", "sweep.cpu_moe", "sweep.override_tensor"];
+    if backend == BackendKind::Candle {
+        if let Some((span, key)) = spans.iter().zip(keys).find(|(s, _)| s.is_some()) {
+            return Err(site.at(
+                (*span).clone(),
+                key,
+                "the candle backend places whole layers; it has no tensor overrides",
+                format!("remove {key}, or use kind = \"llama-cpp\" for expert offload"),
+            ));
+        }
+    }
+    if backend == BackendKind::Sim && override_tensor.explicit {
+        return Err(site.at(
+            override_tensor.span.clone(),
+            "sweep.override_tensor",
+            "the sim backend simulates expert placement (n_cpu_moe, cpu_moe), not arbitrary tensor patterns",
+            "use sweep.n_cpu_moe or sweep.cpu_moe with the sim backend",
+        ));
+    }
+    if backend == BackendKind::LlamaCpp {
+        for text in &override_tensor.values {
+            let overrides = crate::knobs::parse_override_tensor(text).unwrap_or_default();
+            if let Some(o) = overrides.iter().find(|o| !o.is_cpu()) {
+                return Err(site.at(
+                    override_tensor.span.clone(),
+                    "sweep.override_tensor",
+                    format!(
+                        "{}={}: in process, lmtune can keep tensors in host memory (CPU) only (llama-cpp-2 has no device buffer-type overrides)",
+                        o.pattern, o.buft
+                    ),
+                    "use =CPU, or measure a managed llama-server with \"-ot\", \"{override_tensor}\" in [backend.openai] command for device names",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Concurrent clients need a server.
 pub(super) fn concurrency(
     site: &ErrorSite<'_>,

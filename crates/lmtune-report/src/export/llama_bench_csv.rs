@@ -5,7 +5,7 @@
 
 use std::io;
 
-use lmtune_core::knobs::FlashAttn;
+use lmtune_core::knobs::{FlashAttn, LoadParams, EXPS};
 use lmtune_core::record::{Record, Status};
 
 use super::{params_label, Exporter};
@@ -82,7 +82,27 @@ fn write_rows(rows: impl IntoIterator<Item = Vec<String>>) -> io::Result<Vec<u8>
     w.into_inner().map_err(|e| io::Error::other(e.to_string()))
 }
 
-fn row(r: &Record) -> Vec<String> {
+/// llama-bench's `tensor_buft_overrides` column: its `-ot` entries as
+/// `pattern=BUFT` joined by `;`, or "none". llama-bench has no `--cpu-moe`:
+/// it is written as the `-ot` entry it stands for (read back as cpu_moe);
+/// `-ncmoe` has its own column.
+pub(super) fn tensor_buft_overrides(load: &LoadParams) -> String {
+    let mut entries: Vec<String> = load
+        .tensor_overrides_of_text()
+        .iter()
+        .map(|o| format!("{}={}", o.pattern, o.buft))
+        .collect();
+    if load.cpu_moe {
+        entries.push(format!("{EXPS}=CPU"));
+    }
+    if entries.is_empty() {
+        "none".into()
+    } else {
+        entries.join(";")
+    }
+}
+
+pub(super) fn row(r: &Record) -> Vec<String> {
     let fp = &r.fingerprint;
     let ns = &r.measurement.samples_ns;
     let mean_ns = if ns.is_empty() {
@@ -135,7 +155,7 @@ fn row(r: &Record) -> Vec<String> {
         r.ctx.type_k.to_string(),
         r.ctx.type_v.to_string(),
         r.load.n_gpu_layers.to_string(),
-        "0".into(),
+        r.load.n_cpu_moe.to_string(),
         "layer".into(),
         "0".into(),
         "0".into(),
@@ -147,7 +167,7 @@ fn row(r: &Record) -> Vec<String> {
         .into(),
         "auto".into(),
         "0.00".into(),
-        "none".into(),
+        tensor_buft_overrides(&r.load),
         "auto".into(),
         "auto".into(),
         "0".into(),

@@ -29,6 +29,24 @@ const KNOBS: &[Column] = &[
         value: |r| r.load.n_gpu_layers.to_string(),
     },
     Column {
+        header: "n_cpu_moe",
+        value: |r| r.load.n_cpu_moe.to_string(),
+    },
+    Column {
+        header: "cpu_moe",
+        value: |r| if r.load.cpu_moe { "on" } else { "off" }.to_string(),
+    },
+    Column {
+        header: "ot",
+        value: |r| {
+            if r.load.override_tensor.is_empty() {
+                "none".to_string()
+            } else {
+                r.load.override_tensor.clone()
+            }
+        },
+    },
+    Column {
         header: "n_ctx",
         value: |r| r.ctx.n_ctx.to_string(),
     },

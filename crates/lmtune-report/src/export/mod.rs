@@ -23,6 +23,7 @@ mod compare_table;
 mod csv;
 mod jsonl;
 mod llama_bench_csv;
+mod llama_bench_json;
 mod markdown;
 mod sink;
 
@@ -78,11 +79,14 @@ pub enum RecordFormat {
     Markdown,
     /// llama-bench's CSV (`llama-bench -o csv`).
     LlamaBenchCsv,
+    /// llama-bench's JSON (`llama-bench -o json`).
+    LlamaBenchJson,
 }
 
 impl RecordFormat {
-    pub const ALL: [RecordFormat; 4] = [
+    pub const ALL: [RecordFormat; 5] = [
         RecordFormat::LlamaBenchCsv,
+        RecordFormat::LlamaBenchJson,
         RecordFormat::Csv,
         RecordFormat::Jsonl,
         RecordFormat::Markdown,
@@ -95,6 +99,7 @@ impl RecordFormat {
             RecordFormat::Csv => Box::new(csv::Csv),
             RecordFormat::Markdown => Box::new(markdown::MarkdownTable),
             RecordFormat::LlamaBenchCsv => Box::new(llama_bench_csv::LlamaBenchCsv),
+            RecordFormat::LlamaBenchJson => Box::new(llama_bench_json::LlamaBenchJson),
         }
     }
 
@@ -105,6 +110,7 @@ impl RecordFormat {
             RecordFormat::Csv => "csv",
             RecordFormat::Markdown => "md",
             RecordFormat::LlamaBenchCsv => "llama-bench-csv",
+            RecordFormat::LlamaBenchJson => "llama-bench-json",
         }
     }
 
@@ -115,7 +121,7 @@ impl RecordFormat {
     /// Whether a file in this format can grow one record at a time (a
     /// table's column widths depend on every row, so it cannot).
     pub fn appendable(self) -> bool {
-        !matches!(self, RecordFormat::Markdown)
+        !matches!(self, RecordFormat::Markdown | RecordFormat::LlamaBenchJson)
     }
 }
 

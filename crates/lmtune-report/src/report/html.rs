@@ -54,7 +54,14 @@ fn machine_line(r: &Record) -> String {
         if fp.lmtune_version.is_empty() { "–" } else { &fp.lmtune_version },
         if fp.lmtune_commit.is_empty() { "–" } else { &fp.lmtune_commit },
         fp.model.file_name,
-        human_bytes(fp.model.weights_bytes),
+        match fp.model.active_weights_bytes {
+            Some(active) => format!(
+                "{}, {} active per token",
+                human_bytes(fp.model.weights_bytes),
+                human_bytes(active)
+            ),
+            None => human_bytes(fp.model.weights_bytes),
+        },
         if fp.model.sha256.is_empty() { "unknown".to_string() } else { fp.model.sha256.chars().take(12).collect() }
     )
 }

@@ -13,7 +13,7 @@ use crate::exit;
 pub fn run(args: ExportArgs) -> anyhow::Result<u8> {
     let Some(format) = RecordFormat::parse(&args.format) else {
         bail!(
-            "--format {}: use llama-bench-csv, csv, jsonl or md",
+            "--format {}: use llama-bench-csv, llama-bench-json, csv, jsonl or md",
             args.format
         )
     };

@@ -34,7 +34,7 @@ use lmtune_core::knobs::TestKind;
 use lmtune_core::record::{Record, Status};
 use lmtune_gguf::{GgufFile, ModelAnatomy};
 use lmtune_model::{
-    bytes_per_token, fit_across_models, fit_linear, predict_memory, Calibration, ContextShape,
+    bytes_per_token, fit_across_models, fit_linear, predict_memory_at, Calibration, ContextShape,
     CpuBackend, LinearFit, MachineCalibration, Placement, TgObservation,
 };
 use lmtune_report::load_results;
@@ -304,7 +304,13 @@ fn memory_of(a: &ModelAnatomy, r: &Record) -> lmtune_model::MemoryPrediction {
         r.fingerprint.host.arch.as_str()
     };
     let cpu = CpuBackend::from_backend_build(arch, &r.fingerprint.backend_build);
-    predict_memory(a, offloaded_layers(r), &context_shape(r), &cpu)
+    predict_memory_at(a, placement_of(a, r), &context_shape(r), &cpu)
+}
+
+/// Where the point's layers and routed experts were: its applied offload,
+/// and the blocks whose experts its overrides kept in host memory.
+fn placement_of(a: &ModelAnatomy, r: &Record) -> Placement {
+    Placement::new(a, offloaded_layers(r)).with_cpu_moe(r.load.experts_on_host(a.n_layer))
 }
 
 /// Exact host bytes: weights (+ repacked copies) and KV cache.
@@ -316,7 +322,7 @@ fn structural_rss(a: &ModelAnatomy, r: &Record) -> f64 {
 /// GB read on the CPU per token: the blocks and output layer left there and
 /// their KV cache at the test's mean depth (generation reads it all per token).
 fn cpu_gb_per_token(a: &ModelAnatomy, r: &Record) -> f64 {
-    let placement = Placement::new(a, offloaded_layers(r));
+    let placement = placement_of(a, r);
     let depth = u64::from(r.workload.n_depth) + u64::from(r.workload.n_gen) / 2;
     bytes_per_token(a, &placement, &context_shape(r), depth).0 as f64 / 1e9
 }

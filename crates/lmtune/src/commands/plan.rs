@@ -223,27 +223,32 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         }
     }
     let dry = (!args.no_dry_run).then(|| {
-        // Expert placement is not yet passed to llama.cpp's dry run: for an
-        // --n-cpu-moe pick it answers for the whole-layer offload.
+        // The pick as llama.cpp would load it, expert placement included.
         let ngl = p.recommended.map_or(0, |i| p.rows[i].n_gpu_layers);
+        let n_cpu_moe = p.recommended.map_or(0, |i| p.rows[i].n_cpu_moe);
         let ctx = dry_run_context(&args, &p, type_k, type_v);
-        let load = LoadParams::new(u32::try_from(ngl).unwrap_or(u32::MAX), true);
-        (ngl, crate::dry_run::ask(&args.model, &load, &ctx, &[]))
+        let load = LoadParams::new(u32::try_from(ngl).unwrap_or(u32::MAX), true)
+            .with_n_cpu_moe(u32::try_from(n_cpu_moe).unwrap_or(u32::MAX));
+        (
+            ngl,
+            n_cpu_moe,
+            crate::dry_run::ask(&args.model, &load, &ctx, &[]),
+        )
     });
     if args.json {
         let mut value = serde_json::json!({ "model": args.model.display().to_string(), "synthetic": a.synthetic, "notes": notes, "plan": p });
         match &dry {
-            Some((ngl, Ok((d, _)))) => {
-                value["dry_run"] = serde_json::json!({ "n_gpu_layers": ngl, "source": "llama.cpp no_alloc", "result": d })
+            Some((ngl, n_cpu_moe, Ok((d, _)))) => {
+                value["dry_run"] = serde_json::json!({ "n_gpu_layers": ngl, "n_cpu_moe": n_cpu_moe, "source": "llama.cpp no_alloc", "result": d })
             }
-            Some((_, Err(e))) => value["dry_run_error"] = serde_json::json!(e),
+            Some((_, _, Err(e))) => value["dry_run_error"] = serde_json::json!(e),
             None => {}
         }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print_text(&args, &a, &p, &notes, type_k, type_v);
-        if let Some((ngl, answer)) = &dry {
-            print_dry_run(&args.model, &p, *ngl, answer);
+        if let Some((ngl, n_cpu_moe, answer)) = &dry {
+            print_dry_run(&args.model, &p, *ngl, *n_cpu_moe, answer);
         }
     }
     Ok(if p.recommended.is_some() {
@@ -395,6 +400,7 @@ fn print_dry_run(
     model: &std::path::Path,
     p: &Plan,
     ngl: u64,
+    n_cpu_moe: u64,
     answer: &Result<(DryRun, Vec<BackendDevice>), String>,
 ) {
     println!();
@@ -409,8 +415,13 @@ fn print_dry_run(
         }
     };
     println!(
-        "llama.cpp's dry run (no_alloc, {:.1} ms) of n_gpu_layers = {ngl} on this machine's devices:",
-        d.ms
+        "llama.cpp's dry run (no_alloc, {:.1} ms) of n_gpu_layers = {ngl}{} on this machine's devices:",
+        d.ms,
+        if n_cpu_moe > 0 {
+            format!(", n_cpu_moe = {n_cpu_moe}")
+        } else {
+            String::new()
+        }
     );
     for b in &d.buffers {
         println!(

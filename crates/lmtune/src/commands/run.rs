@@ -475,6 +475,11 @@ pub(crate) fn model_fingerprint(plan: &Plan) -> anyhow::Result<ModelFingerprint>
         n_layer: m.n_layer,
         n_ctx_train: m.n_ctx_train,
         synthetic: m.synthetic,
+        active_weights_bytes: lmtune_gguf::GgufFile::open(&plan.model_path)
+            .and_then(|f| f.anatomy())
+            .ok()
+            .filter(|a| a.experts.is_some())
+            .map(|a| a.active_weights_bytes()),
     })
 }
 

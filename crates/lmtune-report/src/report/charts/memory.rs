@@ -1,4 +1,4 @@
-//! Memory against `n_ctx` / `n_gpu_layers`: measured (peak RSS, VRAM, the
+//! Memory against `n_ctx` / `n_gpu_layers` / `n_cpu_moe`: measured (peak RSS, VRAM, the
 //! buffers llama.cpp allocated) next to what was predicted before the run,
 //! with the budget line when one is given; out-of-memory points marked.
 
@@ -14,7 +14,7 @@ pub(super) fn charts(input: &ChartInput, _warnings: &mut Vec<String>) -> Vec<Cha
     for knob in input
         .varied
         .iter()
-        .filter(|k| k.name == "n_ctx" || k.name == "n_gpu_layers")
+        .filter(|k| k.name == "n_ctx" || k.name == "n_gpu_layers" || k.name == "n_cpu_moe")
     {
         let series = memory_series(input, knob);
         let failed: Vec<FailedPoint> = input
@@ -139,7 +139,7 @@ fn memory_series(input: &ChartInput, knob: &Knob) -> Vec<Series> {
 fn budget(input: &ChartInput, knob: &Knob) -> Option<(f64, String)> {
     let options = input.options;
     match knob.name {
-        "n_gpu_layers" => options.vram_budget_bytes.map(|b| {
+        "n_gpu_layers" | "n_cpu_moe" => options.vram_budget_bytes.map(|b| {
             (
                 b as f64 / MIB,
                 format!("VRAM budget {:.0} MiB", b as f64 / MIB),

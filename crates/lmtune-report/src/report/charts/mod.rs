@@ -68,7 +68,7 @@ struct Knob {
     get: fn(&Record) -> f64,
 }
 
-const KNOBS: [Knob; 5] = [
+const KNOBS: [Knob; 6] = [
     Knob {
         name: "threads",
         axis: "threads",
@@ -93,6 +93,11 @@ const KNOBS: [Knob; 5] = [
         name: "n_gpu_layers",
         axis: "layers offloaded (as llama.cpp applied n_gpu_layers)",
         get: |r| f64::from(layers_offloaded(r)),
+    },
+    Knob {
+        name: "n_cpu_moe",
+        axis: "blocks with their routed experts in host memory (n_cpu_moe / cpu_moe)",
+        get: |r| r.load.experts_on_host(r.fingerprint.model.n_layer) as f64,
     },
 ];
 
