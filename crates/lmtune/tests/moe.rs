@@ -158,7 +158,7 @@ fn expert_placement_reaches_llama_cpp_the_records_and_every_export() {
     )
     .unwrap();
     let experts_of = |block: usize| -> u64 {
-        anatomy["layers"][block]["routed_experts"]["bytes"]
+        anatomy["anatomy"]["layers"][block]["routed_experts"]["bytes"]
             .as_u64()
             .unwrap()
     };
@@ -166,8 +166,8 @@ fn expert_placement_reaches_llama_cpp_the_records_and_every_export() {
     for r in &records {
         assert_eq!(r["status"], "ok", "{r}");
         load_groups.insert(r["load_group"].as_u64().unwrap());
-        let n_cpu_moe = r["load"]["n_cpu_moe"].as_u64().unwrap_or(0) as usize;
-        let ot = r["load"]["override_tensor"].as_str().unwrap_or("");
+        let n_cpu_moe = r["n_cpu_moe"].as_u64().unwrap_or(0) as usize;
+        let ot = r["override_tensor"].as_str().unwrap_or("");
         // What llama.cpp placed by hand, from its own log: blocks 0..n's
         // experts (3 tensors each), and block 3's up and down by -ot.
         let overridden = r["placement"]["overridden"]
@@ -232,7 +232,9 @@ fn expert_placement_reaches_llama_cpp_the_records_and_every_export() {
         assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
-            text.contains("blk\\.3\\.ffn_(up|down)_exps=CPU"),
+            // JSON escapes the backslashes.
+            text.contains("blk\\.3\\.ffn_(up|down)_exps=CPU")
+                || text.contains("blk\\\\.3\\\\.ffn_(up|down)_exps=CPU"),
             "{format}: {text}"
         );
         let back = dir.path().join(format!("{file}.jsonl"));
@@ -250,8 +252,8 @@ fn expert_placement_reaches_llama_cpp_the_records_and_every_export() {
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
             .map(|r| {
                 (
-                    r["load"]["n_cpu_moe"].as_u64().unwrap_or(0),
-                    r["load"]["override_tensor"]
+                    r["n_cpu_moe"].as_u64().unwrap_or(0),
+                    r["override_tensor"]
                         .as_str()
                         .unwrap_or("")
                         .to_string(),
@@ -263,8 +265,8 @@ fn expert_placement_reaches_llama_cpp_the_records_and_every_export() {
             .iter()
             .map(|r| {
                 (
-                    r["load"]["n_cpu_moe"].as_u64().unwrap_or(0),
-                    r["load"]["override_tensor"]
+                    r["n_cpu_moe"].as_u64().unwrap_or(0),
+                    r["override_tensor"]
                         .as_str()
                         .unwrap_or("")
                         .to_string(),
@@ -341,7 +343,7 @@ fn cpu_moe_keeps_every_blocks_experts_in_host_memory() {
         String::from_utf8_lossy(&run.stderr)
     );
     let r = &read_records(&out_dir)[0];
-    assert_eq!(r["load"]["cpu_moe"], true);
+    assert_eq!(r["cpu_moe"], true);
     let tensors: u64 = r["placement"]["overridden"]
         .as_array()
         .unwrap()

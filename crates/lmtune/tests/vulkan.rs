@@ -333,7 +333,7 @@ fn expert_offload_keeps_exactly_the_named_blocks_experts_in_host_memory() {
     let full = buffer_bytes(&records[0], "Vulkan0", "model");
     for r in &records {
         assert_eq!(r["status"], "ok", "{r}");
-        let n = r["load"]["n_cpu_moe"].as_u64().unwrap_or(0) as usize;
+        let n = r["n_cpu_moe"].as_u64().unwrap_or(0) as usize;
         let on_host: f64 = experts[..n].iter().sum();
         let model_bytes = buffer_bytes(r, "Vulkan0", "model");
         assert!(
