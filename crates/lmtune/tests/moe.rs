@@ -253,10 +253,7 @@ fn expert_placement_reaches_llama_cpp_the_records_and_every_export() {
             .map(|r| {
                 (
                     r["n_cpu_moe"].as_u64().unwrap_or(0),
-                    r["override_tensor"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string(),
+                    r["override_tensor"].as_str().unwrap_or("").to_string(),
                 )
             })
             .collect();
@@ -266,10 +263,7 @@ fn expert_placement_reaches_llama_cpp_the_records_and_every_export() {
             .map(|r| {
                 (
                     r["n_cpu_moe"].as_u64().unwrap_or(0),
-                    r["override_tensor"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string(),
+                    r["override_tensor"].as_str().unwrap_or("").to_string(),
                 )
             })
             .collect();
