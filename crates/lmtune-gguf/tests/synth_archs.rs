@@ -58,6 +58,16 @@ fn expected(arch: SynthArch) -> ([usize; 2], Vec<(&'static str, Vec<u64>)>) {
                 ("ffn_up_exps.weight", vec![256, 128, 8]),
             ],
         ),
+        // Full-width Q/K norms; experts n_ff wide (the tiny preset's 128).
+        SynthArch::Olmoe => (
+            [12, 12],
+            vec![
+                ("attn_q_norm.weight", vec![256]),
+                ("attn_k_norm.weight", vec![256]),
+                ("ffn_gate_exps.weight", vec![256, 128, 8]),
+                ("ffn_down_exps.weight", vec![128, 256, 8]),
+            ],
+        ),
         // Block 0 dense (leading_dense_block_count = 1), block 1 experts.
         SynthArch::Deepseek2 => (
             [13, 17],

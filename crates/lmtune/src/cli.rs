@@ -278,9 +278,10 @@ pub struct PlanArgs {
 pub struct SynthArgs {
     /// Start from a known shape: llama-1b, llama-3b, llama-7b, llama3-8b,
     /// llama-13b, llama-70b, gemma3-270m, qwen2.5-0.5b, qwen3-0.6b,
-    /// phi3-mini, granite3-2b, gemma2-2b, qwen3moe-30b-a3b, gpt-oss-20b, deepseek2-lite,
-    /// qwen3moe-test
-    /// (~1.3 GiB at q8_0), or ARCH-tiny (a 2-layer test model per --arch).
+    /// phi3-mini, granite3-2b, gemma2-2b; mixtures of experts qwen3-30b-a3b
+    /// (= qwen3moe-30b-a3b), gpt-oss-20b, mixtral-8x7b, olmoe-1b-7b,
+    /// deepseek2-lite, qwen3moe-test (~1.3 GiB at q8_0); or ARCH-tiny (a
+    /// 2-layer test model per --arch) and mixtral-tiny.
     #[arg(long)]
     pub like: Option<String>,
     /// llama.cpp architecture to write: llama (default), gemma3 (sliding
@@ -288,7 +289,9 @@ pub struct SynthArgs {
     /// (Q/K norms), phi3 (fused QKV and gate-up), granite (llama + scales),
     /// gemma2 (soft-capping, window on every other layer), qwen3moe (routed
     /// experts), gpt-oss (biased experts, attention sinks), deepseek2 (latent
-    /// attention, shared experts). Without --like, starts from ARCH-tiny.
+    /// attention, shared experts), olmoe (full-width Q/K norms, experts).
+    /// llama takes experts too (--experts/--experts-used: Mixtral's shape).
+    /// Without --like, starts from ARCH-tiny.
     #[arg(long)]
     pub arch: Option<String>,
     /// Weight type: f32 f16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_K q3_K q4_K q5_K q6_K.

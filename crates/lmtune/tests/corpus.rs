@@ -61,6 +61,8 @@ const CORPUS: &[(&str, &[&str], u64)] = &[
     ("qwen3moe", &["--arch", "qwen3moe"], 4096),
     ("gpt-oss", &["--arch", "gpt-oss"], 4096),
     ("deepseek2", &["--arch", "deepseek2"], 4096),
+    ("olmoe", &["--arch", "olmoe"], 4096),
+    ("mixtral", &["--like", "mixtral-tiny"], 4096),
 ];
 
 const MIB: f64 = 1048576.0;

@@ -1,7 +1,7 @@
 //! The synthetic corpus: for every architecture `lmtune synth --arch` writes,
 //! its tiny model loads in llama.cpp and runs one prompt and one generation
 //! point, llama.cpp's own dry run of it has no error, and `inspect` reads it.
-//! Adding an architecture is adding a row to `ARCHS`.
+//! Adding an architecture is adding a row to `ARCHS` (its `NAME-tiny` preset).
 
 mod common;
 
@@ -20,6 +20,8 @@ const ARCHS: &[(&str, &str)] = &[
     ("granite", "embedding/residual/attention/logit scales"),
     ("gemma2", "soft-capping, 1:1 sliding window, tied output"),
     ("qwen3moe", "8 routed experts, 2 used"),
+    ("olmoe", "full-width Q/K norms, 8 routed experts of n_ff, 2 used"),
+    ("mixtral", "a llama whose FFN is 8 experts of n_ff, 2 used"),
     (
         "gpt-oss",
         "biased experts, attention sinks, 1:1 sliding window",
@@ -33,7 +35,8 @@ fn every_synth_architecture_loads_and_runs_in_llama_cpp() {
     for (arch, what) in ARCHS {
         let model = dir.path().join(format!("{arch}.gguf"));
         let out = lmtune()
-            .args(["synth", "--arch", arch, "--quant", "q8_0", "--donor"])
+            .args(["synth", "--like", &format!("{arch}-tiny")])
+            .args(["--quant", "q8_0", "--donor"])
             .arg(model_path())
             .arg("-o")
             .arg(&model)

@@ -44,10 +44,13 @@ pub enum SynthArch {
     /// a shared RoPE part, `attn_k_b`/`attn_v_b` per head), leading dense
     /// blocks, then routed experts plus shared experts (`_shexp`).
     Deepseek2,
+    /// `olmoe`: full-width Q/K norms (`attn_{q,k}_norm` of n_embd), and routed
+    /// experts only, each `n_ff` wide (no expert width key).
+    Olmoe,
 }
 
 impl SynthArch {
-    pub const ALL: [SynthArch; 10] = [
+    pub const ALL: [SynthArch; 11] = [
         SynthArch::Llama,
         SynthArch::Gemma3,
         SynthArch::Qwen2,
@@ -58,6 +61,7 @@ impl SynthArch {
         SynthArch::Qwen3Moe,
         SynthArch::GptOss,
         SynthArch::Deepseek2,
+        SynthArch::Olmoe,
     ];
 
     /// The `general.architecture` name.
@@ -73,6 +77,7 @@ impl SynthArch {
             SynthArch::Qwen3Moe => "qwen3moe",
             SynthArch::GptOss => "gpt-oss",
             SynthArch::Deepseek2 => "deepseek2",
+            SynthArch::Olmoe => "olmoe",
         }
     }
 
@@ -91,8 +96,20 @@ impl SynthArch {
     pub fn is_moe(self) -> bool {
         matches!(
             self,
-            SynthArch::Qwen3Moe | SynthArch::GptOss | SynthArch::Deepseek2
+            SynthArch::Qwen3Moe | SynthArch::GptOss | SynthArch::Deepseek2 | SynthArch::Olmoe
         )
+    }
+
+    /// Whether its FFN may be routed experts: the MoE architectures, and
+    /// llama (Mixtral is a llama with experts).
+    pub fn accepts_experts(self) -> bool {
+        self.is_moe() || self == SynthArch::Llama
+    }
+
+    /// Whether its experts are `feed_forward_length` wide (llama.cpp's
+    /// llama and olmoe loaders), with no `expert_feed_forward_length` key.
+    pub fn experts_use_n_ff(self) -> bool {
+        matches!(self, SynthArch::Llama | SynthArch::Olmoe)
     }
 
     /// Whether the output projection is the token embedding (no `output.weight`).
@@ -141,8 +158,10 @@ pub(super) fn arch_metadata(
         keys.extend([
             u32_key("expert_count", m.n_expert),
             u32_key("expert_used_count", m.n_expert_used),
-            u32_key("expert_feed_forward_length", m.n_ff_exp),
         ]);
+        if !arch.experts_use_n_ff() {
+            keys.push(u32_key("expert_feed_forward_length", m.n_ff_exp));
+        }
     }
     if let (Some(m), Some(e)) = (mla, moe) {
         // As converted MLA files are: one KV "head" holding the compressed
@@ -233,6 +252,12 @@ pub(super) fn layer_tensors(arch: SynthArch, d: &Dims, il: u64) -> Vec<LayerTens
         t.extend([
             lt("attn_q_norm.weight", &[d.head_dim]),
             lt("attn_k_norm.weight", &[d.head_dim]),
+        ]);
+    }
+    if arch == Olmoe {
+        t.extend([
+            lt("attn_q_norm.weight", &[d.n_embd]),
+            lt("attn_k_norm.weight", &[d.n_embd]),
         ]);
     }
     if matches!(arch, Gemma2 | Gemma3 | GptOss) {

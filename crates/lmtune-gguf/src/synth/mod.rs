@@ -342,15 +342,22 @@ pub fn write_synthetic(
             ));
         }
     }
-    let moe = match (shape.arch.is_moe(), shape.moe) {
-        (true, Some(m)) if m.n_expert > 0 && m.n_ff_exp > 0 && (1..=m.n_expert).contains(&m.n_expert_used) => Some(m),
-        (true, _) => {
+    // llama's and olmoe's experts are n_ff wide.
+    let moe = shape.moe.map(|mut m| {
+        if shape.arch.experts_use_n_ff() {
+            m.n_ff_exp = shape.n_ff;
+        }
+        m
+    });
+    let moe = match moe {
+        Some(m) if shape.arch.accepts_experts() && m.n_expert > 0 && m.n_ff_exp > 0 && (1..=m.n_expert).contains(&m.n_expert_used) => Some(m),
+        _ if shape.arch.is_moe() || (moe.is_some() && shape.arch.accepts_experts()) => {
             return Err(SynthError::BadShape(format!(
                 "{a} needs experts: n_expert > 0, 1 <= n_expert_used <= n_expert, n_ff_exp > 0 (start from --like {})",
                 shape.arch.tiny_preset()
             )))
         }
-        (false, _) => None,
+        _ => None,
     };
     if shape.arch == SynthArch::Phi3 && shape.n_head * head_dim != shape.n_embd {
         return Err(SynthError::BadShape(format!(

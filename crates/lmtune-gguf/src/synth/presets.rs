@@ -153,6 +153,25 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
             .with_experts(128, 8, 768),
     ),
     (
+        // The same shape under the name people search for.
+        "qwen3-30b-a3b",
+        SynthShape::dense(SynthArch::Qwen3Moe, 48, 2048, 32, 4, 6144, Some(128), 40960)
+            .with_experts(128, 8, 768),
+    ),
+    (
+        // Mixtral-8x7B: a llama of 32 layers whose FFN is 8 experts of
+        // 14336 (2 used) (~24 GiB at q4_0).
+        "mixtral-8x7b",
+        SynthShape::dense(SynthArch::Llama, 32, 4096, 32, 8, 14336, None, 32768)
+            .with_experts(8, 2, 14336),
+    ),
+    (
+        // OLMoE-1B-7B: 16 layers of 64 experts of 1024, 8 used (~3.7 GiB at q4_0).
+        "olmoe-1b-7b",
+        SynthShape::dense(SynthArch::Olmoe, 16, 2048, 16, 16, 1024, None, 4096)
+            .with_experts(64, 8, 1024),
+    ),
+    (
         // gpt-oss-20b: 24 layers of 32 experts, 4 used, head_dim 64 (real
         // files keep experts in MXFP4; here they take --quant).
         "gpt-oss-20b",
@@ -226,6 +245,14 @@ pub const PRESETS: &[(&str, SynthShape)] = &[
         SynthShape::dense(SynthArch::GptOss, 2, 256, 4, 2, 512, Some(64), 4096)
             .with_window(128, 2)
             .with_experts(8, 2, 128),
+    ),
+    (
+        "mixtral-tiny",
+        SynthShape::dense(SynthArch::Llama, 2, 256, 4, 2, 128, None, 4096).with_experts(8, 2, 128),
+    ),
+    (
+        "olmoe-tiny",
+        SynthShape::dense(SynthArch::Olmoe, 2, 256, 4, 4, 128, None, 4096).with_experts(8, 2, 128),
     ),
     (
         "deepseek2-tiny",

@@ -202,6 +202,8 @@ impl Check {
             time_fraction: (self.grid_time_s > 0.0).then(|| spent_s / self.grid_time_s),
             grid_best: GridBest {
                 n_gpu_layers: b.load.n_gpu_layers,
+                n_cpu_moe: b.load.n_cpu_moe,
+                cpu_moe: b.load.cpu_moe,
                 threads: b.ctx.threads,
                 n_ctx: b.ctx.n_ctx,
                 n_batch: b.ctx.n_batch,

@@ -211,7 +211,7 @@ pub(super) fn settle<M: Measurer>(
 }
 
 /// What a back-to-back round gave.
-enum Round {
+pub(super) enum Round {
     /// Measuring stopped (interrupted, or out of points or time).
     Stopped,
     /// A point of the champion or the rival failed.
@@ -222,7 +222,7 @@ enum Round {
 
 /// Measures the champion and the rival one right after the other (the
 /// order alternating by round).
-fn measure_round<M: Measurer>(
+pub(super) fn measure_round<M: Measurer>(
     space: &Space,
     session: &mut Session<M>,
     [champ, rival]: [Candidate; 2],

@@ -19,7 +19,11 @@
 //! the largest value that fits the VRAM budget and the device, by bisection
 //! that starts at the boundary the memory model predicts and checks its
 //! neighbour (more offload is assumed faster, as it is whenever the GPU reads
-//! faster than the CPU). The rest of the search runs at that offload.
+//! faster than the CPU). For a mixture of experts whose space varies
+//! `n_cpu_moe`, the search is two-dimensional: the fewest experts on the CPU
+//! with every layer offloaded, then the best whole-layer offload, and the
+//! faster of the two (back to back when they are close). The rest of the
+//! search runs at that placement.
 //!
 //! The tuner decides; it does not measure. Every point goes through a
 //! [`Measurer`] (in `lmtune tune`, the sweep and its worker, which record
@@ -178,13 +182,14 @@ impl<M: Measurer> Session<'_, M> {
         };
         let p = &points[i];
         self.trace.push(format!(
-            "{:>2}. {} threads={} n_batch={} n_ubatch={} n_ctx={}: {result}  [{why}]",
+            "{:>2}. {} threads={} n_batch={} n_ubatch={} n_ctx={}{}: {result}  [{why}]",
             self.measured.len() + 1,
             p.test.label(),
             p.ctx.threads,
             p.ctx.n_batch,
             p.ctx.n_ubatch,
-            p.ctx.n_ctx
+            p.ctx.n_ctx,
+            p.load.overrides_label()
         ));
         self.measured.push((i, reading));
         Ok(true)
@@ -285,6 +290,7 @@ pub fn search<'a, M: Measurer>(
         &mut session,
         options.vram_budget_bytes,
         predict_vram,
+        options.tolerance,
     )?;
     explore::explore(&space, &mut session)?;
     let champion = duel::settle(&space, &mut session, options.tolerance)?;

@@ -30,6 +30,12 @@ pub struct TuneSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recommendation {
     pub n_gpu_layers: u32,
+    /// Blocks whose routed experts stay in host memory (left out at 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub n_cpu_moe: u32,
+    /// Every block's routed experts in host memory (left out when off).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cpu_moe: bool,
     pub threads: u32,
     pub n_ctx: u32,
     pub n_batch: u32,
@@ -69,11 +75,23 @@ pub struct CheckSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GridBest {
     pub n_gpu_layers: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub n_cpu_moe: u32,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cpu_moe: bool,
     pub threads: u32,
     pub n_ctx: u32,
     pub n_batch: u32,
     pub n_ubatch: u32,
     pub grid_tokens_per_s: f64,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Search<'_> {
@@ -84,6 +102,8 @@ impl Search<'_> {
             let p = self.space.point(c);
             Recommendation {
                 n_gpu_layers: p.load.n_gpu_layers,
+                n_cpu_moe: p.load.n_cpu_moe,
+                cpu_moe: p.load.cpu_moe,
                 threads: p.ctx.threads,
                 n_ctx: p.ctx.n_ctx,
                 n_batch: p.ctx.n_batch,

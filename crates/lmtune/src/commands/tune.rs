@@ -206,13 +206,14 @@ fn print_outcome(
     };
     let p = found.space.point(c);
     println!(
-        "\nrecommended for {}: threads={} n_batch={} n_ubatch={} n_ctx={} n_gpu_layers={} — measured {:.2} t/s (95% CI {:.2}–{:.2}, {} samples){}",
+        "\nrecommended for {}: threads={} n_batch={} n_ubatch={} n_ctx={} n_gpu_layers={}{} — measured {:.2} t/s (95% CI {:.2}–{:.2}, {} samples){}",
         found.space.objective.label(),
         p.ctx.threads,
         p.ctx.n_batch,
         p.ctx.n_ubatch,
         p.ctx.n_ctx,
         p.load.n_gpu_layers,
+        p.load.overrides_label(),
         s.mean,
         s.low,
         s.high,
@@ -232,7 +233,7 @@ fn print_outcome(
     // The same forms `plan` prints, with the measured pick's every knob.
     let settings = crate::paste::Settings {
         n_gpu_layers: u64::from(p.load.n_gpu_layers),
-        n_cpu_moe: 0,
+        n_cpu_moe: p.load.experts_on_host(n_layer),
         n_layer,
         n_ctx: u64::from(p.ctx.n_ctx),
         n_batch: Some(u64::from(p.ctx.n_batch)),
