@@ -351,6 +351,9 @@ fn print_recommendation(
         human_bytes(r.memory.gpu.total()),
         human_bytes(r.memory.host.total())
     );
+    if r.n_cpu_moe > 0 {
+        print_pp_guess(a, r.n_cpu_moe, p.ctx.n_ubatch);
+    }
     println!();
     let settings = crate::paste::Settings {
         n_gpu_layers: ngl,
@@ -371,6 +374,29 @@ fn print_recommendation(
     for line in crate::paste::lines(&settings) {
         println!("{line}");
     }
+}
+
+/// PCIe 4.0 x16's practical host-to-device rate, bytes/s: the guess below.
+const PCIE_BYTES_PER_S: f64 = 25e9;
+
+/// Prompt processing with experts in host memory, labelled a guess until
+/// GPU data decides it: with op offload (llama.cpp's default) the scheduler
+/// runs a batch of 32 tokens or more on the GPU and copies the host experts
+/// there for each micro-batch, so the copy bounds prompt speed.
+fn print_pp_guess(a: &lmtune_gguf::ModelAnatomy, n_cpu_moe: u64, n_ubatch: u64) {
+    let host: u64 = a
+        .layers
+        .iter()
+        .take(usize::try_from(n_cpu_moe).unwrap_or(usize::MAX))
+        .map(|l| l.routed_experts.bytes)
+        .sum();
+    let s = host as f64 / PCIE_BYTES_PER_S;
+    println!(
+        "prompt processing, a guess not yet checked on a GPU: each micro-batch of {n_ubatch} tokens copies the {} of host experts to the GPU (op offload), {:.0} ms at 25 GB/s (PCIe 4.0 x16): at most {:.0} tokens/s from the copy alone; a larger --ubatch spreads it over more tokens",
+        human_bytes(host),
+        s * 1e3,
+        n_ubatch as f64 / s
+    );
 }
 
 /// The context a dry run of the plan creates: the plan's, with llama-server's
