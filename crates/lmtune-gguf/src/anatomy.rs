@@ -96,6 +96,12 @@ pub struct ModelAnatomy {
     /// how many each token uses (`expert_used_count`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub experts: Option<Experts>,
+    /// Multi-head latent attention as llama.cpp runs it (the file has
+    /// `attention.key_length_mla` and `value_length_mla`): the cache holds
+    /// only the compressed latent and the RoPE part as K (`key_length` per
+    /// KV head), no V (llama.cpp's `llama_kv_cache`: `has_v = !is_mla`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub latent_kv: bool,
     pub layers: Vec<Layer>,
     /// `token_embd`: the input layer, which llama.cpp keeps on the CPU.
     pub input: TensorGroup,
@@ -161,6 +167,9 @@ impl ModelAnatomy {
     pub fn kv_bytes_per_token_layer(&self, il: usize, type_k: GgmlType, type_v: GgmlType) -> u64 {
         let n_head_kv = self.layers.get(il).map_or(self.n_head_kv, |l| l.n_head_kv);
         let k = row_bytes(type_k, n_head_kv * self.head_dim_k);
+        if self.latent_kv {
+            return k;
+        }
         let v = row_bytes(type_v, n_head_kv * self.head_dim_v);
         k + v
     }
@@ -213,9 +222,11 @@ fn kv_not_modelled(arch: &str) -> Option<&'static str> {
         | "glm5-next" | "qwen35" | "qwen35moe" | "qwen4exp" | "minimax-01" => {
             "hybrid attention and recurrent layers"
         }
-        // MLA: a compressed latent cache (kv_lora_rank + rope dims).
-        "deepseek2" | "deepseek2-ocr" | "deepseek32" | "deepseek4" | "glm-dsa" | "minicpm3"
-        | "plm" | "mistral4" => "multi-head latent attention (a compressed cache)",
+        // Latent caches with more than deepseek2's K-only rule (indexer
+        // caches, their own KV cache classes), or unchecked against
+        // llama.cpp's dry run. deepseek2 is modelled: `latent_kv`.
+        "deepseek2-ocr" | "deepseek32" | "deepseek4" | "glm-dsa" | "minicpm3" | "plm"
+        | "mistral4" => "multi-head latent attention (a compressed cache)",
         "llama4" => "chunked attention layers",
         "gemma3n" | "gemma4" => "layers that share another layer's KV cache",
         _ => return None,
@@ -334,8 +345,11 @@ impl GgufFile {
             (Some(count), Some(used)) if count > 0 => Some(Experts { count, used }),
             _ => None,
         };
+        let latent_kv = optional("attention.key_length_mla").is_some_and(|k| k > 0)
+            && optional("attention.value_length_mla").is_some_and(|v| v > 0);
         Ok(ModelAnatomy {
             experts,
+            latent_kv,
             name: summary.name.clone(),
             n_layer,
             n_ctx_train: summary.n_ctx_train,

@@ -21,6 +21,7 @@ fn group(bytes: u64) -> TensorGroup {
 fn toy(tied: bool) -> ModelAnatomy {
     ModelAnatomy {
         experts: None,
+        latent_kv: false,
         architecture: "llama".into(),
         name: None,
         n_layer: 10,
