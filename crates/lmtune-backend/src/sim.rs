@@ -93,6 +93,7 @@ impl Backend for SimBackend {
             type_v: c.type_v.ggml_type(),
             flash_attn: true,
             swa_full: c.swa_full,
+            op_offload: c.op_offload,
         };
         // Without a simulated GPU, n_gpu_layers is ignored (a CPU-only build).
         let ngl = if p.gpu_vram_mib > 0.0 {

@@ -22,6 +22,12 @@ pub struct TensorGroup {
     pub bytes: u64,
     /// Bytes per tensor type name (`q4_0` → …).
     pub bytes_by_type: BTreeMap<String, u64>,
+    /// The largest tensor's bytes and parameters (what llama.cpp's scheduler
+    /// copies to a device at once when it offloads an op on it).
+    #[serde(skip)]
+    pub largest_bytes: u64,
+    #[serde(skip)]
+    pub largest_params: u64,
 }
 
 impl TensorGroup {
@@ -33,6 +39,10 @@ impl TensorGroup {
         self.n_tensors += 1;
         self.n_params += n_params;
         self.bytes += bytes;
+        if bytes > self.largest_bytes {
+            self.largest_bytes = bytes;
+            self.largest_params = n_params;
+        }
         *self.bytes_by_type.entry(ggml_type.name()).or_default() += bytes;
     }
 }

@@ -6,7 +6,7 @@
 //! # fn anatomy() -> lmtune_gguf::ModelAnatomy { unimplemented!() }
 //! use lmtune_gguf::GgmlType;
 //! use lmtune_model::{plan, Budgets, ContextShape, ThroughputParams};
-//! let ctx = ContextShape { n_ctx: 4096, n_ubatch: 512, type_k: GgmlType(1), type_v: GgmlType(1), flash_attn: true, swa_full: false };
+//! let ctx = ContextShape { n_ctx: 4096, n_ubatch: 512, type_k: GgmlType(1), type_v: GgmlType(1), flash_attn: true, swa_full: false, op_offload: true };
 //! let budgets = Budgets { vram_bytes: 8 << 30, ram_bytes: 32 << 30, headroom: 0.1 };
 //! let p = plan(&anatomy(), ctx, budgets, ThroughputParams::with_bandwidths(50.0, 900.0), &Default::default());
 //! println!("recommended n_gpu_layers: {:?}", p.recommended.map(|i| p.rows[i].n_gpu_layers));

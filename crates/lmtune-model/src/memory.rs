@@ -43,6 +43,10 @@ pub struct ContextShape {
     pub flash_attn: bool,
     /// llama.cpp's full-size sliding-window cache (off as llama-bench runs).
     pub swa_full: bool,
+    /// llama.cpp's op offload (on by default): prompt micro-batches of
+    /// [`OP_OFFLOAD_MIN_BATCH`] tokens or more run their matrix products on
+    /// the device even where the weights live in host memory.
+    pub op_offload: bool,
 }
 
 /// What the CPU backend does to weights it keeps: the types it repacks.
@@ -220,6 +224,37 @@ pub fn op_offload_device_bytes(a: &ModelAnatomy, ctx: &ContextShape) -> u64 {
     compute_buffer_bytes(a, ctx) + staged
 }
 
+/// The device compute buffer's need when offloaded layers keep their routed
+/// experts in host memory (`n_cpu_moe`) and op offload is on: the scheduler
+/// runs a prompt micro-batch's expert products on the device and first
+/// copies the host expert tensor there (the used experts' rows, into a
+/// tensor of full size), so the buffer holds the largest such tensor plus
+/// the products' activations, 4 B × n_ubatch × (2·n_embd + 4·n_ff_exp·used).
+/// 0 without such experts or under [`OP_OFFLOAD_MIN_BATCH`] tokens. Measured
+/// on llama.cpp's Vulkan backend on llvmpipe (`results/2026-12-02-vm-vulkan-llvmpipe-moe`:
+/// a 4-block qwen3moe, experts of 34 MiB per tensor, n_ubatch 64): the device
+/// compute buffer is 13.1 MiB with every expert on the device and 36.6 MiB
+/// with any held back; this predicts 36.5.
+pub fn host_experts_copy_bytes(a: &ModelAnatomy, placement: &Placement, ctx: &ContextShape) -> u64 {
+    if !ctx.op_offload || ctx.n_ubatch < OP_OFFLOAD_MIN_BATCH {
+        return 0;
+    }
+    let held: Vec<&lmtune_gguf::Layer> = a
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(il, _)| placement.layer_on_gpu(*il as u64) && !placement.experts_on_gpu(*il as u64))
+        .map(|(_, l)| l)
+        .collect();
+    let Some(largest) = held.iter().max_by_key(|l| l.routed_experts.largest_bytes) else {
+        return 0;
+    };
+    let experts = &largest.routed_experts;
+    let (used, count) = a.expert_routing().unwrap_or((1, 1));
+    let n_ff_exp = experts.largest_params / (a.n_embd.max(1) * count.max(1));
+    experts.largest_bytes + 4 * ctx.n_ubatch * (2 * a.n_embd + 4 * n_ff_exp * used)
+}
+
 /// Logits rows a one-output batch never touches.
 fn untouched_logits(a: &ModelAnatomy, ctx: &ContextShape) -> u64 {
     4 * ctx.n_ubatch.saturating_sub(1) * a.n_vocab
@@ -284,7 +319,7 @@ pub fn predict_memory_at(
     let compute = compute_buffer_bytes(a, ctx);
     host.compute = compute;
     if placement.n_gpu_layers > 0 {
-        gpu.compute = compute;
+        gpu.compute = compute.max(host_experts_copy_bytes(a, &placement, ctx));
         gpu.overhead = GPU_OVERHEAD_BYTES;
     }
     let host_resident = host.total().saturating_sub(untouched_logits(a, ctx));

@@ -14,6 +14,8 @@ fn group(bytes: u64) -> TensorGroup {
         n_params: bytes,
         bytes,
         bytes_by_type: BTreeMap::new(),
+        largest_bytes: bytes,
+        largest_params: bytes,
     }
 }
 
@@ -63,6 +65,7 @@ fn ctx() -> ContextShape {
         type_v: GgmlType(1),
         flash_attn: true,
         swa_full: false,
+        op_offload: true,
     }
 }
 

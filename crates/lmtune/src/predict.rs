@@ -31,6 +31,7 @@ pub fn predict_point(
         // "auto" enables flash attention where the device supports it (CPU does).
         flash_attn: c.flash_attn != FlashAttn::Off,
         swa_full: c.swa_full,
+        op_offload: c.op_offload,
     };
     let ngl = if gpu_offload {
         u64::from(point.load.n_gpu_layers)

@@ -292,6 +292,7 @@ fn context_shape(r: &Record) -> ContextShape {
         type_v: r.ctx.type_v.ggml_type(),
         flash_attn: true,
         swa_full: r.ctx.swa_full,
+        op_offload: r.ctx.op_offload,
     }
 }
 

@@ -131,6 +131,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         type_v: type_v.ggml_type(),
         flash_attn: !args.no_flash_attn,
         swa_full: args.swa_full,
+        op_offload: true,
     };
     let budgets = Budgets {
         vram_bytes,
