@@ -1,6 +1,7 @@
 //! From records to chart specifications, and the warnings a reader needs.
 //! Each chart has its builder in `charts/`.
 
+use lmtune_core::knobs::knob_label;
 use lmtune_core::record::Status;
 
 use super::chart::Chart;
@@ -39,15 +40,11 @@ fn warnings_for(all: &[Tagged]) -> Vec<String> {
     for t in all {
         let r = t.r;
         let at = format!(
-            "{}: point {} ({}, ngl={} n_ctx={} n_batch={} n_ubatch={} threads={})",
+            "{}: point {} ({}, {})",
             t.input,
             r.point_index,
             r.test,
-            r.load.n_gpu_layers,
-            r.ctx.n_ctx,
-            r.ctx.n_batch,
-            r.ctx.n_ubatch,
-            r.ctx.threads
+            knob_label(&r.load, &r.ctx, true)
         );
         match (&r.status, &r.tokens_per_s) {
             (Status::Ok, Some(s)) => {

@@ -536,16 +536,7 @@ fn knob_summary(p: &Point) -> String {
 }
 
 fn knob_summary_record(r: &Record) -> String {
-    let c = &r.ctx;
-    format!(
-        "ngl={} n_ctx={} n_batch={} n_ubatch={} threads={}{}",
-        r.load.n_gpu_layers,
-        c.n_ctx,
-        c.n_batch,
-        c.n_ubatch,
-        c.threads,
-        c.non_default_label()
-    )
+    lmtune_core::knobs::knob_label(&r.load, &r.ctx, true)
 }
 
 fn file_name(path: &Path) -> String {
