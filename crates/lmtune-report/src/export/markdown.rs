@@ -3,6 +3,7 @@
 use std::io;
 
 use lmtune_core::record::{Record, Status};
+use lmtune_core::stats::Doubts;
 
 use super::{params_label, text, Exporter};
 use crate::human_bytes;
@@ -130,10 +131,18 @@ pub fn markdown_table(records: &[Record]) -> String {
         right.extend(gpu_headers.iter().map(|_| true));
     }
     right.extend([true, true]);
+    // A "check" column only when a point is noisy or had outlier repetitions.
+    let doubts: Vec<String> = records.iter().map(doubts_label).collect();
+    let any_doubt = doubts.iter().any(|d| !d.is_empty());
+    if any_doubt {
+        header.push("check".into());
+        right.push(false);
+    }
 
     let rows: Vec<Vec<String>> = records
         .iter()
-        .map(|r| {
+        .zip(&doubts)
+        .map(|(r, doubt)| {
             let m = &r.fingerprint.model;
             let mut row = vec![
                 format!(
@@ -173,6 +182,9 @@ pub fn markdown_table(records: &[Record]) -> String {
                 (Status::Ok, Some(s)) => format!("{:.2} ± {:.2}", s.mean, s.sd),
                 (status, _) => status.as_str().to_string(),
             });
+            if any_doubt {
+                row.push(doubt.clone());
+            }
             row
         })
         .collect();
@@ -217,4 +229,13 @@ pub fn markdown_table(records: &[Record]) -> String {
         out.push_str(&line(row));
     }
     out
+}
+
+/// The table's "check" cell: why a measured point's mean needs a second
+/// look ([`Doubts`], the rule `report` warns by); "" for none.
+fn doubts_label(r: &Record) -> String {
+    match (&r.status, &r.tokens_per_s) {
+        (Status::Ok, Some(s)) => Doubts::of(s, &r.measurement.samples_ts).label(),
+        _ => String::new(),
+    }
 }

@@ -3,6 +3,7 @@
 
 use lmtune_core::knobs::knob_label;
 use lmtune_core::record::Status;
+use lmtune_core::stats::Doubts;
 
 use super::chart::Chart;
 use super::charts::{self, ChartInput, Tagged};
@@ -48,20 +49,21 @@ fn warnings_for(all: &[Tagged]) -> Vec<String> {
         );
         match (&r.status, &r.tokens_per_s) {
             (Status::Ok, Some(s)) => {
-                if s.n >= 2 && s.relative_ci_half_width() > 0.10 {
+                // Recomputed from the samples, so older records follow today's rule.
+                let doubts = Doubts::of(s, &r.measurement.samples_ts);
+                if let Some(h) = doubts.noisy_ci_half_width {
                     w.push(format!(
                         "noisy: {at}: 95% CI ±{:.0}% of the mean",
-                        s.relative_ci_half_width() * 100.0
+                        h * 100.0
                     ));
                 }
                 if s.n == 0 {
                     w.push(format!("no raw samples: {at} (llama-bench CSV)"));
                 }
-                // Recomputed from the samples, so older records follow today's rule.
-                let outliers = lmtune_core::stats::outliers(&r.measurement.samples_ts);
-                if !outliers.is_empty() {
+                if !doubts.outliers.is_empty() {
                     w.push(format!(
-                        "outliers (kept, median/MAD): {at}: samples {outliers:?}"
+                        "outliers (kept, median/MAD): {at}: samples {:?}",
+                        doubts.outliers
                     ));
                 }
             }
