@@ -124,11 +124,21 @@ pub fn markdown_table(records: &[Record]) -> String {
     if gpu {
         header.extend(gpu_headers.iter().map(|h| h.to_string()));
     }
+    // Cores busy, where the records have it (in-process backends, newer records).
+    let cpu = records
+        .iter()
+        .any(|r| r.measurement.cpu_busy_cores.is_some());
+    if cpu {
+        header.push("CPU cores busy".into());
+    }
     header.extend(["test".to_string(), "t/s".into()]);
     let mut right = vec![false, true, true, false];
     right.extend(knobs.iter().map(|_| true));
     if gpu {
         right.extend(gpu_headers.iter().map(|_| true));
+    }
+    if cpu {
+        right.push(true);
     }
     right.extend([true, true]);
     // A "check" column only when a point is noisy or had outlier repetitions.
@@ -176,6 +186,13 @@ pub fn markdown_table(records: &[Record]) -> String {
                     },
                 );
                 row.push(bytes(r.vram.as_ref().map(|v| v.used_bytes())));
+            }
+            if cpu {
+                row.push(
+                    r.measurement
+                        .cpu_busy_cores
+                        .map_or("-".into(), |c| format!("{c:.1}")),
+                );
             }
             row.push(r.test.clone());
             row.push(match (&r.status, &r.tokens_per_s) {
