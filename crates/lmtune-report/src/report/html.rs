@@ -51,7 +51,7 @@ fn machine_line(r: &Record) -> String {
         gpus,
         fp.backend,
         fp.backend_version,
-        fp.backend_build.chars().take(120).collect::<String>(),
+        build_summary(&fp.backend_build),
         if fp.lmtune_version.is_empty() { "–" } else { &fp.lmtune_version },
         if fp.lmtune_commit.is_empty() { "–" } else { &fp.lmtune_commit },
         fp.model.file_name,
@@ -65,6 +65,33 @@ fn machine_line(r: &Record) -> String {
         },
         if fp.model.sha256.is_empty() { "unknown".to_string() } else { fp.model.sha256.chars().take(12).collect() }
     )
+}
+
+/// llama.cpp's system line ("CPU : SSE3 = 1 | AVX = 1 | … | REPACK = 1 |")
+/// as the features that are on ("CPU: SSE3 AVX … REPACK"); it was cut at 120
+/// characters, mid-entry ("REPACK = ]"). Other backends' lines are whole.
+fn build_summary(build: &str) -> String {
+    if !build.contains(" = ") {
+        return build.trim().to_string();
+    }
+    let mut out: Vec<String> = Vec::new();
+    for entry in build.split('|').map(str::trim).filter(|e| !e.is_empty()) {
+        // A new device's entries start "NAME : KEY = VALUE".
+        let entry = match entry.split_once(" : ") {
+            Some((device, rest)) => {
+                out.push(format!("{}:", device.trim()));
+                rest.trim()
+            }
+            None => entry,
+        };
+        match entry.split_once(" = ") {
+            Some((_, "0")) => {}
+            Some((key, "1")) => out.push(key.trim().to_string()),
+            Some((key, value)) => out.push(format!("{}={}", key.trim(), value.trim())),
+            None => out.push(entry.to_string()),
+        }
+    }
+    out.join(" ")
 }
 
 /// The fastest measured point of each kind, per input: a headline and the
@@ -250,3 +277,16 @@ pub fn summary_md(
     m
 }
 
+#[cfg(test)]
+mod tests {
+    use super::build_summary;
+
+    #[test]
+    fn the_build_line_keeps_whole_entries() {
+        let line =
+            "CPU : SSE3 = 1 | AVX = 1 | AVX512 = 0 | LLAMAFILE = 1 | OPENMP = 1 | REPACK = 1 |";
+        assert_eq!(build_summary(line), "CPU: SSE3 AVX LLAMAFILE OPENMP REPACK");
+        let candle = "target features: avx,avx2; CUDA: not compiled";
+        assert_eq!(build_summary(candle), candle);
+    }
+}
