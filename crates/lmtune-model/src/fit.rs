@@ -129,13 +129,13 @@ fn solve_held(
     let p = x.ncols();
     let mut held: Vec<Option<Held>> = vec![None; p];
     let mut kept: Vec<usize> = Vec::new();
-    for j in 0..p {
+    for (j, slot) in held.iter_mut().enumerate() {
         let mut with = kept.clone();
         with.push(j);
         if rank(&columns_of(x, &with)) > kept.len() {
             kept = with;
         } else {
-            held[j] = Some(Held::Undetermined);
+            *slot = Some(Held::Undetermined);
         }
     }
     loop {
