@@ -1,4 +1,5 @@
-//! Resident memory of the current process, with a resettable peak.
+//! Resident memory of the current process, with a resettable peak, and its
+//! CPU time.
 //!
 //! Linux keeps a high-water mark of the resident set (`VmHWM`); writing `5`
 //! to `/proc/self/clear_refs` resets it to the current RSS, so the peak can be
@@ -14,6 +15,29 @@ pub fn rss() -> Option<(u64, u64)> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kib = |key| lmtune_core::fingerprint::meminfo_kib(&status, key);
     Some((kib("VmRSS")? * 1024, kib("VmHWM")? * 1024))
+}
+
+/// CPU seconds this process has used, user + system, all threads
+/// (`getrusage(RUSAGE_SELF)`); `None` where unavailable.
+#[cfg(unix)]
+pub fn cpu_seconds() -> Option<f64> {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return None;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some(secs(usage.ru_utime) + secs(usage.ru_stime))
+}
+
+#[cfg(not(unix))]
+pub fn cpu_seconds() -> Option<f64> {
+    None
+}
+
+/// Cores busy between two readings: CPU seconds over wall seconds.
+pub fn busy_cores(cpu_before: f64, cpu_after: f64, wall_s: f64) -> Option<f64> {
+    (wall_s > 0.0 && cpu_after >= cpu_before).then(|| (cpu_after - cpu_before) / wall_s)
 }
 
 /// `pid` and all its descendants (Linux `/proc`; just `pid` elsewhere).
@@ -71,6 +95,21 @@ mod tests {
         assert!(tree.contains(&child.id()), "{tree:?}");
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn cpu_seconds_count_a_busy_loop() {
+        let (cpu, wall) = (cpu_seconds().unwrap(), std::time::Instant::now());
+        let mut x = 0u64;
+        while wall.elapsed().as_millis() < 200 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let busy = busy_cores(cpu, cpu_seconds().unwrap(), wall.elapsed().as_secs_f64()).unwrap();
+        // At least most of one core (other tests may run beside it).
+        assert!(busy > 0.5, "{busy}");
+        assert_eq!(busy_cores(2.0, 1.0, 1.0), None);
+        assert_eq!(busy_cores(1.0, 2.0, 0.0), None);
     }
 
     #[test]

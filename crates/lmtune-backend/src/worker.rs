@@ -83,6 +83,7 @@ pub fn serve(mut backend: Box<dyn Backend>) -> std::io::Result<()> {
                 }
                 let before = memory::rss().map(|(current, _)| current);
                 let reset = memory::reset_peak_rss();
+                let (cpu_before, wall) = (memory::cpu_seconds(), std::time::Instant::now());
                 let mut progress_err = None;
                 let result = backend.run(&point, &measure, seed, &mut |rep| {
                     if let Err(e) = send(&mut out, &Response::Progress { rep }) {
@@ -99,6 +100,10 @@ pub fn serve(mut backend: Box<dyn Backend>) -> std::io::Result<()> {
                         let own = measurement.server.is_some();
                         if !own {
                             measurement.rss_before_bytes = before;
+                            measurement.cpu_busy_cores =
+                                cpu_before.zip(memory::cpu_seconds()).and_then(|(b, a)| {
+                                    memory::busy_cores(b, a, wall.elapsed().as_secs_f64())
+                                });
                         }
                         if measurement.rss_peak_bytes.is_none() && !own {
                             measurement.rss_peak_bytes = if reset {

@@ -53,6 +53,41 @@ impl Fingerprint {
     }
 }
 
+/// llama.cpp's build as llama-bench prints it (`build_number`,
+/// `build_commit`): carried inside `backend_version` as
+/// "llama.cpp build N (COMMIT)" by the llama.cpp backend and by llama-bench
+/// import, so exports name llama.cpp's build, not lmtune's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LlamaCppBuild {
+    /// `git rev-list --count HEAD` of llama.cpp; 0 when built without git
+    /// (llama.cpp's own default).
+    pub number: u64,
+    /// The short commit; "unknown" when built without git.
+    pub commit: String,
+}
+
+impl LlamaCppBuild {
+    const MARK: &'static str = "llama.cpp build ";
+
+    /// The one text form, inside `backend_version`.
+    pub fn label(&self) -> String {
+        format!("{}{} ({})", Self::MARK, self.number, self.commit)
+    }
+
+    /// The build in a `backend_version`; `None` where it names none (other
+    /// backends, and llama.cpp records of older versions, which carried only
+    /// the llama-cpp-2 crate version).
+    pub fn parse(backend_version: &str) -> Option<LlamaCppBuild> {
+        let (_, rest) = backend_version.split_once(Self::MARK)?;
+        let (number, rest) = rest.split_once(" (")?;
+        let (commit, _) = rest.split_once(')')?;
+        Some(LlamaCppBuild {
+            number: number.trim().parse().ok()?,
+            commit: commit.trim().to_string(),
+        })
+    }
+}
+
 /// A compute device as the backend reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackendDevice {
@@ -384,6 +419,18 @@ fn cache_dir() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn llama_cpp_build_round_trips_through_backend_version() {
+        let b = LlamaCppBuild {
+            number: 6123,
+            commit: "a1b2c3d".into(),
+        };
+        let version = format!("llama-cpp-2 0.1.160, {}, ggml 0.9.4", b.label());
+        assert_eq!(LlamaCppBuild::parse(&version), Some(b));
+        assert_eq!(LlamaCppBuild::parse("llama-cpp-2 0.1.160"), None);
+        assert_eq!(LlamaCppBuild::parse("llama.cpp build x (y)"), None);
+    }
 
     #[test]
     fn physical_cores_count_distinct_core_ids() {

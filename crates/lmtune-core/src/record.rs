@@ -69,6 +69,12 @@ pub struct Measurement {
     pub n_ubatch_actual: Option<u32>,
     /// Warnings and errors the backend logged during the point.
     pub backend_log: Vec<String>,
+    /// Cores busy while the point ran: the worker's CPU seconds (user +
+    /// system, every thread) over the wall time of the point, warm-up
+    /// included. Absent for a server (its CPU is another process's) and in
+    /// records of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_busy_cores: Option<f64>,
     /// Server measurements (the `openai` backend): latencies, token counts
     /// and where they came from. With a managed server, the RSS fields above
     /// are the server's process tree, not the worker's.

@@ -119,9 +119,70 @@ pub fn outliers(samples: &[f64]) -> Vec<usize> {
         .collect()
 }
 
+/// A point whose 95% CI half-width is more than this share of its mean is
+/// noisy: its mean cannot be told from one 10% away.
+pub const NOISY_CI_HALF_WIDTH: f64 = 0.10;
+
+/// Why a point's mean needs a second look: the one rule `run`'s table and
+/// `report` flag points by.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Doubts {
+    /// The 95% CI half-width relative to the mean, when over
+    /// [`NOISY_CI_HALF_WIDTH`] (two samples or more).
+    pub noisy_ci_half_width: Option<f64>,
+    /// Repetitions that jumped away from the others ([`outliers`]).
+    pub outliers: Vec<usize>,
+}
+
+impl Doubts {
+    /// The doubts about a point summarized by `s` from `samples`.
+    pub fn of(s: &Summary, samples: &[f64]) -> Doubts {
+        let relative = s.relative_ci_half_width();
+        Doubts {
+            noisy_ci_half_width: (s.n >= 2 && relative > NOISY_CI_HALF_WIDTH).then_some(relative),
+            outliers: outliers(samples),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.noisy_ci_half_width.is_none() && self.outliers.is_empty()
+    }
+
+    /// A table cell: "noisy ±81%", "outliers [3]", or both; "" when none.
+    pub fn label(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(h) = self.noisy_ci_half_width {
+            parts.push(format!("noisy ±{:.0}%", h * 100.0));
+        }
+        if !self.outliers.is_empty() {
+            parts.push(format!("outliers {:?}", self.outliers));
+        }
+        parts.join(", ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn doubts_flag_a_wide_interval_and_jumps_only() {
+        let steady = [100.0, 101.0, 99.0, 100.0, 100.5];
+        let s = Summary::of(&steady).unwrap();
+        assert!(Doubts::of(&s, &steady).is_empty());
+        assert_eq!(Doubts::of(&s, &steady).label(), "");
+        let wide = [40.0, 160.0, 100.0];
+        let s = Summary::of(&wide).unwrap();
+        let d = Doubts::of(&s, &wide);
+        assert!(d.noisy_ci_half_width.unwrap() > 1.0, "{d:?}");
+        assert!(d.label().starts_with("noisy ±"), "{}", d.label());
+        let jump = [100.0, 101.0, 99.0, 100.0, 100.5, 100.2, 60.0];
+        let s = Summary::of(&jump).unwrap();
+        assert_eq!(Doubts::of(&s, &jump).outliers, vec![6]);
+        // One sample has no interval: not noisy.
+        let one = Summary::of(&[5.0]).unwrap();
+        assert!(Doubts::of(&one, &[5.0]).is_empty());
+    }
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol

@@ -8,6 +8,13 @@
 //! refitted without it;
 //! the fit lists it, and keeps the error over all points next to the error
 //! over the rest, so nothing disappears silently.
+//!
+//! A coefficient no point tells apart from the others (collinear columns)
+//! is held at 0 and marked [`Held::Undetermined`]; in a fit of times
+//! ([`fit_linear_nonneg`]) one the free fit makes negative (a negative time
+//! per token or per byte, physically impossible) is held at 0, marked
+//! [`Held::AtZero`], and the rest refitted. A point whose leave-one-out fit
+//! cannot predict it (it alone measured a term) has no leave-one-out error.
 
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
@@ -17,9 +24,24 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 pub struct Coefficient {
     pub name: String,
     pub value: f64,
-    /// 95% confidence interval; `None` without residual degrees of freedom.
+    /// 95% confidence interval; `None` without residual degrees of freedom
+    /// or when held.
     pub ci95_low: Option<f64>,
     pub ci95_high: Option<f64>,
+    /// Why `value` is 0 and not the least-squares value; `None` when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Held>,
+}
+
+/// A coefficient set to 0 instead of fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Held {
+    /// The free fit made it negative, which a time cannot be; held at 0
+    /// and the other terms refitted.
+    AtZero { free_value: f64 },
+    /// No point tells it apart from the other terms.
+    Undetermined,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +53,10 @@ pub struct LinearFit {
     /// target the caller cares about (see [`fit_linear`]).
     pub loo_mape: Option<f64>,
     pub loo_max_abs_pct: Option<f64>,
+    /// Points the leave-one-out errors cover: those the other points
+    /// predict (a point that alone measured a term has no error).
+    #[serde(default)]
+    pub loo_n: usize,
     /// Rows set aside as outliers, with their leave-one-out error in the
     /// fit over all rows; `n`, the coefficients and the errors above are
     /// those of the fit without them.
@@ -76,6 +102,67 @@ fn solve(x: &DMatrix<f64>, y: &DVector<f64>) -> Option<DVector<f64>> {
     x.clone().svd(true, true).solve(y, 1e-12).ok()
 }
 
+/// The rank of `x`, singular values under 1e-9 of the largest counted as 0.
+fn rank(x: &DMatrix<f64>) -> usize {
+    if x.is_empty() {
+        return 0;
+    }
+    let sv = x.clone().singular_values();
+    let top = sv.max();
+    sv.iter().filter(|&&v| v > top * 1e-9 && v > 0.0).count()
+}
+
+/// `x` restricted to `columns`.
+fn columns_of(x: &DMatrix<f64>, columns: &[usize]) -> DMatrix<f64> {
+    DMatrix::from_fn(x.nrows(), columns.len(), |i, k| x[(i, columns[k])])
+}
+
+/// Least squares over the columns the rows determine (each kept only if
+/// it raises the rank, in order, so intercepts stay first), with
+/// `nonneg` holding negative coefficients at 0 one at a time (the most
+/// negative first): the coefficients (0 where held) and why each is held.
+fn solve_held(
+    x: &DMatrix<f64>,
+    y: &DVector<f64>,
+    nonneg: bool,
+) -> Option<(DVector<f64>, Vec<Option<Held>>)> {
+    let p = x.ncols();
+    let mut held: Vec<Option<Held>> = vec![None; p];
+    let mut kept: Vec<usize> = Vec::new();
+    for (j, slot) in held.iter_mut().enumerate() {
+        let mut with = kept.clone();
+        with.push(j);
+        if rank(&columns_of(x, &with)) > kept.len() {
+            kept = with;
+        } else {
+            *slot = Some(Held::Undetermined);
+        }
+    }
+    loop {
+        let mut beta = DVector::zeros(p);
+        if !kept.is_empty() {
+            let b = solve(&columns_of(x, &kept), y)?;
+            for (k, &j) in kept.iter().enumerate() {
+                beta[j] = b[k];
+            }
+        }
+        let worst = kept
+            .iter()
+            .copied()
+            .filter(|&j| nonneg && beta[j] < -1e-12)
+            .min_by(|&a, &b| beta[a].total_cmp(&beta[b]));
+        match worst {
+            Some(j) => {
+                held[j] = Some(Held::AtZero {
+                    free_value: beta[j],
+                });
+                kept.retain(|&k| k != j);
+            }
+            None => return Some((beta, held)),
+        }
+    }
+}
+
 /// Fits y ≈ Σ βⱼ·xⱼ. `names` name the columns of `rows`. `target` maps a
 /// point's fitted y back to the quantity whose error matters (e.g. the
 /// residue model predicts total memory = structural + residue) and is given
@@ -87,8 +174,36 @@ pub fn fit_linear(
     y: &[f64],
     target: impl Fn(usize, f64) -> f64,
 ) -> Result<LinearFit, FitError> {
+    fit_with_outliers(what, names, rows, y, &target, false)
+}
+
+/// Like [`fit_linear`], for a fit whose every coefficient is a time (per
+/// token, per byte, per micro-batch): one the free fit makes negative is
+/// held at 0 ([`Held::AtZero`]) and the rest refitted.
+pub fn fit_linear_nonneg(
+    what: &str,
+    names: &[&str],
+    rows: &[Vec<f64>],
+    y: &[f64],
+    target: impl Fn(usize, f64) -> f64,
+) -> Result<LinearFit, FitError> {
+    fit_with_outliers(what, names, rows, y, &target, true)
+}
+
+fn fit_with_outliers(
+    what: &str,
+    names: &[&str],
+    rows: &[Vec<f64>],
+    y: &[f64],
+    target: &dyn Fn(usize, f64) -> f64,
+    nonneg: bool,
+) -> Result<LinearFit, FitError> {
     let (n, p) = (rows.len(), names.len());
-    let (all, _) = fit_once(what, names, rows, y, &target, false)?;
+    let shape = Shape {
+        exact_ok: false,
+        nonneg,
+    };
+    let (all, _) = fit_once(what, names, rows, y, target, shape)?;
     // Set aside the worst row while it stands out, one at a time (a wild
     // point drags the fit, so the others' errors are judged again without it).
     let mut keep: Vec<usize> = (0..n).collect();
@@ -103,7 +218,7 @@ pub fn fit_linear(
             &kept_rows,
             &kept_y,
             &|k, v| target(keep[k], v),
-            false,
+            shape,
         )?;
         fit = f;
         if outliers.len() + 1 > n / 10 || keep.len() < p + 3 {
@@ -148,21 +263,32 @@ pub fn fit_linear_all(
     y: &[f64],
     target: impl Fn(usize, f64) -> f64,
 ) -> Result<LinearFit, FitError> {
-    Ok(fit_once(what, names, rows, y, &target, true)?.0)
+    let shape = Shape {
+        exact_ok: true,
+        nonneg: false,
+    };
+    Ok(fit_once(what, names, rows, y, &target, shape)?.0)
 }
 
-/// One least-squares fit, and each row's leave-one-out error. `exact_ok`
-/// accepts as many rows as coefficients (no intervals then).
+/// How [`fit_once`] fits: `exact_ok` accepts as many rows as coefficients
+/// (no intervals then); `nonneg` holds negative coefficients at 0.
+#[derive(Clone, Copy)]
+struct Shape {
+    exact_ok: bool,
+    nonneg: bool,
+}
+
+/// One least-squares fit, and each row's leave-one-out error.
 fn fit_once(
     what: &str,
     names: &[&str],
     rows: &[Vec<f64>],
     y: &[f64],
     target: &dyn Fn(usize, f64) -> f64,
-    exact_ok: bool,
+    shape: Shape,
 ) -> Result<(LinearFit, Vec<Option<f64>>), FitError> {
     let (n, p) = (rows.len(), names.len());
-    let needed = if exact_ok { p.max(1) } else { p + 1 };
+    let needed = if shape.exact_ok { p.max(1) } else { p + 1 };
     if n < needed {
         return Err(FitError::TooFewPoints {
             what: what.into(),
@@ -172,15 +298,19 @@ fn fit_once(
     }
     let x = DMatrix::from_fn(n, p, |i, j| rows[i][j]);
     let yv = DVector::from_column_slice(y);
-    let beta = solve(&x, &yv).ok_or_else(|| FitError::Degenerate(what.into()))?;
+    let (beta, held) =
+        solve_held(&x, &yv, shape.nonneg).ok_or_else(|| FitError::Degenerate(what.into()))?;
     let fitted = &x * &beta;
     let residuals = &yv - &fitted;
     let sse = residuals.dot(&residuals);
     let mean = yv.mean();
     let sst = yv.iter().map(|v| (v - mean).powi(2)).sum::<f64>();
     let r_squared = if sst > 0.0 { 1.0 - sse / sst } else { 1.0 };
-    let dof = n - p;
-    let xtx_inv = (x.transpose() * &x).try_inverse();
+    // Intervals over the fitted columns only: a held one has none.
+    let free: Vec<usize> = (0..p).filter(|&j| held[j].is_none()).collect();
+    let dof = n.saturating_sub(free.len());
+    let xf = columns_of(&x, &free);
+    let xtx_inv = (xf.transpose() * &xf).try_inverse();
     let t = StudentsT::new(0.0, 1.0, dof as f64)
         .map(|d| d.inverse_cdf(0.975))
         .ok();
@@ -188,9 +318,10 @@ fn fit_once(
         .iter()
         .enumerate()
         .map(|(j, name)| {
-            let half = match (&xtx_inv, t) {
-                (Some(inv), Some(t)) if dof > 0 => {
-                    Some(t * (sse / dof as f64 * inv[(j, j)]).max(0.0).sqrt())
+            let k = free.iter().position(|&f| f == j);
+            let half = match (&xtx_inv, t, k) {
+                (Some(inv), Some(t), Some(k)) if dof > 0 => {
+                    Some(t * (sse / dof as f64 * inv[(k, k)]).max(0.0).sqrt())
                 }
                 _ => None,
             };
@@ -199,6 +330,7 @@ fn fit_once(
                 value: beta[j],
                 ci95_low: half.map(|h| beta[j] - h),
                 ci95_high: half.map(|h| beta[j] + h),
+                held: held[j],
             }
         })
         .collect();
@@ -208,12 +340,21 @@ fn fit_once(
     for (i, slot) in by_row.iter_mut().enumerate() {
         let keep: Vec<usize> = (0..n).filter(|&k| k != i).collect();
         let xi = DMatrix::from_fn(n - 1, p, |r, j| rows[keep[r]][j]);
+        // Predictable only when its row lies in the others' span: else it
+        // alone measured some term, and any prediction of it is arbitrary.
+        let with_i = DMatrix::from_fn(n, p, |r, j| rows[if r < n - 1 { keep[r] } else { i }][j]);
+        if rank(&with_i) > rank(&xi) {
+            continue;
+        }
         let yi = DVector::from_iterator(n - 1, keep.iter().map(|&k| y[k]));
-        let Some(b) = solve(&xi, &yi) else { continue };
+        let Some((b, _)) = solve_held(&xi, &yi, shape.nonneg) else {
+            continue;
+        };
         let predicted = (0..p).map(|j| b[j] * rows[i][j]).sum::<f64>();
         let (truth, guess) = (target(i, y[i]), target(i, predicted));
-        if truth != 0.0 {
-            *slot = Some(((guess - truth) / truth).abs());
+        let error = ((guess - truth) / truth).abs();
+        if truth != 0.0 && error.is_finite() {
+            *slot = Some(error);
         }
     }
     let errors: Vec<f64> = by_row.iter().filter_map(|e| *e).collect();
@@ -229,6 +370,7 @@ fn fit_once(
             r_squared,
             loo_mape,
             loo_max_abs_pct,
+            loo_n: errors.len(),
             outliers: Vec::new(),
             loo_mape_all: None,
         },
@@ -292,6 +434,59 @@ mod tests {
         y[7] = (2.0 + 3.0 * 7.0) * 0.99;
         let f = fit_linear("toy", &["a", "b"], &rows, &y, |_, v| v).unwrap();
         assert!(f.outliers.is_empty() && f.loo_mape_all.is_none());
+    }
+
+    #[test]
+    fn a_negative_time_is_held_at_zero_and_said_so() {
+        // ms = 10 − 0.5·x: the free fit's slope is negative.
+        let rows: Vec<Vec<f64>> = (0..6).map(|i| vec![1.0, i as f64]).collect();
+        let y: Vec<f64> = rows.iter().map(|r| 10.0 - 0.5 * r[1]).collect();
+        let free = fit_linear("toy", &["a", "b"], &rows, &y, |_, v| v).unwrap();
+        assert!((free.coefficients[1].value + 0.5).abs() < 1e-9);
+        assert_eq!(free.coefficients[1].held, None);
+        let f = fit_linear_nonneg("toy", &["a", "b"], &rows, &y, |_, v| v).unwrap();
+        let b = &f.coefficients[1];
+        assert_eq!(b.value, 0.0);
+        assert!(b.ci95_low.is_none());
+        assert!(
+            matches!(b.held, Some(Held::AtZero { free_value }) if (free_value + 0.5).abs() < 1e-9)
+        );
+        // The intercept takes the mean, with an interval.
+        assert!((f.coefficients[0].value - 8.75).abs() < 1e-9, "{f:?}");
+        assert!(f.coefficients[0].ci95_low.is_some());
+    }
+
+    #[test]
+    fn a_point_that_alone_measured_a_term_has_no_leave_one_out_error() {
+        // Two "thread counts": the second measured once. Without it, its
+        // constant is unknown: no error for it (it was inf%), and the fit
+        // says over how many points its error is.
+        let rows = vec![
+            vec![1.0, 0.0],
+            vec![1.0, 0.0],
+            vec![1.0, 0.0],
+            vec![0.0, 1.0],
+        ];
+        let y = vec![10.0, 10.5, 9.5, 4.0];
+        let f = fit_linear("toy", &["t1", "t2"], &rows, &y, |_, v| 1000.0 / v).unwrap();
+        assert_eq!(f.loo_n, 3);
+        assert!(f.loo_mape.unwrap().is_finite());
+        assert!((f.coefficients[1].value - 4.0).abs() < 1e-9);
+        // Only points alone at their terms: no error at all.
+        let f = fit_linear_all("toy", &["t1", "t2"], &rows[2..], &y[2..], |_, v| v).unwrap();
+        assert_eq!((f.loo_n, f.loo_mape), (0, None));
+    }
+
+    #[test]
+    fn a_collinear_term_is_undetermined_not_zero_by_accident() {
+        let rows: Vec<Vec<f64>> = (0..6)
+            .map(|i| vec![1.0, i as f64, 2.0 * i as f64])
+            .collect();
+        let y: Vec<f64> = rows.iter().map(|r| 1.0 + r[1]).collect();
+        let f = fit_linear("toy", &["a", "b", "c"], &rows, &y, |_, v| v).unwrap();
+        assert_eq!(f.coefficients[2].held, Some(Held::Undetermined));
+        assert!((f.coefficients[1].value - 1.0).abs() < 1e-9, "{f:?}");
+        assert!(f.coefficients[1].ci95_low.is_some());
     }
 
     #[test]

@@ -20,7 +20,9 @@ mod throughput;
 pub mod tuner;
 
 pub use across::{fit_across_models, HeldOutModel, MachineCalibration, TgObservation, ThreadTerms};
-pub use fit::{fit_linear, fit_linear_all, Coefficient, FitError, LinearFit};
+pub use fit::{
+    fit_linear, fit_linear_all, fit_linear_nonneg, Coefficient, FitError, Held, LinearFit,
+};
 pub use memory::{
     compute_buffer_bytes, op_offload_device_bytes, predict_memory, predict_memory_at, ContextShape,
     CpuBackend, MemoryBreakdown, MemoryPrediction, Placement, GPU_OVERHEAD_BYTES,

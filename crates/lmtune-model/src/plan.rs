@@ -128,7 +128,12 @@ pub fn apply_calibration(plan: &mut Plan, cal: &crate::Calibration, threads: u32
     }
     if let Some(tg) = &cal.tg {
         let name = format!("ms_per_token_at_{threads}_threads");
-        if let Some(c) = tg.coefficients.iter().find(|c| c.name == name) {
+        // A held coefficient (0) is no time per token to plan with.
+        if let Some(c) = tg
+            .coefficients
+            .iter()
+            .find(|c| c.name == name && c.held.is_none())
+        {
             if let Some(row) = plan.rows.iter_mut().find(|r| r.n_gpu_layers == 0) {
                 row.tg_tokens_per_s = 1000.0 / c.value;
                 applied.push(format!("CPU-only generation at {threads} threads: fitted {:.1} t/s (leave-one-out error {:.1}%)", row.tg_tokens_per_s, tg.loo_mape.unwrap_or(f64::NAN) * 100.0));

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lmtune_core::fingerprint::{Fingerprint, GpuInfo, HostInfo, ModelFingerprint};
+use lmtune_core::fingerprint::{Fingerprint, GpuInfo, HostInfo, LlamaCppBuild, ModelFingerprint};
 use lmtune_core::knobs::{ContextParams, FlashAttn, KvType, LoadParams, Test};
 use lmtune_core::record::{Measurement, Record, Status, RESULTS_SCHEMA_VERSION};
 use lmtune_core::stats::{outliers, Summary};
@@ -268,11 +268,11 @@ fn from_llama_bench(v: &Value, index: usize, path: &Path) -> Result<Record, Impo
             .collect(),
         gpu_note: None,
         backend: "llama-bench".into(),
-        backend_version: format!(
-            "llama.cpp build {} ({})",
-            text("build_number"),
-            text("build_commit")
-        ),
+        backend_version: LlamaCppBuild {
+            number: int("build_number").unwrap_or(0).max(0) as u64,
+            commit: text("build_commit"),
+        }
+        .label(),
         backend_build: text("backends"),
         backend_devices: Vec::new(),
         lmtune_version: String::new(),

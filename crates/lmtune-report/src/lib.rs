@@ -23,6 +23,7 @@ pub mod compare;
 pub mod export;
 pub mod import;
 mod jsonl;
+pub mod paste;
 pub mod report;
 
 pub use export::{

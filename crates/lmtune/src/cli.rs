@@ -475,8 +475,10 @@ pub struct ReportArgs {
     /// Write only SVG charts (no PNG).
     #[arg(long)]
     pub no_png: bool,
-    /// Only these charts (comma-separated name prefixes: tg_vs, pp_vs, memory,
-    /// heatmap, predicted, roofline, hardware).
+    /// Only these charts (comma-separated name prefixes: tg_vs, pp_vs,
+    /// pp+tg_vs, tg_by, pp_by, pp+tg_by, memory_vs, heatmap, predicted,
+    /// roofline, hardware_comparison, engine_vs_server, backends; or a
+    /// chart's full name, e.g. tg_vs_threads).
     #[arg(long, value_delimiter = ',')]
     pub charts: Vec<String>,
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lmtune_core::knobs::knob_label;
 use lmtune_core::record::{Record, Status};
 
 /// `results/<date>-<host>-<scenario>/`, with `-2`, `-3`, … when taken.
@@ -86,16 +87,11 @@ impl Progress {
                 (status, _) => status.as_str().to_string(),
             };
             eprintln!(
-                "[{}/{}] {} ngl={} n_ctx={} n_batch={} n_ubatch={} threads={}{}: {result}",
+                "[{}/{}] {} {}: {result}",
                 r.point_index + 1,
                 self.total,
                 r.test,
-                r.load.n_gpu_layers,
-                r.ctx.n_ctx,
-                r.ctx.n_batch,
-                r.ctx.n_ubatch,
-                r.ctx.threads,
-                r.ctx.non_default_label()
+                knob_label(&r.load, &r.ctx, true)
             );
         }
     }

@@ -280,3 +280,78 @@ fn fit_across_models_predicts_each_model_from_the_others_and_plan_uses_it() {
         "{eta} {used:?}"
     );
 }
+
+/// Issue 22 #12: `fit` printed a negative time per micro-batch
+/// (`ms_times_ubatch -84.7`), and "leave-one-out error inf%" where one
+/// point alone measured a thread count. The committed grid, altered so that
+/// larger micro-batches are slower (the free fit's ms_times_ubatch is −100)
+/// and with one tg point moved to 3 threads (measured nowhere else): the
+/// negative term is held at 0 and said so, the lone point has no
+/// leave-one-out error and the error says over how many points it is.
+#[test]
+fn fit_holds_impossible_negative_times_at_zero_and_never_prints_inf() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        std::fs::read_to_string(root.join("results/2026-11-21-vm-cpu-grid/results.jsonl")).unwrap();
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        let mut r: Value = serde_json::from_str(line).unwrap();
+        if r["test"] == "pp128" {
+            let ubatch = r["n_ubatch"].as_f64().unwrap().min(128.0);
+            let tps = 1000.0 / (5.0 - 100.0 / ubatch);
+            r["tokens_per_s"]["mean"] = tps.into();
+        }
+        if r["point_index"] == 1 {
+            r["threads"] = 3.into();
+        }
+        lines.push(serde_json::to_string(&r).unwrap());
+    }
+    let results = dir.path().join("results.jsonl");
+    std::fs::write(&results, lines.join("\n") + "\n").unwrap();
+    let cal = dir.path().join("cal.json");
+    let out = lmtune()
+        .current_dir(&root)
+        .arg("fit")
+        .arg(&results)
+        .arg("-o")
+        .arg(&cal)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !stdout.contains("inf%") && !stdout.contains("NaN"),
+        "{stdout}"
+    );
+    let held = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("ms_times_ubatch "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(held.contains("held at 0: the free fit gave -"), "{held}");
+    let tg = stdout
+        .lines()
+        .find(|l| l.contains("generation (ms per token)"))
+        .unwrap();
+    assert!(tg.contains("over 19 of 20 points"), "{tg}");
+
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&cal).unwrap()).unwrap();
+    for m in ["tg", "pp"] {
+        for c in v["calibrations"][0][m]["coefficients"].as_array().unwrap() {
+            assert!(c["value"].as_f64().unwrap() >= 0.0, "{m}: {c}");
+        }
+    }
+    let pp = v["calibrations"][0]["pp"]["coefficients"]
+        .as_array()
+        .unwrap();
+    let c = pp.iter().find(|c| c["name"] == "ms_times_ubatch").unwrap();
+    assert_eq!(c["value"], 0.0);
+    assert!(
+        c["held"]["at_zero"]["free_value"].as_f64().unwrap() < -50.0,
+        "{c}"
+    );
+}

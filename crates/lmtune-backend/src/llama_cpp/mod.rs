@@ -24,7 +24,7 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
-use lmtune_core::fingerprint::BackendDevice;
+use lmtune_core::fingerprint::{BackendDevice, LlamaCppBuild};
 use lmtune_core::knobs::{ContextParams, FlashAttn, KvType, LoadParams};
 use lmtune_core::record::{Measurement, Placement};
 use lmtune_core::scenario::{MeasureSpec, Point};
@@ -34,6 +34,36 @@ use crate::{Backend, BackendError, BackendInfo};
 
 /// The crate version this backend is pinned to (see the workspace Cargo.toml).
 const LLAMA_CPP_2_VERSION: &str = "0.1.160";
+
+/// The crate version and the llama.cpp build it compiled, as ggml reports
+/// it (llama-bench's `build_commit`): "unknown" when the sources came without
+/// git (crates.io), which llama-bench built from the same sources prints too.
+/// llama.cpp keeps its build number in `common`, which is not linked: 0,
+/// llama.cpp's own value without git.
+fn version() -> String {
+    let text = |p: *const std::ffi::c_char| {
+        if p.is_null() {
+            "unknown".to_string()
+        } else {
+            // SAFETY: ggml returns static NUL-terminated strings.
+            unsafe { std::ffi::CStr::from_ptr(p) }
+                .to_string_lossy()
+                .into_owned()
+        }
+    };
+    // SAFETY: both take no arguments and return static strings.
+    let (commit, ggml) = unsafe {
+        (
+            text(llama_cpp_sys_2::ggml_commit()),
+            text(llama_cpp_sys_2::ggml_version()),
+        )
+    };
+    let build = LlamaCppBuild { number: 0, commit };
+    format!(
+        "llama-cpp-2 {LLAMA_CPP_2_VERSION}, {}, ggml {ggml}",
+        build.label()
+    )
+}
 
 pub struct LlamaCppBackend {
     // Field order matters: the models must drop before the backend.
@@ -110,7 +140,7 @@ impl Backend for LlamaCppBackend {
             .collect();
         BackendInfo {
             name: "llama-cpp".into(),
-            version: format!("llama-cpp-2 {LLAMA_CPP_2_VERSION}"),
+            version: version(),
             build: system,
             devices,
         }

@@ -5,6 +5,7 @@
 
 use std::io;
 
+use lmtune_core::fingerprint::LlamaCppBuild;
 use lmtune_core::knobs::{FlashAttn, LoadParams, EXPS};
 use lmtune_core::record::{Record, Status};
 
@@ -131,9 +132,15 @@ pub(super) fn row(r: &Record) -> Vec<String> {
     } else {
         "CPU"
     };
+    // llama-bench's build is llama.cpp's; without one (other backends,
+    // older records) what llama-bench prints when built without git.
+    let build = LlamaCppBuild::parse(&fp.backend_version).unwrap_or(LlamaCppBuild {
+        number: 0,
+        commit: "unknown".into(),
+    });
     vec![
-        fp.lmtune_commit.clone(),
-        "0".into(),
+        build.commit,
+        build.number.to_string(),
         fp.host.cpu_model.clone(),
         gpu_info,
         backends.into(),

@@ -3,6 +3,7 @@
 use std::io;
 
 use lmtune_core::record::{Record, Status};
+use lmtune_core::stats::Doubts;
 
 use super::{params_label, text, Exporter};
 use crate::human_bytes;
@@ -123,17 +124,35 @@ pub fn markdown_table(records: &[Record]) -> String {
     if gpu {
         header.extend(gpu_headers.iter().map(|h| h.to_string()));
     }
+    // Cores busy, where the records have it (in-process backends, newer records).
+    let cpu = records
+        .iter()
+        .any(|r| r.measurement.cpu_busy_cores.is_some());
+    if cpu {
+        header.push("CPU cores busy".into());
+    }
     header.extend(["test".to_string(), "t/s".into()]);
     let mut right = vec![false, true, true, false];
     right.extend(knobs.iter().map(|_| true));
     if gpu {
         right.extend(gpu_headers.iter().map(|_| true));
     }
+    if cpu {
+        right.push(true);
+    }
     right.extend([true, true]);
+    // A "check" column only when a point is noisy or had outlier repetitions.
+    let doubts: Vec<String> = records.iter().map(doubts_label).collect();
+    let any_doubt = doubts.iter().any(|d| !d.is_empty());
+    if any_doubt {
+        header.push("check".into());
+        right.push(false);
+    }
 
     let rows: Vec<Vec<String>> = records
         .iter()
-        .map(|r| {
+        .zip(&doubts)
+        .map(|(r, doubt)| {
             let m = &r.fingerprint.model;
             let mut row = vec![
                 format!(
@@ -168,11 +187,21 @@ pub fn markdown_table(records: &[Record]) -> String {
                 );
                 row.push(bytes(r.vram.as_ref().map(|v| v.used_bytes())));
             }
+            if cpu {
+                row.push(
+                    r.measurement
+                        .cpu_busy_cores
+                        .map_or("-".into(), |c| format!("{c:.1}")),
+                );
+            }
             row.push(r.test.clone());
             row.push(match (&r.status, &r.tokens_per_s) {
                 (Status::Ok, Some(s)) => format!("{:.2} ± {:.2}", s.mean, s.sd),
                 (status, _) => status.as_str().to_string(),
             });
+            if any_doubt {
+                row.push(doubt.clone());
+            }
             row
         })
         .collect();
@@ -217,4 +246,13 @@ pub fn markdown_table(records: &[Record]) -> String {
         out.push_str(&line(row));
     }
     out
+}
+
+/// The table's "check" cell: why a measured point's mean needs a second
+/// look ([`Doubts`], the rule `report` warns by); "" for none.
+fn doubts_label(r: &Record) -> String {
+    match (&r.status, &r.tokens_per_s) {
+        (Status::Ok, Some(s)) => Doubts::of(s, &r.measurement.samples_ts).label(),
+        _ => String::new(),
+    }
 }

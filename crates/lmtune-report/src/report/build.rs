@@ -1,7 +1,9 @@
 //! From records to chart specifications, and the warnings a reader needs.
 //! Each chart has its builder in `charts/`.
 
+use lmtune_core::knobs::knob_label;
 use lmtune_core::record::Status;
+use lmtune_core::stats::Doubts;
 
 use super::chart::Chart;
 use super::charts::{self, ChartInput, Tagged};
@@ -39,32 +41,29 @@ fn warnings_for(all: &[Tagged]) -> Vec<String> {
     for t in all {
         let r = t.r;
         let at = format!(
-            "{}: point {} ({}, ngl={} n_ctx={} n_batch={} n_ubatch={} threads={})",
+            "{}: point {} ({}, {})",
             t.input,
             r.point_index,
             r.test,
-            r.load.n_gpu_layers,
-            r.ctx.n_ctx,
-            r.ctx.n_batch,
-            r.ctx.n_ubatch,
-            r.ctx.threads
+            knob_label(&r.load, &r.ctx, true)
         );
         match (&r.status, &r.tokens_per_s) {
             (Status::Ok, Some(s)) => {
-                if s.n >= 2 && s.relative_ci_half_width() > 0.10 {
+                // Recomputed from the samples, so older records follow today's rule.
+                let doubts = Doubts::of(s, &r.measurement.samples_ts);
+                if let Some(h) = doubts.noisy_ci_half_width {
                     w.push(format!(
                         "noisy: {at}: 95% CI ±{:.0}% of the mean",
-                        s.relative_ci_half_width() * 100.0
+                        h * 100.0
                     ));
                 }
                 if s.n == 0 {
                     w.push(format!("no raw samples: {at} (llama-bench CSV)"));
                 }
-                // Recomputed from the samples, so older records follow today's rule.
-                let outliers = lmtune_core::stats::outliers(&r.measurement.samples_ts);
-                if !outliers.is_empty() {
+                if !doubts.outliers.is_empty() {
                     w.push(format!(
-                        "outliers (kept, median/MAD): {at}: samples {outliers:?}"
+                        "outliers (kept, median/MAD): {at}: samples {:?}",
+                        doubts.outliers
                     ));
                 }
             }

@@ -121,11 +121,14 @@ impl Chart {
         }
     }
 
-    /// Pixel size: wider for bar charts with many groups, so labels fit.
+    /// Pixel size: bar charts are as wide as their group labels need (about
+    /// 8 px a character, and a gap), so neighbouring labels never run together.
     pub fn size(&self) -> (u32, u32) {
         match self {
-            Chart::Bars { groups, .. } if groups.len() > 6 => {
-                (WIDTH.max(200 * groups.len() as u32 + 120), HEIGHT)
+            Chart::Bars { groups, .. } => {
+                let longest = groups.iter().map(|g| g.chars().count()).max().unwrap_or(0) as u32;
+                let per_group = (8 * longest + 24).max(if groups.len() > 6 { 200 } else { 0 });
+                (WIDTH.max(per_group * groups.len() as u32 + 120), HEIGHT)
             }
             _ => (WIDTH, HEIGHT),
         }

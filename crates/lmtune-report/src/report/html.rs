@@ -7,6 +7,7 @@ use lmtune_core::record::{Record, Status};
 
 use super::chart::Chart;
 use super::{Input, ReportOptions};
+use crate::paste::{self, Settings};
 use crate::{human_bytes, markdown_table};
 
 fn esc(s: &str) -> String {
@@ -50,7 +51,7 @@ fn machine_line(r: &Record) -> String {
         gpus,
         fp.backend,
         fp.backend_version,
-        fp.backend_build.chars().take(120).collect::<String>(),
+        build_summary(&fp.backend_build),
         if fp.lmtune_version.is_empty() { "–" } else { &fp.lmtune_version },
         if fp.lmtune_commit.is_empty() { "–" } else { &fp.lmtune_commit },
         fp.model.file_name,
@@ -66,8 +67,37 @@ fn machine_line(r: &Record) -> String {
     )
 }
 
-/// The fastest measured point of each kind, per input.
-fn recommendations(input: &Input) -> Vec<String> {
+/// llama.cpp's system line ("CPU : SSE3 = 1 | AVX = 1 | … | REPACK = 1 |")
+/// as the features that are on ("CPU: SSE3 AVX … REPACK"); it was cut at 120
+/// characters, mid-entry ("REPACK = ]"). Other backends' lines are whole.
+fn build_summary(build: &str) -> String {
+    if !build.contains(" = ") {
+        return build.trim().to_string();
+    }
+    let mut out: Vec<String> = Vec::new();
+    for entry in build.split('|').map(str::trim).filter(|e| !e.is_empty()) {
+        // A new device's entries start "NAME : KEY = VALUE".
+        let entry = match entry.split_once(" : ") {
+            Some((device, rest)) => {
+                out.push(format!("{}:", device.trim()));
+                rest.trim()
+            }
+            None => entry,
+        };
+        match entry.split_once(" = ") {
+            Some((_, "0")) => {}
+            Some((key, "1")) => out.push(key.trim().to_string()),
+            Some((key, value)) => out.push(format!("{}={}", key.trim(), value.trim())),
+            None => out.push(entry.to_string()),
+        }
+    }
+    out.join(" ")
+}
+
+/// The fastest measured point of each kind, per input: a headline and the
+/// settings to type (llama-server flags, LM Studio's settings) as the
+/// backend applied them.
+fn recommendations(input: &Input) -> Vec<(String, Vec<String>)> {
     let mut out = Vec::new();
     for (kind, what) in [
         (TestKind::Tg, "generation"),
@@ -80,11 +110,15 @@ fn recommendations(input: &Input) -> Vec<String> {
             .filter_map(|r| Some((r, r.tokens_per_s.as_ref()?.mean)))
             .max_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((r, tps)) = best {
-            let c = &r.ctx;
-            out.push(format!(
-                "fastest {what} ({}): {tps:.2} t/s with n_gpu_layers={} n_ctx={} n_batch={} n_ubatch={} threads={} type_k={} type_v={} flash_attn={}{}",
-                r.test, r.load.n_gpu_layers, c.n_ctx, c.n_batch, c.n_ubatch, c.threads, c.type_k, c.type_v, c.flash_attn, c.non_default_label()
-            ));
+            let headline = format!(
+                "fastest {what} ({}): {tps:.2} t/s (point {}, measured at n_ctx {})",
+                r.test, r.point_index, r.ctx.n_ctx
+            );
+            let settings: Vec<String> = paste::lines(&Settings::applied(r))
+                .into_iter()
+                .filter(|l| l.starts_with("llama-server:") || l.starts_with("LM Studio:"))
+                .collect();
+            out.push((headline, settings));
         }
     }
     out
@@ -118,8 +152,14 @@ pub fn index_html(
     }
     let _ = writeln!(h, "</ul><h2>Recommendation</h2><ul>");
     for i in inputs {
-        for line in recommendations(i) {
-            let _ = writeln!(h, "<li>{}: {}</li>", esc(&i.label), esc(&line));
+        for (headline, settings) in recommendations(i) {
+            let _ = writeln!(
+                h,
+                "<li>{}: {}<pre>{}</pre></li>",
+                esc(&i.label),
+                esc(&headline),
+                esc(&settings.join("\n"))
+            );
         }
     }
     let _ = writeln!(h, "</ul><h2>Charts</h2>");
@@ -203,8 +243,12 @@ pub fn summary_md(
     }
     let _ = writeln!(m, "\n## Recommendation\n");
     for i in inputs {
-        for line in recommendations(i) {
-            let _ = writeln!(m, "- {}: {line}", i.label);
+        for (headline, settings) in recommendations(i) {
+            let _ = writeln!(m, "- {}: {headline}\n\n  ```", i.label);
+            for line in settings {
+                let _ = writeln!(m, "  {line}");
+            }
+            let _ = writeln!(m, "  ```\n");
         }
     }
     let _ = writeln!(m, "\n## Results\n");
@@ -231,4 +275,18 @@ pub fn summary_md(
         let _ = writeln!(m, "- {w}");
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build_summary;
+
+    #[test]
+    fn the_build_line_keeps_whole_entries() {
+        let line =
+            "CPU : SSE3 = 1 | AVX = 1 | AVX512 = 0 | LLAMAFILE = 1 | OPENMP = 1 | REPACK = 1 |";
+        assert_eq!(build_summary(line), "CPU: SSE3 AVX LLAMAFILE OPENMP REPACK");
+        let candle = "target features: avx,avx2; CUDA: not compiled";
+        assert_eq!(build_summary(candle), candle);
+    }
 }

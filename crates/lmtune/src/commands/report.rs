@@ -1,9 +1,11 @@
 //! `lmtune report`: charts, index.html and summary.md from result files.
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use lmtune_core::units::parse_size;
 use lmtune_report::load_results;
-use lmtune_report::report::{write_report, Input, ReferenceRow, ReportOptions};
+use lmtune_report::report::{
+    is_chart_name, write_report, Input, ReferenceRow, ReportOptions, CHART_FAMILIES,
+};
 
 use crate::cli::ReportArgs;
 use crate::exit;
@@ -15,6 +17,12 @@ pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
             .map(|s| parse_size(s).map_err(|e| anyhow!("{flag}: {e}")))
             .transpose()
     };
+    if let Some(bad) = args.charts.iter().find(|c| !is_chart_name(c)) {
+        bail!(
+            "--charts {bad:?}: no such chart; use {} (a chart's full name, e.g. tg_vs_threads, picks one)",
+            CHART_FAMILIES.join(", ")
+        );
+    }
     let ram_budget_bytes = size("--ram-budget", &args.ram_budget)?;
     let vram_budget_bytes = size("--vram-budget", &args.vram_budget)?;
     let mut inputs = Vec::new();

@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use lmtune_core::fingerprint::{detect_gpus, file_sha256, Fingerprint, HostInfo, ModelFingerprint};
 use lmtune_core::record::{point_key, Record, Status};
 use lmtune_core::scenario::{MachineFacts, Plan, Point, Scenario};
+use lmtune_core::stats::{Doubts, NOISY_CI_HALF_WIDTH};
 use lmtune_core::units::parse_size;
 use lmtune_report::{
     markdown_table, read_jsonl, results_sinks, RecordSink, RESULTS_CSV, RESULTS_JSONL,
@@ -120,6 +121,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         print!("{}", markdown_table(&table));
     }
     let any_failed = print_failures(&table);
+    print_doubts(&table);
     if let Some(budget) = scenario.vram_budget_bytes {
         let over: Vec<&Record> = table
             .iter()
@@ -277,6 +279,35 @@ fn print_failures(table: &[Record]) -> bool {
         );
     }
     !failed.is_empty()
+}
+
+/// One line per point whose mean needs a second look (the table's "check"
+/// column, the rule `report` warns by), and what to do about it.
+fn print_doubts(table: &[Record]) {
+    let doubtful: Vec<(&Record, Doubts)> = table
+        .iter()
+        .filter(|r| r.status == Status::Ok)
+        .filter_map(|r| {
+            let d = Doubts::of(r.tokens_per_s.as_ref()?, &r.measurement.samples_ts);
+            (!d.is_empty()).then_some((r, d))
+        })
+        .collect();
+    for (r, d) in &doubtful {
+        eprintln!(
+            "point {} ({} {}): {}",
+            r.point_index,
+            r.test,
+            knob_summary_record(r),
+            d.label()
+        );
+    }
+    if !doubtful.is_empty() {
+        eprintln!(
+            "note: {} point(s) are noisy (95% CI wider than ±{:.0}% of the mean) or had outlier repetitions (the table's check column): measure them again with more repetitions ([measure] repetitions = 10, or \"auto\") on a quiet machine",
+            doubtful.len(),
+            NOISY_CI_HALF_WIDTH * 100.0
+        );
+    }
 }
 
 /// A new results directory `dir`: refused if it already holds results
@@ -536,16 +567,7 @@ fn knob_summary(p: &Point) -> String {
 }
 
 fn knob_summary_record(r: &Record) -> String {
-    let c = &r.ctx;
-    format!(
-        "ngl={} n_ctx={} n_batch={} n_ubatch={} threads={}{}",
-        r.load.n_gpu_layers,
-        c.n_ctx,
-        c.n_batch,
-        c.n_ubatch,
-        c.threads,
-        c.non_default_label()
-    )
+    lmtune_core::knobs::knob_label(&r.load, &r.ctx, true)
 }
 
 fn file_name(path: &Path) -> String {

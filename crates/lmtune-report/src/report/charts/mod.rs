@@ -47,6 +47,33 @@ const BUILDERS: [Builder; 9] = [
     backends::charts,
 ];
 
+/// What `--charts` accepts: every chart's name starts with one of these
+/// families (a name is `FAMILY` or `FAMILY_…`, e.g. `tg_vs_threads`).
+pub const CHART_FAMILIES: &[&str] = &[
+    "tg_vs",
+    "pp_vs",
+    "pp+tg_vs",
+    "tg_by",
+    "pp_by",
+    "pp+tg_by",
+    "memory_vs",
+    "heatmap",
+    "predicted",
+    "roofline",
+    "hardware_comparison",
+    "engine_vs_server",
+    "backends",
+];
+
+/// Whether `name` picks charts: the start of a family ("tg", "memory") or
+/// one chart of a family ("tg_vs_threads").
+pub fn is_chart_name(name: &str) -> bool {
+    !name.is_empty()
+        && CHART_FAMILIES
+            .iter()
+            .any(|f| f.starts_with(name) || name.starts_with(f))
+}
+
 /// Most series drawn on one chart (one colour each); more are split over
 /// several charts, each saying which part it is.
 const MAX_SERIES: usize = 8;
@@ -188,6 +215,7 @@ pub(super) fn build(input: &ChartInput, warnings: &mut Vec<String>) -> Vec<Chart
     for builder in BUILDERS {
         charts.extend(builder(input, warnings));
     }
+    debug_assert!(charts.iter().all(|c| is_chart_name(c.stem())));
     charts
 }
 

@@ -33,10 +33,17 @@ where
     } else {
         0.0
     };
+    // Headroom above the tallest bar for its value label and the legend
+    // (upper left, ~20 px a row over a plot ~450 px high), so neither lands
+    // on a bar.
+    let legend_rows =
+        first_appearances(bars.iter().map(|b| &b.series)).len() + usize::from(!ranges.is_empty());
+    let free = 1.0 - ((legend_rows as f64 * 20.0 + 40.0) / 450.0).min(0.6);
     let (y0, y1) = if log_y {
-        (ty(bottom) - 0.3, ty(top) + 0.3)
+        let y0 = ty(bottom) - 0.3;
+        (y0, y0 + (ty(top) + 0.15 - y0) / free)
     } else {
-        (0.0, top * 1.15 + 1e-9)
+        (0.0, top * 1.08 / free + 1e-9)
     };
     let n = groups.len().max(1) as f64;
     // Many groups: the chart is made wider (see Chart::size) and labels smaller.

@@ -53,12 +53,46 @@ pub(crate) fn significant(v: f64) -> String {
     human((v / magnitude).round() * magnitude)
 }
 
+/// An axis or bar number a reader takes in at a glance: 16.4k, 2.1M,
+/// 0.0012; never an exponent.
 pub(crate) fn human(v: f64) -> String {
-    if v.abs() >= 10_000.0 || (v != 0.0 && v.abs() < 0.01) {
-        format!("{v:.2e}")
+    let a = v.abs();
+    let trim = |s: String| {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    };
+    if a >= 1e9 {
+        format!("{}G", trim(format!("{:.2}", v / 1e9)))
+    } else if a >= 1e6 {
+        format!("{}M", trim(format!("{:.2}", v / 1e6)))
+    } else if a >= 10_000.0 {
+        format!("{}k", trim(format!("{:.1}", v / 1e3)))
+    } else if v != 0.0 && a < 0.01 {
+        // Two significant digits.
+        let decimals = (-a.log10().floor()) as usize + 1;
+        trim(format!("{v:.decimals$}"))
     } else if v.fract() == 0.0 {
         format!("{v:.0}")
     } else {
         format!("{v:.1}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+
+    #[test]
+    fn numbers_print_without_exponents() {
+        assert_eq!(human(16384.0), "16.4k");
+        assert_eq!(human(20000.0), "20k");
+        assert_eq!(human(2_100_000.0), "2.1M");
+        assert_eq!(human(0.0012), "0.0012");
+        assert_eq!(human(512.0), "512");
+        assert_eq!(human(12.34), "12.3");
+        assert_eq!(human(0.0), "0");
     }
 }

@@ -34,13 +34,16 @@ use lmtune_core::knobs::TestKind;
 use lmtune_core::record::{Record, Status};
 use lmtune_gguf::{GgufFile, ModelAnatomy};
 use lmtune_model::{
-    bytes_per_token, fit_across_models, fit_linear, predict_memory_at, Calibration, ContextShape,
-    CpuBackend, LinearFit, MachineCalibration, Placement, TgObservation,
+    bytes_per_token, fit_across_models, fit_linear, fit_linear_nonneg, predict_memory_at,
+    Calibration, ContextShape, CpuBackend, LinearFit, MachineCalibration, Placement, TgObservation,
 };
 use lmtune_report::load_results;
 
 use crate::cli::FitArgs;
 use crate::exit;
+
+mod print;
+use print::{print_calibration, print_fit_machine};
 
 pub fn run(args: FitArgs) -> anyhow::Result<u8> {
     let mut records = Vec::new();
@@ -195,59 +198,13 @@ fn fit_machines(ok: &[&Record]) -> Vec<MachineCalibration> {
         println!("  ms/token = t_fixed + GB read per token ÷ effective bandwidth (CPU only; weighted to relative error)");
         match fit_across_models(&machine, &backend, &obs) {
             Ok(c) => {
-                print_machine(&c);
+                print_fit_machine(&c);
                 out.push(c);
             }
             Err(e) => println!("  note: {e}"),
         }
     }
     out
-}
-
-fn print_machine(c: &MachineCalibration) {
-    let range = |ci: Option<[f64; 2]>, digits: usize| {
-        ci.map_or(String::new(), |[l, h]| {
-            format!(" (95% {l:.digits$}–{h:.digits$})")
-        })
-    };
-    for t in &c.threads {
-        println!(
-            "  {} thread(s): effective {:.1} GB/s{}{}; t_fixed {:.2} ms{}",
-            t.threads,
-            t.effective_gb_per_s,
-            range(t.effective_gb_per_s_ci95, 1),
-            match (t.eta, t.read_gb_per_s) {
-                (Some(eta), Some(read)) =>
-                    format!(" = η {eta:.2} of the measured read bandwidth {read:.1} GB/s"),
-                _ => String::new(),
-            },
-            t.t_fixed_ms,
-            range(t.t_fixed_ms_ci95, 2),
-        );
-    }
-    let f = &c.fit;
-    println!(
-        "  {} rows (a model at a thread count, its mean time), R² {:.3}, leave-one-out error {}",
-        f.n,
-        f.r_squared,
-        f.loo_mape
-            .map_or("–".into(), |e| format!("{:.1}%", e * 100.0))
-    );
-    if let Some(e) = c.leave_one_model_out_mape {
-        let each: Vec<String> = c
-            .leave_one_model_out
-            .iter()
-            .map(|m| format!("{} {:.1}%", m.model, m.mape * 100.0))
-            .collect();
-        println!(
-            "  each model predicted from the others: {:.1}% mean |error| of t/s ({})",
-            e * 100.0,
-            each.join(", ")
-        );
-    }
-    for n in &c.notes {
-        println!("  note: {n}");
-    }
 }
 
 /// The model file: --model, else models/ or models/synth/ under the current directory.
@@ -335,20 +292,17 @@ fn outlier_notes(what: &str, f: &LinearFit, rows: &[&Record]) -> Vec<String> {
         .map(|o| {
             let r = rows[o.row];
             format!(
-                "{what}: set aside point {} ({} threads={} n_ctx={} n_batch={} n_ubatch={}: {}) as an outlier, leave-one-out error {:.1}% (> 5x the median); over all {} points the error is {}",
+                "{what}: set aside point {} ({} {}: {}) as an outlier, leave-one-out error {:.1}% (> 5x the median); over all {} points the error is {}",
                 r.point_index,
                 r.test,
-                r.ctx.threads,
-                r.ctx.n_ctx,
-                r.ctx.n_batch,
-                r.ctx.n_ubatch,
+                lmtune_core::knobs::knob_label(&r.load, &r.ctx, true),
                 r.tokens_per_s
                     .as_ref()
                     .map_or("no t/s".to_string(), |s| format!("{:.1} t/s", s.mean)),
                 o.loo_error * 100.0,
                 rows.len(),
                 f.loo_mape_all
-                    .map_or("–".into(), |e| format!("{:.1}%", e * 100.0)),
+                    .map_or("n/a".into(), |e| format!("{:.1}%", e * 100.0)),
             )
         })
         .collect()
@@ -526,8 +480,9 @@ fn fit_speed<'a>(
         .collect();
     let names: Vec<&str> = names_owned.iter().map(String::as_str).collect();
     let (names, rows) = drop_constant(&names, rows);
-    // The error that matters is in tokens/s.
-    let fit = fit_linear(
+    // The error that matters is in tokens/s. Every term is a time: one the
+    // free fit makes negative is held at 0 (and printed so).
+    let fit = fit_linear_nonneg(
         if kind == TestKind::Tg {
             "generation"
         } else {
@@ -558,49 +513,4 @@ fn drop_constant<'a>(names: &[&'a str], rows: Vec<Vec<f64>>) -> (Vec<&'a str>, V
         .map(|r| keep.iter().map(|&j| r[j]).collect())
         .collect();
     (names, rows)
-}
-
-fn print_fit(label: &str, f: &LinearFit) {
-    let set_aside = if f.outliers.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " ({} set aside as outliers, see the notes)",
-            f.outliers.len()
-        )
-    };
-    println!(
-        "  {label}: {} points{set_aside}, R² {:.3}, leave-one-out error {} (mean |%|), worst {}",
-        f.n,
-        f.r_squared,
-        f.loo_mape
-            .map_or("–".into(), |e| format!("{:.1}%", e * 100.0)),
-        f.loo_max_abs_pct
-            .map_or("–".into(), |e| format!("{:.1}%", e * 100.0))
-    );
-    for c in &f.coefficients {
-        let ci = match (c.ci95_low, c.ci95_high) {
-            (Some(lo), Some(hi)) => format!("[{lo:.4}, {hi:.4}]"),
-            _ => "–".into(),
-        };
-        println!("    {:<34} {:>12.4}  95% CI {ci}", c.name, c.value);
-    }
-}
-
-fn print_calibration(c: &Calibration) {
-    if let Some(f) = &c.memory {
-        print_fit("memory (peak RSS, MiB)", f);
-    }
-    if let Some(f) = &c.vram {
-        print_fit("VRAM (MiB over the offloaded weights and KV cache)", f);
-    }
-    if let Some(f) = &c.tg {
-        print_fit("generation (ms per token)", f);
-    }
-    if let Some(f) = &c.pp {
-        print_fit("prompt processing (ms per token)", f);
-    }
-    for n in &c.notes {
-        println!("  note: {n}");
-    }
 }
