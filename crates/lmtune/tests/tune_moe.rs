@@ -35,7 +35,7 @@ fn synth_moe(dir: &Path) -> std::path::PathBuf {
 
 fn space(model: &Path, noise: f64, seed: u64) -> String {
     format!(
-        "name = \"tune-moe-sim\"\n[model]\npath = {:?}\n[backend]\nkind = \"sim\"\n[backend.sim]\ngpu_vram_mib = 100000.0\ngpu_bandwidth_gb_per_s = 400.0\nnoise = {noise}\nseed = {seed}\n[sweep]\nn_gpu_layers = {{ from = 0, to = 17, step = 1 }}\nn_cpu_moe = {{ from = 0, to = 16, step = 1 }}\nthreads = [2, 4]\nn_ctx = 512\nn_batch = 512\nn_ubatch = 512\n[workload]\nn_prompt = 0\nn_gen = [32]\n[measure]\nrepetitions = 3\n",
+        "name = \"tune-moe-sim\"\n[model]\npath = {:?}\n[backend]\nkind = \"sim\"\n[backend.sim]\ngpu_vram_mib = 100000.0\ngpu_bandwidth_gb_per_s = 400.0\ncpu_bandwidth_gb_per_s = 1.0\nt_fixed_ms = 0.1\nnoise = {noise}\nseed = {seed}\n[sweep]\nn_gpu_layers = {{ from = 0, to = 17, step = 1 }}\nn_cpu_moe = {{ from = 0, to = 16, step = 1 }}\nthreads = [2, 4]\nn_ctx = 512\nn_batch = 512\nn_ubatch = 512\n[workload]\nn_prompt = 0\nn_gen = [32]\n[measure]\nrepetitions = 3\n",
         model.display().to_string()
     )
 }
@@ -111,7 +111,7 @@ fn tune_finds_the_planted_best_expert_placement_measuring_a_quarter_of_the_2d_gr
             .map(|r| tps(r))
             .fold(0.0, f64::max);
         assert!(
-            optimum > 1.5 * whole_layers,
+            optimum > 1.2 * whole_layers,
             "{optimum} vs {whole_layers}"
         );
         let flag = format!("{budget}B");
