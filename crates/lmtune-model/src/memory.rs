@@ -243,7 +243,9 @@ pub fn host_experts_copy_bytes(a: &ModelAnatomy, placement: &Placement, ctx: &Co
         .layers
         .iter()
         .enumerate()
-        .filter(|(il, _)| placement.layer_on_gpu(*il as u64) && !placement.experts_on_gpu(*il as u64))
+        .filter(|(il, _)| {
+            placement.layer_on_gpu(*il as u64) && !placement.experts_on_gpu(*il as u64)
+        })
         .map(|(_, l)| l)
         .collect();
     let Some(largest) = held.iter().max_by_key(|l| l.routed_experts.largest_bytes) else {

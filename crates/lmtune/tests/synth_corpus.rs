@@ -20,7 +20,10 @@ const ARCHS: &[(&str, &str)] = &[
     ("granite", "embedding/residual/attention/logit scales"),
     ("gemma2", "soft-capping, 1:1 sliding window, tied output"),
     ("qwen3moe", "8 routed experts, 2 used"),
-    ("olmoe", "full-width Q/K norms, 8 routed experts of n_ff, 2 used"),
+    (
+        "olmoe",
+        "full-width Q/K norms, 8 routed experts of n_ff, 2 used",
+    ),
     ("mixtral", "a llama whose FFN is 8 experts of n_ff, 2 used"),
     (
         "gpt-oss",

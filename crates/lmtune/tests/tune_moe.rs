@@ -18,7 +18,14 @@ fn synth_moe(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("moe-16x16.gguf");
     let out = lmtune()
         .args(["synth", "--like", "qwen3moe-tiny", "--layers", "16"])
-        .args(["--experts", "16", "--experts-used", "2", "--expert-ff", "512"])
+        .args([
+            "--experts",
+            "16",
+            "--experts-used",
+            "2",
+            "--expert-ff",
+            "512",
+        ])
         .args(["--quant", "q8_0", "--donor"])
         .arg(model_path())
         .arg("-o")
@@ -110,10 +117,7 @@ fn tune_finds_the_planted_best_expert_placement_measuring_a_quarter_of_the_2d_gr
             .filter(|r| knobs(r).1 == 0)
             .map(|r| tps(r))
             .fold(0.0, f64::max);
-        assert!(
-            optimum > 1.2 * whole_layers,
-            "{optimum} vs {whole_layers}"
-        );
+        assert!(optimum > 1.2 * whole_layers, "{optimum} vs {whole_layers}");
         let flag = format!("{budget}B");
         for seed in 1..=8u64 {
             let path = dir.path().join(format!("tune-{held_back}-{seed}.toml"));
@@ -136,11 +140,7 @@ fn tune_finds_the_planted_best_expert_placement_measuring_a_quarter_of_the_2d_gr
                 serde_json::from_str(&std::fs::read_to_string(out.join("tune.json")).unwrap())
                     .unwrap();
             let pick = knobs(&summary["recommendation"]);
-            let planted = grid
-                .iter()
-                .find(|r| knobs(r) == pick)
-                .map(tps)
-                .unwrap();
+            let planted = grid.iter().find(|r| knobs(r) == pick).map(tps).unwrap();
             assert!(
                 planted >= 0.99 * optimum,
                 "budget {held_back}, seed {seed}: picked {pick:?} worth {planted:.1} of {optimum:.1} t/s:\n{stdout}"

@@ -381,7 +381,11 @@ fn faster<M: Measurer>(
     }
     let (mut ln_ratios, mut rounds) = (Vec::new(), Vec::new());
     for round in 0..MAX_REPEAT_ROUNDS {
-        let why = format!("placement back to back: {} against {}", champ.0.label(), rival.0.label());
+        let why = format!(
+            "placement back to back: {} against {}",
+            champ.0.label(),
+            rival.0.label()
+        );
         let (bs, rs) = match measure_round(space, session, [champ.1, rival.1], round, &why)? {
             Round::Scored(bs, rs) => (bs, rs),
             Round::Stopped | Round::Failed => break,

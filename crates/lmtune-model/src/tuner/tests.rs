@@ -628,7 +628,8 @@ fn moe_offload_finds_every_layer_with_the_fewest_experts_on_the_cpu_over_many_se
     let points = moe_space();
     let space = Space::new(&points, Objective::Tg);
     // The memory model misses a constant 10 MiB.
-    let predicted = |p: &Point| Some(moe_placement(p.load.n_gpu_layers, p.load.n_cpu_moe).2 - 10 * MIB);
+    let predicted =
+        |p: &Point| Some(moe_placement(p.load.n_gpu_layers, p.load.n_cpu_moe).2 - 10 * MIB);
     for held_back in [3u32, 9, 15] {
         let (_, _, vram) = moe_placement(MOE_BLOCKS, held_back);
         // The grid's best that fits, from the planted formula.
@@ -638,7 +639,11 @@ fn moe_offload_finds_every_layer_with_the_fewest_experts_on_the_cpu_over_many_se
             .min_by(|a, b| moe_planted_ms(a).total_cmp(&moe_planted_ms(b)))
             .unwrap();
         assert_eq!(
-            (best.load.n_gpu_layers, best.load.n_cpu_moe, best.ctx.threads),
+            (
+                best.load.n_gpu_layers,
+                best.load.n_cpu_moe,
+                best.ctx.threads
+            ),
             (MOE_BLOCKS, held_back, 4)
         );
         for seed in 1..=20 {
@@ -655,7 +660,11 @@ fn moe_offload_finds_every_layer_with_the_fewest_experts_on_the_cpu_over_many_se
                 let found = search(&space, &o, &predicted, &mut fake).unwrap();
                 if seed == 1 {
                     // Seen with --nocapture.
-                    println!("held back {held_back}, budget {budget:?}: {} measurements\n  {}", fake.calls.len(), found.trace.join("\n  "));
+                    println!(
+                        "held back {held_back}, budget {budget:?}: {} measurements\n  {}",
+                        fake.calls.len(),
+                        found.trace.join("\n  ")
+                    );
                 }
                 let (c, _) = found.ranking[0];
                 let p = space.point(&c);
@@ -691,10 +700,8 @@ fn moe_offload_where_every_expert_fits_keeps_them_all_on_the_gpu() {
     };
     let found = search(&space, &options(Objective::Tg), &no_prediction, &mut fake).unwrap();
     assert!(
-        found
-            .trace
-            .iter()
-            .any(|t| t.starts_with("offload settled: n_gpu_layers = 16, every layer and its experts fit")),
+        found.trace.iter().any(|t| t
+            .starts_with("offload settled: n_gpu_layers = 16, every layer and its experts fit")),
         "{:#?}",
         found.trace
     );
