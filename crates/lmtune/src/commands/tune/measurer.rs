@@ -75,18 +75,17 @@ impl Measurer for SweepMeasurer<'_> {
         let p = &self.points[i];
         self.sweep.seed_salt = seed_salt;
         self.progress.set_message(&match purpose {
+            // Every knob, as run's point lines print them (one label function).
             Purpose::Search { why } => format!(
-                "{} threads={} n_ubatch={} ({why})",
+                "{} {} ({why})",
                 p.test.label(),
-                p.ctx.threads,
-                p.ctx.n_ubatch
+                lmtune_core::knobs::knob_label(&p.load, &p.ctx, true)
             ),
             Purpose::Check { round, rounds } => format!(
-                "check {}/{rounds}: {} threads={} n_ubatch={}",
+                "check {}/{rounds}: {} {}",
                 round + 1,
                 p.test.label(),
-                p.ctx.threads,
-                p.ctx.n_ubatch
+                lmtune_core::knobs::knob_label(&p.load, &p.ctx, true)
             ),
         });
         let record = match self.sweep.measure(p, self.progress)? {
