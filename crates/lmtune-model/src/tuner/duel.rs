@@ -92,6 +92,16 @@ pub fn judge(ln_ratios: &[f64], rounds: &[RoundVariance], tolerance: f64) -> Jud
     }
 }
 
+/// A round's variance of ln(rival / best) from the repetitions of the
+/// best's score `bs` and the rival's `rs`, and the degrees of freedom
+/// behind it.
+pub(super) fn round_variance(bs: &Score, rs: &Score) -> RoundVariance {
+    (
+        rs.relative_se().powi(2) + bs.relative_se().powi(2),
+        (rs.samples + bs.samples).saturating_sub(2) as f64,
+    )
+}
+
 /// The pair under comparison: the rival, ln(rival / champion) per round,
 /// and each round's variance of it with its degrees of freedom.
 struct Pair {
@@ -165,12 +175,7 @@ pub(super) fn settle<M: Measurer>(
             rounds: Vec::new(),
         });
         p.ln_ratios.push((rs.mean / bs.mean).ln());
-        // The round's variance of the log ratio from its repetitions, and
-        // the degrees of freedom behind it.
-        p.rounds.push((
-            rs.relative_se().powi(2) + bs.relative_se().powi(2),
-            (rs.samples + bs.samples).saturating_sub(2) as f64,
-        ));
+        p.rounds.push(round_variance(&bs, &rs));
         let n = p.ln_ratios.len();
         let j = judge(&p.ln_ratios, &p.rounds, tolerance);
         match j.verdict {

@@ -57,6 +57,8 @@ mod speed;
 mod summary;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_moe;
 
 use std::collections::BTreeMap;
 

@@ -17,7 +17,7 @@
 use lmtune_core::record::Status;
 use lmtune_core::scenario::Point;
 
-use super::duel::{judge, measure_round, DuelVerdict, Round};
+use super::duel::{judge, measure_round, round_variance, DuelVerdict, Round};
 use super::space::{ubatch_eff, Candidate, Space};
 use super::{Measurer, Reading, Session, MAX_REPEAT_ROUNDS};
 
@@ -391,10 +391,7 @@ fn faster<M: Measurer>(
             Round::Stopped | Round::Failed => break,
         };
         ln_ratios.push((rs.mean / bs.mean).ln());
-        rounds.push((
-            rs.relative_se().powi(2) + bs.relative_se().powi(2),
-            (rs.samples + bs.samples).saturating_sub(2) as f64,
-        ));
+        rounds.push(round_variance(&bs, &rs));
         let j = judge(&ln_ratios, &rounds, tolerance);
         session.trace.push(format!(
             "    back to back, round {}: {} {:.1} vs {} {:.1} t/s; over the rounds {:.1}% (80% interval {:.1}–{:.1}%): {}",
