@@ -327,7 +327,9 @@ impl<'a> Sweep<'a> {
                 Wait::Event(Event::Response(Response::Hello { .. })) => {
                     bail!("the worker said hello twice")
                 }
-                Wait::Event(Event::Response(Response::DryRun { .. })) => {
+                Wait::Event(Event::Response(
+                    Response::DryRun { .. } | Response::LlamaFit { .. },
+                )) => {
                     bail!("the worker answered a dry run nobody asked for")
                 }
                 Wait::Event(Event::Exited) => {
