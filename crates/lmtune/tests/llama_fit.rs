@@ -1,10 +1,11 @@
 //! `lmtune plan --llama-fit`: llama.cpp's own fit (`common_fit_params`,
 //! what `llama-server --fit` runs) beside lmtune's plan, on this machine's
-//! CPU (the GPU side runs on Mesa's llvmpipe in tests/vulkan.rs).
+//! CPU (the GPU side runs on Mesa's llvmpipe in tests/vulkan.rs), and a
+//! scenario's `n_gpu_layers = "fit"`.
 
 mod common;
 
-use common::{lmtune, model_path};
+use common::{lmtune, model_path, read_records, scenario};
 
 fn plan(model: &std::path::Path, extra: &[&str]) -> std::process::Output {
     lmtune()
@@ -104,4 +105,86 @@ fn a_model_the_fit_cannot_load_gets_one_line_and_the_plan_still_prints() {
     assert_eq!(json.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert!(v["llama_fit"]["error"].is_string(), "{}", v["llama_fit"]);
+}
+
+/// `n_gpu_layers = "fit"`: the worker runs llama.cpp's fit before the load,
+/// loads what it chose, and the record keeps both the choice and the fit.
+#[test]
+fn a_fit_point_loads_what_llama_cpp_chose_and_the_record_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(
+        dir.path(),
+        "fit.toml",
+        "[sweep]\nn_gpu_layers = \"fit\"\nn_ctx = 512\nthreads = 1\n[workload]\nn_prompt = [16]\nn_gen = [0]\n[measure]\nrepetitions = 1\nwarmup = 0\n",
+    );
+    let listed = lmtune()
+        .arg("run")
+        .arg(&path)
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(listed.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(" fit"),
+        "the dry run names the fit: {stdout}"
+    );
+
+    let out = dir.path().join("out");
+    let run = lmtune()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let records = read_records(&out);
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(r["status"], "ok", "{r}");
+    assert_eq!(r["fit"], true, "{r}");
+    // No GPU: llama.cpp keeps its default, every layer (31 here).
+    assert_eq!(r["n_gpu_layers"], 31, "{r}");
+    assert_eq!(r["llama_fit"]["fits"], true, "{r}");
+    assert_eq!(r["llama_fit"]["n_ctx"], 512, "{r}");
+}
+
+/// "fit" belongs to llama.cpp: another backend, or placement by hand beside
+/// it, is one line naming the key, exit 2.
+#[test]
+fn fit_with_another_backend_or_hand_placement_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body, says) in [
+        (
+            "sim.toml",
+            "[backend]\nkind = \"sim\"\n[sweep]\nn_gpu_layers = \"fit\"\n",
+            "which the sim backend does not have",
+        ),
+        (
+            "ot.toml",
+            "[sweep]\nn_gpu_layers = [\"fit\"]\noverride_tensor = ['token_embd=CPU']\n",
+            "cannot be set beside it",
+        ),
+    ] {
+        let path = scenario(dir.path(), name, body);
+        let out = lmtune()
+            .arg("run")
+            .arg(&path)
+            .arg("--dry-run")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains("sweep.n_gpu_layers") && stderr.contains(says),
+            "{name}: {stderr}"
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "{name}: {stderr}");
+    }
 }
