@@ -405,7 +405,19 @@ fn llama_cpp_s_fit_stays_in_the_budget_and_its_choice_loads() {
         .env("VK_DRIVER_FILES", llvmpipe_icd())
         .env("VK_ICD_FILENAMES", llvmpipe_icd())
         .env("GGML_VK_VISIBLE_DEVICES", "0")
-        .args(["plan", "--ctx", "512", "--vram", "64MiB", "--headroom", "0"])
+        // n_ubatch 64: at 512 the compute buffer llama.cpp puts on the device
+        // (op offload; 49152-token vocabulary) alone is over the budget.
+        .args([
+            "plan",
+            "--ctx",
+            "512",
+            "--ubatch",
+            "64",
+            "--vram",
+            "64MiB",
+            "--headroom",
+            "0",
+        ])
         .args([
             "--cpu-bandwidth",
             "20",
@@ -485,7 +497,7 @@ fn llama_cpp_s_fit_stays_in_the_budget_and_its_choice_loads() {
     let path = scenario(
         dir.path(),
         "fit.toml",
-        &format!("[sweep]\nn_gpu_layers = {ngl}\n{ot}n_ctx = 512\nthreads = 2\n[workload]\nn_prompt = [16]\nn_gen = [0]\n[measure]\nrepetitions = 1\nwarmup = 0\n"),
+        &format!("[sweep]\nn_gpu_layers = {ngl}\n{ot}n_ctx = 512\nn_ubatch = 64\nthreads = 2\n[workload]\nn_prompt = [16]\nn_gen = [0]\n[measure]\nrepetitions = 1\nwarmup = 0\n"),
     );
     let out = dir.path().join("out");
     let run = run(&lmtune, &backend, &path, &out, Some("0"));

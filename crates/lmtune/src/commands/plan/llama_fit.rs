@@ -139,6 +139,10 @@ pub fn print(
         );
     }
     match &a.dry_run {
+        Some(Ok(d)) if f.devices.is_empty() => {
+            let (m, c, k) = d.sum(|b| b.host);
+            println!("  its dry run: {} in host buffers", human_bytes(m + c + k));
+        }
         Some(Ok(d)) => {
             let (m, c, k) = d.sum(|b| !b.host);
             println!(
