@@ -74,7 +74,7 @@ struct Outcome {
 enum Reply {
     Fitted(Box<LlamaFit>),
     Loaded { load_ms: f64 },
-    Measured(Measurement),
+    Measured(Box<Measurement>),
     Failed(BackendError),
     Died(String),
     TimedOut(String),
@@ -284,7 +284,7 @@ impl<'a> Sweep<'a> {
             Reply::Measured(measurement) => Outcome {
                 status: Status::Ok,
                 error: None,
-                measurement,
+                measurement: *measurement,
                 vram: None,
             },
             Reply::Failed(error) => Outcome::failed(status_of(&error), error.to_string()),
@@ -403,7 +403,7 @@ impl<'a> Sweep<'a> {
                     return Ok(Reply::Loaded { load_ms })
                 }
                 Wait::Event(Event::Response(Response::Done { measurement })) => {
-                    return Ok(Reply::Measured(*measurement))
+                    return Ok(Reply::Measured(measurement))
                 }
                 Wait::Event(Event::Response(Response::Error { error })) => {
                     return Ok(Reply::Failed(error))
