@@ -56,10 +56,10 @@ out_dir="$(grep '"reason":"build-script-executed"' "$TARGET/dynamic-link-build.j
   tail -n 1 | sed 's/.*"out_dir":"\([^"]*\)".*/\1/')"
 libllama="$(find "$out_dir" -name 'libllama.so.[0-9]' 2>/dev/null | head -n 1 || true)"
 [ -n "$libllama" ] || { echo "error: no libllama.so in llama-cpp-sys-2's build output ($out_dir)" >&2; exit 1; }
-# Only the names the loader asks for (the sonames, lib*.so.N), and only the
-# libraries lmtune uses (not libllama-common and its OpenSSL).
+# Only the names the loader asks for (the sonames, lib*.so.N); libllama-common
+# (llama.cpp's common_fit_params, for plan --llama-fit and n_gpu_layers =
+# "fit") links OpenSSL, which the fallback below copies where asked.
 for f in "$(dirname "$libllama")"/lib*.so.[0-9]; do
-  case "$(basename "$f")" in libllama-common*) continue ;; esac
   cp -L "$f" "$D/lib/$(basename "$f")"
 done
 if [ -n "${LMTUNE_DYNAMIC_FALLBACK:-}" ]; then

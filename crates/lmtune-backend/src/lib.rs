@@ -136,6 +136,24 @@ pub trait Backend {
         })
     }
 
+    /// llama.cpp's own fit (`common_fit_params`) of `model` with a context
+    /// like `ctx` to `request`'s memory target. Loads nothing that stays.
+    fn llama_fit(
+        &mut self,
+        model: &Path,
+        ctx: &lmtune_core::knobs::ContextParams,
+        request: &lmtune_core::llama_fit::FitRequest,
+    ) -> Result<lmtune_core::llama_fit::LlamaFit, BackendError> {
+        let _ = (model, ctx, request);
+        Err(BackendError::Setup {
+            message: format!(
+                "the {} backend has no fit: only llama-cpp runs llama.cpp's common_fit_params",
+                self.info().name
+            ),
+            log: Vec::new(),
+        })
+    }
+
     fn detokenize(&mut self, tokens: &[u32]) -> Result<Vec<String>, BackendError> {
         let _ = tokens;
         Err(BackendError::Setup {

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use lmtune_core::knobs::{ContextParams, LoadParams};
+use lmtune_core::llama_fit::{FitRequest, LlamaFit};
 use lmtune_core::openai::ServerLaunch;
 use lmtune_core::record::{DryRun, Measurement};
 use lmtune_core::scenario::{MeasureSpec, Point};
@@ -39,6 +40,12 @@ pub enum Request {
         load: LoadParams,
         ctx: ContextParams,
     },
+    /// llama.cpp's own fit of a model and context to a memory target.
+    LlamaFit {
+        model: PathBuf,
+        ctx: ContextParams,
+        request: FitRequest,
+    },
     Exit,
 }
 
@@ -64,6 +71,9 @@ pub enum Response {
     },
     DryRun {
         dry_run: Box<DryRun>,
+    },
+    LlamaFit {
+        fit: Box<LlamaFit>,
     },
     Error {
         error: BackendError,

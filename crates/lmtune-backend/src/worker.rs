@@ -58,6 +58,14 @@ pub fn serve(mut backend: Box<dyn Backend>) -> std::io::Result<()> {
                 )?,
                 Err(error) => send(&mut out, &Response::Error { error })?,
             },
+            Request::LlamaFit {
+                model,
+                ctx,
+                request,
+            } => match backend.llama_fit(&model, &ctx, &request) {
+                Ok(fit) => send(&mut out, &Response::LlamaFit { fit: Box::new(fit) })?,
+                Err(error) => send(&mut out, &Response::Error { error })?,
+            },
             Request::Load {
                 model,
                 load,

@@ -136,6 +136,11 @@ pub struct LoadParams {
     /// none.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub override_tensor: String,
+    /// `n_gpu_layers = "fit"`: llama.cpp's own fit (`common_fit_params`)
+    /// chose the offload and overrides at load time; a record keeps what it
+    /// chose in the fields above. Left out of records when off.
+    #[serde(default, skip_serializing_if = "is_no")]
+    pub fit: bool,
 }
 
 impl LoadParams {
@@ -148,6 +153,7 @@ impl LoadParams {
             n_cpu_moe: 0,
             cpu_moe: false,
             override_tensor: String::new(),
+            fit: false,
         }
     }
 
@@ -203,6 +209,9 @@ impl LoadParams {
         }
         if !self.override_tensor.is_empty() {
             s.push_str(&format!(" ot={}", self.override_tensor));
+        }
+        if self.fit {
+            s.push_str(" fit");
         }
         s
     }

@@ -13,6 +13,7 @@ pub mod bandwidth;
 pub mod compare;
 pub mod fingerprint;
 pub mod knobs;
+pub mod llama_fit;
 pub mod openai;
 pub mod record;
 pub mod scenario;

@@ -100,6 +100,10 @@ pub struct Measurement {
     /// created with `no_alloc`): what each buffer type would take.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<Box<DryRun>>,
+    /// `n_gpu_layers = "fit"`: what llama.cpp's own fit chose for the load,
+    /// and what it saw (devices, free memory, margins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llama_fit: Option<Box<crate::llama_fit::LlamaFit>>,
 }
 
 /// What llama.cpp's allocator says a setting takes, without allocating it

@@ -22,6 +22,11 @@ impl Budgets {
     fn usable(&self, bytes: u64) -> u64 {
         (bytes as f64 * (1.0 - self.headroom)) as u64
     }
+
+    /// The GPU memory a plan may fill: the budget less its headroom.
+    pub fn usable_vram(&self) -> u64 {
+        self.usable(self.vram_bytes)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -55,6 +55,8 @@ pub enum Command {
     #[command(after_help = "Examples:
   lmtune plan -m model.gguf --vram 8GiB --ctx 8192    what fits on an 8 GiB card, predicted
   lmtune plan -m model.gguf --vram 0                  CPU only, with llama.cpp's dry run
+  lmtune plan -m model.gguf --llama-fit --ggml-backend libggml-cuda.so
+                                                      beside llama.cpp's own fit (llama-server --fit)
   lmtune plan -m model.gguf --calibration cal.json    with a fit from `lmtune fit -o cal.json`")]
     Plan(PlanArgs),
     /// Write a synthetic GGUF model (random weights, real layout) of any size.
@@ -256,6 +258,17 @@ pub struct PlanArgs {
     /// analytic model's figures only.
     #[arg(long)]
     pub no_dry_run: bool,
+    /// Also run llama.cpp's own fit (common_fit_params, what
+    /// `llama-server --fit` does) for the same context and print its choice
+    /// (n_gpu_layers, tensor split, tensor overrides, n_ctx) and its dry run
+    /// beside lmtune's. Its target: --vram less --headroom per GPU when
+    /// --vram is given, else llama-server's 1 GiB left free.
+    #[arg(long)]
+    pub llama_fit: bool,
+    /// Load a ggml backend library (libggml-cuda.so, …) into the dry run
+    /// and fit workers; repeatable. Also from LMTUNE_GGML_BACKENDS.
+    #[arg(long, value_name = "PATH")]
+    pub ggml_backend: Vec<PathBuf>,
     /// Fraction of each budget kept free.
     #[arg(long, default_value_t = 0.1)]
     pub headroom: f64,

@@ -1,6 +1,6 @@
-//! llama.cpp's dry run, asked of a worker process: a model llama.cpp cannot
-//! load (an unknown architecture, a corrupt file) or an assert in its
-//! allocator then costs the worker, not the command.
+//! llama.cpp's dry run and its fit, asked of a worker process: a model
+//! llama.cpp cannot load (an unknown architecture, a corrupt file) or an
+//! assert in its allocator then costs the worker, not the command.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 use lmtune_backend::protocol::{Request, Response};
 use lmtune_core::fingerprint::BackendDevice;
 use lmtune_core::knobs::{ContextParams, LoadParams};
+use lmtune_core::llama_fit::{FitRequest, LlamaFit};
 use lmtune_core::record::DryRun;
 use lmtune_core::scenario::BackendKind;
 
 use crate::runner::{Event, SpawnOptions, Wait, Worker};
 
 /// What a dry run can take at most (model metadata and one context; it
-/// takes milliseconds on the test model).
+/// takes milliseconds on the test model). A fit loads the model a few
+/// dozen times at most.
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The dry run of `model` at `load` with a context of `ctx`, and the
@@ -26,34 +28,93 @@ pub fn ask(
     ctx: &ContextParams,
     ggml_backends: &[PathBuf],
 ) -> Result<(DryRun, Vec<BackendDevice>), String> {
+    let mut worker = spawn(ggml_backends)?;
+    let devices = worker.info.devices.clone();
+    let answer = dry_run(&mut worker, model, load, ctx);
+    worker.shutdown();
+    answer.map(|d| (d, devices))
+}
+
+/// llama.cpp's fit and, where its choice is a load lmtune can say, the dry
+/// run of that choice (what it would take on each device).
+pub struct FitAnswer {
+    pub fit: LlamaFit,
+    pub dry_run: Option<Result<DryRun, String>>,
+}
+
+/// llama.cpp's fit of `model` with a context like `ctx` to `request`, in
+/// one worker, then the dry run of what it chose.
+pub fn ask_fit(
+    model: &Path,
+    ctx: &ContextParams,
+    request: FitRequest,
+    all_layers: u32,
+    ggml_backends: &[PathBuf],
+) -> Result<FitAnswer, String> {
+    let mut worker = spawn(ggml_backends)?;
+    let request = Request::LlamaFit {
+        model: model.to_path_buf(),
+        ctx: ctx.clone(),
+        request,
+    };
+    let fit = match exchange(&mut worker, &request)? {
+        Response::LlamaFit { fit } => *fit,
+        other => return Err(unexpected(&mut worker, other)),
+    };
+    let dry_run = fit
+        .load_params(all_layers, true)
+        .map(|load| dry_run(&mut worker, model, &load, ctx));
+    worker.shutdown();
+    Ok(FitAnswer { fit, dry_run })
+}
+
+fn spawn(ggml_backends: &[PathBuf]) -> Result<Worker, String> {
     let options = SpawnOptions {
         backend_config: crate::commands::llama_cpp_config(ggml_backends),
         ..SpawnOptions::default()
     };
-    let mut worker =
-        Worker::spawn(BackendKind::LlamaCpp, &options).map_err(|e| format!("{e:#}"))?;
-    let devices = worker.info.devices.clone();
+    Worker::spawn(BackendKind::LlamaCpp, &options).map_err(|e| format!("{e:#}"))
+}
+
+fn dry_run(
+    worker: &mut Worker,
+    model: &Path,
+    load: &LoadParams,
+    ctx: &ContextParams,
+) -> Result<DryRun, String> {
     let request = Request::DryRun {
         model: model.to_path_buf(),
         load: load.clone(),
         ctx: ctx.clone(),
     };
-    if worker.send(&request).is_err() {
-        return Err(died(&mut worker));
+    match exchange(worker, &request)? {
+        Response::DryRun { dry_run } => Ok(*dry_run),
+        other => Err(unexpected(worker, other)),
+    }
+}
+
+/// Sends `request` and waits for the answer; a backend error, the worker's
+/// death or a timeout becomes the one line saying so.
+fn exchange(worker: &mut Worker, request: &Request) -> Result<Response, String> {
+    if worker.send(request).is_err() {
+        return Err(died(worker));
     }
     let never = AtomicBool::new(false);
-    let answer = match worker.next_before(Instant::now() + TIMEOUT, &never) {
-        Wait::Event(Event::Response(Response::DryRun { dry_run })) => Ok((*dry_run, devices)),
+    match worker.next_before(Instant::now() + TIMEOUT, &never) {
         Wait::Event(Event::Response(Response::Error { error })) => Err(error.to_string()),
-        Wait::Event(Event::Exited) => Err(died(&mut worker)),
+        Wait::Event(Event::Response(r)) => Ok(r),
+        Wait::Event(Event::Exited) => Err(died(worker)),
         Wait::TimedOut => {
             worker.kill();
-            return Err(format!("no answer within {} s", TIMEOUT.as_secs()));
+            Err(format!("no answer within {} s", TIMEOUT.as_secs()))
         }
         other => Err(format!("unexpected worker reply {other:?}")),
-    };
-    worker.shutdown();
-    answer
+    }
+}
+
+fn unexpected(worker: &mut Worker, reply: Response) -> String {
+    worker.kill();
+    format!("unexpected worker reply {reply:?}")
 }
 
 fn died(worker: &mut Worker) -> String {

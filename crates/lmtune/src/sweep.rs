@@ -14,7 +14,8 @@ use anyhow::bail;
 use lmtune_backend::protocol::{Request, Response};
 use lmtune_backend::BackendError;
 use lmtune_core::fingerprint::Fingerprint;
-use lmtune_core::knobs::ContextParams;
+use lmtune_core::knobs::{ContextParams, LoadParams};
+use lmtune_core::llama_fit::{FitRequest, FitTarget, LlamaFit, LLAMA_SERVER_FIT_MARGIN};
 use lmtune_core::record::{Measurement, Record, Status, VramUsage, RESULTS_SCHEMA_VERSION};
 use lmtune_core::scenario::{BackendKind, Plan, Point};
 use lmtune_core::stats::{outliers, Summary};
@@ -58,6 +59,8 @@ pub struct Sweep<'a> {
     failed_loads: HashMap<usize, (usize, String)>,
     /// Contexts that ran out of memory: (load group, context, point index).
     oom_contexts: Vec<(usize, ContextParams, usize)>,
+    /// `n_gpu_layers = "fit"`: the load llama.cpp's fit chose for a group.
+    fitted: Option<(usize, LoadParams, Box<LlamaFit>)>,
 }
 
 /// How a point ended before it became a record.
@@ -69,8 +72,9 @@ struct Outcome {
 }
 
 enum Reply {
+    Fitted(Box<LlamaFit>),
     Loaded { load_ms: f64 },
-    Measured(Measurement),
+    Measured(Box<Measurement>),
     Failed(BackendError),
     Died(String),
     TimedOut(String),
@@ -102,6 +106,7 @@ impl<'a> Sweep<'a> {
             vram: VramMonitor::start(),
             failed_loads: HashMap::new(),
             oom_contexts: Vec::new(),
+            fitted: None,
         }
     }
 
@@ -218,9 +223,18 @@ impl<'a> Sweep<'a> {
                     ctx: point.ctx.clone(),
                     parallel: point.test.concurrency.max(1),
                 });
+            let load = if point.load.fit {
+                match self.fitted_load(point, progress)? {
+                    None => return Ok(None),
+                    Some(Err(outcome)) => return Ok(Some(outcome)),
+                    Some(Ok(load)) => load,
+                }
+            } else {
+                point.load.clone()
+            };
             let request = Request::Load {
                 model: self.plan.model_path.clone(),
-                load: point.load.clone(),
+                load,
                 launch,
             };
             let timeout = Duration::from_secs_f64(self.plan.measure.load_timeout_s);
@@ -241,7 +255,9 @@ impl<'a> Sweep<'a> {
                     format!("while loading the model: {message}"),
                 )),
                 Reply::Interrupted => return Ok(None),
-                Reply::Measured(_) => bail!("the worker answered a load with a measurement"),
+                Reply::Measured(_) | Reply::Fitted(_) => {
+                    bail!("the worker answered a load with something else")
+                }
             };
             if let Some(outcome) = failure {
                 let reason = outcome.error.clone().unwrap_or_default();
@@ -253,7 +269,7 @@ impl<'a> Sweep<'a> {
         }
         let seed = 0x6c6d_7475_6e65 ^ point.index as u64 ^ (self.seed_salt << 32);
         let request = Request::Run {
-            point: point.clone(),
+            point: self.as_loaded(point),
             measure: self.plan.measure,
             seed,
         };
@@ -268,7 +284,7 @@ impl<'a> Sweep<'a> {
             Reply::Measured(measurement) => Outcome {
                 status: Status::Ok,
                 error: None,
-                measurement,
+                measurement: *measurement,
                 vram: None,
             },
             Reply::Failed(error) => Outcome::failed(status_of(&error), error.to_string()),
@@ -278,7 +294,9 @@ impl<'a> Sweep<'a> {
             Reply::Died(message) => Outcome::failed(Status::Crashed, message),
             Reply::TimedOut(message) => Outcome::failed(Status::Timeout, message),
             Reply::Interrupted => return Ok(None),
-            Reply::Loaded { .. } => bail!("the worker answered a run with a load"),
+            Reply::Loaded { .. } | Reply::Fitted(_) => {
+                bail!("the worker answered a run with something else")
+            }
         };
         outcome.vram = vram.or_else(|| {
             // A simulated GPU (the sim backend) reports its memory itself.
@@ -293,6 +311,72 @@ impl<'a> Sweep<'a> {
                 })
         });
         Ok(Some(outcome))
+    }
+
+    /// `n_gpu_layers = "fit"`: llama.cpp's own fit for `point`'s load group
+    /// (llama-server's default target, 1 GiB left free per device; the
+    /// largest context the group runs), asked of the worker before the
+    /// load. The load it chose, the outcome that ends the point, or `None`
+    /// when interrupted.
+    fn fitted_load(
+        &mut self,
+        point: &Point,
+        progress: &Progress,
+    ) -> anyhow::Result<Option<Result<LoadParams, Outcome>>> {
+        progress.set_message("llama.cpp's fit is choosing the offload (n_gpu_layers = \"fit\")");
+        let ctx = self
+            .plan
+            .points
+            .iter()
+            .filter(|p| p.load_group == point.load_group)
+            .max_by_key(|p| p.ctx.n_ctx)
+            .map_or_else(|| point.ctx.clone(), |p| p.ctx.clone());
+        let request = Request::LlamaFit {
+            model: self.plan.model_path.clone(),
+            ctx,
+            request: FitRequest {
+                target: FitTarget::Margin(LLAMA_SERVER_FIT_MARGIN),
+                n_ctx_min: 4096,
+            },
+        };
+        let timeout = Duration::from_secs_f64(self.plan.measure.load_timeout_s);
+        let during = |m: String| format!("during llama.cpp's fit: {m}");
+        Ok(Some(match self.exchange(&request, timeout, progress)? {
+            // A "fit" point's n_gpu_layers is the model's every layer.
+            Reply::Fitted(fit) => match fit.load_params(point.load.n_gpu_layers, point.load.use_mmap) {
+                Some(load) => {
+                    let load = LoadParams { fit: true, ..load };
+                    self.fitted = Some((point.load_group, load.clone(), fit));
+                    Ok(load)
+                }
+                None => Err(Outcome::failed(
+                    Status::Failed,
+                    format!(
+                        "llama.cpp's fit split the layers over several devices (tensor split {:?}), which lmtune's load parameters cannot say yet; give n_gpu_layers numbers",
+                        fit.tensor_split
+                    ),
+                )),
+            },
+            Reply::Failed(e) => Err(Outcome::failed(status_of(&e), during(e.to_string()))),
+            Reply::Died(m) => Err(Outcome::failed(Status::Crashed, during(m))),
+            Reply::TimedOut(m) => Err(Outcome::failed(Status::Timeout, during(m))),
+            Reply::Interrupted => return Ok(None),
+            Reply::Loaded { .. } | Reply::Measured(_) => {
+                bail!("the worker answered a fit with something else")
+            }
+        }))
+    }
+
+    /// `point` with the load its group was loaded with: a "fit" point's
+    /// is llama.cpp's choice once the fit has run.
+    fn as_loaded(&self, point: &Point) -> Point {
+        match &self.fitted {
+            Some((group, load, _)) if point.load.fit && *group == point.load_group => Point {
+                load: load.clone(),
+                ..point.clone()
+            },
+            _ => point.clone(),
+        }
     }
 
     /// Sends one request and waits for its final answer. A dead, hung or
@@ -319,13 +403,16 @@ impl<'a> Sweep<'a> {
                     return Ok(Reply::Loaded { load_ms })
                 }
                 Wait::Event(Event::Response(Response::Done { measurement })) => {
-                    return Ok(Reply::Measured(*measurement))
+                    return Ok(Reply::Measured(measurement))
                 }
                 Wait::Event(Event::Response(Response::Error { error })) => {
                     return Ok(Reply::Failed(error))
                 }
                 Wait::Event(Event::Response(Response::Hello { .. })) => {
                     bail!("the worker said hello twice")
+                }
+                Wait::Event(Event::Response(Response::LlamaFit { fit })) => {
+                    return Ok(Reply::Fitted(fit))
                 }
                 Wait::Event(Event::Response(Response::DryRun { .. })) => {
                     bail!("the worker answered a dry run nobody asked for")
@@ -364,7 +451,11 @@ impl<'a> Sweep<'a> {
         started_at: String,
         duration_s: f64,
     ) -> Record {
-        let m = outcome.measurement;
+        let mut m = outcome.measurement;
+        let point = &self.as_loaded(point);
+        if let Some((_, _, fit)) = self.fitted.as_ref().filter(|f| f.0 == point.load_group) {
+            m.llama_fit = Some(fit.clone());
+        }
         let ok = outcome.status == Status::Ok;
         let loaded = self.loaded_group == Some(point.load_group);
         Record {

@@ -387,3 +387,136 @@ fn expert_offload_keeps_exactly_the_named_blocks_experts_in_host_memory() {
         );
     }
 }
+
+/// `plan --llama-fit` on the Vulkan device with a 64 MiB budget: llama.cpp's
+/// own fit (common_fit_params) sees the device, is given its free memory
+/// less the budget as margin, offloads part of the model, and the dry run of
+/// its choice stays in the budget; that choice then loads, and the buffers
+/// llama.cpp allocates on the device are the dry run's within 1%.
+#[test]
+#[cfg_attr(
+    not(lmtune_vulkan),
+    ignore = "needs llama.cpp's Vulkan backend and the dynamic-link lmtune: scripts/test.sh builds them and sets LMTUNE_TEST_VULKAN_BACKEND / LMTUNE_TEST_DYNAMIC_LMTUNE"
+)]
+fn llama_cpp_s_fit_stays_in_the_budget_and_its_choice_loads() {
+    let (lmtune, backend) = parts();
+    let budget = 64.0 * MIB;
+    let plan = std::process::Command::new(&lmtune)
+        .env("VK_DRIVER_FILES", llvmpipe_icd())
+        .env("VK_ICD_FILENAMES", llvmpipe_icd())
+        .env("GGML_VK_VISIBLE_DEVICES", "0")
+        // n_ubatch 64: at 512 the compute buffer llama.cpp puts on the device
+        // (op offload; 49152-token vocabulary) alone is over the budget.
+        .args([
+            "plan",
+            "--ctx",
+            "512",
+            "--ubatch",
+            "64",
+            "--vram",
+            "64MiB",
+            "--headroom",
+            "0",
+        ])
+        .args([
+            "--cpu-bandwidth",
+            "20",
+            "--gpu-bandwidth",
+            "100",
+            "--llama-fit",
+            "--json",
+        ])
+        .arg("--ggml-backend")
+        .arg(&backend)
+        .arg("--model")
+        .arg(common::model_path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&plan.stderr);
+    assert_eq!(plan.status.code(), Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let fit = &v["llama_fit"];
+    let r = &fit["result"];
+    assert_eq!(r["fits"], true, "{fit}");
+    let devices = r["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 1, "{fit}");
+    assert!(
+        devices[0]["name"].as_str().unwrap().starts_with("Vulkan"),
+        "{fit}"
+    );
+    let free = devices[0]["free_bytes"].as_f64().unwrap();
+    assert_eq!(
+        devices[0]["margin_bytes"].as_f64(),
+        Some(free - budget),
+        "{fit}"
+    );
+    let ngl = r["n_gpu_layers"].as_u64().unwrap();
+    assert!(ngl > 0 && ngl < 31, "a part of the 31 layers: {fit}");
+    let on_device = |buffers: &[serde_json::Value]| -> f64 {
+        buffers
+            .iter()
+            .filter(|b| b["host"] == false)
+            .map(|b| {
+                ["model_bytes", "context_bytes", "compute_bytes"]
+                    .iter()
+                    .map(|f| b[f].as_f64().unwrap())
+                    .sum::<f64>()
+            })
+            .sum()
+    };
+    let dry = on_device(fit["dry_run"]["buffers"].as_array().unwrap());
+    assert!(
+        dry > 0.0 && dry <= budget,
+        "dry run of fit's choice {dry} B: {fit}"
+    );
+    eprintln!(
+        "llama.cpp's fit: n_gpu_layers {ngl}, {:.1} MiB on the device; lmtune: {}",
+        dry / MIB,
+        fit["lmtune"]
+    );
+
+    // The choice loads, and allocates what its dry run said.
+    let overrides: Vec<String> = r["overrides"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            format!(
+                "{}={}",
+                o["pattern"].as_str().unwrap(),
+                o["buffer_type"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let ot = if overrides.is_empty() {
+        String::new()
+    } else {
+        format!("override_tensor = '{}'\n", overrides.join(";"))
+    };
+    let path = scenario(
+        dir.path(),
+        "fit.toml",
+        &format!("[sweep]\nn_gpu_layers = {ngl}\n{ot}n_ctx = 512\nn_ubatch = 64\nthreads = 2\n[workload]\nn_prompt = [16]\nn_gen = [0]\n[measure]\nrepetitions = 1\nwarmup = 0\n"),
+    );
+    let out = dir.path().join("out");
+    let run = run(&lmtune, &backend, &path, &out, Some("0"));
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let records = read_records(&out);
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(r["status"], "ok", "{r}");
+    let allocated: f64 = ["model", "kv", "compute"]
+        .iter()
+        .map(|k| buffer_bytes(r, "Vulkan", k))
+        .sum();
+    assert!(
+        (allocated - dry).abs() <= dry * 0.01,
+        "allocated {allocated} B on the device, fit's dry run {dry} B"
+    );
+}

@@ -157,7 +157,7 @@ fn breakdown(ctx: *mut llama_cpp_sys_2::llama_context) -> Option<Vec<DryRunBuffe
 
 /// The C struct behind `params`, field by field through llama-cpp-2's
 /// getters (it exposes no other way), over llama.cpp's defaults.
-fn raw(p: &LlamaContextParams) -> llama_cpp_sys_2::llama_context_params {
+pub(super) fn raw(p: &LlamaContextParams) -> llama_cpp_sys_2::llama_context_params {
     // SAFETY: a plain constructor of a C struct by value.
     let mut c = unsafe { llama_cpp_sys_2::llama_context_default_params() };
     c.n_ctx = p.n_ctx().map_or(0, |n| n.get());

@@ -29,11 +29,14 @@ impl AxisInt for u32 {
     }
 }
 
-/// How many layers to offload: a number, or every layer (`"all"`).
+/// How many layers to offload: a number, every layer (`"all"`), or what
+/// llama.cpp's own fit picks at load time (`"fit"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NGpuLayers {
     /// Every repeating layer plus the output layer (`n_layer + 1`).
     All,
+    /// llama.cpp's `common_fit_params` decides (llama-server's `--fit`).
+    Fit,
     N(u32),
 }
 
@@ -41,21 +44,22 @@ impl NGpuLayers {
     /// The layer count for a model with `all_layers` offloadable layers.
     pub fn resolve(self, all_layers: u32) -> u32 {
         match self {
-            NGpuLayers::All => all_layers,
+            NGpuLayers::All | NGpuLayers::Fit => all_layers,
             NGpuLayers::N(n) => n,
         }
     }
 }
 
 impl AxisInt for NGpuLayers {
-    const KEYWORDS: &'static [(&'static str, NGpuLayers)] = &[("all", NGpuLayers::All)];
+    const KEYWORDS: &'static [(&'static str, NGpuLayers)] =
+        &[("all", NGpuLayers::All), ("fit", NGpuLayers::Fit)];
     fn from_int(n: u32) -> NGpuLayers {
         NGpuLayers::N(n)
     }
     fn as_int(self) -> Option<u32> {
         match self {
             NGpuLayers::N(n) => Some(n),
-            NGpuLayers::All => None,
+            NGpuLayers::All | NGpuLayers::Fit => None,
         }
     }
 }

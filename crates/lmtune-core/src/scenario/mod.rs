@@ -8,7 +8,7 @@
 //! kind = "llama-cpp"
 //!
 //! [sweep]                 # each axis: number, list, { from, to, step }, keyword
-//! n_gpu_layers = "all"    # default "all" (= n_layer + 1)
+//! n_gpu_layers = "all"    # default "all" (= n_layer + 1); "fit": llama.cpp's fit decides
 //! n_ctx = [1024]          # default: just what each test needs (as llama-bench)
 //! n_batch = [64, 512]     # default 2048
 //! n_ubatch = [64]         # default 512

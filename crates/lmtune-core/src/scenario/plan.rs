@@ -112,13 +112,13 @@ impl Scenario {
     ) -> Result<PlanAxes, ScenarioError> {
         let site = self.site();
         let all_layers = u32::try_from(model.n_layer + 1).unwrap_or(u32::MAX);
-        let n_gpu_layers: Vec<u32> = self
+        let n_gpu_layers: Vec<(u32, bool)> = self
             .n_gpu_layers
             .values
             .iter()
-            .map(|n| n.resolve(all_layers))
+            .map(|n| (n.resolve(all_layers), *n == NGpuLayers::Fit))
             .collect();
-        if let Some(&bad) = n_gpu_layers.iter().find(|&&n| n > all_layers) {
+        if let Some(&(bad, _)) = n_gpu_layers.iter().find(|&&(n, _)| n > all_layers) {
             return Err(site.at(
                 self.n_gpu_layers.span.clone(),
                 "sweep.n_gpu_layers",
@@ -218,12 +218,16 @@ impl Scenario {
     fn loads(
         &self,
         model: &ModelSummary,
-        n_gpu_layers: Vec<u32>,
+        n_gpu_layers: Vec<(u32, bool)>,
     ) -> Result<Vec<LoadParams>, ScenarioError> {
         let site = self.site();
         let asks_experts = self.n_cpu_moe.values.iter().any(|n| *n != NGpuLayers::N(0))
             || self.cpu_moe.values.contains(&true);
         let has_patterns = self.override_tensor.values.iter().any(|o| !o.is_empty());
+        self.check_fit(
+            n_gpu_layers.iter().any(|&(_, fit)| fit),
+            asks_experts || has_patterns,
+        )?;
         let names: Vec<String> = if asks_experts || has_patterns {
             GgufFile::open(&self.model_path)
                 .map(|f| f.tensors.into_iter().map(|t| t.name).collect())
@@ -293,7 +297,7 @@ impl Scenario {
             }
         }
         let mut loads = Vec::new();
-        for &ngl in &n_gpu_layers {
+        for &(ngl, fit) in &n_gpu_layers {
             for &ncm in &n_cpu_moe {
                 for &cpu_moe in &self.cpu_moe.values {
                     for ot in &self.override_tensor.values {
@@ -302,6 +306,7 @@ impl Scenario {
                             n_cpu_moe: if cpu_moe { 0 } else { ncm },
                             cpu_moe,
                             override_tensor: ot.clone(),
+                            fit,
                             ..LoadParams::new(ngl, self.use_mmap)
                         });
                     }
@@ -309,6 +314,41 @@ impl Scenario {
             }
         }
         Ok(dedup(loads))
+    }
+
+    /// `n_gpu_layers = "fit"` hands the offload and the tensor overrides to
+    /// llama.cpp's own fit: the llama-cpp backend only, and no placement by
+    /// hand beside it; `n_cpu_moe` takes no "fit".
+    fn check_fit(&self, fit: bool, placed_by_hand: bool) -> Result<(), ScenarioError> {
+        let site = self.site();
+        if self.n_cpu_moe.values.contains(&NGpuLayers::Fit) {
+            return Err(site.at(
+                self.n_cpu_moe.span.clone(),
+                "sweep.n_cpu_moe",
+                "\"fit\" is a value of n_gpu_layers (llama.cpp's fit places the experts too)",
+                "write n_gpu_layers = \"fit\" and leave n_cpu_moe out, or give n_cpu_moe numbers or \"all\"",
+            ));
+        }
+        if !fit {
+            return Ok(());
+        }
+        if self.backend != BackendKind::LlamaCpp {
+            return Err(site.at(
+                self.n_gpu_layers.span.clone(),
+                "sweep.n_gpu_layers",
+                format!("\"fit\" runs llama.cpp's own fit (common_fit_params), which the {} backend does not have", self.backend.as_str()),
+                "give n_gpu_layers numbers or \"all\", or use backend = \"llama-cpp\"",
+            ));
+        }
+        if placed_by_hand {
+            return Err(site.at(
+                self.n_gpu_layers.span.clone(),
+                "sweep.n_gpu_layers",
+                "\"fit\" lets llama.cpp choose the tensor overrides, so n_cpu_moe, cpu_moe and override_tensor cannot be set beside it",
+                "remove n_cpu_moe / cpu_moe / override_tensor, or give n_gpu_layers numbers",
+            ));
+        }
+        Ok(())
     }
 
     /// The tests of the workload, as llama-bench forms them: a pp test for

@@ -16,6 +16,8 @@ use lmtune_report::human_bytes;
 use crate::cli::PlanArgs;
 use crate::exit;
 
+mod llama_fit;
+
 /// llama-server's (and llama-bench's) default n_batch.
 const LLAMA_SERVER_N_BATCH: u64 = 2048;
 
@@ -233,9 +235,12 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         (
             ngl,
             n_cpu_moe,
-            crate::dry_run::ask(&args.model, &load, &ctx, &[]),
+            crate::dry_run::ask(&args.model, &load, &ctx, &args.ggml_backend),
         )
     });
+    let fit = args
+        .llama_fit
+        .then(|| llama_fit::ask(&args, &p, &dry_run_context(&args, &p, type_k, type_v)));
     if args.json {
         let mut value = serde_json::json!({ "model": args.model.display().to_string(), "synthetic": a.synthetic, "notes": notes, "plan": p });
         match &dry {
@@ -245,11 +250,17 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
             Some((_, _, Err(e))) => value["dry_run_error"] = serde_json::json!(e),
             None => {}
         }
+        if let Some((request, answer)) = &fit {
+            value["llama_fit"] = llama_fit::json(request, answer, &p);
+        }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print_text(&args, &a, &p, &notes, type_k, type_v);
         if let Some((ngl, n_cpu_moe, answer)) = &dry {
             print_dry_run(&args.model, &p, *ngl, *n_cpu_moe, answer);
+        }
+        if let Some((request, answer)) = &fit {
+            llama_fit::print(&args.model, request, answer, &p);
         }
     }
     Ok(if p.recommended.is_some() {
