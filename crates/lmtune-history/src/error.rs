@@ -40,6 +40,10 @@ pub enum HistoryError {
         "`git {args}` failed ({what}); outside a git checkout give --commit, --branch and --time"
     )]
     Git { args: String, what: String },
+    #[error(
+        "branch {branch} has no runs in the history store; `lmtune history list` shows its series"
+    )]
+    NoSuchBranch { branch: String },
     #[error("--time {value}: {what}; write RFC 3339, e.g. 2026-12-01T09:30:00Z")]
     Time { value: String, what: String },
 }

@@ -13,13 +13,22 @@ use lmtune_core::compare::{compare_one_run, compare_samples, Change, GateParams,
 use lmtune_report::compare::{Comparison, Metric, Row};
 use serde::Serialize;
 
+use crate::changes::{steps_of, SeriesId, Step};
+use crate::edivisive::EDivisiveParams;
 use crate::points::PointMean;
+use crate::series::{commit_means, Span};
 use crate::store::Store;
 use crate::HistoryError;
 
 /// Fewer earlier runs than this and a point's verdict is Inconclusive: two
 /// runs give a variance too rough to judge a third by.
 pub const MIN_BASE_RUNS: usize = 3;
+
+/// The commits around the one checked that its change points are searched
+/// in: a step at a commit shows once min_size commits follow it, so a
+/// commit is re-checked usefully after a few more.
+const CHANGE_COMMITS_BEFORE: usize = 50;
+const CHANGE_COMMITS_AFTER: usize = 10;
 
 #[derive(Debug, Clone)]
 pub struct CheckParams {
@@ -40,6 +49,9 @@ pub struct SeriesCheck {
     pub base_runs: usize,
     pub current_runs: usize,
     pub comparison: Comparison,
+    /// The points whose newest change point (E-Divisive over the commits
+    /// around this one) is this commit.
+    pub change_points: Vec<Step>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,14 +114,34 @@ pub fn check(
                 params.window
             ),
         );
-        series.push(SeriesCheck {
+        let id = SeriesId {
             environment,
             environment_label: store.environment_label(environment)?,
             branch,
+        };
+        let change_points = change_points_at(store, &id, &commit, &params.metrics)?;
+        for s in &change_points {
+            comparison.notes.push(format!(
+                "CHANGE POINT at this commit: {} {} stepped {:+.1}% ({:.2} -> {:.2}, {} commit(s) before, {} after; E-Divisive p = {:.3})",
+                s.point_label(),
+                crate::points::metric_name(s.metric),
+                s.change * 100.0,
+                s.before_mean,
+                s.after_mean,
+                s.commits_before,
+                s.commits_after,
+                s.p_value
+            ));
+        }
+        series.push(SeriesCheck {
+            environment,
+            environment_label: id.environment_label,
+            branch: id.branch,
             base_commits,
             base_runs: base.len(),
             current_runs: current.len(),
             comparison,
+            change_points,
         });
     }
     Ok(HistoryCheck {
@@ -117,6 +149,38 @@ pub fn check(
         window: params.window,
         series,
     })
+}
+
+/// The steps whose point's newest change point is `commit`.
+fn change_points_at(
+    store: &Store,
+    id: &SeriesId,
+    commit: &str,
+    metrics: &[Metric],
+) -> Result<Vec<Step>, HistoryError> {
+    let span = Span::Around {
+        commit: commit.to_string(),
+        before: CHANGE_COMMITS_BEFORE,
+        after: CHANGE_COMMITS_AFTER,
+    };
+    let commits = commit_means(store, id.environment, &id.branch, &span)?;
+    let (_, steps) = steps_of(id, &commits, metrics, &EDivisiveParams::default());
+    let mut newest: BTreeMap<String, Step> = BTreeMap::new();
+    for s in steps {
+        // steps_of gives each point's steps oldest first.
+        newest.insert(
+            format!(
+                "{} {}",
+                s.point_label(),
+                crate::points::metric_name(s.metric)
+            ),
+            s,
+        );
+    }
+    Ok(newest
+        .into_values()
+        .filter(|s| s.commit == commit)
+        .collect())
 }
 
 type Key = (String, String, String, Metric);

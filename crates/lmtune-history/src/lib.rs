@@ -29,6 +29,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod changes;
+mod changes_format;
 pub mod edivisive;
 mod error;
 mod format;
@@ -36,12 +38,16 @@ mod gate;
 pub mod git;
 mod points;
 pub mod schema;
+mod series;
 mod store;
 
+pub use changes::{changes, ChangesParams, ChangesReport, Step, StepKind, DEFAULT_LAST_COMMITS};
+pub use changes_format::ChangesFormat;
 pub use error::HistoryError;
 pub use format::CheckFormat;
 pub use gate::{check, judge, CheckParams, HistoryCheck, SeriesCheck, MIN_BASE_RUNS};
 pub use points::{point_means, PointMean};
+pub use series::{commit_means, CommitMeans, PointKey, Span};
 pub use store::{runs_in, Added, RunMeta, RunRow, Series, Store, DEFAULT_DB};
 
 /// A time as the store keeps it: RFC 3339 in UTC, to the second, so that

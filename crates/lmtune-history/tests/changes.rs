@@ -1,0 +1,149 @@
+//! Change points through the store: a fake history of the committed
+//! quickstart run (relabelled per commit, every t/s scaled: a fake 10%
+//! slowdown at one commit and fake ±1% noise), then `changes` and `check`.
+
+use std::path::Path;
+
+use lmtune_core::compare::{GateParams, Verdict};
+use lmtune_core::record::Record;
+use lmtune_history::{
+    changes, check, ChangesFormat, ChangesParams, CheckParams, RunMeta, StepKind, Store,
+    DEFAULT_LAST_COMMITS,
+};
+use lmtune_report::compare::Metric;
+
+fn quickstart() -> Vec<Record> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results/2026-11-21-vm-quickstart");
+    lmtune_report::load_results(&dir).unwrap().1
+}
+
+fn sha(i: usize) -> String {
+    format!("{i:040x}")
+}
+
+/// Adds commit `i` (one run, t/s × `scale`).
+fn add(store: &mut Store, template: &[Record], i: usize, scale: f64) {
+    let mut run = template.to_vec();
+    for r in &mut run {
+        r.run_id = format!("fake-{i}");
+        r.measurement
+            .samples_ts
+            .iter_mut()
+            .for_each(|x| *x *= scale);
+        if let Some(s) = r.tokens_per_s.as_mut() {
+            s.mean *= scale;
+        }
+    }
+    let meta = RunMeta {
+        commit: sha(i),
+        branch: "main".into(),
+        commit_time: format!("2026-12-01T{:02}:{:02}:00Z", i / 60, i % 60),
+    };
+    let refs: Vec<&Record> = run.iter().collect();
+    store.add_run(&meta, &refs).unwrap();
+}
+
+/// 12 commits at the recorded speed, then 8 at 90% of it; ±1% noise.
+fn stepped_store(dir: &Path) -> Store {
+    let template = quickstart();
+    let mut store = Store::open(&dir.join("history.sqlite")).unwrap();
+    let noise = [
+        0.0, 0.01, -0.008, 0.004, -0.01, 0.006, -0.003, 0.009, -0.006, 0.002,
+    ];
+    for i in 0..20 {
+        let level = if i < 12 { 1.0 } else { 0.9 };
+        add(
+            &mut store,
+            &template,
+            i,
+            level * (1.0 + noise[i % noise.len()]),
+        );
+    }
+    store
+}
+
+fn changes_params() -> ChangesParams {
+    ChangesParams {
+        branch: None,
+        metrics: vec![Metric::Tg, Metric::Pp],
+        last: DEFAULT_LAST_COMMITS,
+        edivisive: Default::default(),
+    }
+}
+
+fn check_params() -> CheckParams {
+    CheckParams {
+        window: 10,
+        gate: GateParams {
+            threshold: 0.05,
+            alpha: 0.05,
+        },
+        metrics: vec![Metric::Tg, Metric::Pp],
+    }
+}
+
+#[test]
+fn a_10_percent_slowdown_is_a_change_point_of_every_point_at_its_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = stepped_store(dir.path());
+    let report = changes(&store, &changes_params()).unwrap();
+    assert_eq!(report.point_series, 8);
+    assert_eq!(report.steps.len(), 8, "{:#?}", report.steps);
+    for s in &report.steps {
+        assert_eq!(s.commit, sha(12));
+        assert_eq!(s.previous_commit, sha(11));
+        assert_eq!(s.kind, StepKind::Regression);
+        assert!((s.change + 0.1).abs() < 0.01, "{}", s.change);
+        assert_eq!((s.commits_before, s.commits_after), (12, 8));
+    }
+    let md = ChangesFormat::Markdown.render(&report);
+    assert!(
+        md.starts_with("8 change point(s) in 8 point series of 1 series"),
+        "{md}"
+    );
+    assert!(md.contains("| -10."), "{md}");
+}
+
+#[test]
+fn last_n_commits_leave_the_step_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = stepped_store(dir.path());
+    let mut params = changes_params();
+    params.last = 8;
+    assert!(changes(&store, &params).unwrap().steps.is_empty());
+}
+
+#[test]
+fn check_of_the_stepped_commit_is_regressed_and_names_the_change_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = stepped_store(dir.path());
+    let result = check(&store, &sha(12), &check_params()).unwrap();
+    assert!(result.regressed());
+    let series = &result.series[0];
+    assert!(series
+        .comparison
+        .rows
+        .iter()
+        .all(|r| r.change.verdict == Verdict::Regressed));
+    assert_eq!(series.change_points.len(), 8);
+    assert!(series
+        .comparison
+        .notes
+        .iter()
+        .any(|n| n.starts_with("CHANGE POINT at this commit")));
+    // Before the step, and after it: no change point at the commit checked.
+    for i in [5, 15] {
+        let other = check(&store, &sha(i), &check_params()).unwrap();
+        assert!(other.series[0].change_points.is_empty(), "commit {i}");
+    }
+}
+
+#[test]
+fn changes_of_an_unknown_branch_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = stepped_store(dir.path());
+    let mut params = changes_params();
+    params.branch = Some("nope".into());
+    let err = changes(&store, &params).unwrap_err().to_string();
+    assert!(err.starts_with("branch nope has no runs"), "{err}");
+}
