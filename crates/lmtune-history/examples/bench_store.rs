@@ -66,6 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             alpha: 0.05,
         },
         metrics: vec![Metric::Tg, Metric::Pp],
+        merge_base: None,
     };
     let result = check(&store, &format!("{runs:040x}"), &params)?;
     println!(

@@ -36,6 +36,19 @@ pub struct CheckParams {
     pub window: usize,
     pub gate: GateParams,
     pub metrics: Vec<Metric>,
+    /// Where to look when the commit's branch has no earlier runs in an
+    /// environment (a new feature branch): its merge base with main.
+    pub merge_base: Option<MergeBase>,
+}
+
+/// The merge base of the checked commit with the main branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeBase {
+    /// The branch it is on, e.g. `main`.
+    pub branch: String,
+    pub commit: String,
+    /// RFC 3339 UTC, see [`crate::normalize_time`].
+    pub commit_time: String,
 }
 
 /// The check of a commit in one series.
@@ -89,7 +102,23 @@ pub fn check(
             .map(|r| r.commit_time.as_str())
             .max()
             .unwrap_or("");
-        let base = store.base_runs(environment, &branch, &commit, newest, params.window)?;
+        let mut base = store.base_runs(environment, &branch, &commit, newest, params.window)?;
+        let mut base_from = format!("branch {branch}");
+        let fallback = params.merge_base.as_ref().filter(|m| m.branch != branch);
+        if let (true, Some(mb)) = (base.is_empty(), fallback) {
+            base = store.base_runs(
+                environment,
+                &mb.branch,
+                &commit,
+                &mb.commit_time,
+                params.window,
+            )?;
+            base_from = format!(
+                "branch {} up to the merge base {} (branch {branch} has no earlier runs here)",
+                mb.branch,
+                &mb.commit[..mb.commit.len().min(12)]
+            );
+        }
         let mut base_commits: Vec<String> = Vec::new();
         for r in &base {
             if !base_commits.contains(&r.commit) {
@@ -108,7 +137,7 @@ pub fn check(
         comparison.notes.insert(
             0,
             format!(
-                "base: the last {} run(s) of branch {branch} in this environment ({} commit(s), window {}); each run's mean is one sample",
+                "base: the last {} run(s) of {base_from} in this environment ({} commit(s), window {}); each run's mean is one sample",
                 base.len(),
                 base_commits.len(),
                 params.window

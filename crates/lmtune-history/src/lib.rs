@@ -23,7 +23,7 @@
 //! for run in lmtune_history::runs_in(&records) {
 //!     store.add_run(&meta, &run)?;
 //! }
-//! let params = CheckParams { window: 10, gate: GateParams { threshold: 0.05, alpha: 0.05 }, metrics: vec![Metric::Tg, Metric::Pp] };
+//! let params = CheckParams { window: 10, gate: GateParams { threshold: 0.05, alpha: 0.05 }, metrics: vec![Metric::Tg, Metric::Pp], merge_base: None };
 //! let verdicts = check(&store, "abc123", &params)?;
 //! println!("regressed: {}", verdicts.regressed());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -45,7 +45,7 @@ pub use changes::{changes, ChangesParams, ChangesReport, Step, StepKind, DEFAULT
 pub use changes_format::ChangesFormat;
 pub use error::HistoryError;
 pub use format::CheckFormat;
-pub use gate::{check, judge, CheckParams, HistoryCheck, SeriesCheck, MIN_BASE_RUNS};
+pub use gate::{check, judge, CheckParams, HistoryCheck, MergeBase, SeriesCheck, MIN_BASE_RUNS};
 pub use points::{point_means, PointMean};
 pub use series::{commit_means, CommitMeans, PointKey, Span};
 pub use store::{runs_in, Added, RunMeta, RunRow, Series, Store, DEFAULT_DB};

@@ -7,8 +7,8 @@ use std::path::Path;
 use lmtune_core::compare::{GateParams, Verdict};
 use lmtune_core::record::Record;
 use lmtune_history::{
-    changes, check, ChangesFormat, ChangesParams, CheckParams, RunMeta, StepKind, Store,
-    DEFAULT_LAST_COMMITS,
+    changes, check, ChangesFormat, ChangesParams, CheckFormat, CheckParams, MergeBase, RunMeta,
+    StepKind, Store, DEFAULT_LAST_COMMITS,
 };
 use lmtune_report::compare::Metric;
 
@@ -79,6 +79,7 @@ fn check_params() -> CheckParams {
             alpha: 0.05,
         },
         metrics: vec![Metric::Tg, Metric::Pp],
+        merge_base: None,
     }
 }
 
@@ -146,4 +147,63 @@ fn changes_of_an_unknown_branch_is_an_error_naming_it() {
     params.branch = Some("nope".into());
     let err = changes(&store, &params).unwrap_err().to_string();
     assert!(err.starts_with("branch nope has no runs"), "{err}");
+}
+
+#[test]
+fn a_branch_without_history_is_judged_against_main_up_to_its_merge_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = stepped_store(dir.path());
+    // A fake feature branch forked from commit 5 (before the step), 10% slower.
+    let mut run = quickstart();
+    for r in &mut run {
+        r.run_id = "fake-feature".into();
+        if let Some(s) = r.tokens_per_s.as_mut() {
+            s.mean *= 0.9;
+        }
+    }
+    let meta = RunMeta {
+        commit: "feed".repeat(10),
+        branch: "feature".into(),
+        commit_time: "2026-12-02T00:00:00Z".into(),
+    };
+    store
+        .add_run(&meta, &run.iter().collect::<Vec<_>>())
+        .unwrap();
+    let alone = check(&store, "feed", &check_params()).unwrap();
+    assert!(alone.series[0].comparison.rows.is_empty());
+    let mut params = check_params();
+    params.merge_base = Some(MergeBase {
+        branch: "main".into(),
+        commit: sha(5),
+        commit_time: "2026-12-01T00:05:00Z".into(),
+    });
+    let result = check(&store, "feed", &params).unwrap();
+    let s = &result.series[0];
+    assert_eq!(s.base_runs, 6, "commits 0 to 5 of main");
+    assert!(result.regressed());
+    assert!(
+        s.comparison.notes[0].contains("branch main up to the merge base 000000000000"),
+        "{:?}",
+        s.comparison.notes
+    );
+}
+
+#[test]
+fn check_as_junit_is_one_suite_per_series_with_the_notes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = stepped_store(dir.path());
+    let result = check(&store, &sha(12), &check_params()).unwrap();
+    let xml = String::from_utf8(CheckFormat::Junit.render(&result).unwrap()).unwrap();
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n<testsuite name=\"lmtune history check 000000000000 on main"), "{xml}");
+    assert_eq!(xml.matches("<?xml").count(), 1);
+    assert!(
+        xml.contains("tests=\"8\" failures=\"8\" skipped=\"0\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<system-out>base: the last 10 run(s) of branch main"),
+        "{xml}"
+    );
+    assert!(xml.contains("CHANGE POINT at this commit"), "{xml}");
+    assert!(xml.ends_with("</testsuite>\n</testsuites>\n"), "{xml}");
 }
