@@ -7,7 +7,9 @@
 //! A series is one branch in one environment: runs whose fingerprints
 //! differ (`Fingerprint::differences`, the rule of `compare`, lmtune's own
 //! commit aside) are never mixed. Adding the same run (run_id + hash of its
-//! records) twice stores it once.
+//! records) twice stores it once. It also finds the commits where a point's
+//! level shifted ([`changes`], E-Divisive means in [`edivisive`]) and
+//! exports the store (CSV, JSON lines, Bencher Metric Format).
 //!
 //! It depends on lmtune-core (records, fingerprints, the statistics of the
 //! gate) and lmtune-report (reading results, the `compare` exporters); they
