@@ -67,15 +67,16 @@ fn table(report: &ChangesReport) -> String {
     if report.steps.is_empty() {
         return out;
     }
+    // The point's model and knobs last: they are long and vary in length.
     let _ = writeln!(
         out,
-        "{:<12}  {:<20}  {:>4}  {:<10}  {:<40}  {:>4}  {:>10}  {:>10}  {:>7}  {:>6}  {:<11}",
+        "{:<12}  {:<20}  {:>4}  {:<10}  {:<6}  {:<6}  {:>10}  {:>10}  {:>7}  {:>6}  {:<11}  point",
         "commit",
         "time",
         "env",
         "branch",
-        "point",
         "metric",
+        "test",
         "before",
         "after",
         "change",
@@ -85,18 +86,20 @@ fn table(report: &ChangesReport) -> String {
     for s in &report.steps {
         let _ = writeln!(
             out,
-            "{:<12}  {:<20}  {:>4}  {:<10}  {:<40}  {:>4}  {:>10.2}  {:>10.2}  {:>+6.1}%  {:>6.3}  {:<11}",
+            "{:<12}  {:<20}  {:>4}  {:<10}  {:<6}  {:<6}  {:>10.2}  {:>10.2}  {:>+6.1}%  {:>6.3}  {:<11}  {} {}",
             short(&s.commit),
             s.commit_time,
             s.environment,
             s.branch,
-            s.point_label(),
             crate::points::metric_name(s.metric),
+            s.test,
             s.before_mean,
             s.after_mean,
             s.change * 100.0,
             s.p_value,
-            kind(s)
+            kind(s),
+            s.model,
+            s.knobs
         );
     }
     out
