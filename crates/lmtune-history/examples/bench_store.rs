@@ -1,16 +1,20 @@
 //! How long `history add` and `check` take on a large store (issue 23:
 //! 10,000 runs × 50 points, each under a second). A script, not a timed
 //! test: `cargo run --release -p lmtune-history --example bench_store [RUNS]`.
+//! Also times `changes` over the newest 100 and 300 commits (O(n²) per
+//! permutation: a search over thousands of commits takes minutes).
 //!
 //! The runs are the committed quickstart's records, widened to 52 points
-//! (thread counts 1–13) and relabelled per run: fakes of a long history.
+//! (thread counts 1–13) and relabelled per run, with fake noise and a
+//! fake step: fakes of a long history.
 
 use std::path::Path;
 use std::time::Instant;
 
 use lmtune_core::compare::GateParams;
 use lmtune_core::record::Record;
-use lmtune_history::{check, CheckParams, RunMeta, Store};
+use lmtune_history::edivisive::SplitMix;
+use lmtune_history::{changes, check, ChangesParams, CheckParams, RunMeta, Store};
 use lmtune_report::compare::Metric;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,8 +35,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fill = Instant::now();
     let add_run = |store: &mut Store, i: usize| -> Result<f64, Box<dyn std::error::Error>> {
         let mut run = wide.clone();
+        // Fake run-to-run noise (uniform ±5%) and a fake 10% slowdown 30
+        // commits before the end, so that the searches have work to do.
+        let mut rng = SplitMix::new(i as u64);
+        let level = if i + 30 >= runs { 0.9 } else { 1.0 };
         for r in &mut run {
             r.run_id = format!("fake-{i}");
+            if let Some(s) = r.tokens_per_s.as_mut() {
+                s.mean *= level * (1.0 + 0.1 * (rng.unit() - 0.5));
+            }
         }
         let meta = RunMeta {
             commit: format!("{i:040x}"),
@@ -66,10 +77,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             alpha: 0.05,
         },
         metrics: vec![Metric::Tg, Metric::Pp],
+        merge_base: None,
     };
     let result = check(&store, &format!("{runs:040x}"), &params)?;
     println!(
-        "history check of it against the last 10: {:.3} s ({} rows)",
+        "history check of it against the last 10, change points over the last 51 commits included: {:.3} s ({} rows)",
         t.elapsed().as_secs_f64(),
         result
             .series
@@ -77,5 +89,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|s| s.comparison.rows.len())
             .sum::<usize>()
     );
+    for last in [100, 300] {
+        let t = Instant::now();
+        let report = changes(
+            &store,
+            &ChangesParams {
+                branch: None,
+                metrics: vec![Metric::Tg, Metric::Pp],
+                last,
+                edivisive: Default::default(),
+            },
+        )?;
+        println!(
+            "history changes --last {last}: {:.3} s ({} point series, {} change points)",
+            t.elapsed().as_secs_f64(),
+            report.point_series,
+            report.steps.len()
+        );
+    }
     Ok(())
 }

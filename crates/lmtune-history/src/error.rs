@@ -40,6 +40,12 @@ pub enum HistoryError {
         "`git {args}` failed ({what}); outside a git checkout give --commit, --branch and --time"
     )]
     Git { args: String, what: String },
+    #[error(
+        "branch {branch} has no runs in the history store; `lmtune history list` shows its series"
+    )]
+    NoSuchBranch { branch: String },
+    #[error("--format bencher exports one commit in one environment, and these runs span {commits} commit(s) in {environments} environment(s); give --commit SHA and --environment ID (`lmtune history list` shows them)")]
+    BencherScope { commits: usize, environments: usize },
     #[error("--time {value}: {what}; write RFC 3339, e.g. 2026-12-01T09:30:00Z")]
     Time { value: String, what: String },
 }

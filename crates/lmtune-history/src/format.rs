@@ -13,17 +13,24 @@ pub enum CheckFormat {
     Table,
     Markdown,
     Json,
+    /// JUnit XML: one test suite per series.
+    Junit,
 }
 
 impl CheckFormat {
-    pub const ALL: [CheckFormat; 3] =
-        [CheckFormat::Table, CheckFormat::Markdown, CheckFormat::Json];
+    pub const ALL: [CheckFormat; 4] = [
+        CheckFormat::Table,
+        CheckFormat::Markdown,
+        CheckFormat::Json,
+        CheckFormat::Junit,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             CheckFormat::Table => "table",
             CheckFormat::Markdown => "md",
             CheckFormat::Json => "json",
+            CheckFormat::Junit => "junit",
         }
     }
 
@@ -38,6 +45,7 @@ impl CheckFormat {
                 out.push(b'\n');
                 return Ok(out);
             }
+            CheckFormat::Junit => return junit(check),
             CheckFormat::Table => (CompareFormat::Table, |o, h| {
                 let _ = writeln!(o, "== {h}");
             }),
@@ -73,6 +81,46 @@ impl CheckFormat {
         }
         Ok(out)
     }
+}
+
+/// The `compare` JUnit suite of each series, renamed after the series,
+/// with the notes (the base, too few runs, a change point here) as its
+/// system-out, in one `<testsuites>` document.
+fn junit(check: &HistoryCheck) -> io::Result<Vec<u8>> {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+    for s in &check.series {
+        let xml =
+            String::from_utf8_lossy(&CompareFormat::Junit.exporter().serialize(&s.comparison)?)
+                .into_owned();
+        let name = esc(&format!(
+            "lmtune history check {} on {} — {}",
+            short(&check.commit),
+            s.branch,
+            s.environment_label
+        ));
+        let notes = s
+            .comparison
+            .notes
+            .iter()
+            .map(|n| esc(n))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for line in xml.lines().filter(|l| !l.starts_with("<?xml")) {
+            if line.starts_with("</testsuite>") {
+                let _ = writeln!(out, "  <system-out>{notes}</system-out>");
+            }
+            let line = line.replacen("name=\"lmtune compare\"", &format!("name=\"{name}\""), 1);
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    out.push_str("</testsuites>\n");
+    Ok(out.into_bytes())
 }
 
 fn short(sha: &str) -> &str {

@@ -13,7 +13,10 @@ use lmtune_core::compare::{compare_one_run, compare_samples, Change, GateParams,
 use lmtune_report::compare::{Comparison, Metric, Row};
 use serde::Serialize;
 
+use crate::changes::{steps_of, SeriesId, Step};
+use crate::edivisive::EDivisiveParams;
 use crate::points::PointMean;
+use crate::series::{commit_means, Span};
 use crate::store::Store;
 use crate::HistoryError;
 
@@ -21,12 +24,31 @@ use crate::HistoryError;
 /// runs give a variance too rough to judge a third by.
 pub const MIN_BASE_RUNS: usize = 3;
 
+/// The commits around the one checked that its change points are searched
+/// in: a step at a commit shows once min_size commits follow it, so a
+/// commit is re-checked usefully after a few more.
+const CHANGE_COMMITS_BEFORE: usize = 50;
+const CHANGE_COMMITS_AFTER: usize = 10;
+
 #[derive(Debug, Clone)]
 pub struct CheckParams {
     /// How many earlier runs of the series form the base.
     pub window: usize,
     pub gate: GateParams,
     pub metrics: Vec<Metric>,
+    /// Where to look when the commit's branch has no earlier runs in an
+    /// environment (a new feature branch): its merge base with main.
+    pub merge_base: Option<MergeBase>,
+}
+
+/// The merge base of the checked commit with the main branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeBase {
+    /// The branch it is on, e.g. `main`.
+    pub branch: String,
+    pub commit: String,
+    /// RFC 3339 UTC, see [`crate::normalize_time`].
+    pub commit_time: String,
 }
 
 /// The check of a commit in one series.
@@ -40,6 +62,9 @@ pub struct SeriesCheck {
     pub base_runs: usize,
     pub current_runs: usize,
     pub comparison: Comparison,
+    /// The points whose newest change point (E-Divisive over the commits
+    /// around this one) is this commit.
+    pub change_points: Vec<Step>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,7 +102,23 @@ pub fn check(
             .map(|r| r.commit_time.as_str())
             .max()
             .unwrap_or("");
-        let base = store.base_runs(environment, &branch, &commit, newest, params.window)?;
+        let mut base = store.base_runs(environment, &branch, &commit, newest, params.window)?;
+        let mut base_from = format!("branch {branch}");
+        let fallback = params.merge_base.as_ref().filter(|m| m.branch != branch);
+        if let (true, Some(mb)) = (base.is_empty(), fallback) {
+            base = store.base_runs(
+                environment,
+                &mb.branch,
+                &commit,
+                &mb.commit_time,
+                params.window,
+            )?;
+            base_from = format!(
+                "branch {} up to the merge base {} (branch {branch} has no earlier runs here)",
+                mb.branch,
+                &mb.commit[..mb.commit.len().min(12)]
+            );
+        }
         let mut base_commits: Vec<String> = Vec::new();
         for r in &base {
             if !base_commits.contains(&r.commit) {
@@ -96,20 +137,40 @@ pub fn check(
         comparison.notes.insert(
             0,
             format!(
-                "base: the last {} run(s) of branch {branch} in this environment ({} commit(s), window {}); each run's mean is one sample",
+                "base: the last {} run(s) of {base_from} in this environment ({} commit(s), window {}); each run's mean is one sample",
                 base.len(),
                 base_commits.len(),
                 params.window
             ),
         );
-        series.push(SeriesCheck {
+        let id = SeriesId {
             environment,
             environment_label: store.environment_label(environment)?,
             branch,
+        };
+        let change_points = change_points_at(store, &id, &commit, &params.metrics)?;
+        for s in &change_points {
+            comparison.notes.push(format!(
+                "CHANGE POINT at this commit: {} {} stepped {:+.1}% ({:.2} -> {:.2}, {} commit(s) before, {} after; E-Divisive p = {:.3})",
+                s.point_label(),
+                crate::points::metric_name(s.metric),
+                s.change * 100.0,
+                s.before_mean,
+                s.after_mean,
+                s.commits_before,
+                s.commits_after,
+                s.p_value
+            ));
+        }
+        series.push(SeriesCheck {
+            environment,
+            environment_label: id.environment_label,
+            branch: id.branch,
             base_commits,
             base_runs: base.len(),
             current_runs: current.len(),
             comparison,
+            change_points,
         });
     }
     Ok(HistoryCheck {
@@ -117,6 +178,38 @@ pub fn check(
         window: params.window,
         series,
     })
+}
+
+/// The steps whose point's newest change point is `commit`.
+fn change_points_at(
+    store: &Store,
+    id: &SeriesId,
+    commit: &str,
+    metrics: &[Metric],
+) -> Result<Vec<Step>, HistoryError> {
+    let span = Span::Around {
+        commit: commit.to_string(),
+        before: CHANGE_COMMITS_BEFORE,
+        after: CHANGE_COMMITS_AFTER,
+    };
+    let commits = commit_means(store, id.environment, &id.branch, &span)?;
+    let (_, steps) = steps_of(id, &commits, metrics, &EDivisiveParams::default());
+    let mut newest: BTreeMap<String, Step> = BTreeMap::new();
+    for s in steps {
+        // steps_of gives each point's steps oldest first.
+        newest.insert(
+            format!(
+                "{} {}",
+                s.point_label(),
+                crate::points::metric_name(s.metric)
+            ),
+            s,
+        );
+    }
+    Ok(newest
+        .into_values()
+        .filter(|s| s.commit == commit)
+        .collect())
 }
 
 type Key = (String, String, String, Metric);

@@ -36,3 +36,8 @@ pub fn commit_time(commit: &str) -> Result<String, HistoryError> {
     let iso = git(&["show", "-s", "--format=%cI", commit])?;
     crate::normalize_time(&iso)
 }
+
+/// `git merge-base COMMIT BRANCH`.
+pub fn merge_base(commit: &str, branch: &str) -> Result<String, HistoryError> {
+    git(&["merge-base", commit, branch])
+}

@@ -7,7 +7,9 @@
 //! A series is one branch in one environment: runs whose fingerprints
 //! differ (`Fingerprint::differences`, the rule of `compare`, lmtune's own
 //! commit aside) are never mixed. Adding the same run (run_id + hash of its
-//! records) twice stores it once.
+//! records) twice stores it once. It also finds the commits where a point's
+//! level shifted ([`changes`], E-Divisive means in [`edivisive`]) and
+//! exports the store (CSV, JSON lines, Bencher Metric Format).
 //!
 //! It depends on lmtune-core (records, fingerprints, the statistics of the
 //! gate) and lmtune-report (reading results, the `compare` exporters); they
@@ -23,24 +25,33 @@
 //! for run in lmtune_history::runs_in(&records) {
 //!     store.add_run(&meta, &run)?;
 //! }
-//! let params = CheckParams { window: 10, gate: GateParams { threshold: 0.05, alpha: 0.05 }, metrics: vec![Metric::Tg, Metric::Pp] };
+//! let params = CheckParams { window: 10, gate: GateParams { threshold: 0.05, alpha: 0.05 }, metrics: vec![Metric::Tg, Metric::Pp], merge_base: None };
 //! let verdicts = check(&store, "abc123", &params)?;
 //! println!("regressed: {}", verdicts.regressed());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod changes;
+mod changes_format;
+pub mod edivisive;
 mod error;
+mod export;
 mod format;
 mod gate;
 pub mod git;
 mod points;
 pub mod schema;
+mod series;
 mod store;
 
+pub use changes::{changes, ChangesParams, ChangesReport, Step, StepKind, DEFAULT_LAST_COMMITS};
+pub use changes_format::ChangesFormat;
 pub use error::HistoryError;
+pub use export::{export, export_rows, ExportFilter, ExportFormat, ExportRow};
 pub use format::CheckFormat;
-pub use gate::{check, judge, CheckParams, HistoryCheck, SeriesCheck, MIN_BASE_RUNS};
+pub use gate::{check, judge, CheckParams, HistoryCheck, MergeBase, SeriesCheck, MIN_BASE_RUNS};
 pub use points::{point_means, PointMean};
+pub use series::{commit_means, CommitMeans, PointKey, Span};
 pub use store::{runs_in, Added, RunMeta, RunRow, Series, Store, DEFAULT_DB};
 
 /// A time as the store keeps it: RFC 3339 in UTC, to the second, so that

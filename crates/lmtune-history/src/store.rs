@@ -64,7 +64,7 @@ pub struct Series {
 }
 
 pub struct Store {
-    conn: Connection,
+    pub(crate) conn: Connection,
     path: PathBuf,
 }
 
@@ -156,7 +156,7 @@ impl Store {
         &self.path
     }
 
-    fn sql<T>(&self, r: rusqlite::Result<T>) -> Result<T, HistoryError> {
+    pub(crate) fn sql<T>(&self, r: rusqlite::Result<T>) -> Result<T, HistoryError> {
         r.map_err(|source| HistoryError::Sql {
             path: self.path.clone(),
             source,

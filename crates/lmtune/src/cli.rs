@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod history;
+pub use history::*;
+
 const AFTER_HELP: &str = "\
 Exit codes: 0 every point ok, 1 some points failed (their records say why) or, for compare,
 a regression, 2 could not run (bad input), 130 interrupted (Ctrl-C / SIGTERM; the results so
@@ -100,12 +103,15 @@ pub enum Command {
   lmtune generate -m model.gguf --prompt \"The capital of France is\"
   lmtune generate -m model.gguf --backend candle --prompt \"Hello\"")]
     Generate(GenerateArgs),
-    /// Performance history: store runs per commit, gate a commit against its branch's last runs.
+    /// Performance history: store runs per commit, gate a commit against its branch's last runs, find change points.
     #[command(after_help = "Examples:
   lmtune history add results/DIR                         file a run under git's HEAD, branch and commit time
   lmtune history add bench.json --commit abc123 --branch main --time 2026-12-01T09:00:00Z
   lmtune history check                                   HEAD's runs against the last 10 of its branch (exit 1 on a regression)
   lmtune history check --commit abc123 --window 20 --format md
+  lmtune history check --format junit > gate.xml         a branch without runs is judged against main up to its merge base
+  lmtune history changes --branch main --last 50         the commits where a point's level shifted (E-Divisive means)
+  lmtune history export --format bencher                 the newest commit as Bencher Metric Format JSON
   lmtune history list --db ci/history.sqlite             the series and their runs
 
 The store is one SQLite file, .lmtune/history.sqlite unless --db says otherwise. A series is one
@@ -345,63 +351,6 @@ pub struct SynthArgs {
     pub ctx_train: Option<u64>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-}
-
-#[derive(Debug, Args)]
-pub struct HistoryArgs {
-    /// The history store (a SQLite file).
-    #[arg(long, global = true, value_name = "PATH", default_value = lmtune_history::DEFAULT_DB)]
-    pub db: PathBuf,
-    #[command(subcommand)]
-    pub command: HistoryCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum HistoryCommand {
-    /// File runs under a commit (adding the same run twice stores it once).
-    Add(HistoryAddArgs),
-    /// Judge a commit's runs against the last runs of its branch (exit 1 on a regression).
-    Check(HistoryCheckArgs),
-    /// List the series (environment × branch) and their runs.
-    List,
-}
-
-#[derive(Debug, Args)]
-pub struct HistoryAddArgs {
-    /// Results: results directories, results.jsonl, or llama-bench output (-o json, jsonl, csv).
-    #[arg(value_name = "RESULTS", required = true)]
-    pub paths: Vec<PathBuf>,
-    /// The commit the runs measured (default: `git rev-parse HEAD`).
-    #[arg(long, value_name = "SHA")]
-    pub commit: Option<String>,
-    /// Its branch (default: `git rev-parse --abbrev-ref HEAD`).
-    #[arg(long, value_name = "B")]
-    pub branch: Option<String>,
-    /// Its time, RFC 3339 (default: the commit's committer date from git).
-    #[arg(long, value_name = "T")]
-    pub time: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct HistoryCheckArgs {
-    /// The commit to judge, or a prefix of its SHA (default: `git rev-parse HEAD`).
-    #[arg(long, value_name = "SHA")]
-    pub commit: Option<String>,
-    /// How many earlier runs of the series form the base.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub window: usize,
-    /// Smallest relative change that counts, e.g. 5% or 0.05.
-    #[arg(long, default_value = "5%")]
-    pub threshold: String,
-    /// Significance level of the t-test.
-    #[arg(long, default_value_t = 0.05)]
-    pub alpha: f64,
-    /// Metrics to judge: tg, pp (comma-separated).
-    #[arg(long, default_value = "tg,pp")]
-    pub metric: String,
-    /// Output: table, md (for a PR comment), json.
-    #[arg(long, default_value = "table")]
-    pub format: String,
 }
 
 #[derive(Debug, Args)]

@@ -386,3 +386,170 @@ fn llama_bench_output_is_its_own_series() {
     assert_eq!(code, 0, "{check:#}");
     assert_eq!(check["series"].as_array().unwrap().len(), 2, "{check:#}");
 }
+
+/// 12 commits c00..c11 of the committed quickstart with fake ±1% noise,
+/// then 8 commits c12..c19 at a fake 90% of it.
+fn stepped_history(tmp: &Path, db: &Path) {
+    let noise = [
+        0.0, 0.01, -0.008, 0.004, -0.01, 0.006, -0.003, 0.009, -0.006, 0.002,
+    ];
+    for i in 0..20 {
+        let level = if i < 12 { 1.0 } else { 0.9 };
+        let scale = level * (1.0 + noise[i % noise.len()]);
+        let run = fake_run(
+            tmp,
+            "2026-11-21-vm-quickstart",
+            &format!("fake-step-{i}"),
+            scale,
+            None,
+        );
+        add(
+            db,
+            &run,
+            &format!("c{i:02}"),
+            &format!("2026-12-01T{i:02}:00:00Z"),
+        )
+        .success();
+    }
+}
+
+#[test]
+fn history_changes_finds_a_fake_10_percent_slowdown_and_check_names_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("h.sqlite");
+    stepped_history(tmp.path(), &db);
+    let out = lmtune()
+        .args(["history", "changes", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 8, "{report:#}");
+    for s in steps {
+        assert_eq!(
+            (s["commit"].as_str(), s["kind"].as_str()),
+            (Some("c12"), Some("regression"))
+        );
+        assert!((s["change"].as_f64().unwrap() + 0.1).abs() < 0.01, "{s:#}");
+    }
+    lmtune()
+        .args([
+            "history", "changes", "--branch", "main", "--metric", "tg", "--db",
+        ])
+        .arg(&db)
+        .assert()
+        .success()
+        .stdout(predicates::str::starts_with(
+            "4 change point(s) in 4 point series of 1 series",
+        ));
+    lmtune()
+        .args(["history", "check", "--commit", "c12", "--db"])
+        .arg(&db)
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains("CHANGE POINT at this commit"));
+    lmtune()
+        .args([
+            "history", "check", "--commit", "c12", "--format", "junit", "--db",
+        ])
+        .arg(&db)
+        .assert()
+        .code(1)
+        .stdout(predicates::str::starts_with("<?xml"))
+        .stdout(predicates::str::contains("failures=\"8\""));
+    lmtune()
+        .args(["history", "changes", "--last", "3", "--db"])
+        .arg(&db)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "--last 3: a change point needs 3 commits on either side",
+        ));
+}
+
+#[test]
+fn history_export_writes_csv_and_bencher_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("h.sqlite");
+    five_base_runs(tmp.path(), &db);
+    let csv = lmtune()
+        .args(["history", "export", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&csv.stdout);
+    assert_eq!(text.lines().count(), 1 + 5 * 8, "{text}");
+    let bencher = lmtune()
+        .args([
+            "history", "export", "--format", "bencher", "--commit", "base4", "--db",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&bencher.stdout).unwrap();
+    let benchmarks = doc.as_object().unwrap();
+    assert_eq!(benchmarks.len(), 8, "{doc:#}");
+    for (_, measures) in benchmarks {
+        let (name, m) = measures.as_object().unwrap().iter().next().unwrap();
+        assert!(name.ends_with("_tokens_per_s"), "{name}");
+        assert!(m["value"].as_f64().unwrap() > 0.0);
+    }
+    lmtune()
+        .args(["history", "export", "--format", "xml", "--db"])
+        .arg(&db)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "--format xml: use csv, jsonl or bencher",
+        ));
+}
+
+#[test]
+fn a_new_branch_is_judged_against_main_up_to_its_merge_base() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("h.sqlite");
+    five_base_runs(tmp.path(), &db);
+    let slow = fake_run(
+        tmp.path(),
+        "2026-11-21-vm-quickstart",
+        "fake-feature-slow",
+        0.8,
+        None,
+    );
+    lmtune()
+        .args(["history", "add"])
+        .arg(&slow)
+        .args([
+            "--commit",
+            "feat1",
+            "--branch",
+            "feature",
+            "--time",
+            "2026-12-02T00:00:00Z",
+            "--db",
+        ])
+        .arg(&db)
+        .assert()
+        .success();
+    let out = lmtune()
+        .args([
+            "history",
+            "check",
+            "--commit",
+            "feat1",
+            "--merge-base",
+            "base4",
+            "--format",
+            "json",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let check: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{check:#}");
+    assert_eq!(check["series"][0]["base_runs"], 5);
+    assert_eq!(verdicts(&check), vec!["Regressed"; 8], "{check:#}");
+}
