@@ -16,6 +16,7 @@
 //!   otherwise; `cpu` places them on a second CPU device, for testing).
 
 pub mod model;
+pub mod placement;
 
 use std::path::Path;
 use std::time::Instant;
