@@ -16,6 +16,7 @@ pub mod knobs;
 pub mod openai;
 pub mod record;
 pub mod scenario;
+pub mod shard;
 pub mod sim;
 pub mod stats;
 pub mod units;
