@@ -21,8 +21,10 @@
 //! ```
 
 mod env;
+mod merge;
 
 pub use env::shard_from_env;
+pub use merge::{merge, MergeError, Merged, PlanFile, PlannedPoint, ShardRun, PLAN_FILE};
 
 use std::collections::BTreeMap;
 use std::fmt;
