@@ -119,6 +119,7 @@ pub fn merge(runs: Vec<ShardRun>) -> Result<Merged, MergeError> {
             b_hash: other.plan.scenario_sha256.clone(),
         });
     }
+    let planned = first.plan.points.clone();
     let plan = PlanFile {
         shard: None,
         points: first
@@ -145,14 +146,14 @@ pub fn merge(runs: Vec<ShardRun>) -> Result<Merged, MergeError> {
                 .push((run.dir.clone(), r));
         }
     }
-    let missing = plan
-        .points
+    // Missing points keep the shard that should have run them.
+    let missing = planned
         .iter()
         .filter(|p| !by_point.contains_key(&p.index))
         .cloned()
         .collect();
     let label_of = |index: usize| {
-        plan.points
+        planned
             .iter()
             .find(|p| p.index == index)
             .cloned()
