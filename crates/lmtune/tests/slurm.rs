@@ -59,7 +59,10 @@ fn sbatch(dir: &Path, extra: &[&str], scenario: &Path, results: &Path) -> String
         .arg(scenario)
         .arg(results)
         .env("LMTUNE", assert_cmd::cargo::cargo_bin("lmtune"))
-        .env("XDG_CACHE_HOME", std::env::temp_dir().join("lmtune-test-cache"))
+        .env(
+            "XDG_CACHE_HOME",
+            std::env::temp_dir().join("lmtune-test-cache"),
+        )
         .output()
         .expect("sbatch runs");
     let logs: String = std::fs::read_dir(dir)
@@ -108,11 +111,8 @@ fn a_slurm_array_runs_the_shards_and_their_merge_is_the_whole_run() {
     let file = scenario(
         dir,
         "fleet.toml",
-        &format!(
-            "schema = 1\nname = \"fleet\"\n[model]\npath = {:?}\n[sweep]\nn_gpu_layers = [0, 1]\nthreads = [1]\nn_ctx = [128]\n\
-             [workload]\nn_prompt = [16]\nn_gen = [8]\n[measure]\nrepetitions = 2\nwarmup = 0\n",
-            model_path().display().to_string()
-        ),
+        "schema = 1\nname = \"fleet\"\n[sweep]\nn_gpu_layers = [0, 1]\nthreads = [1]\nn_ctx = [128]\n\
+         [workload]\nn_prompt = [16]\nn_gen = [8]\n[measure]\nrepetitions = 2\nwarmup = 0\n",
     );
     let results = dir.join("results");
     sbatch(dir, &["--array=0-1", "--cpus-per-task=1"], &file, &results);
@@ -129,7 +129,12 @@ fn a_slurm_array_runs_the_shards_and_their_merge_is_the_whole_run() {
 
     let whole = dir.join("whole");
     common::lmtune()
-        .args(["run", file.to_str().unwrap(), "--out", whole.to_str().unwrap()])
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            whole.to_str().unwrap(),
+        ])
         .assert()
         .success();
     let merged = results.join(format!("merged-{merge_job}"));
