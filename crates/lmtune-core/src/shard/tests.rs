@@ -189,6 +189,11 @@ fn every_scenario_shards_disjoint_whole_and_groups_kept() {
                 }
             }
             assert_eq!(seen, all, "{} in {count} shards", file.display());
+            // plan.json names the same owner for every point.
+            let listed = PlanFile::of(&plan, Some(Shard { index: 0, count }));
+            for p in &listed.points {
+                assert_eq!(Some(&p.shard), group_shard.get(&p.load_group));
+            }
         }
     }
     std::fs::remove_dir_all(&tmp).ok();
