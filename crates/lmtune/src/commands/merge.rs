@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use lmtune_core::shard::{merge, Merged, PlanFile, ShardRun, PLAN_FILE};
-use lmtune_report::{read_jsonl, results_sinks, RecordSink, RESULTS_JSONL};
+use lmtune_report::{read_jsonl, results_sinks, RESULTS_JSONL};
 
 use crate::cli::MergeArgs;
 use crate::exit;
