@@ -35,10 +35,13 @@ fn quickstart() -> String {
         .to_string()
 }
 
+/// Flags, scheduler variables, and the whole of stderr.
+type BadShard<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn bad_shards_are_one_line_with_the_fix_and_exit_2() {
     let q = quickstart();
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    let cases: [BadShard; 4] = [
         (&["--shard", "3/2"], &[], "error: --shard 3/2: shards are numbered from 0, so the last of 2 is 1/2; use an index below 2\n"),
         (&["--shard", "0/0"], &[], "error: --shard 0/0: a run has at least one shard; write e.g. --shard 0/1, or leave --shard out\n"),
         (&[], &[("SLURM_ARRAY_TASK_ID", "1")], "error: SLURM_ARRAY_TASK_ID=1 is set but not SLURM_ARRAY_TASK_COUNT (or SLURM_ARRAY_TASK_MIN and _MAX): pass --shard-count N, or --shard I/N\n"),
