@@ -37,7 +37,13 @@ pub(super) fn summary(plan: &Plan, file: &PlanFile) -> Option<String> {
     let mut groups: Vec<usize> = file.points.iter().map(|p| p.load_group).collect();
     groups.sort_unstable();
     groups.dedup();
-    let predicted_s: f64 = plan.points.iter().map(|p| predicted_point_s(plan, p)).sum();
+    // An empty sum is -0.0.
+    let predicted_s = 0.0
+        + plan
+            .points
+            .iter()
+            .map(|p| predicted_point_s(plan, p))
+            .sum::<f64>();
     Some(format!(
         "shard {shard}: {} of {} points, {} of {} load group(s), scenario {}; about {:.0} s of measuring on the reference machine",
         plan.points.len(),
@@ -46,7 +52,11 @@ pub(super) fn summary(plan: &Plan, file: &PlanFile) -> Option<String> {
         groups.len(),
         &file.scenario_sha256[..file.scenario_sha256.len().min(12)],
         predicted_s
-    ))
+    ) + if plan.points.is_empty() {
+        " (nothing to measure: more shards than load groups)"
+    } else {
+        ""
+    })
 }
 
 /// The default results directory's scenario part: the name, and the shard.
