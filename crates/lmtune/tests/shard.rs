@@ -266,3 +266,52 @@ fn sim_shards_merge_into_the_whole_run_and_bad_sets_are_refused() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("it holds shard 0/2, not shard 1/2; pass --shard 0/2"));
 }
+
+/// Shards measured on two machines stay a multi-machine set: every record
+/// keeps its own fingerprint, and the report draws the hardware comparison.
+#[test]
+fn shards_from_two_machines_merge_into_a_side_by_side_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let file = sim(d, "fleet.toml", "a");
+    let (s0, s1) = (d.join("s0"), d.join("s1"));
+    run(&file, &s0, Some("0/2"));
+    run(&file, &s1, Some("1/2"));
+    // The second shard as another machine would have recorded it.
+    let jsonl = s1.join("results.jsonl");
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    let host = read_records(&s1)[0]["fingerprint"]["host"]["hostname"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let from = format!("\"hostname\":{}", serde_json::json!(host));
+    assert!(text.contains(&from));
+    std::fs::write(&jsonl, text.replace(&from, "\"hostname\":\"node-2\"")).unwrap();
+
+    let merged = d.join("merged");
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let out = lmtune_with(
+        &["merge", &path(&s0), &path(&s1), "-o", &path(&merged)],
+        &[],
+    );
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the records come from 2 machines"));
+    let hosts: BTreeSet<String> = read_records(&merged)
+        .iter()
+        .map(|r| {
+            r["fingerprint"]["host"]["hostname"]
+                .as_str()
+                .unwrap()
+                .into()
+        })
+        .collect();
+    assert_eq!(hosts, BTreeSet::from([host, "node-2".to_string()]));
+    let report = d.join("report");
+    let out = lmtune_with(&["report", &path(&merged), "-o", &path(&report)], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.join("hardware_comparison_tg.svg").is_file());
+}
