@@ -40,6 +40,8 @@ fn main() {
     for (var, cfg) in [
         ("LMTUNE_LLAMA_BENCH", "lmtune_llama_bench"),
         ("LMTUNE_TEST_VULKAN_BACKEND", "lmtune_vulkan"),
+        // tests/slurm.rs: root and Slurm's packages (scripts/slurm-local.sh).
+        ("LMTUNE_TEST_SLURM", "lmtune_slurm"),
     ] {
         println!("cargo:rustc-check-cfg=cfg({cfg})");
         println!("cargo:rerun-if-env-changed={var}");

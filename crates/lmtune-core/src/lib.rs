@@ -17,6 +17,7 @@ pub mod llama_fit;
 pub mod openai;
 pub mod record;
 pub mod scenario;
+pub mod shard;
 pub mod sim;
 pub mod stats;
 pub mod units;

@@ -407,6 +407,14 @@ pub struct Record {
     /// Identifies the run (the results directory name).
     pub run_id: String,
     pub scenario: String,
+    /// sha256 of the scenario file's text (shards of one scenario share
+    /// it); absent in records of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario_sha256: Option<String>,
+    /// The part of the scenario this run measured (`run --shard I/N`);
+    /// absent for a whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
     pub point_index: usize,
     pub load_group: usize,
     pub status: Status,

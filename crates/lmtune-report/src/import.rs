@@ -300,6 +300,8 @@ fn from_llama_bench(v: &Value, index: usize, path: &Path) -> Result<Record, Impo
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default(),
         scenario: "llama-bench".into(),
+        scenario_sha256: None,
+        shard: None,
         point_index: index,
         load_group: 0,
         status: Status::Ok,

@@ -42,8 +42,14 @@ pub enum Command {
   lmtune run -m model.gguf                          llama-bench's default test (pp512, tg128)
   lmtune run my.toml --dry-run                      validate and list the points, predicted memory
   lmtune run my.toml --resume results/DIR           finish an interrupted run
-  lmtune run my.toml --save-baseline main           keep this run as the baseline \"main\"")]
+  lmtune run my.toml --save-baseline main           keep this run as the baseline \"main\"
+  lmtune run my.toml --shard 0/4 -o results/s0      one of four parts (0-based), for `lmtune merge`")]
     Run(RunArgs),
+    /// Join the results of a scenario's shards (`run --shard I/N`) into one set.
+    #[command(after_help = "Examples:
+  lmtune merge results/s0 results/s1 -o results/all    exit 1 when points are missing or twice
+  lmtune merge results/s* -o results/all --allow-partial")]
+    Merge(MergeArgs),
     /// Print this machine's fingerprint, GPUs and measured memory bandwidth.
     #[command(after_help = "Examples:
   lmtune hw                       CPU, RAM, GPUs, bandwidth, as text
@@ -172,6 +178,26 @@ pub struct RunArgs {
     /// Show the backend's own logs (llama.cpp's loading and context messages).
     #[arg(long, short)]
     pub verbose: bool,
+    /// Measure shard I of N (0-based, like Slurm array ids: 0/4 … 3/4); load groups stay whole.
+    /// Without it: SLURM_ARRAY_TASK_ID, or JOB_COMPLETION_INDEX with --shard-count.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// N, with the shard index from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "N")]
+    pub shard_count: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' results directories (each with plan.json and results.jsonl).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// The merged results directory; it must not exist yet.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Write the merge even with points missing or recorded twice (exit 0).
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 #[derive(Debug, Args)]

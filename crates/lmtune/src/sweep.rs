@@ -462,6 +462,8 @@ impl<'a> Sweep<'a> {
             schema_version: RESULTS_SCHEMA_VERSION,
             run_id: self.run_id.clone(),
             scenario: self.plan.scenario_name.clone(),
+            scenario_sha256: Some(self.plan.scenario_sha256.clone()),
+            shard: self.plan.shard,
             point_index: point.index,
             load_group: point.load_group,
             status: outcome.status,

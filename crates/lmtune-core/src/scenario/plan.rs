@@ -46,15 +46,30 @@ pub struct Plan {
     pub points: Vec<Point>,
     /// Combinations dropped by `skip_invalid`, with the reason.
     pub dropped: Vec<String>,
+    /// sha256 of the scenario file's text: shards of one scenario share it.
+    pub scenario_sha256: String,
+    /// The part of the points this run keeps ([`Plan::keep_shard`]); `None`: all.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 impl Plan {
-    pub fn load_groups(&self) -> usize {
-        self.points
+    /// Keeps only `shard`'s points (their indices and load groups stay those
+    /// of the whole plan, so the shards' records merge back into it).
+    pub fn keep_shard(&mut self, shard: crate::shard::Shard) {
+        let keep: std::collections::HashSet<usize> = crate::shard::shard_points(self, shard)
             .iter()
-            .map(|p| p.load_group + 1)
-            .max()
-            .unwrap_or(0)
+            .map(|p| p.index)
+            .collect();
+        self.points.retain(|p| keep.contains(&p.index));
+        self.shard = Some(shard);
+    }
+
+    /// How many load groups the points (of this shard) span.
+    pub fn load_groups(&self) -> usize {
+        let mut groups: Vec<usize> = self.points.iter().map(|p| p.load_group).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        groups.len()
     }
 }
 
@@ -77,7 +92,18 @@ impl Scenario {
             measure: self.measure,
             points,
             dropped,
+            scenario_sha256: self.sha256(),
+            shard: None,
         })
+    }
+
+    /// sha256 of the scenario file's text (hex).
+    pub fn sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(self.source.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The model file's header.

@@ -7,9 +7,12 @@ mod generate;
 mod history;
 mod hw;
 mod inspect;
+mod merge;
 mod plan;
 mod report;
 mod run;
+mod run_listing;
+mod shard;
 mod synth;
 mod tune;
 mod worker;
@@ -32,6 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     }
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Hw(args) => hw::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Plan(args) => plan::run(args),

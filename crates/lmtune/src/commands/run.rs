@@ -23,6 +23,8 @@ use crate::output::{default_out_dir, Progress};
 use crate::runner::{LineSink, SpawnOptions};
 use crate::sweep::{PointResult, Sweep};
 
+use super::{run_listing, shard};
+
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let mut scenario = match (&args.scenario, &args.model) {
         (Some(file), _) => Scenario::load(file)?,
@@ -47,17 +49,26 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     for reason in &plan.dropped {
         eprintln!("note: skipped a combination: {reason}");
     }
+    let shard = shard::resolve(args.shard.as_deref(), args.shard_count)?;
+    let plan_file = shard::apply(&mut plan, shard);
     if args.dry_run {
-        print_plan(&plan, scenario.vram_budget_bytes);
+        run_listing::print_plan(&plan, &plan_file, scenario.vram_budget_bytes);
         return Ok(exit::OK);
     }
     interrupt::install();
 
     let (out_dir, previous) = match &args.resume {
-        Some(dir) => (dir.clone(), previous_run(dir, &scenario)?),
+        Some(dir) => {
+            shard::check_resume(dir, &plan_file)?;
+            (dir.clone(), previous_run(dir, &scenario)?)
+        }
         None => {
             let dir = args.out.clone().unwrap_or_else(|| {
-                default_out_dir(Path::new("results"), &host.hostname, &plan.scenario_name)
+                default_out_dir(
+                    Path::new("results"),
+                    &host.hostname,
+                    &shard::dir_name(&plan),
+                )
             });
             let taken = format!(
                 "resume it with --resume {}, or choose another --out directory",
@@ -67,6 +78,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             (dir, Vec::new())
         }
     };
+    shard::write_plan_file(&out_dir, &plan_file)?;
     let mut sinks = results_sinks(&out_dir)?;
 
     let model = model_fingerprint(&plan)?;
@@ -84,8 +96,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let progress = Progress::new(todo.len() as u64);
     let already = plan.points.len() - todo.len();
     progress.note(&format!(
-        "{}: {} points in {} load group(s){}, {} → {}",
+        "{}{}: {} points in {} load group(s){}, {} → {}",
         plan.scenario_name,
+        plan.shard
+            .map(|s| format!(" shard {s}"))
+            .unwrap_or_default(),
         plan.points.len(),
         plan.load_groups(),
         if args.resume.is_some() {
@@ -171,7 +186,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             interrupt::signal_name(),
             plan.points.len() - missing,
             plan.points.len(),
-            resume_command(&args, &out_dir)
+            resume_command(&args, &out_dir, plan.shard)
         );
         return Ok(exit::INTERRUPTED);
     }
@@ -460,7 +475,11 @@ fn previous_run(dir: &Path, scenario: &Scenario) -> anyhow::Result<Vec<Record>> 
     Ok(read_jsonl(&jsonl)?)
 }
 
-fn resume_command(args: &RunArgs, out_dir: &Path) -> String {
+fn resume_command(
+    args: &RunArgs,
+    out_dir: &Path,
+    shard: Option<lmtune_core::shard::Shard>,
+) -> String {
     let quote = |p: &Path| {
         let s = p.display().to_string();
         if s.contains(|c: char| c.is_whitespace() || c == '\'') {
@@ -475,6 +494,9 @@ fn resume_command(args: &RunArgs, out_dir: &Path) -> String {
     };
     if let Some(model) = &args.model {
         cmd.push_str(&format!(" --model {}", quote(model)));
+    }
+    if let Some(shard) = shard {
+        cmd.push_str(&format!(" --shard {shard}"));
     }
     if let Some(limit) = &args.worker_memory_limit {
         cmd.push_str(&format!(" --worker-memory-limit {limit}"));
@@ -514,55 +536,7 @@ pub(crate) fn model_fingerprint(plan: &Plan) -> anyhow::Result<ModelFingerprint>
     })
 }
 
-fn print_plan(plan: &Plan, vram_budget: Option<u64>) {
-    println!(
-        "{}: {} points in {} load group(s); model {} ({}, {} layers, trained on {} tokens)",
-        plan.scenario_name,
-        plan.points.len(),
-        plan.load_groups(),
-        file_name(&plan.model_path),
-        plan.model.type_label(),
-        plan.model.n_layer,
-        plan.model.n_ctx_train
-    );
-    // With a declared budget, the planner's VRAM for every offloaded point.
-    let anatomy = vram_budget.and_then(|_| {
-        lmtune_gguf::GgufFile::open(&plan.model_path)
-            .and_then(|f| f.anatomy())
-            .ok()
-    });
-    if let Some(budget) = vram_budget {
-        println!(
-            "VRAM budget {} ([budget] vram): points predicted over it are marked",
-            lmtune_report::human_bytes(budget)
-        );
-    }
-    let throughput = lmtune_model::ThroughputParams::with_bandwidths(20.0, 500.0);
-    let cpu = crate::predict::host_cpu_backend();
-    for p in &plan.points {
-        let vram = match (&anatomy, vram_budget) {
-            (Some(a), Some(budget)) if p.load.n_gpu_layers > 0 => {
-                let v = crate::predict::predict_point(a, p, true, &throughput, &cpu).vram_bytes;
-                format!(
-                    "  predicted VRAM {}{}",
-                    lmtune_report::human_bytes(v),
-                    if v > budget { " OVER BUDGET" } else { "" }
-                )
-            }
-            _ => String::new(),
-        };
-        println!(
-            "  #{:<4} group {:<3} {:<16} {}  (timeout {:.0} s){vram}",
-            p.index,
-            p.load_group,
-            p.test.label(),
-            knob_summary(p),
-            plan.measure.point_timeout_s(&p.test)
-        );
-    }
-}
-
-fn knob_summary(p: &Point) -> String {
+pub(super) fn knob_summary(p: &Point) -> String {
     lmtune_core::knobs::knob_label(&p.load, &p.ctx, true)
 }
 
@@ -570,7 +544,7 @@ fn knob_summary_record(r: &Record) -> String {
     lmtune_core::knobs::knob_label(&r.load, &r.ctx, true)
 }
 
-fn file_name(path: &Path) -> String {
+pub(super) fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_else(|| PathBuf::from(path).display().to_string())
