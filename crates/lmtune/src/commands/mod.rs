@@ -1,5 +1,6 @@
 //! One module per command; [`run`] dispatches.
 
+mod advise;
 mod compare;
 mod export;
 mod fit;
@@ -41,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Report(args) => report::run(args),
         Command::Fit(args) => fit::run(args),
         Command::Tune(args) => tune::run(args),
+        Command::Advise(args) => advise::run(args),
         Command::Generate(args) => generate::run(args),
         Command::History(args) => history::run(args),
         Command::Worker(args) => worker::run(args),
