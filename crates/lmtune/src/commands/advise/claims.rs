@@ -47,19 +47,46 @@ impl ClaimId {
     /// The advice in lmtune's words, and the figure it claims.
     pub fn advice(self) -> (&'static str, &'static str) {
         match self {
-            ClaimId::FullGpu => ("Full GPU residency is much faster than CPU-only", "3–10x the tokens/s"),
+            ClaimId::FullGpu => (
+                "Full GPU residency is much faster than CPU-only",
+                "3–10x the tokens/s",
+            ),
             ClaimId::OffloadProportional => (
                 "The partial-offload penalty scales with the fraction of layers on the CPU",
                 "t/s roughly proportional to the share of layers on the GPU",
             ),
-            ClaimId::ThreadsPhysical => ("Set CPU threads to the physical core count", "physical cores is best"),
-            ClaimId::SmtSlower => ("Hyper-threading (all logical cores) is slower", "often 5–15% slower"),
-            ClaimId::HybridThreads => ("In hybrid (partial offload) mode fewer threads are best", "4–8 threads"),
-            ClaimId::Kv4k7b => ("A 4096-token context costs KV cache memory on a 7B model", "roughly 1–2 GB"),
-            ClaimId::Kv32k7b => ("A 32K context costs KV cache memory on a 7B model", "8–16 GB"),
-            ClaimId::KvQ8 => ("A q8_0 KV cache saves memory at little cost in speed", "about half of f16's memory"),
-            ClaimId::Batch512 => ("Batch 512 is enough for one chat user", "n_batch 512 ≈ 2048 for one client"),
-            ClaimId::BatchMemory => ("A larger batch costs little memory", "marginally higher peak memory at 1024–2048"),
+            ClaimId::ThreadsPhysical => (
+                "Set CPU threads to the physical core count",
+                "physical cores is best",
+            ),
+            ClaimId::SmtSlower => (
+                "Hyper-threading (all logical cores) is slower",
+                "often 5–15% slower",
+            ),
+            ClaimId::HybridThreads => (
+                "In hybrid (partial offload) mode fewer threads are best",
+                "4–8 threads",
+            ),
+            ClaimId::Kv4k7b => (
+                "A 4096-token context costs KV cache memory on a 7B model",
+                "roughly 1–2 GB",
+            ),
+            ClaimId::Kv32k7b => (
+                "A 32K context costs KV cache memory on a 7B model",
+                "8–16 GB",
+            ),
+            ClaimId::KvQ8 => (
+                "A q8_0 KV cache saves memory at little cost in speed",
+                "about half of f16's memory",
+            ),
+            ClaimId::Batch512 => (
+                "Batch 512 is enough for one chat user",
+                "n_batch 512 ≈ 2048 for one client",
+            ),
+            ClaimId::BatchMemory => (
+                "A larger batch costs little memory",
+                "marginally higher peak memory at 1024–2048",
+            ),
             ClaimId::BatchServer => (
                 "Batch 1024–2048 raises aggregate throughput for a server with concurrent clients",
                 "higher aggregate t/s at 4 clients",
@@ -71,7 +98,9 @@ impl ClaimId {
 
     pub fn experiment(self) -> ExperimentId {
         match self {
-            ClaimId::FullGpu | ClaimId::OffloadProportional | ClaimId::HybridThreads => ExperimentId::Offload,
+            ClaimId::FullGpu | ClaimId::OffloadProportional | ClaimId::HybridThreads => {
+                ExperimentId::Offload
+            }
             ClaimId::ThreadsPhysical | ClaimId::SmtSlower => ExperimentId::Threads,
             ClaimId::Kv4k7b | ClaimId::Kv32k7b => ExperimentId::Context,
             ClaimId::KvQ8 => ExperimentId::KvType,
@@ -144,9 +173,19 @@ impl Effect {
                 format!("{x:.2}")
             }
         };
-        let unit = if self.unit == "%" { "%".to_string() } else { format!(" {}", self.unit) };
+        let unit = if self.unit == "%" {
+            "%".to_string()
+        } else {
+            format!(" {}", self.unit)
+        };
         match (self.low, self.high) {
-            (Some(l), Some(h)) => format!("{}: {}{unit} (95% CI {}…{}{unit})", self.what, v(self.value), v(l), v(h)),
+            (Some(l), Some(h)) => format!(
+                "{}: {}{unit} (95% CI {}…{}{unit})",
+                self.what,
+                v(self.value),
+                v(l),
+                v(h)
+            ),
             _ => format!("{}: {}{unit}", self.what, v(self.value)),
         }
     }
@@ -169,7 +208,12 @@ pub struct ClaimVerdict {
 }
 
 impl ClaimVerdict {
-    pub fn new(id: ClaimId, verdict: Verdict, reason: impl Into<String>, instead: impl Into<String>) -> Self {
+    pub fn new(
+        id: ClaimId,
+        verdict: Verdict,
+        reason: impl Into<String>,
+        instead: impl Into<String>,
+    ) -> Self {
         let (advice, figure) = id.advice();
         ClaimVerdict {
             id,
@@ -193,7 +237,10 @@ impl ClaimVerdict {
 /// What each experiment produced.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Ran { records: Vec<Record>, simulated: bool },
+    Ran {
+        records: Vec<Record>,
+        simulated: bool,
+    },
     NotHere(String),
 }
 
@@ -213,14 +260,24 @@ pub fn ran(o: &Outcomes, id: ClaimId) -> Result<(Vec<&Record>, bool), ClaimVerdi
                 return Err(ClaimVerdict::new(
                     id,
                     Verdict::CannotTest,
-                    format!("the {} experiment measured nothing: {why}", id.experiment().as_str()),
+                    format!(
+                        "the {} experiment measured nothing: {why}",
+                        id.experiment().as_str()
+                    ),
                     "",
                 ));
             }
             Ok((ok, *simulated))
         }
-        Some(Outcome::NotHere(why)) => Err(ClaimVerdict::new(id, Verdict::CannotTest, why.clone(), "")),
-        None => Err(ClaimVerdict::new(id, Verdict::CannotTest, "not planned", "")),
+        Some(Outcome::NotHere(why)) => {
+            Err(ClaimVerdict::new(id, Verdict::CannotTest, why.clone(), ""))
+        }
+        None => Err(ClaimVerdict::new(
+            id,
+            Verdict::CannotTest,
+            "not planned",
+            "",
+        )),
     }
 }
 
@@ -246,8 +303,12 @@ pub fn compare(base: &Record, current: &Record) -> (Change, Difference) {
         (Some(lo), Some(hi)) if lo >= -MATERIAL && hi <= MATERIAL => Difference::Same,
         // Significant but small, or not significant with a small change:
         // nothing that matters either way.
-        (Some(lo), Some(hi)) if (lo > 0.0 || hi < 0.0 || c.relative_change.abs() < MATERIAL / 2.0)
-            && c.relative_change.abs() < MATERIAL => Difference::Same,
+        (Some(lo), Some(hi))
+            if (lo > 0.0 || hi < 0.0 || c.relative_change.abs() < MATERIAL / 2.0)
+                && c.relative_change.abs() < MATERIAL =>
+        {
+            Difference::Same
+        }
         _ => Difference::TooNoisy,
     };
     (c, d)
@@ -259,7 +320,11 @@ pub fn mean(r: &Record) -> f64 {
 
 /// Records of one test kind.
 pub fn kind<'a>(records: &[&'a Record], k: TestKind) -> Vec<&'a Record> {
-    records.iter().copied().filter(|r| r.workload.kind() == k).collect()
+    records
+        .iter()
+        .copied()
+        .filter(|r| r.workload.kind() == k)
+        .collect()
 }
 
 fn test_name(k: TestKind) -> &'static str {
@@ -284,8 +349,12 @@ pub fn threads_physical(o: &Outcomes, physical: u32) -> ClaimVerdict {
     let mut best_threads = BTreeMap::new();
     for k in [TestKind::Pp, TestKind::Tg] {
         let rs = kind(&records, k);
-        let Some(phys) = rs.iter().find(|r| r.ctx.threads == physical) else { continue };
-        let Some(best) = rs.iter().max_by(|a, b| mean(a).total_cmp(&mean(b))) else { continue };
+        let Some(phys) = rs.iter().find(|r| r.ctx.threads == physical) else {
+            continue;
+        };
+        let Some(best) = rs.iter().max_by(|a, b| mean(a).total_cmp(&mean(b))) else {
+            continue;
+        };
         best_threads.insert(k, best.ctx.threads);
         let list = rs
             .iter()
@@ -298,24 +367,43 @@ pub fn threads_physical(o: &Outcomes, physical: u32) -> ClaimVerdict {
         }
         let (c, d) = compare(phys, best);
         effects.push(Effect::change(
-            format!("{}: {} threads vs {physical} (physical)", test_name(k), best.ctx.threads),
+            format!(
+                "{}: {} threads vs {physical} (physical)",
+                test_name(k),
+                best.ctx.threads
+            ),
             &c,
         ));
         match d {
-            Difference::Faster => losses.push(format!("{} threads is faster for {}", best.ctx.threads, test_name(k))),
+            Difference::Faster => losses.push(format!(
+                "{} threads is faster for {}",
+                best.ctx.threads,
+                test_name(k)
+            )),
             Difference::TooNoisy => noisy = true,
             _ => {}
         }
     }
     if words.is_empty() {
-        return ClaimVerdict::new(id, Verdict::CannotTest, format!("no ok record at {physical} threads"), "");
+        return ClaimVerdict::new(
+            id,
+            Verdict::CannotTest,
+            format!("no ok record at {physical} threads"),
+            "",
+        );
     }
     let reason = words.join("; ");
     let (verdict, instead) = if !losses.is_empty() {
         let t = best_threads.get(&TestKind::Tg).copied().unwrap_or(physical);
-        (Verdict::DoesNotHold, format!("threads = {t} ({})", losses.join("; ")))
+        (
+            Verdict::DoesNotHold,
+            format!("threads = {t} ({})", losses.join("; ")),
+        )
     } else if noisy {
-        (Verdict::CannotTest, "measure again on a quiet machine with more repetitions".into())
+        (
+            Verdict::CannotTest,
+            "measure again on a quiet machine with more repetitions".into(),
+        )
     } else {
         (Verdict::Holds, format!("threads = {physical}"))
     };
@@ -347,9 +435,14 @@ pub fn smt_slower(o: &Outcomes, physical: u32, logical: u32) -> ClaimVerdict {
     for k in [TestKind::Pp, TestKind::Tg] {
         let rs = kind(&records, k);
         let at = |t: u32| rs.iter().find(|r| r.ctx.threads == t).copied();
-        let (Some(p), Some(l)) = (at(physical), at(logical)) else { continue };
+        let (Some(p), Some(l)) = (at(physical), at(logical)) else {
+            continue;
+        };
         let (c, d) = compare(p, l);
-        effects.push(Effect::change(format!("{}: {logical} vs {physical} threads", test_name(k)), &c));
+        effects.push(Effect::change(
+            format!("{}: {logical} vs {physical} threads", test_name(k)),
+            &c,
+        ));
         diffs.push(d);
     }
     let verdict = if diffs.is_empty() || diffs.contains(&Difference::TooNoisy) {
@@ -359,149 +452,27 @@ pub fn smt_slower(o: &Outcomes, physical: u32, logical: u32) -> ClaimVerdict {
     } else {
         Verdict::DoesNotHold
     };
-    let reason = effects.iter().map(Effect::text).collect::<Vec<_>>().join("; ");
+    let reason = effects
+        .iter()
+        .map(Effect::text)
+        .collect::<Vec<_>>()
+        .join("; ");
     let instead = if diffs.contains(&Difference::Faster) {
         format!("threads = {logical} (the logical cores are faster here)")
     } else {
         format!("threads = {physical}")
     };
-    ClaimVerdict::new(id, verdict, if reason.is_empty() { "no paired measurements".into() } else { reason }, instead)
-        .with(effects)
-}
-
-/// Share of offloadable layers a record ran on the GPU.
-pub fn gpu_share(r: &Record) -> f64 {
-    match &r.measurement.placement {
-        Some(p) if p.layers_total > 0 => f64::from(p.layers_offloaded) / f64::from(p.layers_total),
-        _ => {
-            let total = r.fingerprint.model.n_layer + 1;
-            (u64::from(r.load.n_gpu_layers).min(total)) as f64 / total as f64
-        }
-    }
-}
-
-/// tg t/s at a GPU share `f` by the two models: proportional (linear in
-/// `f` between CPU-only and full offload) and additive (time per token is
-/// the sum of each device's share of the work).
-pub fn offload_models(cpu: f64, gpu: f64, f: f64) -> (f64, f64) {
-    let proportional = cpu + f * (gpu - cpu);
-    let additive = 1.0 / ((1.0 - f) / cpu + f / gpu);
-    (proportional, additive)
-}
-
-/// The offload experiment's tg records, sorted by GPU share.
-fn offload_points<'a>(records: &[&'a Record]) -> Vec<(f64, &'a Record)> {
-    let mut v: Vec<(f64, &Record)> = kind(records, TestKind::Tg).into_iter().map(|r| (gpu_share(r), r)).collect();
-    v.sort_by(|a, b| a.0.total_cmp(&b.0));
-    v
-}
-
-const SIM_NOTE: &str = "no GPU here: SIMULATED numbers (sim backend), not measurements";
-
-/// Full offload against CPU-only.
-pub fn full_gpu(o: &Outcomes) -> ClaimVerdict {
-    let id = ClaimId::FullGpu;
-    let (records, simulated) = match ran(o, id) {
-        Ok(r) => r,
-        Err(v) => return v,
-    };
-    let pts = offload_points(&records);
-    let (Some((f0, cpu)), Some((f1, gpu))) = (pts.first(), pts.last()) else {
-        return ClaimVerdict::new(id, Verdict::CannotTest, "no generation records", "");
-    };
-    if *f1 <= *f0 || *f1 == 0.0 {
-        return ClaimVerdict::new(
-            id,
-            Verdict::CannotTest,
-            "every point ran on the CPU: the backend has no GPU device (build with --features cuda, or load one with --ggml-backend)",
-            "",
-        );
-    }
-    let (c, _) = compare(cpu, gpu);
-    let ratio = Effect {
-        what: format!("tg at {:.0}% vs {:.0}% of layers on the GPU", 100.0 * f1, 100.0 * f0),
-        value: 1.0 + c.relative_change,
-        low: c.ci_low.map(|x| 1.0 + x),
-        high: c.ci_high.map(|x| 1.0 + x),
-        unit: "x",
-    };
-    let r = ratio.value;
-    let reason = format!("{:.1} t/s on the GPU, {:.1} t/s CPU-only: {r:.1}x", mean(gpu), mean(cpu));
-    let mut v = if simulated {
-        ClaimVerdict::new(id, Verdict::CannotTest, format!("{SIM_NOTE}; {reason}"), "")
-    } else if (3.0..=10.0).contains(&r) || ratio.low.zip(ratio.high).is_some_and(|(l, h)| l <= 10.0 && h >= 3.0) {
-        ClaimVerdict::new(id, Verdict::Holds, reason, "n_gpu_layers = all when the model fits")
-    } else {
-        ClaimVerdict::new(id, Verdict::DoesNotHold, reason, "n_gpu_layers = all when the model fits; expect the measured ratio, not 3–10x")
-    };
-    v.simulated = simulated;
-    v.with(vec![ratio])
-}
-
-/// The middle points against the proportional line and the additive model.
-pub fn offload_proportional(o: &Outcomes) -> ClaimVerdict {
-    let id = ClaimId::OffloadProportional;
-    let (records, simulated) = match ran(o, id) {
-        Ok(r) => r,
-        Err(v) => return v,
-    };
-    let pts = offload_points(&records);
-    let (Some((f0, cpu)), Some((f1, gpu))) = (pts.first(), pts.last()) else {
-        return ClaimVerdict::new(id, Verdict::CannotTest, "no generation records", "");
-    };
-    let middle: Vec<&(f64, &Record)> = pts.iter().filter(|(f, _)| f > f0 && f < f1).collect();
-    if middle.is_empty() || *f1 == 0.0 {
-        return ClaimVerdict::new(id, Verdict::CannotTest, "no partial offload was measured (no GPU device in the backend)", "");
-    }
-    let (cpu, gpu) = (mean(cpu), mean(gpu));
-    let (mut e_prop, mut e_add) = (0.0, 0.0);
-    let mut words = Vec::new();
-    for (f, r) in &middle {
-        let m = mean(r);
-        let (p, a) = offload_models(cpu, gpu, *f);
-        e_prop += ((p - m) / m).powi(2);
-        e_add += ((a - m) / m).powi(2);
-        words.push(format!("{:.0}%: {m:.1} t/s (proportional {p:.1}, additive {a:.1})", 100.0 * f));
-    }
-    let n = middle.len() as f64;
-    let (e_prop, e_add) = ((e_prop / n).sqrt(), (e_add / n).sqrt());
-    let effects = vec![
-        Effect::exact("RMS error of the proportional line", 100.0 * e_prop, "% rms"),
-        Effect::exact("RMS error of the additive model", 100.0 * e_add, "% rms"),
-    ];
-    let reason = format!("share on the GPU → {}", words.join("; "));
-    let verdict = if simulated {
-        Verdict::CannotTest
-    } else if e_prop <= e_add {
-        Verdict::Holds
-    } else {
-        Verdict::DoesNotHold
-    };
-    let reason = if simulated { format!("{SIM_NOTE}; {reason}") } else { reason };
-    let mut v = ClaimVerdict::new(
+    ClaimVerdict::new(
         id,
         verdict,
-        reason,
-        "estimate partial offload as time per token = CPU share / CPU t/s + GPU share / GPU t/s (lmtune plan does)",
+        if reason.is_empty() {
+            "no paired measurements".into()
+        } else {
+            reason
+        },
+        instead,
     )
-    .with(effects);
-    v.simulated = simulated;
-    v
-}
-
-/// Hybrid mode needs a GPU and a threads sweep at partial offload.
-pub fn hybrid_threads(o: &Outcomes, physical: u32) -> ClaimVerdict {
-    let id = ClaimId::HybridThreads;
-    let simulated = matches!(o.get(&ExperimentId::Offload), Some(Outcome::Ran { simulated: true, .. }));
-    let mut why = if simulated || !matches!(o.get(&ExperimentId::Offload), Some(Outcome::Ran { .. })) {
-        "no GPU here, so there is no hybrid mode".to_string()
-    } else {
-        "advise does not sweep threads at partial offload yet (lmtune tune with a scenario of n_gpu_layers and threads does)".to_string()
-    };
-    if physical < 4 {
-        why.push_str(&format!("; this machine has {physical} physical cores, fewer than 4"));
-    }
-    ClaimVerdict::new(id, Verdict::CannotTest, why, format!("threads = {physical} (the CPU-only best)"))
+    .with(effects)
 }
 
 /// Concurrent clients through llama-server at n_batch 512 and 2048.
@@ -515,10 +486,22 @@ pub fn batch_server(o: &Outcomes) -> ClaimVerdict {
     let mut diffs = Vec::new();
     for k in [TestKind::Pp, TestKind::Tg] {
         let rs = kind(&records, k);
-        let at = |b: u32| rs.iter().find(|r| r.ctx.n_batch == b && r.workload.concurrency == 4).copied();
-        let (Some(small), Some(large)) = (at(512), at(2048)) else { continue };
+        let at = |b: u32| {
+            rs.iter()
+                .find(|r| r.ctx.n_batch == b && r.workload.concurrency == 4)
+                .copied()
+        };
+        let (Some(small), Some(large)) = (at(512), at(2048)) else {
+            continue;
+        };
         let (c, d) = compare(small, large);
-        effects.push(Effect::change(format!("{} aggregate t/s at 4 clients: n_batch 2048 vs 512", test_name(k)), &c));
+        effects.push(Effect::change(
+            format!(
+                "{} aggregate t/s at 4 clients: n_batch 2048 vs 512",
+                test_name(k)
+            ),
+            &c,
+        ));
         diffs.push(d);
     }
     let verdict = if diffs.is_empty() || diffs.contains(&Difference::TooNoisy) {
@@ -528,10 +511,27 @@ pub fn batch_server(o: &Outcomes) -> ClaimVerdict {
     } else {
         Verdict::DoesNotHold
     };
-    let reason = effects.iter().map(Effect::text).collect::<Vec<_>>().join("; ");
-    let instead = if verdict == Verdict::Holds { "-b 2048 -ub 2048 for a shared server" } else { "-b 512 -ub 512 is enough" };
-    ClaimVerdict::new(id, verdict, if reason.is_empty() { "no paired server measurements".into() } else { reason }, instead)
-        .with(effects)
+    let reason = effects
+        .iter()
+        .map(Effect::text)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let instead = if verdict == Verdict::Holds {
+        "-b 2048 -ub 2048 for a shared server"
+    } else {
+        "-b 512 -ub 512 is enough"
+    };
+    ClaimVerdict::new(
+        id,
+        verdict,
+        if reason.is_empty() {
+            "no paired server measurements".into()
+        } else {
+            reason
+        },
+        instead,
+    )
+    .with(effects)
 }
 
 #[cfg(test)]

@@ -1,4 +1,7 @@
 use super::*;
+use crate::commands::advise::offload::{
+    full_gpu, hybrid_threads, offload_models, offload_proportional,
+};
 use crate::commands::advise::test_records::record;
 
 fn outcomes(id: ExperimentId, records: Vec<Record>, simulated: bool) -> Outcomes {
@@ -15,7 +18,12 @@ const NOISY: [f64; 3] = [60.0, 140.0, 100.0];
 fn physical_threads_hold_when_they_are_the_fastest() {
     let o = outcomes(
         ExperimentId::Threads,
-        vec![record("tg32", 1, &SLOW), record("tg32", 4, &FAST), record("pp256", 4, &FAST), record("pp256", 8, &SLOW)],
+        vec![
+            record("tg32", 1, &SLOW),
+            record("tg32", 4, &FAST),
+            record("pp256", 4, &FAST),
+            record("pp256", 8, &SLOW),
+        ],
         false,
     );
     let v = threads_physical(&o, 4);
@@ -25,7 +33,11 @@ fn physical_threads_hold_when_they_are_the_fastest() {
 
 #[test]
 fn physical_threads_do_not_hold_when_another_count_is_faster() {
-    let o = outcomes(ExperimentId::Threads, vec![record("tg32", 3, &FAST), record("tg32", 4, &SLOW)], false);
+    let o = outcomes(
+        ExperimentId::Threads,
+        vec![record("tg32", 3, &FAST), record("tg32", 4, &SLOW)],
+        false,
+    );
     let v = threads_physical(&o, 4);
     assert_eq!(v.verdict, Verdict::DoesNotHold, "{}", v.reason);
     assert!(v.instead.starts_with("threads = 3"), "{}", v.instead);
@@ -35,7 +47,14 @@ fn physical_threads_do_not_hold_when_another_count_is_faster() {
 
 #[test]
 fn noisy_threads_cannot_be_told_apart() {
-    let o = outcomes(ExperimentId::Threads, vec![record("tg32", 3, &NOISY), record("tg32", 4, &[95.0, 96.0, 94.0])], false);
+    let o = outcomes(
+        ExperimentId::Threads,
+        vec![
+            record("tg32", 3, &NOISY),
+            record("tg32", 4, &[95.0, 96.0, 94.0]),
+        ],
+        false,
+    );
     assert_eq!(threads_physical(&o, 4).verdict, Verdict::CannotTest);
 }
 
@@ -46,18 +65,30 @@ fn smt_needs_more_logical_than_physical_cores() {
     assert!(v.reason.contains("no SMT"), "{}", v.reason);
     let o = outcomes(
         ExperimentId::Threads,
-        vec![record("tg32", 4, &FAST), record("tg32", 8, &SLOW), record("pp256", 4, &FAST), record("pp256", 8, &SLOW)],
+        vec![
+            record("tg32", 4, &FAST),
+            record("tg32", 8, &SLOW),
+            record("pp256", 4, &FAST),
+            record("pp256", 8, &SLOW),
+        ],
         false,
     );
     assert_eq!(smt_slower(&o, 4, 8).verdict, Verdict::Holds);
-    let o = outcomes(ExperimentId::Threads, vec![record("tg32", 4, &FAST), record("tg32", 8, &FAST)], false);
+    let o = outcomes(
+        ExperimentId::Threads,
+        vec![record("tg32", 4, &FAST), record("tg32", 8, &FAST)],
+        false,
+    );
     assert_eq!(smt_slower(&o, 4, 8).verdict, Verdict::DoesNotHold);
 }
 
 #[test]
 fn an_experiment_that_did_not_run_gives_its_reason() {
     let mut o = Outcomes::new();
-    o.insert(ExperimentId::Concurrency, Outcome::NotHere("llama-server is not built here".into()));
+    o.insert(
+        ExperimentId::Concurrency,
+        Outcome::NotHere("llama-server is not built here".into()),
+    );
     let v = batch_server(&o);
     assert_eq!(v.verdict, Verdict::CannotTest);
     assert_eq!(v.reason, "llama-server is not built here");
@@ -95,7 +126,11 @@ fn offload_prefers_the_model_closer_to_the_measurements() {
     let o = outcomes(ExperimentId::Offload, records, true);
     for v in [full_gpu(&o), offload_proportional(&o)] {
         assert_eq!(v.verdict, Verdict::CannotTest);
-        assert!(v.simulated && v.reason.contains("SIMULATED"), "{}", v.reason);
+        assert!(
+            v.simulated && v.reason.contains("SIMULATED"),
+            "{}",
+            v.reason
+        );
     }
 }
 
@@ -103,12 +138,22 @@ fn offload_prefers_the_model_closer_to_the_measurements() {
 fn hybrid_threads_need_a_gpu() {
     let v = hybrid_threads(&Outcomes::new(), 2);
     assert_eq!(v.verdict, Verdict::CannotTest);
-    assert!(v.reason.contains("no GPU") && v.reason.contains("2 physical cores"), "{}", v.reason);
+    assert!(
+        v.reason.contains("no GPU") && v.reason.contains("2 physical cores"),
+        "{}",
+        v.reason
+    );
 }
 
 #[test]
 fn effects_print_with_their_interval() {
-    let e = Effect { what: "tg".into(), value: 12.34, low: Some(2.0), high: Some(20.0), unit: "%" };
+    let e = Effect {
+        what: "tg".into(),
+        value: 12.34,
+        low: Some(2.0),
+        high: Some(20.0),
+        unit: "%",
+    };
     assert_eq!(e.text(), "tg: +12.3% (95% CI +2.0…+20.0%)");
     assert_eq!(Effect::exact("kv", 2.147, "GB").text(), "kv: 2.15 GB");
 }

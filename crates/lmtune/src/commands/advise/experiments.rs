@@ -140,7 +140,12 @@ pub const CONTEXTS: [u64; 4] = [2048, 4096, 8192, 32768];
 /// Thread counts of the threads experiment: 1, physical − 1, physical, logical.
 pub fn thread_counts(physical: u32, logical: u32) -> Vec<u32> {
     let physical = physical.max(1);
-    let mut t = vec![1, physical.saturating_sub(1).max(1), physical, logical.max(1)];
+    let mut t = vec![
+        1,
+        physical.saturating_sub(1).max(1),
+        physical,
+        logical.max(1),
+    ];
     t.sort_unstable();
     t.dedup();
     t
@@ -171,7 +176,8 @@ impl ProbeSpeeds {
     /// rate scaled by the threads it gets (conservatively linear), plus depth.
     pub fn point_s(&self, threads: u32, physical: u32, t: (u32, u32, u32), reps: u32) -> f64 {
         let (n_prompt, n_gen, n_depth) = t;
-        let share = (f64::from(threads.min(physical.max(1))) / f64::from(physical.max(1))).max(0.05);
+        let share =
+            (f64::from(threads.min(physical.max(1))) / f64::from(physical.max(1))).max(0.05);
         let pp = self.pp_tokens_per_s.max(1e-3) * share;
         let tg = self.tg_tokens_per_s.max(1e-3) * share;
         let once = f64::from(n_prompt + n_depth) / pp + f64::from(n_gen) / tg;
@@ -267,7 +273,8 @@ fn context(m: &MachineSide, model: &ModelSide, s: &ProbeSpeeds) -> Planned {
         "n_prompt = [0]\nn_gen = [16]\n",
         1,
     );
-    let est = sizes.len() as f64 * (s.point_s(m.physical_cores, m.physical_cores, (0, 16, 0), 1) + 0.5);
+    let est =
+        sizes.len() as f64 * (s.point_s(m.physical_cores, m.physical_cores, (0, 16, 0), 1) + 0.5);
     Planned::Run(Experiment {
         id: ExperimentId::Context,
         parts: vec![part("context", text, est + s.load_s + s.part_overhead_s)],
@@ -314,21 +321,25 @@ fn batch(m: &MachineSide, model: &ModelSide, s: &ProbeSpeeds) -> Experiment {
             let text = scenario(
                 &format!("batch-{b}"),
                 &model.path,
-                &format!("n_gpu_layers = 0\nthreads = \"physical\"\nn_batch = {b}\nn_ubatch = {b}\n"),
+                &format!(
+                    "n_gpu_layers = 0\nthreads = \"physical\"\nn_batch = {b}\nn_ubatch = {b}\n"
+                ),
                 &format!("n_prompt = [{n_prompt}]\nn_gen = [0]\n"),
                 REPS,
             );
             let est = s.point_s(m.physical_cores, m.physical_cores, (n_prompt, 0, 0), REPS);
-            part(&format!("batch-{b}"), text, est + s.load_s + s.part_overhead_s)
+            part(
+                &format!("batch-{b}"),
+                text,
+                est + s.load_s + s.part_overhead_s,
+            )
         })
         .collect();
     Experiment {
         id: ExperimentId::Batch,
         parts,
         simulated: false,
-        notes: vec![format!(
-            "pp{n_prompt}, one client, n_ubatch = n_batch"
-        )],
+        notes: vec![format!("pp{n_prompt}, one client, n_ubatch = n_batch")],
     }
 }
 
@@ -351,7 +362,9 @@ fn quant(m: &MachineSide, model: &ModelSide, s: &ProbeSpeeds, scratch: &Path) ->
         };
     };
     let weights = model.weights_bytes as f64;
-    let mut notes = vec![format!("{shape}, random weights (synth), the model's tokenizer")];
+    let mut notes = vec![format!(
+        "{shape}, random weights (synth), the model's tokenizer"
+    )];
     if !model.k_quant_rows {
         notes.push(
             "Q4_0 and Q5_0 stand in for Q4_K and Q5_K: this shape's rows are not whole 256-element blocks".into(),
@@ -397,17 +410,20 @@ fn quant(m: &MachineSide, model: &ModelSide, s: &ProbeSpeeds, scratch: &Path) ->
 }
 
 /// n_gpu_layers of the offload experiment: 0, about a quarter, half, three
-/// quarters, and all (n_layer + 1, the output layer too).
+/// quarters, seven eighths, and all (n_layer + 1, the output layer too).
 pub fn offload_steps(n_layer: u64) -> Vec<u64> {
     let all = n_layer + 1;
-    let mut v = vec![0, all / 4, all / 2, 3 * all / 4, all];
+    let mut v = vec![0, all / 4, all / 2, 3 * all / 4, 7 * all / 8, all];
     v.dedup();
     v
 }
 
 fn offload(m: &MachineSide, model: &ModelSide, s: &ProbeSpeeds) -> Experiment {
     let steps = offload_steps(model.n_layer);
-    let sweep = format!("n_gpu_layers = [{}]\nthreads = \"physical\"\n", list(&steps));
+    let sweep = format!(
+        "n_gpu_layers = [{}]\nthreads = \"physical\"\n",
+        list(&steps)
+    );
     let workload = format!("n_prompt = [0]\nn_gen = [{TG}]\n");
     if m.gpu {
         let text = scenario("offload", &model.path, &sweep, &workload, REPS);
@@ -471,7 +487,10 @@ fn concurrency(m: &MachineSide, model: &ModelSide, s: &ProbeSpeeds) -> Planned {
         id: ExperimentId::Concurrency,
         parts,
         simulated: false,
-        notes: vec![format!("{} with 1 and 4 slots, n_ubatch = n_batch", server.display())],
+        notes: vec![format!(
+            "{} with 1 and 4 slots, n_ubatch = n_batch",
+            server.display()
+        )],
     })
 }
 
@@ -500,84 +519,5 @@ pub fn fit_budget(planned: Vec<Planned>, budget_s: f64) -> Vec<Planned> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn machine() -> MachineSide {
-        MachineSide {
-            physical_cores: 4,
-            logical_cores: 8,
-            gpu: false,
-            vram_bytes: 8 << 30,
-            ram_bytes: 16 << 30,
-            llama_server: None,
-        }
-    }
-
-    fn model() -> ModelSide {
-        ModelSide {
-            path: PathBuf::from("/m/model.gguf"),
-            n_layer: 30,
-            n_ctx_train: 8192,
-            weights_bytes: 100 << 20,
-            kv_bytes_per_token_f16: 30 * 2 * 192 * 2,
-            k_quant_rows: false,
-            synth_shape: Some("llama 30 layers".into()),
-        }
-    }
-
-    const SPEED: ProbeSpeeds = ProbeSpeeds {
-        pp_tokens_per_s: 500.0,
-        tg_tokens_per_s: 50.0,
-        load_s: 0.5,
-        part_overhead_s: 2.0,
-    };
-
-    #[test]
-    fn thread_counts_are_one_physical_minus_one_physical_logical() {
-        assert_eq!(thread_counts(4, 8), vec![1, 3, 4, 8]);
-        assert_eq!(thread_counts(2, 2), vec![1, 2]);
-        assert_eq!(thread_counts(1, 1), vec![1]);
-    }
-
-    #[test]
-    fn every_generated_scenario_parses() {
-        let mut m = machine();
-        m.llama_server = Some(PathBuf::from("/usr/bin/llama-server"));
-        for p in plan_all(&m, &model(), &SPEED, Path::new("/tmp")) {
-            let Planned::Run(e) = p else { continue };
-            for part in e.parts {
-                let parsed = lmtune_core::scenario::Scenario::parse(Path::new("advise.toml"), &part.scenario);
-                assert!(parsed.is_ok(), "{}: {:?}\n{}", part.name, parsed.err(), part.scenario);
-            }
-        }
-    }
-
-    #[test]
-    fn contexts_beyond_training_or_memory_are_not_measured() {
-        let mut m = machine();
-        assert_eq!(measurable_contexts(&m, &model()), vec![2048, 4096, 8192]);
-        m.ram_bytes = 400 << 20;
-        assert_eq!(measurable_contexts(&m, &model()), vec![2048, 4096]);
-    }
-
-    #[test]
-    fn budget_skips_what_does_not_fit_and_says_so() {
-        let planned = plan_all(&machine(), &model(), &SPEED, Path::new("/tmp"));
-        let fitted = fit_budget(planned, 1.0);
-        assert!(fitted.iter().all(|p| matches!(p, Planned::NotHere { .. })));
-        let Planned::NotHere { reason, .. } = &fitted[0] else { unreachable!() };
-        assert!(reason.contains("time budget"), "{reason}");
-    }
-
-    #[test]
-    fn no_gpu_means_a_simulated_offload() {
-        let planned = plan_all(&machine(), &model(), &SPEED, Path::new("/tmp"));
-        let sim = planned.iter().any(|p| {
-            matches!(p, Planned::Run(e) if e.id == ExperimentId::Offload && e.simulated
-                && e.parts[0].scenario.contains("kind = \"sim\""))
-        });
-        assert!(sim);
-        assert_eq!(offload_steps(30), vec![0, 7, 15, 23, 31]);
-    }
-}
+#[path = "experiments_tests.rs"]
+mod tests;

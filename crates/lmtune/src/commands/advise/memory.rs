@@ -6,7 +6,9 @@ use lmtune_core::knobs::{KvType, TestKind};
 use lmtune_core::record::Record;
 use serde::Serialize;
 
-use super::claims::{compare, kind, mean, ran, ClaimId, ClaimVerdict, Difference, Effect, Outcomes, Verdict};
+use super::claims::{
+    compare, kind, mean, ran, ClaimId, ClaimVerdict, Difference, Effect, Outcomes, Verdict,
+};
 
 const GB: f64 = 1e9;
 
@@ -28,7 +30,11 @@ impl KvShape {
     pub fn dense(name: &str, n_layer: u64, n_head: u64, n_head_kv: u64, head_dim: u64) -> KvShape {
         KvShape {
             name: name.to_string(),
-            attention: if n_head_kv == n_head { "MHA".into() } else { "GQA".into() },
+            attention: if n_head_kv == n_head {
+                "MHA".into()
+            } else {
+                "GQA".into()
+            },
             n_layer,
             n_head,
             n_head_kv,
@@ -40,7 +46,13 @@ impl KvShape {
     pub fn preset(name: &str) -> Option<KvShape> {
         let s = lmtune_gguf::synth::preset(name)?;
         let head_dim = s.head_dim.unwrap_or(s.n_embd / s.n_head.max(1));
-        Some(KvShape::dense(name, s.n_layer, s.n_head, s.n_head_kv, head_dim))
+        Some(KvShape::dense(
+            name,
+            s.n_layer,
+            s.n_head,
+            s.n_head_kv,
+            head_dim,
+        ))
     }
 
     pub fn bytes_at(&self, n_ctx: u64) -> u64 {
@@ -83,17 +95,26 @@ pub fn dry_run_total_bytes(r: &Record) -> Option<u64> {
 
 /// One row per context size: `exact` gives lmtune's bytes, the context
 /// experiment's records llama.cpp's.
-pub fn kv_rows(sizes: &[u64], exact: impl Fn(u64) -> u64, records: &[Record], n_ctx_train: u64) -> Vec<KvRow> {
+pub fn kv_rows(
+    sizes: &[u64],
+    exact: impl Fn(u64) -> u64,
+    records: &[Record],
+    n_ctx_train: u64,
+) -> Vec<KvRow> {
     sizes
         .iter()
         .map(|&n| {
-            let r = records.iter().find(|r| u64::from(r.ctx.n_ctx) == n && r.ctx.type_k == KvType::F16);
+            let r = records
+                .iter()
+                .find(|r| u64::from(r.ctx.n_ctx) == n && r.ctx.type_k == KvType::F16);
             let exact_bytes = exact(n);
             let llama_cpp_bytes = r.and_then(dry_run_context_bytes);
             let not_measured = match (r, llama_cpp_bytes) {
                 (Some(_), Some(_)) => None,
                 (Some(_), None) => Some("the record has no dry run".to_string()),
-                (None, _) if n > n_ctx_train => Some(format!("beyond the model's trained context ({n_ctx_train})")),
+                (None, _) if n > n_ctx_train => Some(format!(
+                    "beyond the model's trained context ({n_ctx_train})"
+                )),
                 (None, _) => Some("not run (memory or time budget)".to_string()),
             };
             KvRow {
@@ -113,7 +134,13 @@ pub fn kv_rows(sizes: &[u64], exact: impl Fn(u64) -> u64, records: &[Record], n_
 /// "On a 7B model, n_ctx tokens cost lo–hi GB": checked on the MHA and GQA
 /// 7–8B shapes (within 10% of the range counts as "roughly"); the model's
 /// own shape is shown beside them.
-pub fn kv_7b(id: ClaimId, n_ctx: u64, range_gb: (f64, f64), sevens: &[KvShape], own: &KvShape) -> ClaimVerdict {
+pub fn kv_7b(
+    id: ClaimId,
+    n_ctx: u64,
+    range_gb: (f64, f64),
+    sevens: &[KvShape],
+    own: &KvShape,
+) -> ClaimVerdict {
     let (lo, hi) = range_gb;
     let inside = |b: u64| {
         let gb = b as f64 / GB;
@@ -124,7 +151,11 @@ pub fn kv_7b(id: ClaimId, n_ctx: u64, range_gb: (f64, f64), sevens: &[KvShape], 
     let mut outside = Vec::new();
     for s in sevens {
         let b = s.bytes_at(n_ctx);
-        effects.push(Effect::exact(format!("{} ({}, {} KV heads)", s.name, s.attention, s.n_head_kv), b as f64 / GB, "GB"));
+        effects.push(Effect::exact(
+            format!("{} ({}, {} KV heads)", s.name, s.attention, s.n_head_kv),
+            b as f64 / GB,
+            "GB",
+        ));
         words.push(format!(
             "{} ({}, {}/{} KV heads): {:.2} GB",
             s.name,
@@ -138,13 +169,31 @@ pub fn kv_7b(id: ClaimId, n_ctx: u64, range_gb: (f64, f64), sevens: &[KvShape], 
         }
     }
     let own_b = own.bytes_at(n_ctx);
-    effects.push(Effect::exact(format!("this model ({})", own.name), own_b as f64 / GB, "GB"));
-    words.push(format!("this model ({}, {} layers, {} KV heads): {:.3} GB", own.name, own.n_layer, own.n_head_kv, own_b as f64 / GB));
-    let verdict = if outside.is_empty() { Verdict::Holds } else { Verdict::DoesNotHold };
+    effects.push(Effect::exact(
+        format!("this model ({})", own.name),
+        own_b as f64 / GB,
+        "GB",
+    ));
+    words.push(format!(
+        "this model ({}, {} layers, {} KV heads): {:.3} GB",
+        own.name,
+        own.n_layer,
+        own.n_head_kv,
+        own_b as f64 / GB
+    ));
+    let verdict = if outside.is_empty() {
+        Verdict::Holds
+    } else {
+        Verdict::DoesNotHold
+    };
     let reason = format!(
         "f16 K and V at {n_ctx} tokens: {}{}",
         words.join("; "),
-        if outside.is_empty() { String::new() } else { format!(" — outside the range: {}", outside.join(", ")) }
+        if outside.is_empty() {
+            String::new()
+        } else {
+            format!(" — outside the range: {}", outside.join(", "))
+        }
     );
     ClaimVerdict::new(
         id,
@@ -165,11 +214,20 @@ pub fn kv_q8(o: &Outcomes) -> ClaimVerdict {
     let pick = |k: TestKind, t: KvType| kind(&records, k).into_iter().find(|r| r.ctx.type_k == t);
     let mut effects = Vec::new();
     let mut words = Vec::new();
-    let mem = |t: KvType| records.iter().find(|r| r.ctx.type_k == t).and_then(|r| dry_run_context_bytes(r));
+    let mem = |t: KvType| {
+        records
+            .iter()
+            .find(|r| r.ctx.type_k == t)
+            .and_then(|r| dry_run_context_bytes(r))
+    };
     let ratio = match (mem(KvType::F16), mem(KvType::Q8_0)) {
         (Some(f), Some(q)) if f > 0 => {
             let ratio = q as f64 / f as f64;
-            effects.push(Effect::exact("q8_0 / f16 KV bytes (llama.cpp dry run)", ratio, "x"));
+            effects.push(Effect::exact(
+                "q8_0 / f16 KV bytes (llama.cpp dry run)",
+                ratio,
+                "x",
+            ));
             words.push(format!(
                 "KV cache {} (q8_0) vs {} (f16): {ratio:.3}x",
                 lmtune_report::human_bytes(q),
@@ -181,19 +239,27 @@ pub fn kv_q8(o: &Outcomes) -> ClaimVerdict {
     };
     let mut diffs = Vec::new();
     for k in [TestKind::Pp, TestKind::Tg] {
-        let (Some(f), Some(q)) = (pick(k, KvType::F16), pick(k, KvType::Q8_0)) else { continue };
+        let (Some(f), Some(q)) = (pick(k, KvType::F16), pick(k, KvType::Q8_0)) else {
+            continue;
+        };
         let (c, d) = compare(f, q);
         let e = Effect::change(format!("{}: q8_0 vs f16", f.test), &c);
         words.push(e.text());
         effects.push(e);
         diffs.push((k, d));
     }
-    let slower: Vec<TestKind> = diffs.iter().filter(|(_, d)| *d == Difference::Slower).map(|(k, _)| *k).collect();
+    let slower: Vec<TestKind> = diffs
+        .iter()
+        .filter(|(_, d)| *d == Difference::Slower)
+        .map(|(k, _)| *k)
+        .collect();
     let verdict = match ratio {
         None => Verdict::CannotTest,
         Some(r) if r > 0.6 => Verdict::DoesNotHold,
         _ if !slower.is_empty() => Verdict::DoesNotHold,
-        _ if diffs.is_empty() || diffs.iter().any(|(_, d)| *d == Difference::TooNoisy) => Verdict::CannotTest,
+        _ if diffs.is_empty() || diffs.iter().any(|(_, d)| *d == Difference::TooNoisy) => {
+            Verdict::CannotTest
+        }
         _ => Verdict::Holds,
     };
     let instead = if slower.is_empty() {
@@ -214,13 +280,26 @@ pub fn batch_512(o: &Outcomes) -> ClaimVerdict {
     let pp = kind(&records, TestKind::Pp);
     let at = |b: u32| pp.iter().find(|r| r.ctx.n_batch == b).copied();
     let (Some(small), Some(large)) = (at(512), at(2048)) else {
-        return ClaimVerdict::new(id, Verdict::CannotTest, "n_batch 512 and 2048 were not both measured", "");
+        return ClaimVerdict::new(
+            id,
+            Verdict::CannotTest,
+            "n_batch 512 and 2048 were not both measured",
+            "",
+        );
     };
     let (c, d) = compare(small, large);
     let e = Effect::change(format!("{}: n_batch 2048 vs 512", small.test), &c);
-    let reason = format!("{:.1} t/s at 512, {:.1} t/s at 2048; {}", mean(small), mean(large), e.text());
+    let reason = format!(
+        "{:.1} t/s at 512, {:.1} t/s at 2048; {}",
+        mean(small),
+        mean(large),
+        e.text()
+    );
     let (verdict, instead) = match d {
-        Difference::Faster => (Verdict::DoesNotHold, "n_batch = n_ubatch = 2048 for long prompts"),
+        Difference::Faster => (
+            Verdict::DoesNotHold,
+            "n_batch = n_ubatch = 2048 for long prompts",
+        ),
         Difference::TooNoisy => (Verdict::CannotTest, "measure again on a quiet machine"),
         _ => (Verdict::Holds, "n_batch = n_ubatch = 512"),
     };
@@ -237,22 +316,43 @@ pub fn batch_memory(o: &Outcomes) -> ClaimVerdict {
     };
     let at = |b: u32| records.iter().find(|r| r.ctx.n_batch == b).copied();
     let (Some(small), Some(large)) = (at(512), at(2048)) else {
-        return ClaimVerdict::new(id, Verdict::CannotTest, "n_batch 512 and 2048 were not both measured", "");
+        return ClaimVerdict::new(
+            id,
+            Verdict::CannotTest,
+            "n_batch 512 and 2048 were not both measured",
+            "",
+        );
     };
     let (Some(a), Some(b)) = (dry_run_total_bytes(small), dry_run_total_bytes(large)) else {
-        return ClaimVerdict::new(id, Verdict::CannotTest, "the records carry no llama.cpp dry run", "");
+        return ClaimVerdict::new(
+            id,
+            Verdict::CannotTest,
+            "the records carry no llama.cpp dry run",
+            "",
+        );
     };
     let growth = (b as f64 - a as f64) / a as f64;
-    let mut effects = vec![Effect::exact("dry-run total at 2048 vs 512", 100.0 * growth, "% more")];
+    let mut effects = vec![Effect::exact(
+        "dry-run total at 2048 vs 512",
+        100.0 * growth,
+        "% more",
+    )];
     let mut reason = format!(
         "llama.cpp's dry run: {} at 512, {} at 2048 ({:+.1}%)",
         lmtune_report::human_bytes(a),
         lmtune_report::human_bytes(b),
         100.0 * growth
     );
-    if let (Some(ra), Some(rb)) = (small.measurement.rss_peak_bytes, large.measurement.rss_peak_bytes) {
+    if let (Some(ra), Some(rb)) = (
+        small.measurement.rss_peak_bytes,
+        large.measurement.rss_peak_bytes,
+    ) {
         let g = (rb as f64 - ra as f64) / ra as f64;
-        effects.push(Effect::exact("peak RSS at 2048 vs 512", 100.0 * g, "% more"));
+        effects.push(Effect::exact(
+            "peak RSS at 2048 vs 512",
+            100.0 * g,
+            "% more",
+        ));
         reason.push_str(&format!(
             "; peak RSS {} → {} ({:+.1}%)",
             lmtune_report::human_bytes(ra),
@@ -260,7 +360,11 @@ pub fn batch_memory(o: &Outcomes) -> ClaimVerdict {
             100.0 * g
         ));
     }
-    let verdict = if growth < 0.10 { Verdict::Holds } else { Verdict::DoesNotHold };
+    let verdict = if growth < 0.10 {
+        Verdict::Holds
+    } else {
+        Verdict::DoesNotHold
+    };
     let instead = if verdict == Verdict::Holds {
         "the batch size can be chosen for speed"
     } else {
@@ -270,11 +374,16 @@ pub fn batch_memory(o: &Outcomes) -> ClaimVerdict {
 }
 
 /// The quantization experiment's records with their label (Q4_K, …).
-pub fn quant_records<'a>(records: &[&'a Record], labels: &[(String, String)]) -> Vec<(String, &'a Record)> {
+pub fn quant_records<'a>(
+    records: &[&'a Record],
+    labels: &[(String, String)],
+) -> Vec<(String, &'a Record)> {
     labels
         .iter()
         .filter_map(|(file, label)| {
-            let r = records.iter().find(|r| &r.fingerprint.model.file_name == file)?;
+            let r = records
+                .iter()
+                .find(|r| &r.fingerprint.model.file_name == file)?;
             Some((label.clone(), *r))
         })
         .collect()
@@ -289,21 +398,48 @@ pub fn quant_memory(o: &Outcomes, labels: &[(String, String)]) -> ClaimVerdict {
     };
     let qs = quant_records(&records, labels);
     if qs.len() < 2 {
-        return ClaimVerdict::new(id, Verdict::CannotTest, "fewer than two quantizations were measured", "");
+        return ClaimVerdict::new(
+            id,
+            Verdict::CannotTest,
+            "fewer than two quantizations were measured",
+            "",
+        );
     }
     let f16 = qs[0].1.fingerprint.model.n_params * 2;
-    let mut effects = vec![Effect::exact("F16 (2 bytes a parameter)", f16 as f64 / 1e6, "MB")];
+    let mut effects = vec![Effect::exact(
+        "F16 (2 bytes a parameter)",
+        f16 as f64 / 1e6,
+        "MB",
+    )];
     let mut words = vec![format!("F16 {}", lmtune_report::human_bytes(f16))];
-    let sizes: Vec<u64> = qs.iter().map(|(_, r)| r.fingerprint.model.weights_bytes).collect();
+    let sizes: Vec<u64> = qs
+        .iter()
+        .map(|(_, r)| r.fingerprint.model.weights_bytes)
+        .collect();
     for ((label, r), b) in qs.iter().zip(&sizes) {
-        effects.push(Effect::exact(format!("{label} weights"), *b as f64 / 1e6, "MB"));
-        let rss = r.measurement.rss_peak_bytes.map_or(String::new(), |x| format!(", peak RSS {}", lmtune_report::human_bytes(x)));
+        effects.push(Effect::exact(
+            format!("{label} weights"),
+            *b as f64 / 1e6,
+            "MB",
+        ));
+        let rss = r.measurement.rss_peak_bytes.map_or(String::new(), |x| {
+            format!(", peak RSS {}", lmtune_report::human_bytes(x))
+        });
         words.push(format!("{label} {}{rss}", lmtune_report::human_bytes(*b)));
     }
     let ordered = sizes.windows(2).all(|w| w[0] < w[1]) && sizes.last().is_some_and(|&b| b < f16);
-    let verdict = if ordered { Verdict::Holds } else { Verdict::DoesNotHold };
-    ClaimVerdict::new(id, verdict, words.join(", "), "the smallest quantization whose quality is acceptable")
-        .with(effects)
+    let verdict = if ordered {
+        Verdict::Holds
+    } else {
+        Verdict::DoesNotHold
+    };
+    ClaimVerdict::new(
+        id,
+        verdict,
+        words.join(", "),
+        "the smallest quantization whose quality is acceptable",
+    )
+    .with(effects)
 }
 
 /// tg of the smaller quantizations against the largest (Q8_0).
@@ -339,8 +475,18 @@ pub fn quant_faster(o: &Outcomes, labels: &[(String, String)]) -> ClaimVerdict {
     } else {
         Verdict::DoesNotHold
     };
-    let best = qs.iter().max_by(|a, b| mean(a.1).total_cmp(&mean(b.1))).map(|(l, _)| l.clone()).unwrap_or_default();
-    ClaimVerdict::new(id, verdict, words.join("; "), format!("{best} was the fastest here")).with(effects)
+    let best = qs
+        .iter()
+        .max_by(|a, b| mean(a.1).total_cmp(&mean(b.1)))
+        .map(|(l, _)| l.clone())
+        .unwrap_or_default();
+    ClaimVerdict::new(
+        id,
+        verdict,
+        words.join("; "),
+        format!("{best} was the fastest here"),
+    )
+    .with(effects)
 }
 
 #[cfg(test)]

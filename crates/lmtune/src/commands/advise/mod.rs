@@ -12,6 +12,7 @@ mod charts;
 mod claims;
 mod experiments;
 mod memory;
+mod offload;
 mod runs;
 mod write;
 
@@ -51,7 +52,12 @@ pub fn run(args: AdviseArgs) -> anyhow::Result<u8> {
     let model_path = std::path::absolute(&args.model).unwrap_or_else(|_| args.model.clone());
     let anatomy = GgufFile::open(&model_path)
         .and_then(|f| f.anatomy())
-        .map_err(|e| anyhow!("{} is not a model lmtune can read: {e}", model_path.display()))?;
+        .map_err(|e| {
+            anyhow!(
+                "{} is not a model lmtune can read: {e}",
+                model_path.display()
+            )
+        })?;
     if budget_s < MIN_BUDGET_S {
         bail!(
             "--time-budget {}: too small for any experiment (the probe alone takes a few seconds); give at least {MIN_BUDGET_S:.0}s",
@@ -63,14 +69,33 @@ pub fn run(args: AdviseArgs) -> anyhow::Result<u8> {
         .out
         .clone()
         .unwrap_or_else(|| Path::new("reports/advise").join(&host.hostname));
-    if out.exists() && std::fs::read_dir(&out).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        bail!("--out {} already exists; remove it or choose another directory", out.display());
+    if out.exists()
+        && std::fs::read_dir(&out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        bail!(
+            "--out {} already exists; remove it or choose another directory",
+            out.display()
+        );
     }
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "advise".into());
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "advise".into());
     let staging = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-    std::fs::create_dir_all(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
+    std::fs::create_dir_all(&staging)
+        .with_context(|| format!("cannot create {}", staging.display()))?;
     interrupt::install();
-    let cx = Advise { args: &args, model_path, anatomy, host, vram, budget_s, started: Instant::now() };
+    let cx = Advise {
+        args: &args,
+        model_path,
+        anatomy,
+        host,
+        vram,
+        budget_s,
+        started: Instant::now(),
+    };
     let report = match advise_into(&staging, &cx) {
         Ok(r) => r,
         Err(e) => {
@@ -84,13 +109,15 @@ pub fn run(args: AdviseArgs) -> anyhow::Result<u8> {
         return Ok(exit::INTERRUPTED);
     }
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     if out.exists() {
         // An empty directory the user made for it.
         let _ = std::fs::remove_dir(&out);
     }
-    std::fs::rename(&staging, &out).with_context(|| format!("cannot move the report into {}", out.display()))?;
+    std::fs::rename(&staging, &out)
+        .with_context(|| format!("cannot move the report into {}", out.display()))?;
     if args.json {
         print!("{}", report.to_json());
     } else {
@@ -120,11 +147,19 @@ impl Advise<'_> {
 fn advise_into(dir: &Path, cx: &Advise) -> anyhow::Result<AdviseReport> {
     let gpus = detect_gpus();
     let gpu_line = match &gpus {
-        Ok(g) if !g.is_empty() => format!("{} ({})", g[0].name, lmtune_report::human_bytes(g[0].vram_total_bytes)),
+        Ok(g) if !g.is_empty() => format!(
+            "{} ({})",
+            g[0].name,
+            lmtune_report::human_bytes(g[0].vram_total_bytes)
+        ),
         Ok(_) => "none".to_string(),
         Err(note) => format!("none ({})", note.split(':').next().unwrap_or(note)),
     };
-    let gpu_vram = gpus.as_ref().ok().and_then(|g| g.first()).map(|g| g.vram_total_bytes);
+    let gpu_vram = gpus
+        .as_ref()
+        .ok()
+        .and_then(|g| g.first())
+        .map(|g| g.vram_total_bytes);
     let machine = MachineSide {
         physical_cores: cx.host.physical_cores.max(1),
         logical_cores: cx.host.logical_cores.max(1),
@@ -136,7 +171,10 @@ fn advise_into(dir: &Path, cx: &Advise) -> anyhow::Result<AdviseReport> {
     let model = model_side(&cx.model_path, &cx.anatomy);
     let speeds = runs::probe(dir, cx, &machine)?;
     let scratch = dir.join("scratch");
-    let planned = experiments::fit_budget(experiments::plan_all(&machine, &model, &speeds, &scratch), cx.left_s());
+    let planned = experiments::fit_budget(
+        experiments::plan_all(&machine, &model, &speeds, &scratch),
+        cx.left_s(),
+    );
     if let Some(cheapest) = cheapest_skipped(&planned) {
         bail!(
             "--time-budget {}: too small for any experiment on this model (the cheapest, {}, takes about {:.0} s here after a {:.0} s probe); give a larger --time-budget",
@@ -158,7 +196,10 @@ fn advise_into(dir: &Path, cx: &Advise) -> anyhow::Result<AdviseReport> {
         summaries.push(summary);
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    let sevens: Vec<KvShape> = ["llama-7b", "llama3-8b"].iter().filter_map(|n| KvShape::preset(n)).collect();
+    let sevens: Vec<KvShape> = ["llama-7b", "llama3-8b"]
+        .iter()
+        .filter_map(|n| KvShape::preset(n))
+        .collect();
     let own = own_kv_shape(&cx.model_path, &cx.anatomy);
     let context_records = match outcomes.get(&ExperimentId::Context) {
         Some(Outcome::Ran { records, .. }) => records.clone(),
@@ -174,7 +215,11 @@ fn advise_into(dir: &Path, cx: &Advise) -> anyhow::Result<AdviseReport> {
     let claims = all_claims(&outcomes, &machine, &sevens, &own, &quant_labels);
     let charts = charts::build(&outcomes, &sevens, &own, &rows, &quant_labels);
     let chart_files = write::write_charts(dir, &charts)?;
-    let max_abs_difference_pct = rows.iter().filter_map(|r| r.difference_pct).map(f64::abs).reduce(f64::max);
+    let max_abs_difference_pct = rows
+        .iter()
+        .filter_map(|r| r.difference_pct)
+        .map(f64::abs)
+        .reduce(f64::max);
     let report = AdviseReport {
         schema_version: write::ADVISE_SCHEMA_VERSION,
         model: own.name.clone(),
@@ -191,7 +236,12 @@ fn advise_into(dir: &Path, cx: &Advise) -> anyhow::Result<AdviseReport> {
         spent_s: cx.started.elapsed().as_secs_f64(),
         experiments: summaries,
         claims,
-        kv: KvSection { shapes_7b: sevens, model_shape: own, rows, max_abs_difference_pct },
+        kv: KvSection {
+            shapes_7b: sevens,
+            model_shape: own,
+            rows,
+            max_abs_difference_pct,
+        },
         charts: chart_files,
     };
     write::write_report(dir, &report)?;
@@ -207,7 +257,12 @@ fn cheapest_skipped(planned: &[Planned]) -> Option<(ExperimentId, f64)> {
         .iter()
         .filter_map(|p| match p {
             Planned::NotHere { id, reason } => {
-                let s: f64 = reason.strip_prefix("would take about ")?.split(' ').next()?.parse().ok()?;
+                let s: f64 = reason
+                    .strip_prefix("would take about ")?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()?;
                 Some((*id, s))
             }
             Planned::Run(_) => None,
@@ -224,11 +279,11 @@ fn all_claims(
     quant_labels: &[(String, String)],
 ) -> Vec<ClaimVerdict> {
     vec![
-        claims::full_gpu(o),
-        claims::offload_proportional(o),
+        offload::full_gpu(o),
+        offload::offload_proportional(o),
         claims::threads_physical(o, m.physical_cores),
         claims::smt_slower(o, m.physical_cores, m.logical_cores),
-        claims::hybrid_threads(o, m.physical_cores),
+        offload::hybrid_threads(o, m.physical_cores),
         memory::kv_7b(ClaimId::Kv4k7b, 4096, (1.0, 2.0), sevens, own),
         memory::kv_7b(ClaimId::Kv32k7b, 32768, (8.0, 16.0), sevens, own),
         memory::kv_q8(o),
@@ -242,8 +297,9 @@ fn all_claims(
 
 fn model_side(path: &Path, a: &ModelAnatomy) -> ModelSide {
     let f16 = GgmlType(1);
-    let synth = lmtune_gguf::synth::SynthArch::parse(&a.architecture)
-        .filter(|_| a.experts.is_none() && a.sliding_window.is_none() && !a.latent_kv && a.n_ff.is_some());
+    let synth = lmtune_gguf::synth::SynthArch::parse(&a.architecture).filter(|_| {
+        a.experts.is_none() && a.sliding_window.is_none() && !a.latent_kv && a.n_ff.is_some()
+    });
     ModelSide {
         path: path.to_path_buf(),
         n_layer: a.n_layer,
@@ -282,10 +338,17 @@ pub(super) fn synth_shape(a: &ModelAnatomy) -> Option<lmtune_gguf::synth::SynthS
 
 fn own_kv_shape(path: &Path, a: &ModelAnatomy) -> KvShape {
     let f16 = GgmlType(1);
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     KvShape {
         name,
-        attention: if a.n_head_kv == a.n_head { "MHA".into() } else { "GQA".into() },
+        attention: if a.n_head_kv == a.n_head {
+            "MHA".into()
+        } else {
+            "GQA".into()
+        },
         n_layer: a.n_layer,
         n_head: a.n_head,
         n_head_kv: a.n_head_kv,
@@ -296,7 +359,13 @@ fn own_kv_shape(path: &Path, a: &ModelAnatomy) -> KvShape {
 fn print_summary(r: &AdviseReport) {
     for c in &r.claims {
         let sim = if c.simulated { " [SIMULATED]" } else { "" };
-        println!("{:<22} {}{sim}: {} ({})", c.verdict.label(), c.advice, c.figure, c.reason);
+        println!(
+            "{:<22} {}{sim}: {} ({})",
+            c.verdict.label(),
+            c.advice,
+            c.figure,
+            c.reason
+        );
         if !c.instead.is_empty() {
             println!("{:<22}   → {}", "", c.instead);
         }

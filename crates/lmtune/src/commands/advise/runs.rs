@@ -26,7 +26,10 @@ pub fn find_llama_server() -> Option<PathBuf> {
         return p.is_file().then_some(p);
     }
     if let Some(path) = std::env::var_os("PATH") {
-        if let Some(p) = std::env::split_paths(&path).map(|d| d.join("llama-server")).find(|p| p.is_file()) {
+        if let Some(p) = std::env::split_paths(&path)
+            .map(|d| d.join("llama-server"))
+            .find(|p| p.is_file())
+        {
             return Some(p);
         }
     }
@@ -54,8 +57,20 @@ pub fn run_part(dir: &Path, name: &str, text: &str, cx: &Advise) -> anyhow::Resu
     let mut sinks = lmtune_report::results_sinks(dir)?;
     let model = model_fingerprint(&plan)?;
     let progress = Progress::new(plan.points.len() as u64);
-    progress.note(&format!("advise: {name} ({} points) → {}", plan.points.len(), dir.display()));
-    let mut sweep = new_sweep(&plan, cx.host.clone(), model, dir, cx.args.verbose, &progress, &[]);
+    progress.note(&format!(
+        "advise: {name} ({} points) → {}",
+        plan.points.len(),
+        dir.display()
+    ));
+    let mut sweep = new_sweep(
+        &plan,
+        cx.host.clone(),
+        model,
+        dir,
+        cx.args.verbose,
+        &progress,
+        &[],
+    );
     sweep.ensure_worker()?;
     let todo: Vec<&Point> = plan.points.iter().collect();
     let result = measure_all(&mut sweep, todo, &progress, &mut sinks, dir);
@@ -80,8 +95,16 @@ pub fn probe(dir: &Path, cx: &Advise, m: &MachineSide) -> anyhow::Result<ProbeSp
         bail!("interrupted during the probe");
     }
     if let Some(bad) = records.iter().find(|r| r.status != Status::Ok) {
-        let why = bad.error.as_deref().and_then(|e| e.lines().next()).unwrap_or("no reason recorded");
-        bail!("{} does not load or run here ({}): {why}", cx.model_path.display(), bad.status.as_str());
+        let why = bad
+            .error
+            .as_deref()
+            .and_then(|e| e.lines().next())
+            .unwrap_or("no reason recorded");
+        bail!(
+            "{} does not load or run here ({}): {why}",
+            cx.model_path.display(),
+            bad.status.as_str()
+        );
     }
     let rate = |kind| {
         records
@@ -142,7 +165,11 @@ pub fn run_experiment(
         }
         if let Some(s) = &part.synth {
             write_synth(cx, &s.path, &s.quant)?;
-            let file = s.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            let file = s
+                .path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
             labels.push((file, s.label.clone()));
         }
         let rel = format!("runs/{}", part.name);
@@ -153,7 +180,10 @@ pub fn run_experiment(
         }
     }
     Ok((
-        Outcome::Ran { records, simulated: e.simulated },
+        Outcome::Ran {
+            records,
+            simulated: e.simulated,
+        },
         summary_of(&e, start.elapsed().as_secs_f64(), runs),
     ))
 }
@@ -175,11 +205,20 @@ fn summary_of(e: &Experiment, spent_s: f64, runs: Vec<String>) -> ExperimentSumm
 fn write_synth(cx: &Advise, path: &Path, quant: &str) -> anyhow::Result<()> {
     let shape = super::synth_shape(&cx.anatomy)
         .ok_or_else(|| anyhow!("synth cannot write {}'s shape", cx.anatomy.architecture))?;
-    let t = lmtune_gguf::synth::quant_type(quant).ok_or_else(|| anyhow!("unknown quant {quant}"))?;
+    let t =
+        lmtune_gguf::synth::quant_type(quant).ok_or_else(|| anyhow!("unknown quant {quant}"))?;
     let donor = GgufFile::open(&cx.model_path)?;
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    lmtune_gguf::synth::write_synthetic(path, &shape, t, &donor, &format!("lmtune-advise-{quant}"), 1)
-        .with_context(|| format!("cannot write the synthetic model {}", path.display()))
+    lmtune_gguf::synth::write_synthetic(
+        path,
+        &shape,
+        t,
+        &donor,
+        &format!("lmtune-advise-{quant}"),
+        1,
+    )
+    .with_context(|| format!("cannot write the synthetic model {}", path.display()))
 }

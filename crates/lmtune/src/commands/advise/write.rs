@@ -74,12 +74,16 @@ impl AdviseReport {
 /// (the PNG where it could be drawn, else the SVG).
 pub fn write_charts(dir: &Path, charts: &[Chart]) -> anyhow::Result<Vec<String>> {
     let charts_dir = dir.join("charts");
-    std::fs::create_dir_all(&charts_dir).with_context(|| format!("cannot create {}", charts_dir.display()))?;
+    std::fs::create_dir_all(&charts_dir)
+        .with_context(|| format!("cannot create {}", charts_dir.display()))?;
     let mut files = Vec::new();
     for c in charts {
-        let svg = c.to_svg().map_err(|e| anyhow::anyhow!("chart {}: {e}", c.stem()))?;
+        let svg = c
+            .to_svg()
+            .map_err(|e| anyhow::anyhow!("chart {}: {e}", c.stem()))?;
         let svg_path = charts_dir.join(format!("{}.svg", c.stem()));
-        std::fs::write(&svg_path, svg).with_context(|| format!("cannot write {}", svg_path.display()))?;
+        std::fs::write(&svg_path, svg)
+            .with_context(|| format!("cannot write {}", svg_path.display()))?;
         let png = charts_dir.join(format!("{}.png", c.stem()));
         files.push(match c.to_png(&png) {
             Ok(()) => format!("charts/{}.png", c.stem()),
@@ -126,12 +130,19 @@ pub fn markdown(r: &AdviseReport) -> String {
         md,
         "Each piece of common advice, tested on this machine and model. Intervals are 95% (Welch's t on the repetitions); a difference counts when its interval excludes zero and it is at least 5%. Memory figures from the model's shape are exact.\n"
     );
-    let _ = writeln!(md, "| advice | claimed | verdict | measured | set instead |\n| --- | --- | --- | --- | --- |");
+    let _ = writeln!(
+        md,
+        "| advice | claimed | verdict | measured | set instead |\n| --- | --- | --- | --- | --- |"
+    );
     for c in &r.claims {
         let measured = if c.effects.is_empty() {
             c.reason.clone()
         } else {
-            c.effects.iter().map(|e| e.text()).collect::<Vec<_>>().join("; ")
+            c.effects
+                .iter()
+                .map(|e| e.text())
+                .collect::<Vec<_>>()
+                .join("; ")
         };
         let _ = writeln!(
             md,
@@ -146,14 +157,26 @@ pub fn markdown(r: &AdviseReport) -> String {
     let _ = writeln!(md, "\n## Why\n");
     for c in &r.claims {
         let sim = if c.simulated { " **SIMULATED**" } else { "" };
-        let _ = writeln!(md, "- **{}** ({}){sim}: {} — {}.", c.advice, c.figure, c.verdict.label(), c.reason);
+        let _ = writeln!(
+            md,
+            "- **{}** ({}){sim}: {} — {}.",
+            c.advice,
+            c.figure,
+            c.verdict.label(),
+            c.reason
+        );
     }
     kv_markdown(&mut md, &r.kv);
     let _ = writeln!(md, "\n## Experiments\n\n| experiment | ran | estimate | spent | results / why not | notes |\n| --- | --- | --- | --- | --- | --- |");
     for e in &r.experiments {
         let what = match &e.reason {
             Some(why) => why.clone(),
-            None => e.runs.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", "),
+            None => e
+                .runs
+                .iter()
+                .map(|d| format!("`{d}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
         };
         let ran = match (e.ran, e.simulated) {
             (true, true) => "SIMULATED",
@@ -192,9 +215,14 @@ fn kv_markdown(md: &mut String, kv: &KvSection) {
             row.n_ctx,
             lmtune_report::human_bytes(row.exact_bytes),
             row.exact_bytes,
-            row.llama_cpp_bytes.map_or("—".into(), |b| format!("{} ({b} B)", lmtune_report::human_bytes(b))),
-            row.difference_pct.map_or("—".into(), |d| format!("{d:+.3}%")),
-            row.rss_peak_bytes.map_or("—".into(), lmtune_report::human_bytes),
+            row.llama_cpp_bytes.map_or("—".into(), |b| format!(
+                "{} ({b} B)",
+                lmtune_report::human_bytes(b)
+            )),
+            row.difference_pct
+                .map_or("—".into(), |d| format!("{d:+.3}%")),
+            row.rss_peak_bytes
+                .map_or("—".into(), lmtune_report::human_bytes),
             row.not_measured.as_deref().unwrap_or("")
         );
     }
