@@ -21,7 +21,10 @@ use crate::cli::{Cli, Command};
 
 /// Runs the command and returns the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
-    if !matches!(cli.command, Command::Run(_) | Command::Worker(_)) {
+    if !matches!(
+        cli.command,
+        Command::Run(_) | Command::Advise(_) | Command::Worker(_)
+    ) {
         // Printing commands end quietly when their reader goes away
         // (`lmtune plan … | head`). Not the runner: it writes to workers
         // that may die, and must survive that.
