@@ -370,7 +370,21 @@ fn print_summary(r: &AdviseReport) {
             println!("{:<22}   → {}", "", c.instead);
         }
     }
-    if let Some(d) = r.kv.max_abs_difference_pct {
-        println!("KV cache: lmtune's figures within {d:.3}% of llama.cpp's dry run at every measured context");
+    for row in &r.kv.rows {
+        println!(
+            "KV cache (f16) at n_ctx {}: {} exact{}",
+            row.n_ctx,
+            lmtune_report::human_bytes(row.exact_bytes),
+            match (row.llama_cpp_bytes, row.difference_pct) {
+                (Some(b), Some(d)) => format!(
+                    ", llama.cpp's dry run {} ({d:+.3}%)",
+                    lmtune_report::human_bytes(b)
+                ),
+                _ => format!(
+                    " ({})",
+                    row.not_measured.as_deref().unwrap_or("not measured")
+                ),
+            }
+        );
     }
 }
