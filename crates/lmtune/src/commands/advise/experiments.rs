@@ -20,16 +20,6 @@ pub enum ExperimentId {
 }
 
 impl ExperimentId {
-    pub const ALL: [ExperimentId; 7] = [
-        ExperimentId::Threads,
-        ExperimentId::Context,
-        ExperimentId::KvType,
-        ExperimentId::Batch,
-        ExperimentId::Quant,
-        ExperimentId::Offload,
-        ExperimentId::Concurrency,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             ExperimentId::Threads => "threads",

@@ -34,7 +34,7 @@ use crate::interrupt::{self, INTERRUPTED};
 use claims::{ClaimId, ClaimVerdict, Outcome, Outcomes};
 use experiments::{ExperimentId, MachineSide, ModelSide, Planned};
 use memory::KvShape;
-use write::{AdviseReport, ExperimentSummary, KvSection, MachineSummary};
+use write::{AdviseReport, KvSection, MachineSummary};
 
 /// Below this no experiment can run (the probe alone takes a few seconds).
 const MIN_BUDGET_S: f64 = 20.0;
