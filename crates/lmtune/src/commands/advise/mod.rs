@@ -187,11 +187,12 @@ fn advise_into(dir: &Path, cx: &Advise) -> anyhow::Result<AdviseReport> {
     let mut outcomes = Outcomes::new();
     let mut summaries = Vec::new();
     let mut quant_labels = Vec::new();
+    let mut pace = runs::Pace::default();
     for p in planned {
         if INTERRUPTED.load(Ordering::SeqCst) {
             break;
         }
-        let (outcome, summary) = runs::run_experiment(dir, cx, p, &mut quant_labels)?;
+        let (outcome, summary) = runs::run_experiment(dir, cx, p, &mut quant_labels, &mut pace)?;
         outcomes.insert(summary.id, outcome);
         summaries.push(summary);
     }

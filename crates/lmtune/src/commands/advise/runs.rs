@@ -12,7 +12,7 @@ use lmtune_core::scenario::{MachineFacts, Point, Scenario};
 use lmtune_gguf::GgufFile;
 
 use super::claims::Outcome;
-use super::experiments::{Experiment, MachineSide, Planned, ProbeSpeeds};
+use super::experiments::{MachineSide, Planned, ProbeSpeeds};
 use super::write::ExperimentSummary;
 use super::Advise;
 use crate::commands::run::{measure_all, model_fingerprint, new_sweep, prepare_results_dir};
@@ -124,13 +124,40 @@ pub fn probe(dir: &Path, cx: &Advise, m: &MachineSide) -> anyhow::Result<ProbeSp
     })
 }
 
+/// How much slower than estimated the experiments so far ran: later
+/// estimates are scaled by it (a busy machine stays within its budget).
+#[derive(Debug, Default)]
+pub struct Pace {
+    estimated_s: f64,
+    spent_s: f64,
+}
+
+impl Pace {
+    pub fn factor(&self) -> f64 {
+        if self.estimated_s > 0.0 {
+            (self.spent_s / self.estimated_s).max(1.0)
+        } else {
+            1.0
+        }
+    }
+}
+
+fn over_budget(estimate_s: f64, left_s: f64) -> String {
+    format!(
+        "would take about {estimate_s:.0} s, more than the {:.0} s left of the time budget (give a larger --time-budget)",
+        left_s.max(0.0)
+    )
+}
+
 /// Runs a planned experiment if the time left still allows it (estimates
-/// drift); its outcome and summary. Quantization labels are added to `labels`.
+/// drift, see [`Pace`]); its outcome and summary. Quantization labels are
+/// added to `labels`.
 pub fn run_experiment(
     dir: &Path,
     cx: &Advise,
     planned: Planned,
     labels: &mut Vec<(String, String)>,
+    pace: &mut Pace,
 ) -> anyhow::Result<(Outcome, ExperimentSummary)> {
     let e = match planned {
         Planned::NotHere { id, reason } => {
@@ -146,21 +173,26 @@ pub fn run_experiment(
             };
             return Ok((Outcome::NotHere(reason), summary));
         }
-        Planned::Run(e) if e.estimate_s() > cx.left_s() => {
-            let reason = format!(
-                "would take about {:.0} s, more than the {:.0} s left of the time budget (give a larger --time-budget)",
-                e.estimate_s(),
-                cx.left_s().max(0.0)
-            );
-            return run_experiment(dir, cx, Planned::NotHere { id: e.id, reason }, labels);
+        Planned::Run(e) if e.estimate_s() * pace.factor() > cx.left_s() => {
+            let reason = over_budget(e.estimate_s() * pace.factor(), cx.left_s());
+            return run_experiment(dir, cx, Planned::NotHere { id: e.id, reason }, labels, pace);
         }
         Planned::Run(e) => e,
     };
     let start = Instant::now();
     let mut records = Vec::new();
     let mut runs = Vec::new();
+    let mut notes = e.notes.clone();
     for part in &e.parts {
         if INTERRUPTED.load(Ordering::SeqCst) {
+            break;
+        }
+        if part.estimate_s * pace.factor() > cx.left_s() {
+            notes.push(format!(
+                "{} not run: it {}",
+                part.name,
+                over_budget(part.estimate_s * pace.factor(), cx.left_s())
+            ));
             break;
         }
         if let Some(s) = &part.synth {
@@ -179,17 +211,10 @@ pub fn run_experiment(
             let _ = std::fs::remove_file(&s.path);
         }
     }
-    Ok((
-        Outcome::Ran {
-            records,
-            simulated: e.simulated,
-        },
-        summary_of(&e, start.elapsed().as_secs_f64(), runs),
-    ))
-}
-
-fn summary_of(e: &Experiment, spent_s: f64, runs: Vec<String>) -> ExperimentSummary {
-    ExperimentSummary {
+    let spent_s = start.elapsed().as_secs_f64();
+    pace.estimated_s += e.estimate_s();
+    pace.spent_s += spent_s;
+    let summary = ExperimentSummary {
         id: e.id,
         ran: true,
         simulated: e.simulated,
@@ -197,8 +222,15 @@ fn summary_of(e: &Experiment, spent_s: f64, runs: Vec<String>) -> ExperimentSumm
         estimate_s: e.estimate_s(),
         spent_s,
         runs,
-        notes: e.notes.clone(),
-    }
+        notes,
+    };
+    Ok((
+        Outcome::Ran {
+            records,
+            simulated: e.simulated,
+        },
+        summary,
+    ))
 }
 
 /// The model's shape in `quant`, its tokenizer from the model itself.
