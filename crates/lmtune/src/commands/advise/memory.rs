@@ -11,6 +11,7 @@ use super::claims::{
 };
 
 const GB: f64 = 1e9;
+const MIB: f64 = 1024.0 * 1024.0;
 
 /// A model shape's KV cache, for the 7B claims.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -408,8 +409,8 @@ pub fn quant_memory(o: &Outcomes, labels: &[(String, String)]) -> ClaimVerdict {
     let f16 = qs[0].1.fingerprint.model.n_params * 2;
     let mut effects = vec![Effect::exact(
         "F16 (2 bytes a parameter)",
-        f16 as f64 / 1e6,
-        "MB",
+        f16 as f64 / MIB,
+        "MiB",
     )];
     let mut words = vec![format!("F16 {}", lmtune_report::human_bytes(f16))];
     let sizes: Vec<u64> = qs
@@ -419,8 +420,8 @@ pub fn quant_memory(o: &Outcomes, labels: &[(String, String)]) -> ClaimVerdict {
     for ((label, r), b) in qs.iter().zip(&sizes) {
         effects.push(Effect::exact(
             format!("{label} weights"),
-            *b as f64 / 1e6,
-            "MB",
+            *b as f64 / MIB,
+            "MiB",
         ));
         let rss = r.measurement.rss_peak_bytes.map_or(String::new(), |x| {
             format!(", peak RSS {}", lmtune_report::human_bytes(x))

@@ -153,7 +153,7 @@ fn advise_into(dir: &Path, cx: &Advise) -> anyhow::Result<AdviseReport> {
             lmtune_report::human_bytes(g[0].vram_total_bytes)
         ),
         Ok(_) => "none".to_string(),
-        Err(note) => format!("none ({})", note.split(':').next().unwrap_or(note)),
+        Err(note) => format!("none ({})", note.split(" (").next().unwrap_or(note)),
     };
     let gpu_vram = gpus
         .as_ref()
