@@ -83,7 +83,10 @@ pub fn run(args: AdviseArgs) -> anyhow::Result<u8> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "advise".into());
-    let staging = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    // Absolute: the scenarios name files under it (the synthetic models).
+    let staging = std::path::absolute(&out)
+        .unwrap_or_else(|_| out.clone())
+        .with_file_name(format!(".{name}.partial-{}", std::process::id()));
     std::fs::create_dir_all(&staging)
         .with_context(|| format!("cannot create {}", staging.display()))?;
     interrupt::install();
