@@ -98,6 +98,9 @@ pub fn run(args: AdviseArgs) -> anyhow::Result<u8> {
         vram,
         budget_s,
         started: Instant::now(),
+        load_average_1m: std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next()?.parse().ok()),
     };
     let report = match advise_into(&staging, &cx) {
         Ok(r) => r,
@@ -139,6 +142,7 @@ pub(super) struct Advise<'a> {
     vram: Option<u64>,
     budget_s: f64,
     started: Instant,
+    load_average_1m: Option<f64>,
 }
 
 impl Advise<'_> {
@@ -235,6 +239,7 @@ fn advise_into(dir: &Path, cx: &Advise) -> anyhow::Result<AdviseReport> {
             logical_cores: cx.host.logical_cores,
             ram_bytes: cx.host.ram_bytes,
             gpu: gpu_line,
+            load_average_1m: cx.load_average_1m,
         },
         time_budget_s: cx.budget_s,
         spent_s: cx.started.elapsed().as_secs_f64(),

@@ -23,6 +23,9 @@ pub struct MachineSummary {
     pub ram_bytes: u64,
     /// The GPU, or why there is none.
     pub gpu: String,
+    /// The 1-minute load average when advise started (Linux): above the
+    /// core count, other processes were competing with the measurements.
+    pub load_average_1m: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -126,6 +129,16 @@ pub fn markdown(r: &AdviseReport) -> String {
         r.time_budget_s,
         r.spent_s
     );
+    if let Some(load) = m
+        .load_average_1m
+        .filter(|&l| l > f64::from(m.logical_cores) / 2.0)
+    {
+        let _ = writeln!(
+            md,
+            "**A busy machine:** the load average was {load:.1} on {} cores when advise started; other processes competed with every measurement below (thread counts above all).\n",
+            m.logical_cores
+        );
+    }
     let _ = writeln!(
         md,
         "Each piece of common advice, tested on this machine and model. Intervals are 95% (Welch's t on the repetitions); a difference counts when its interval excludes zero and it is at least 5%. Memory figures from the model's shape are exact.\n"
