@@ -17,7 +17,8 @@ Examples:
   lmtune run my.toml --dry-run                  validate and list the points
   lmtune hw                                     show this machine's fingerprint
   lmtune plan -m model.gguf --vram 8GiB         what to offload, predicted
-  lmtune compare results/base results/current   the regression gate";
+  lmtune compare results/base results/current   the regression gate
+  lmtune advise -m model.gguf                   test common tuning advice on this machine";
 
 /// `lmtune --version`: the crate version and the git commit it was built from.
 const VERSION: &str = concat!(
@@ -103,6 +104,18 @@ pub enum Command {
   lmtune tune --model model.gguf --time-budget 5m     the default space, within five minutes
   lmtune tune my.toml --vram 8GiB --objective balanced")]
     Tune(TuneArgs),
+    /// Test common tuning advice (threads, batch, context, KV cache, offload,
+    /// quantization) on this machine and model: holds, does not hold, or
+    /// cannot be tested here, with the measured effect and what to set instead.
+    #[command(after_help = "Examples:
+  lmtune advise -m model.gguf                             5 minutes of experiments, report in reports/advise/<host>/
+  lmtune advise -m model.gguf --time-budget 2m -o /tmp/a  a shorter plan
+  lmtune advise -m model.gguf --vram 8GiB --json          the verdicts as JSON for scripts
+
+Experiments that do not fit the budget, or need what this machine lacks (a GPU, SMT,
+llama-server), are listed with the reason; without a GPU the offload figures come from the
+sim backend and are labelled SIMULATED.")]
+    Advise(AdviseArgs),
     /// Greedy-decode a prompt on one backend and print the tokens: checks that
     /// two backends compute the same model (same weights, same first tokens).
     #[command(after_help = "Examples:
@@ -483,6 +496,30 @@ pub struct FitArgs {
     /// Save the calibration as JSON.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AdviseArgs {
+    /// The GGUF model to test the advice on.
+    #[arg(long, short)]
+    pub model: PathBuf,
+    /// GPU memory to plan offload for, e.g. 8GiB [default: the GPU's, or
+    /// 8GiB for the simulated one when there is no GPU].
+    #[arg(long, value_name = "SIZE")]
+    pub vram: Option<String>,
+    /// Time for the experiments, e.g. 90s, 5m; those that would not fit are
+    /// skipped and listed.
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub time_budget: String,
+    /// Report directory (created; must not exist) [default: reports/advise/<host>/].
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Print advise.json on standard output instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Show the backend's own logs.
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! One module per command; [`run`] dispatches.
 
+mod advise;
 mod compare;
 mod export;
 mod fit;
@@ -23,7 +24,10 @@ use crate::cli::{Cli, Command};
 
 /// Runs the command and returns the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
-    if !matches!(cli.command, Command::Run(_) | Command::Worker(_)) {
+    if !matches!(
+        cli.command,
+        Command::Run(_) | Command::Advise(_) | Command::Worker(_)
+    ) {
         // Printing commands end quietly when their reader goes away
         // (`lmtune plan … | head`). Not the runner: it writes to workers
         // that may die, and must survive that.
@@ -45,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Report(args) => report::run(args),
         Command::Fit(args) => fit::run(args),
         Command::Tune(args) => tune::run(args),
+        Command::Advise(args) => advise::run(args),
         Command::Generate(args) => generate::run(args),
         Command::History(args) => history::run(args),
         Command::Worker(args) => worker::run(args),

@@ -229,7 +229,7 @@ fn same_environment(
 
 /// Measures `todo` in order, appending each record to `sinks` as it
 /// finishes; the records, and whether the user interrupted.
-fn measure_all(
+pub(crate) fn measure_all(
     sweep: &mut Sweep,
     todo: Vec<&Point>,
     progress: &Progress,

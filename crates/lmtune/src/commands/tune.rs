@@ -29,6 +29,7 @@ use crate::exit;
 use crate::interrupt::{self, INTERRUPTED};
 use crate::output::{default_out_dir, Progress};
 use measurer::SweepMeasurer;
+pub(crate) use options::parse_duration;
 
 /// The scenario to tune (the default space without one) and the file it
 /// came from.

@@ -7,7 +7,7 @@ use lmtune_model::tuner::{Objective, TuneOptions};
 use crate::cli::TuneArgs;
 
 /// `90`, `90s`, `10m`, `1.5h` as seconds.
-fn parse_duration(text: &str) -> anyhow::Result<f64> {
+pub(crate) fn parse_duration(text: &str) -> anyhow::Result<f64> {
     let t = text.trim();
     let (number, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
         Some(at) => t.split_at(at),
