@@ -36,6 +36,13 @@ if [ -n "${LMTUNE_SETUP_VULKAN:-}" ]; then
   command -v xz >/dev/null 2>&1 || need_pkgs+=(xz-utils)
   command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 fi
+# The Slurm test (LMTUNE_SETUP_SLURM=1, scripts/test.sh as root): Debian's
+# Slurm and munge, started on localhost by scripts/slurm-local.sh.
+if [ -n "${LMTUNE_SETUP_SLURM:-}" ]; then
+  for p in slurmctld slurmd slurm-client munge; do
+    dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+  done
+fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
