@@ -1,0 +1,114 @@
+//! The history gate on real runs (issue 23): six runs of the quickstart's
+//! points at one thread, pinned to CPU 0 as tests/compare.rs pins them, are
+//! commits 1–6; three more with a CPU hog on that core are commits 7–9.
+//! `history check` passes commits 2–6 and fails commit 7, and `history
+//! changes` names commit 7 — no threshold per metric, no fake numbers.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{lmtune, scenario};
+use serde_json::Value;
+
+/// `lmtune run` pinned to CPU 0 (so a hog on CPU 0 is a real handicap).
+fn pinned_run(scenario: &Path, out: &Path) {
+    let status = Command::new("taskset")
+        .args(["-c", "0", env!("CARGO_BIN_EXE_lmtune"), "run"])
+        .arg(scenario)
+        .arg("--out")
+        .arg(out)
+        .env(
+            "XDG_CACHE_HOME",
+            std::env::temp_dir().join("lmtune-test-cache"),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn check(db: &Path, commit: &str) -> (i32, String) {
+    let out = lmtune()
+        .args(["history", "check", "--commit", commit, "--db"])
+        .arg(db)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn real_runs_pass_the_gate_until_a_cpu_hog_and_its_commit_is_the_change_point() {
+    let dir = tempfile::tempdir().unwrap();
+    // The quickstart's points at one thread (the scenario in scenarios/).
+    let path = scenario(
+        dir.path(),
+        "quickstart.toml",
+        "name = \"quickstart\"\n[sweep]\nn_gpu_layers = 0\nn_ctx = 512\nn_batch = [64, 512]\nn_ubatch = 64\nthreads = 1\n[workload]\nn_prompt = [64]\nn_gen = [32]\n[measure]\nrepetitions = 5\nwarmup = 1\n",
+    );
+    let db = dir.path().join("history.sqlite");
+    let add = |run: &Path, i: usize| {
+        let out = lmtune()
+            .args(["history", "add"])
+            .arg(run)
+            .args(["--commit", &format!("c{i}"), "--branch", "main"])
+            .args(["--time", &format!("2026-12-02T{i:02}:00:00Z"), "--db"])
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for i in 1..=6 {
+        let run = dir.path().join(format!("run{i}"));
+        pinned_run(&path, &run);
+        add(&run, i);
+        if i >= 2 {
+            let (code, text) = check(&db, &format!("c{i}"));
+            eprintln!("commit {i}: exit {code}\n{text}");
+            assert_eq!(code, 0, "commit {i} is like the ones before it:\n{text}");
+        }
+    }
+    let mut hog = Command::new("taskset")
+        .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+        .spawn()
+        .unwrap();
+    for i in 7..=9 {
+        let run = dir.path().join(format!("run{i}"));
+        pinned_run(&path, &run);
+        add(&run, i);
+    }
+    hog.kill().unwrap();
+    hog.wait().unwrap();
+
+    let (code, text) = check(&db, "c7");
+    eprintln!("commit 7: exit {code}\n{text}");
+    assert_eq!(
+        code, 1,
+        "a CPU hog on the worker's core is a regression:\n{text}"
+    );
+    assert!(text.contains("CHANGE POINT at this commit"), "{text}");
+
+    let out = lmtune()
+        .args(["history", "changes", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("{report:#}");
+    let steps = report["steps"].as_array().unwrap();
+    assert!(!steps.is_empty(), "{report:#}");
+    for s in steps {
+        assert_eq!(s["commit"], "c7", "{s:#}");
+        assert_eq!(s["kind"], "regression", "{s:#}");
+    }
+}
