@@ -43,6 +43,7 @@ mod points;
 pub mod schema;
 mod series;
 mod store;
+mod trend;
 
 pub use changes::{changes, ChangesParams, ChangesReport, Step, StepKind, DEFAULT_LAST_COMMITS};
 pub use changes_format::ChangesFormat;
@@ -53,6 +54,7 @@ pub use gate::{check, judge, CheckParams, HistoryCheck, MergeBase, SeriesCheck, 
 pub use points::{point_means, PointMean};
 pub use series::{commit_means, CommitMeans, PointKey, Span};
 pub use store::{runs_in, Added, RunMeta, RunRow, Series, Store, DEFAULT_DB};
+pub use trend::{trends, Trend, TrendCommit};
 
 /// A time as the store keeps it: RFC 3339 in UTC, to the second, so that
 /// times sort as text.

@@ -23,7 +23,7 @@ pub struct CommitMeans {
 }
 
 /// The commits of the series (environment, branch), oldest first, without their points.
-fn commits_of(
+pub(crate) fn commits_of(
     store: &Store,
     environment: i64,
     branch: &str,

@@ -455,8 +455,16 @@ pub struct ExportArgs {
 pub struct ReportArgs {
     /// Result sets: results directories, results.jsonl, or llama-bench output.
     /// Several machines' results make a hardware comparison.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "history")]
     pub results: Vec<PathBuf>,
+    /// Instead of result sets: trends from a history store (`lmtune history
+    /// add`), t/s per commit with a whisker over its runs and the change
+    /// points marked, per point and metric.
+    #[arg(long, value_name = "DB", conflicts_with = "results")]
+    pub history: Option<PathBuf>,
+    /// With --history: only this branch (default: every branch).
+    #[arg(long, value_name = "B", requires = "history")]
+    pub branch: Option<String>,
     /// Output directory (created).
     #[arg(long, short)]
     pub output: PathBuf,

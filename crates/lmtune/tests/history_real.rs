@@ -111,4 +111,40 @@ fn real_runs_pass_the_gate_until_a_cpu_hog_and_its_commit_is_the_change_point() 
         assert_eq!(s["commit"], "c7", "{s:#}");
         assert_eq!(s["kind"], "regression", "{s:#}");
     }
+
+    // The trend report: a chart per point and metric, the change point in
+    // the table of index.html and summary.md. LMTUNE_HISTORY_REPORT_OUT
+    // keeps a copy (how reports/history-vm was made).
+    let out = std::env::var_os("LMTUNE_HISTORY_REPORT_OUT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("history-report"));
+    let report = lmtune()
+        .args(["report", "--history"])
+        .arg(&db)
+        .args([
+            "--title",
+            "Performance history: quickstart at 1 thread, CPU hog from c7",
+        ])
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&report.stdout);
+    assert_eq!(
+        report.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    assert!(
+        stdout.starts_with("4 trend chart(s), 4 change point(s)"),
+        "{stdout}"
+    );
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert_eq!(summary.matches("| c7 |").count(), 4, "{summary}");
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert_eq!(html.matches("<img src=").count(), 4, "{html}");
+    for i in 0..4 {
+        assert!(out.join(format!("history_{i:03}.png")).is_file());
+    }
 }

@@ -11,6 +11,7 @@ mod inspect;
 mod merge;
 mod plan;
 mod report;
+mod report_history;
 mod run;
 mod run_listing;
 mod shard;

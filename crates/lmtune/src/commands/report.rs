@@ -11,6 +11,9 @@ use crate::cli::ReportArgs;
 use crate::exit;
 
 pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
+    if let Some(db) = &args.history {
+        return super::report_history::run(db, &args);
+    }
     // Flags first: a bad one is refused before any file is read.
     let size = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<u64>> {
         v.as_deref()
