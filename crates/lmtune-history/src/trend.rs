@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::changes::{series_ids, steps_of, ChangesParams, Step};
-use crate::series::{commit_means, commits_of, PointKey, Span};
+use crate::series::{commits_of, CommitMeans, PointKey};
 use crate::store::Store;
 use crate::HistoryError;
 
@@ -40,25 +40,36 @@ pub fn trends(store: &Store, params: &ChangesParams) -> Result<Vec<Trend>, Histo
     for id in &ids {
         let all = commits_of(store, id.environment, &id.branch)?;
         let all = &all[all.len().saturating_sub(params.last)..];
+        // Each run's points are read once: the per-run values make the
+        // whiskers, their means per commit the series change points are found in.
         let mut by_point: BTreeMap<PointKey, Vec<TrendCommit>> = BTreeMap::new();
+        let mut means = Vec::with_capacity(all.len());
         for (commit, commit_time, runs) in all {
             let mut values: BTreeMap<PointKey, Vec<f64>> = BTreeMap::new();
             for &run in runs {
                 for p in store.points_of(run)? {
-                    if params.metrics.contains(&p.key().3) {
-                        values.entry(p.key()).or_default().push(p.mean);
-                    }
+                    values.entry(p.key()).or_default().push(p.mean);
                 }
             }
+            means.push(CommitMeans {
+                commit: commit.clone(),
+                commit_time: commit_time.clone(),
+                runs: runs.len(),
+                points: values
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.iter().sum::<f64>() / v.len() as f64))
+                    .collect(),
+            });
             for (key, runs) in values {
-                by_point.entry(key).or_default().push(TrendCommit {
-                    commit: commit.clone(),
-                    commit_time: commit_time.clone(),
-                    runs,
-                });
+                if params.metrics.contains(&key.3) {
+                    by_point.entry(key).or_default().push(TrendCommit {
+                        commit: commit.clone(),
+                        commit_time: commit_time.clone(),
+                        runs,
+                    });
+                }
             }
         }
-        let means = commit_means(store, id.environment, &id.branch, &Span::Last(params.last))?;
         let (_, steps) = steps_of(id, &means, &params.metrics, &params.edivisive);
         for (key, commits) in by_point {
             let steps = steps

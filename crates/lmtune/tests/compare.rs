@@ -2,10 +2,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 
-use common::{lmtune, scenario};
+use common::{lmtune, pinned_run, scenario};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -19,25 +19,6 @@ fn run_compare(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// `lmtune run` pinned to CPU 0 (so a hog on CPU 0 is a real, repeatable handicap).
-fn pinned_run(scenario: &Path, out: &Path, extra: &[&str]) {
-    let status = Command::new("taskset")
-        .args(["-c", "0", env!("CARGO_BIN_EXE_lmtune"), "run"])
-        .arg(scenario)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .env(
-            "XDG_CACHE_HOME",
-            std::env::temp_dir().join("lmtune-test-cache"),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// A/A on this machine gives no regression; the same scenario with a second

@@ -7,28 +7,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::{lmtune, scenario};
+use common::{lmtune, pinned_run, scenario};
 use serde_json::Value;
-
-/// `lmtune run` pinned to CPU 0 (so a hog on CPU 0 is a real handicap).
-fn pinned_run(scenario: &Path, out: &Path) {
-    let status = Command::new("taskset")
-        .args(["-c", "0", env!("CARGO_BIN_EXE_lmtune"), "run"])
-        .arg(scenario)
-        .arg("--out")
-        .arg(out)
-        .env(
-            "XDG_CACHE_HOME",
-            std::env::temp_dir().join("lmtune-test-cache"),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
 
 fn check(db: &Path, commit: &str) -> (i32, String) {
     let out = lmtune()
@@ -69,7 +51,7 @@ fn real_runs_pass_the_gate_until_a_cpu_hog_and_its_commit_is_the_change_point() 
     };
     for i in 1..=6 {
         let run = dir.path().join(format!("run{i}"));
-        pinned_run(&path, &run);
+        pinned_run(&path, &run, &[]);
         add(&run, i);
         if i >= 2 {
             let (code, text) = check(&db, &format!("c{i}"));
@@ -83,7 +65,7 @@ fn real_runs_pass_the_gate_until_a_cpu_hog_and_its_commit_is_the_change_point() 
         .unwrap();
     for i in 7..=9 {
         let run = dir.path().join(format!("run{i}"));
-        pinned_run(&path, &run);
+        pinned_run(&path, &run, &[]);
         add(&run, i);
     }
     hog.kill().unwrap();

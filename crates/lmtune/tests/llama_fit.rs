@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{lmtune, model_path, read_records, scenario};
+use common::{broken_model, lmtune, model_path, read_records, scenario};
 
 fn plan(model: &std::path::Path, extra: &[&str]) -> std::process::Output {
     lmtune()
@@ -79,15 +79,7 @@ fn without_a_gpu_llama_cpp_s_fit_keeps_the_context_and_changes_nothing() {
 #[test]
 fn a_model_the_fit_cannot_load_gets_one_line_and_the_plan_still_prints() {
     let dir = tempfile::tempdir().unwrap();
-    let mut bytes = std::fs::read(model_path()).unwrap();
-    let from = b"blk.1.ffn_up.weight";
-    let at = bytes
-        .windows(from.len())
-        .position(|w| w == from)
-        .expect("the test model has blk.1.ffn_up.weight");
-    bytes[at..at + from.len()].copy_from_slice(b"blk.1.ffn_xx.weight");
-    let broken = dir.path().join("broken.gguf");
-    std::fs::write(&broken, bytes).unwrap();
+    let broken = broken_model(dir.path());
     let out = plan(&broken, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

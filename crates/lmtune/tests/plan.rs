@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{lmtune, model_path};
+use common::{broken_model, lmtune, model_path};
 
 #[test]
 fn plan_prints_llama_cpp_s_dry_run_beside_the_analytic_figures() {
@@ -66,15 +66,7 @@ fn plan_prints_llama_cpp_s_dry_run_beside_the_analytic_figures() {
 #[test]
 fn a_model_llama_cpp_cannot_load_still_gets_the_analytic_plan_and_one_line_why() {
     let dir = tempfile::tempdir().unwrap();
-    let mut bytes = std::fs::read(model_path()).unwrap();
-    let from = b"blk.1.ffn_up.weight";
-    let at = bytes
-        .windows(from.len())
-        .position(|w| w == from)
-        .expect("the test model has blk.1.ffn_up.weight");
-    bytes[at..at + from.len()].copy_from_slice(b"blk.1.ffn_xx.weight");
-    let broken = dir.path().join("broken.gguf");
-    std::fs::write(&broken, bytes).unwrap();
+    let broken = broken_model(dir.path());
     let out = lmtune()
         .args([
             "plan",

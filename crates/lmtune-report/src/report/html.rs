@@ -10,7 +10,8 @@ use super::{Input, ReportOptions};
 use crate::paste::{self, Settings};
 use crate::{human_bytes, markdown_table};
 
-fn esc(s: &str) -> String {
+/// `s` escaped for HTML text and attribute values.
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

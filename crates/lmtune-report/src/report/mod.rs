@@ -21,6 +21,7 @@ use lmtune_core::record::Record;
 pub use build::{build_charts, ReferenceRow};
 pub use chart::Chart;
 pub use charts::{is_chart_name, CHART_FAMILIES};
+pub use html::esc as html_escape;
 
 /// One input: a label (the machine / file) and its records.
 #[derive(Debug, Clone)]

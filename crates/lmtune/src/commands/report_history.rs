@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use lmtune_history::{ChangesParams, Store, Trend, DEFAULT_LAST_COMMITS};
 use lmtune_report::compare::Metric;
 use lmtune_report::report::chart::{Series, XyPoint};
-use lmtune_report::report::Chart;
+use lmtune_report::report::{html_escape, Chart};
 
 use crate::cli::ReportArgs;
 use crate::exit;
@@ -202,11 +202,7 @@ fn summary_md(title: &str, trends: &[Trend], charts: &[Chart]) -> String {
 }
 
 fn index_html(title: &str, trends: &[Trend], charts: &[Chart]) -> String {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
+    let esc = html_escape;
     let mut rows = String::new();
     for t in trends {
         for s in &t.steps {

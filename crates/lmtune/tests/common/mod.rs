@@ -87,3 +87,40 @@ pub fn test_model_anatomy() -> serde_json::Value {
     assert!(out.status.success());
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// `lmtune run SCENARIO --out OUT EXTRA…` pinned to CPU 0 with taskset, so a
+/// CPU hog on CPU 0 is a real, repeatable handicap.
+#[allow(dead_code)]
+pub fn pinned_run(scenario: &Path, out: &Path, extra: &[&str]) {
+    let status = std::process::Command::new("taskset")
+        .args(["-c", "0", env!("CARGO_BIN_EXE_lmtune"), "run"])
+        .arg(scenario)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .env(
+            "XDG_CACHE_HOME",
+            std::env::temp_dir().join("lmtune-test-cache"),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The test model with `blk.1.ffn_up.weight` renamed: the GGUF reads, but
+/// llama.cpp refuses to load it ("tensor 'blk.1.ffn_up.weight' not found").
+#[allow(dead_code)]
+pub fn broken_model(dir: &Path) -> PathBuf {
+    let mut bytes = std::fs::read(model_path()).unwrap();
+    let from = b"blk.1.ffn_up.weight";
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("the test model has blk.1.ffn_up.weight");
+    bytes[at..at + from.len()].copy_from_slice(b"blk.1.ffn_xx.weight");
+    let broken = dir.join("broken.gguf");
+    std::fs::write(&broken, bytes).unwrap();
+    broken
+}
