@@ -3,6 +3,12 @@
 //! commits 1–6; three more with a CPU hog on that core are commits 7–9.
 //! `history check` passes commits 2–6 and fails commit 7, and `history
 //! changes` names commit 7 — no threshold per metric, no fake numbers.
+//!
+//! The gate here asks for a 30% change, not the default 5%: on CI's shared
+//! 2-core VM one clean run's pp64 came out 19.8% below the five before it
+//! (CI of stop 32), a real shift of the machine, not of lmtune. Two hogs on
+//! the worker's core leave it a third of the core (about −67%), far past
+//! both.
 
 mod common;
 
@@ -14,7 +20,8 @@ use serde_json::Value;
 
 fn check(db: &Path, commit: &str) -> (i32, String) {
     let out = lmtune()
-        .args(["history", "check", "--commit", commit, "--db"])
+        .args(["history", "check", "--threshold", "30%", "--commit", commit])
+        .arg("--db")
         .arg(db)
         .output()
         .unwrap();
@@ -59,17 +66,23 @@ fn real_runs_pass_the_gate_until_a_cpu_hog_and_its_commit_is_the_change_point() 
             assert_eq!(code, 0, "commit {i} is like the ones before it:\n{text}");
         }
     }
-    let mut hog = Command::new("taskset")
-        .args(["-c", "0", "sh", "-c", "while :; do :; done"])
-        .spawn()
-        .unwrap();
+    let mut hogs: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new("taskset")
+                .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
     for i in 7..=9 {
         let run = dir.path().join(format!("run{i}"));
         pinned_run(&path, &run, &[]);
         add(&run, i);
     }
-    hog.kill().unwrap();
-    hog.wait().unwrap();
+    for hog in &mut hogs {
+        hog.kill().unwrap();
+        hog.wait().unwrap();
+    }
 
     let (code, text) = check(&db, "c7");
     eprintln!("commit 7: exit {code}\n{text}");
@@ -87,12 +100,16 @@ fn real_runs_pass_the_gate_until_a_cpu_hog_and_its_commit_is_the_change_point() 
     assert_eq!(out.status.code(), Some(0));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     eprintln!("{report:#}");
+    // Every one of the four series (two points × pp, tg) steps down at c7.
+    // A noisy VM may add a step elsewhere; it is printed, not failed on.
     let steps = report["steps"].as_array().unwrap();
-    assert!(!steps.is_empty(), "{report:#}");
-    for s in steps {
-        assert_eq!(s["commit"], "c7", "{s:#}");
-        assert_eq!(s["kind"], "regression", "{s:#}");
-    }
+    let at_c7: Vec<_> = steps
+        .iter()
+        .filter(|s| s["commit"] == "c7" && s["kind"] == "regression")
+        .map(|s| format!("{} {} {}", s["test"], s["knobs"], s["metric"]))
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = at_c7.iter().collect();
+    assert_eq!(distinct.len(), 4, "{report:#}");
 
     // The trend report: a chart per point and metric, the change point in
     // the table of index.html and summary.md. LMTUNE_HISTORY_REPORT_OUT
@@ -118,12 +135,9 @@ fn real_runs_pass_the_gate_until_a_cpu_hog_and_its_commit_is_the_change_point() 
         "{stdout}{}",
         String::from_utf8_lossy(&report.stderr)
     );
-    assert!(
-        stdout.starts_with("4 trend chart(s), 4 change point(s)"),
-        "{stdout}"
-    );
+    assert!(stdout.starts_with("4 trend chart(s), "), "{stdout}");
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
-    assert_eq!(summary.matches("| c7 |").count(), 4, "{summary}");
+    assert!(summary.matches("| c7 |").count() >= 4, "{summary}");
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert_eq!(html.matches("<img src=").count(), 4, "{html}");
     for i in 0..4 {
