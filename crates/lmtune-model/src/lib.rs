@@ -24,9 +24,9 @@ pub use fit::{
     fit_linear, fit_linear_all, fit_linear_nonneg, Coefficient, FitError, Held, LinearFit,
 };
 pub use memory::{
-    compute_buffer_bytes, op_offload_device_bytes, predict_memory, predict_memory_at, ContextShape,
-    CpuBackend, MemoryBreakdown, MemoryPrediction, Placement, GPU_OVERHEAD_BYTES,
-    HOST_OVERHEAD_BYTES, OP_OFFLOAD_MIN_BATCH,
+    compute_buffer_bytes, op_offload_device_bytes, predict_memory, predict_memory_at,
+    resident_bytes, touched_compute_bytes, ContextShape, CpuBackend, MemoryBreakdown,
+    MemoryPrediction, Placement, GPU_OVERHEAD_BYTES, HOST_OVERHEAD_BYTES, OP_OFFLOAD_MIN_BATCH,
 };
 pub use plan::{apply_calibration, apply_machine_calibration, plan, Budgets, Plan, PlanRow};
 

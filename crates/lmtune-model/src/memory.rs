@@ -10,14 +10,23 @@
 //!   × n_ctx without flash attention: the largest live activations of one ubatch,
 //!   the output logits of every row included. Checked against llama.cpp's own
 //!   "compute buffer size" lines for SmolLM2 (e.g. 102.1 MiB at n_ubatch 512).
-//! - a benchmark (or a chat) asks for the logits of one row per batch, so the
-//!   other rows of the logits tensor are allocated but never touched: the
-//!   *resident* estimate leaves them out.
+//! - what a decode *touches* of that buffer is less: ggml's allocator lays
+//!   out each graph from the buffer's start, so a call of n tokens against
+//!   n_kv cache cells touches its own activations, 4 B × n × (4·n_embd +
+//!   2·n_ff), the one logits row a benchmark (or a chat) asks for, and the
+//!   masks of n × n_kv (n_kv: the cells in use, padded to 256, not n_ctx).
+//!   The rest stays unmapped, so the *resident* estimate of a test
+//!   ([`resident_bytes`]) counts what its calls touch: a prompt's
+//!   micro-batch, or one generated token. The KV cache is cleared when it is
+//!   created, so all of it is resident.
 //! - CPU weight repacking: on x86 with AVX2, llama.cpp's CPU backend copies
 //!   q4_0, q4_K and iq4_nl matrices (and q2_K with AVX-512) into an
 //!   interleaved layout in anonymous memory, while the file mapping they were
 //!   read from stays resident: those weights count twice on the host.
-//! - host runtime overhead (binary, libc, llama.cpp, OpenMP): 24 MiB;
+//! - host runtime overhead (binary, libc, llama.cpp, OpenMP, the
+//!   vocabulary, the allocator's retained pages): 50 MiB, from peak RSS less
+//!   the weights, KV cache and touched compute of a Gemma 3 270M shape at
+//!   n_ctx 2048…32768 (45.9…54.4 MiB on the dev VM);
 //!   GPU context overhead (CUDA context, cuBLAS workspace): 400 MiB.
 //!
 //! Placement follows llama.cpp (`llama-model.cpp`, `i_gpu_start = n_layer + 1
@@ -30,7 +39,7 @@ use lmtune_gguf::{GgmlType, ModelAnatomy};
 use serde::Serialize;
 
 const MIB: u64 = 1 << 20;
-pub const HOST_OVERHEAD_BYTES: u64 = 24 * MIB;
+pub const HOST_OVERHEAD_BYTES: u64 = 50 * MIB;
 pub const GPU_OVERHEAD_BYTES: u64 = 400 * MIB;
 
 /// Context settings that drive memory.
@@ -139,6 +148,12 @@ pub struct Placement {
     /// in host memory wherever their block runs.
     #[serde(skip_serializing_if = "is_zero")]
     pub n_cpu_moe: u64,
+    /// A GPU is there to op-offload to: with nothing offloaded (`n_gpu_layers`
+    /// 0) and op offload on, llama.cpp still gives it a compute buffer (see
+    /// [`op_offload_device_bytes`]). False from [`Placement::new`]: a
+    /// CPU-only machine; [`Placement::with_gpu`] says there is one.
+    #[serde(skip)]
+    pub gpu_present: bool,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -156,7 +171,14 @@ impl Placement {
             repeating_on_gpu: n_layer.saturating_sub(first_gpu_layer),
             output_on_gpu: ngl >= 1,
             n_cpu_moe: 0,
+            gpu_present: false,
         }
+    }
+
+    /// The same offload on a machine whose GPU llama.cpp sees (`present`).
+    pub fn with_gpu(mut self, present: bool) -> Placement {
+        self.gpu_present = present;
+        self
     }
 
     /// The same offload with the routed experts of the first `n` blocks
@@ -182,8 +204,9 @@ pub struct MemoryPrediction {
     pub placement: Placement,
     pub host: MemoryBreakdown,
     pub gpu: MemoryBreakdown,
-    /// Expected peak RSS of a benchmark worker (allocated minus logits rows
-    /// that are never computed).
+    /// Expected peak RSS of a benchmark worker at the worst a prompt
+    /// reaches: full micro-batches at a full context ([`resident_bytes`]
+    /// for one test).
     pub host_resident: u64,
 }
 
@@ -257,9 +280,55 @@ pub fn host_experts_copy_bytes(a: &ModelAnatomy, placement: &Placement, ctx: &Co
     experts.largest_bytes + 4 * ctx.n_ubatch * (2 * a.n_embd + 4 * n_ff_exp * used)
 }
 
-/// Logits rows a one-output batch never touches.
-fn untouched_logits(a: &ModelAnatomy, ctx: &ContextShape) -> u64 {
-    4 * ctx.n_ubatch.saturating_sub(1) * a.n_vocab
+/// llama.cpp's cache cells in use, as a graph sees them: padded to 256, at
+/// most the context.
+fn cells_in_use(n: u64, n_ctx: u64) -> u64 {
+    n.max(1).div_ceil(256).saturating_mul(256).min(n_ctx.max(1))
+}
+
+/// The host compute buffer's bytes one decode call touches: `n_tokens`
+/// tokens (at most a micro-batch) against the first `n_kv` cache cells,
+/// with one row of logits out (see the module doc). At most the buffer.
+pub fn touched_compute_bytes(
+    a: &ModelAnatomy,
+    ctx: &ContextShape,
+    n_tokens: u64,
+    n_kv: u64,
+) -> u64 {
+    let n_ff = a.n_ff.unwrap_or(4 * a.n_embd);
+    let n = n_tokens.clamp(1, ctx.n_ubatch.max(1));
+    let n_kv = cells_in_use(n_kv, ctx.n_ctx);
+    let activations = 4 * n * (4 * a.n_embd + 2 * n_ff) + 4 * a.n_vocab;
+    // One mask per cache: the global one and the sliding window's.
+    let masks = if a.sliding_window.is_some() { 2 } else { 1 };
+    let mask = masks * 2 * n * n_kv;
+    let scores = if ctx.flash_attn {
+        0
+    } else {
+        4 * a.n_head * n * n_kv
+    };
+    (activations + mask + scores).min(compute_buffer_bytes(a, ctx))
+}
+
+/// What a test keeps resident on the host at its peak: everything allocated
+/// there, except that of the compute buffer only what its calls touch. A
+/// prompt of `n_prompt` tokens at depth `n_depth` touches a micro-batch's
+/// activations against the cells in use after it; generation (`n_prompt`
+/// 0) touches one token's against the cells after `n_gen` more.
+pub fn resident_bytes(
+    a: &ModelAnatomy,
+    m: &MemoryPrediction,
+    ctx: &ContextShape,
+    n_prompt: u64,
+    n_gen: u64,
+    n_depth: u64,
+) -> u64 {
+    let touched = if n_prompt > 0 {
+        touched_compute_bytes(a, ctx, n_prompt, n_depth + n_prompt)
+    } else {
+        touched_compute_bytes(a, ctx, 1, n_depth + n_gen.max(1))
+    };
+    m.host.total() - m.host.compute + touched
 }
 
 pub fn predict_memory(
@@ -323,8 +392,17 @@ pub fn predict_memory_at(
     if placement.n_gpu_layers > 0 {
         gpu.compute = compute.max(host_experts_copy_bytes(a, &placement, ctx));
         gpu.overhead = GPU_OVERHEAD_BYTES;
+    } else if placement.gpu_present && ctx.op_offload {
+        // Nothing offloaded, but the prompt's matrix products still run on
+        // the GPU: its compute buffer and the staged output projection.
+        gpu.compute = op_offload_device_bytes(a, ctx);
+        if gpu.compute > 0 {
+            gpu.overhead = GPU_OVERHEAD_BYTES;
+        }
     }
-    let host_resident = host.total().saturating_sub(untouched_logits(a, ctx));
+    // The worst a prompt reaches: full micro-batches at a full context.
+    let host_resident =
+        host.total() - host.compute + touched_compute_bytes(a, ctx, ctx.n_ubatch, ctx.n_ctx);
     MemoryPrediction {
         placement,
         host,

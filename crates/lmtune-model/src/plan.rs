@@ -69,11 +69,16 @@ pub fn plan(
     // on the GPU with the routed experts of the first 1..=n_layer blocks in
     // host memory (llama.cpp's --n-cpu-moe): the offload space is 2-D.
     let moe = a.layers.iter().any(|l| !l.routed_experts.is_empty());
-    let placements = (0..=all).map(|ngl| Placement::new(a, ngl)).chain(
-        (1..=a.n_layer)
-            .filter(|_| moe)
-            .map(|n| Placement::new(a, all).with_cpu_moe(n)),
-    );
+    // A plan for a GPU budget: even at n_gpu_layers 0 op offload puts a
+    // compute buffer on it.
+    let gpu = budgets.vram_bytes > 0;
+    let placements = (0..=all)
+        .map(|ngl| Placement::new(a, ngl).with_gpu(gpu))
+        .chain(
+            (1..=a.n_layer)
+                .filter(|_| moe)
+                .map(|n| Placement::new(a, all).with_cpu_moe(n).with_gpu(gpu)),
+        );
     let rows: Vec<PlanRow> = placements
         .map(|placement| {
             let memory = predict_memory_at(a, placement, &ctx, cpu);

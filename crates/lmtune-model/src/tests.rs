@@ -174,6 +174,58 @@ fn recommends_the_fastest_setting_that_fits() {
     assert_eq!(plan_for(&a, tiny), None, "nothing fits");
 }
 
+/// With a GPU budget the n_gpu_layers 0 row holds what llama.cpp puts on
+/// the GPU with nothing offloaded: op offload's compute buffer, the staged
+/// output projection and the GPU context; without op offload, or without a
+/// GPU, nothing.
+#[test]
+fn a_gpu_at_zero_layers_still_holds_op_offloads_compute_buffer() {
+    let a = toy(false);
+    let budgets = |vram_bytes| Budgets {
+        vram_bytes,
+        ram_bytes: 64_000 * MB,
+        headroom: 0.1,
+    };
+    let row0 = |c: ContextShape, b: Budgets| {
+        let p = plan(
+            &a,
+            c,
+            b,
+            ThroughputParams::with_bandwidths(50.0, 1000.0),
+            &CpuBackend::default(),
+        );
+        p.rows[0].clone()
+    };
+    let r = row0(ctx(), budgets(24_000 * MB));
+    assert_eq!(r.n_gpu_layers, 0);
+    assert_eq!(r.memory.gpu.weights + r.memory.gpu.kv, 0);
+    assert_eq!(r.memory.gpu.compute, op_offload_device_bytes(&a, &ctx()));
+    assert_eq!(
+        r.memory.gpu.compute,
+        compute_buffer_bytes(&a, &ctx()) + 60 * MB
+    );
+    assert_eq!(r.memory.gpu.overhead, GPU_OVERHEAD_BYTES);
+    // The host's buffers do not change: the CPU still has its own.
+    assert_eq!(r.memory.host, row0(ctx(), budgets(0)).memory.host);
+    // A GPU too small for that buffer cannot run even n_gpu_layers 0 with
+    // op offload on; with it off it can.
+    assert!(!row0(ctx(), budgets(200 * MB)).fits_vram);
+    let off = ContextShape {
+        op_offload: false,
+        ..ctx()
+    };
+    let r = row0(off, budgets(200 * MB));
+    assert_eq!((r.memory.gpu.total(), r.fits_vram), (0, true));
+    // Micro-batches under 32 tokens are not op-offloaded.
+    let small = ContextShape {
+        n_ubatch: 16,
+        ..ctx()
+    };
+    assert_eq!(row0(small, budgets(24_000 * MB)).memory.gpu.total(), 0);
+    // No GPU: nothing there.
+    assert_eq!(row0(ctx(), budgets(0)).memory.gpu.total(), 0);
+}
+
 fn plan_for(a: &ModelAnatomy, budgets: Budgets) -> Option<u64> {
     let p = plan(
         a,

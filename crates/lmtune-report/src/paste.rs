@@ -20,6 +20,8 @@ pub struct Settings {
     pub type_k: KvType,
     pub type_v: KvType,
     pub flash_attn: FlashAttn,
+    /// llama.cpp's op offload (on by default; printed only when off).
+    pub op_offload: bool,
 }
 
 impl Settings {
@@ -44,6 +46,7 @@ impl Settings {
             type_k: r.ctx.type_k,
             type_v: r.ctx.type_v,
             flash_attn: r.ctx.flash_attn,
+            op_offload: r.ctx.op_offload,
         }
     }
 }
@@ -69,6 +72,14 @@ pub fn lines(s: &Settings) -> Vec<String> {
     out.push(format!("  type_k = \"{}\"", s.type_k));
     out.push(format!("  type_v = \"{}\"", s.type_v));
     out.push(format!("  flash_attn = \"{fa}\""));
+    if !s.op_offload {
+        out.push("  op_offload = false".into());
+    }
+    let (server_po, bench_po) = if s.op_offload {
+        ("", "")
+    } else {
+        (" --no-op-offload", " -nopo 1")
+    };
     let batch = s.n_batch.map_or(String::new(), |b| format!(" -b {b}"));
     let (server_moe, bench_moe) = if s.n_cpu_moe > 0 {
         (
@@ -80,7 +91,7 @@ pub fn lines(s: &Settings) -> Vec<String> {
     };
     let threads = s.threads.map_or(String::new(), |t| format!(" -t {t}"));
     out.push(format!(
-        "llama-server: -ngl {ngl}{server_moe} -c {}{batch} -ub {}{threads} -ctk {} -ctv {} -fa {fa}",
+        "llama-server: -ngl {ngl}{server_moe} -c {}{batch} -ub {}{threads} -ctk {} -ctv {} -fa {fa}{server_po}",
         s.n_ctx, s.n_ubatch, s.type_k, s.type_v
     ));
     // llama-bench sizes its context to the test: a pp512+tg128 request at
@@ -91,7 +102,7 @@ pub fn lines(s: &Settings) -> Vec<String> {
         FlashAttn::Auto => "auto",
     };
     out.push(format!(
-        "llama-bench:  -ngl {ngl}{bench_moe}{batch} -ub {}{threads} -ctk {} -ctv {} -fa {bench_fa} -p 512 -n 128 -d {}",
+        "llama-bench:  -ngl {ngl}{bench_moe}{batch} -ub {}{threads} -ctk {} -ctv {} -fa {bench_fa}{bench_po} -p 512 -n 128 -d {}",
         s.n_ubatch,
         s.type_k,
         s.type_v,

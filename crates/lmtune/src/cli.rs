@@ -300,6 +300,11 @@ pub struct PlanArgs {
     /// --swa-full); off by default, as llama-bench and llama-server run.
     #[arg(long)]
     pub swa_full: bool,
+    /// Plan without op offload (llama-server's --no-op-offload, llama-bench
+    /// -nopo 1): with nothing offloaded, the GPU then gets no compute buffer
+    /// for the prompt's matrix products.
+    #[arg(long)]
+    pub no_op_offload: bool,
     /// Skip llama.cpp's own dry run of the recommended setting (a model
     /// and context created with no_alloc, in a worker process): print the
     /// analytic model's figures only.

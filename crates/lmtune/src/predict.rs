@@ -6,8 +6,8 @@ use lmtune_core::record::PointPrediction;
 use lmtune_core::scenario::Point;
 use lmtune_gguf::ModelAnatomy;
 use lmtune_model::{
-    bytes_per_token, op_offload_device_bytes, predict_memory_at, predict_tg, ContextShape,
-    CpuBackend, Placement, ThroughputParams, GPU_OVERHEAD_BYTES,
+    bytes_per_token, predict_memory_at, predict_tg, resident_bytes, ContextShape, CpuBackend,
+    Placement, ThroughputParams,
 };
 
 /// Name of the prediction source in records.
@@ -38,7 +38,9 @@ pub fn predict_point(
     } else {
         0
     };
-    let placement = Placement::new(a, ngl).with_cpu_moe(point.load.experts_on_host(a.n_layer));
+    let placement = Placement::new(a, ngl)
+        .with_cpu_moe(point.load.experts_on_host(a.n_layer))
+        .with_gpu(gpu_offload);
     let m = predict_memory_at(a, placement, &ctx, cpu);
     let is_tg = point.test.kind() == TestKind::Tg;
     // Average depth over the generated tokens.
@@ -48,22 +50,18 @@ pub fn predict_point(
         let (cpu, gpu) = bytes_per_token(a, &m.placement, &ctx, depth);
         cpu + gpu
     });
-    // Nothing offloaded but a GPU there: op offload still puts a compute
-    // buffer on it.
-    let (vram_bytes, vram_buffers) = if gpu_offload && ngl == 0 && c.op_offload {
-        let buffers = op_offload_device_bytes(a, &ctx);
-        let total = if buffers > 0 {
-            buffers + GPU_OVERHEAD_BYTES
-        } else {
-            0
-        };
-        (total, buffers)
-    } else {
-        (m.gpu.total(), m.gpu.total() - m.gpu.overhead)
-    };
+    // With nothing offloaded but a GPU there, op offload's compute buffer.
+    let (vram_bytes, vram_buffers) = (m.gpu.total(), m.gpu.buffers());
     PointPrediction {
         source: SOURCE.into(),
-        rss_bytes: m.host_resident,
+        rss_bytes: resident_bytes(
+            a,
+            &m,
+            &ctx,
+            u64::from(point.test.n_prompt),
+            u64::from(point.test.n_gen),
+            u64::from(point.test.n_depth),
+        ),
         host_alloc_bytes: m.host.total(),
         host_buffers_bytes: Some(m.host.buffers()),
         vram_bytes,

@@ -243,6 +243,7 @@ fn print_outcome(
         type_k: p.ctx.type_k,
         type_v: p.ctx.type_v,
         flash_attn: p.ctx.flash_attn,
+        op_offload: p.ctx.op_offload,
     };
     for line in crate::paste::lines(&settings) {
         println!("  {line}");

@@ -133,7 +133,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         type_v: type_v.ggml_type(),
         flash_attn: !args.no_flash_attn,
         swa_full: args.swa_full,
-        op_offload: true,
+        op_offload: !args.no_op_offload,
     };
     let budgets = Budgets {
         vram_bytes,
@@ -382,6 +382,7 @@ fn print_recommendation(
         } else {
             FlashAttn::Off
         },
+        op_offload: p.ctx.op_offload,
     };
     for line in crate::paste::lines(&settings) {
         println!("{line}");
@@ -427,7 +428,7 @@ fn dry_run_context(args: &PlanArgs, p: &Plan, type_k: KvType, type_v: KvType) ->
         } else {
             FlashAttn::Auto
         },
-        op_offload: true,
+        op_offload: !args.no_op_offload,
         swa_full: args.swa_full,
     }
 }
