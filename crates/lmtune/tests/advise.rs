@@ -121,6 +121,33 @@ fn a_file_that_is_not_a_model_is_one_line_exit_2_nothing_written() {
     assert_nothing_written(&work);
 }
 
+/// A model whose header lmtune reads but that llama.cpp refuses (a block
+/// tensor renamed, so llama.cpp misses `blk.1.ffn_up.weight`): one line,
+/// exit 2, nothing written.
+#[test]
+fn a_model_that_reads_but_llama_cpp_refuses_is_one_line_exit_2_nothing_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broken = common::broken_model(tmp.path());
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let run = lmtune()
+        .args(["advise", "-m"])
+        .arg(&broken)
+        .arg("-o")
+        .arg(work.join("out"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let line = one_error_line(&run.stderr);
+    assert!(line.contains("broken.gguf"), "names the model: {line}");
+    assert_nothing_written(&work);
+}
+
 #[test]
 fn a_model_llama_cpp_cannot_load_is_one_line_exit_2_nothing_written() {
     let tmp = tempfile::tempdir().unwrap();

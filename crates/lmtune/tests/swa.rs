@@ -118,6 +118,50 @@ fn swa_full_is_off_by_default_as_llama_bench_and_llama_server_run_it() {
     assert!(text.contains("sliding win.  512 tokens on 15 of 18 layers"));
 }
 
+/// The first numbers: lmtune predicted Gemma 3's peak RSS 62% low
+/// at n_ctx 32768. Now, for a prompt and for generation at n_ctx 2048,
+/// 16384 and 32768, the prediction every record carries is within 5% of
+/// the peak RSS the worker measured: weights, the whole KV cache (cleared
+/// at creation, so resident) and the part of the compute buffer the test's
+/// calls touch.
+#[test]
+fn gemma3_peak_rss_is_predicted_within_5_percent_for_prompt_and_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = synth_gemma3(dir.path());
+    let path = dir.path().join("rss.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[model]\npath = {:?}\n[sweep]\nn_ctx = [2048, 16384, 32768]\nthreads = 2\n[workload]\nn_prompt = [512]\nn_gen = [16]\n[measure]\nrepetitions = 1\nwarmup = 0\n",
+            model.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    run_ok(&path, &out);
+    let records = read_records(&out);
+    assert_eq!(records.len(), 6);
+    for r in &records {
+        let measured = r["rss_peak_bytes"].as_u64().unwrap() as f64;
+        let predicted = r["prediction"]["rss_bytes"].as_u64().unwrap() as f64;
+        let error = predicted / measured - 1.0;
+        eprintln!(
+            "{} n_ctx {}: measured {:.1} MiB, predicted {:.1} MiB ({:+.1}%)",
+            r["test"],
+            r["n_ctx"],
+            measured / MIB as f64,
+            predicted / MIB as f64,
+            100.0 * error
+        );
+        assert!(
+            error.abs() <= 0.05,
+            "{} at n_ctx {}: predicted {predicted} B, measured {measured} B",
+            r["test"],
+            r["n_ctx"]
+        );
+    }
+}
+
 /// The rows of README.md's "llama.cpp parameters" table: (field, lmtune's value).
 fn readme_rows() -> Vec<(String, String)> {
     let readme = std::fs::read_to_string(

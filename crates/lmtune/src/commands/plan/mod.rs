@@ -339,7 +339,19 @@ fn print_text(
     }
     println!();
     match p.recommended.map(|i| &p.rows[i]) {
-        None => println!("nothing fits: lower --ctx, use a quantized KV cache (--type-k q8_0 --type-v q8_0), or a smaller quantization"),
+        None => {
+            // n_gpu_layers 0 kept out by op offload's buffer on the GPU alone.
+            let op_offload_only = p
+                .rows
+                .first()
+                .is_some_and(|r| r.n_gpu_layers == 0 && r.fits_ram && !r.fits_vram);
+            let hint = if op_offload_only {
+                "; or keep the GPU out of it with --no-op-offload (llama-server --no-op-offload): at n_gpu_layers 0 op offload alone needs the GPU memory shown"
+            } else {
+                ""
+            };
+            println!("nothing fits: lower --ctx, use a quantized KV cache (--type-k q8_0 --type-v q8_0), or a smaller quantization{hint}")
+        }
         Some(r) => print_recommendation(a, p, r, type_k, type_v),
     }
 }
