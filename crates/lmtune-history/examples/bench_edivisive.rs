@@ -1,7 +1,8 @@
 //! How long the E-Divisive search takes on one series of 30, 300 and 3,000
 //! commits (issue 23: `history changes` and the change-point note of
 //! `history check` on long histories). A script, not a timed test:
-//! `cargo run --release -p lmtune-history --example bench_edivisive [MAX_N]`.
+//! `cargo run --release -p lmtune-history --example bench_edivisive [N...]`
+//! (default: 30 300 3000).
 //!
 //! Each series is 100 t/s with 5% Gaussian noise and a 10% slowdown at its
 //! middle commit, so that the search finds one step (999 permutations) and
@@ -19,9 +20,15 @@ fn normal(rng: &mut SplitMix) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let max_n: usize = std::env::args().nth(1).map_or(Ok(3000), |s| s.parse())?;
+    let mut sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|s| s.parse())
+        .collect::<Result<_, _>>()?;
+    if sizes.is_empty() {
+        sizes = vec![30, 300, 3000];
+    }
     let p = EDivisiveParams::default();
-    for n in [30, 300, 3000].into_iter().filter(|&n| n <= max_n) {
+    for n in sizes {
         let mut rng = SplitMix::new(n as u64);
         let x: Vec<f64> = (0..n)
             .map(|i| {

@@ -14,7 +14,9 @@ use std::time::Instant;
 use lmtune_core::compare::GateParams;
 use lmtune_core::record::Record;
 use lmtune_history::edivisive::SplitMix;
-use lmtune_history::{changes, check, ChangesParams, CheckParams, RunMeta, Store};
+use lmtune_history::{
+    changes, check, commit_means, ChangesParams, CheckParams, RunMeta, Span, Store,
+};
 use lmtune_report::compare::Metric;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -100,11 +102,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 edivisive: Default::default(),
             },
         )?;
+        let total = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let series = store.series()?;
+        for s in &series {
+            commit_means(&store, s.environment, &s.branch, &Span::Last(last))?;
+        }
         println!(
-            "history changes --last {last}: {:.3} s ({} point series, {} change points)",
-            t.elapsed().as_secs_f64(),
+            "history changes --last {last}: {total:.3} s ({} point series, {} change points; reading the commits {:.3} s of it)",
             report.point_series,
-            report.steps.len()
+            report.steps.len(),
+            t.elapsed().as_secs_f64()
         );
     }
     Ok(())

@@ -14,7 +14,7 @@ use crate::store::Store;
 use crate::HistoryError;
 
 /// How many commits `history changes` reads per series unless told `--last`
-/// (the search is O(n log n) per permutation: 3,000 commits take about 0.5 s
+/// (the search is O(n log n) per permutation: 3,000 commits take about 0.4 s
 /// per point series).
 pub const DEFAULT_LAST_COMMITS: usize = 100;
 
