@@ -158,62 +158,17 @@ pub fn check(
         let (commits, steps) = steps_around(store, &id, &commit, &params.metrics)?;
         // Only a base from this branch can hold this branch's steps.
         if !fell_back {
-            for (step_commit, keys) in steps_in_base(&commits, &steps, &commit, &base_commits) {
-                let Some(at) = commits.iter().position(|c| c.commit == step_commit) else {
-                    continue;
-                };
-                let before_time = &commits[at - 1].commit_time;
-                let older = store.base_runs(
-                    environment,
-                    &id.branch,
-                    &step_commit,
-                    before_time,
-                    params.window,
+            let in_base = steps_in_base(&commits, &steps, &commit, &base_commits);
+            for (step_commit, keys) in in_base {
+                rejudge_before_step(
+                    store,
+                    &id,
+                    &commits,
+                    (&step_commit, &keys),
+                    &current_points,
+                    params,
+                    &mut comparison,
                 )?;
-                let older_points = older
-                    .iter()
-                    .map(|r| store.points_of(r.id))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let rejudged = judge(&older_points, &current_points, &params.metrics, params.gate);
-                let mut moved = Vec::new();
-                for row in rejudged.rows {
-                    let key = (
-                        row.model.clone(),
-                        row.test.clone(),
-                        row.knobs.clone(),
-                        row.metric,
-                    );
-                    if !keys.contains(&key) {
-                        continue;
-                    }
-                    if let Some(old) = comparison.rows.iter_mut().find(|r| {
-                        (
-                            r.model.as_str(),
-                            r.test.as_str(),
-                            r.knobs.as_str(),
-                            r.metric,
-                        ) == (key.0.as_str(), key.1.as_str(), key.2.as_str(), key.3)
-                    }) {
-                        moved.push(format!(
-                            "{} {}",
-                            label(&key),
-                            crate::points::metric_name(key.3)
-                        ));
-                        *old = row;
-                    }
-                }
-                if !moved.is_empty() {
-                    let named = match moved.len() {
-                        n if n > 3 => format!("{} and {} more", moved[..3].join(", "), n - 3),
-                        _ => moved.join(", "),
-                    };
-                    comparison.notes.push(format!(
-                        "STEP IN THE BASE at commit {}: E-Divisive finds a slowdown there, inside the base window, so {} point(s) are judged against the {} run(s) before it (the level the step left), not the runs since: {named}",
-                        &step_commit[..step_commit.len().min(12)],
-                        moved.len(),
-                        older.len(),
-                    ));
-                }
             }
         }
         let change_points = newest_at(steps, &commit);
@@ -263,6 +218,69 @@ fn steps_around(
     let commits = commit_means(store, id.environment, &id.branch, &span)?;
     let (_, steps) = steps_of(id, &commits, metrics, &EDivisiveParams::default());
     Ok((commits, steps))
+}
+
+/// Judges the points `keys`, which stepped down at `step_commit` inside
+/// the base window, against the last `window` runs before that commit, and
+/// says so in a note.
+fn rejudge_before_step(
+    store: &Store,
+    id: &SeriesId,
+    commits: &[CommitMeans],
+    (step_commit, keys): (&str, &[Key]),
+    current_points: &[Vec<PointMean>],
+    params: &CheckParams,
+    comparison: &mut Comparison,
+) -> Result<(), HistoryError> {
+    let Some(at) = commits.iter().position(|c| c.commit == step_commit) else {
+        return Ok(());
+    };
+    // A step has min_size commits before it, so `at` is at least 1.
+    let before_time = &commits[at.saturating_sub(1)].commit_time;
+    let older = store.base_runs(
+        id.environment,
+        &id.branch,
+        step_commit,
+        before_time,
+        params.window,
+    )?;
+    let older_points = older
+        .iter()
+        .map(|r| store.points_of(r.id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rejudged = judge(&older_points, current_points, &params.metrics, params.gate);
+    let mut moved = Vec::new();
+    for row in rejudged.rows {
+        let key = row_key(&row);
+        if !keys.contains(&key) {
+            continue;
+        }
+        if let Some(old) = comparison.rows.iter_mut().find(|r| row_key(r) == key) {
+            moved.push(format!(
+                "{} {}",
+                label(&key),
+                crate::points::metric_name(key.3)
+            ));
+            *old = row;
+        }
+    }
+    if !moved.is_empty() {
+        let named = match moved.len() {
+            n if n > 3 => format!("{} and {} more", moved[..3].join(", "), n - 3),
+            _ => moved.join(", "),
+        };
+        comparison.notes.push(format!(
+            "STEP IN THE BASE at commit {}: E-Divisive finds a slowdown there, inside the base window, so {} point(s) are judged against the {} run(s) before it (the level the step left), not the runs since: {named}",
+            &step_commit[..step_commit.len().min(12)],
+            moved.len(),
+            older.len(),
+        ));
+    }
+    Ok(())
+}
+
+fn row_key(r: &Row) -> Key {
+    (r.model.clone(), r.test.clone(), r.knobs.clone(), r.metric)
 }
 
 /// The steps whose point's newest change point is `commit`.

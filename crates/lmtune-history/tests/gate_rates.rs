@@ -76,9 +76,16 @@ fn generate(rng: &mut SplitMix, step_at: usize, runs: usize) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// Files commits `0..upto` of history `h` as branch `h{h}`.
-fn file(store: &mut Store, template: &Record, h: usize, values: &[Vec<f64>], upto: usize) {
-    for (i, runs) in values.iter().enumerate().take(upto) {
+/// Files commits `from..upto` of history `h` as branch `h{h}`.
+fn file(
+    store: &mut Store,
+    template: &Record,
+    h: usize,
+    values: &[Vec<f64>],
+    from: usize,
+    upto: usize,
+) {
+    for (i, runs) in values.iter().enumerate().take(upto).skip(from) {
         for (r, v) in runs.iter().enumerate() {
             let mut record = template.clone();
             record.run_id = format!("h{h}-c{i}-r{r}");
@@ -136,32 +143,33 @@ struct Rates {
     /// `check` on k + 2 as CI sees it: the first commit at which 3 commits
     /// at the new level are stored, so that E-Divisive can place the step.
     ci_k2: usize,
-    /// The gate on k itself (the stepped commit).
+    /// `check` on k itself (the stepped commit) as CI sees it.
     at_step: usize,
     /// The gate on k + 1 against the 10 runs before k only (a base the
     /// step has not reached: what a perfect step-aware base could do).
     clean_base: usize,
 }
 
+/// Each history is filed commit by commit, and each commit checked as CI
+/// checks it, when it is the newest; k + 1 is checked again at the end.
 fn step_rates(seed: u64, runs: usize) -> Rates {
     let template = template();
     let dir = tempfile::tempdir().unwrap();
-    let mut ci = Store::open(&dir.path().join("ci.sqlite")).unwrap();
-    let mut later = Store::open(&dir.path().join("later.sqlite")).unwrap();
-    let mut ci2 = Store::open(&dir.path().join("ci2.sqlite")).unwrap();
+    let mut store = Store::open(&dir.path().join("steps.sqlite")).unwrap();
     let mut rng = SplitMix::new(seed);
     let mut rates = Rates::default();
+    let regressed = |v: Verdict| usize::from(v == Verdict::Regressed);
     for h in 0..HISTORIES {
         let k = 3 + rng.below(COMMITS - 5);
         let values = generate(&mut rng, k, runs);
-        file(&mut ci, &template, h, &values, k + 2);
-        file(&mut ci2, &template, h, &values, k + 3);
-        file(&mut later, &template, h, &values, COMMITS);
-        let regressed = |v: Verdict| usize::from(v == Verdict::Regressed);
-        rates.ci += regressed(verdict_of(&ci, h, k + 1));
-        rates.later += regressed(verdict_of(&later, h, k + 1));
-        rates.ci_k2 += regressed(verdict_of(&ci2, h, k + 2));
-        rates.at_step += regressed(verdict_of(&ci, h, k));
+        file(&mut store, &template, h, &values, 0, k + 1);
+        rates.at_step += regressed(verdict_of(&store, h, k));
+        file(&mut store, &template, h, &values, k + 1, k + 2);
+        rates.ci += regressed(verdict_of(&store, h, k + 1));
+        file(&mut store, &template, h, &values, k + 2, k + 3);
+        rates.ci_k2 += regressed(verdict_of(&store, h, k + 2));
+        file(&mut store, &template, h, &values, k + 3, COMMITS);
+        rates.later += regressed(verdict_of(&store, h, k + 1));
         rates.clean_base += regressed(judged(&values[..k], &values[k + 1]));
     }
     rates
@@ -175,7 +183,7 @@ fn aa_regressed(seed: u64, runs: usize) -> usize {
     (0..HISTORIES)
         .filter(|&h| {
             let values = generate(&mut rng, COMMITS, runs);
-            file(&mut store, &template, h, &values, COMMITS);
+            file(&mut store, &template, h, &values, 0, COMMITS);
             verdict_of(&store, h, COMMITS - 1) == Verdict::Regressed
         })
         .count()
