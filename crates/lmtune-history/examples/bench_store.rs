@@ -91,6 +91,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|s| s.comparison.rows.len())
             .sum::<usize>()
     );
+    // Five commits after the fake step: the step is inside the base window,
+    // so every point is judged again against the runs before it.
+    let t = Instant::now();
+    let after_step = check(&store, &format!("{:040x}", runs - 25), &params)?;
+    let notes: usize = after_step
+        .series
+        .iter()
+        .map(|s| {
+            s.comparison
+                .notes
+                .iter()
+                .filter(|n| n.starts_with("STEP IN THE BASE"))
+                .count()
+        })
+        .sum();
+    println!(
+        "history check of the commit 5 after the fake step (a step in its base window): {:.3} s ({notes} STEP IN THE BASE note(s), regressed: {})",
+        t.elapsed().as_secs_f64(),
+        after_step.regressed()
+    );
     for last in [100, 300, 3000] {
         let t = Instant::now();
         let report = changes(
