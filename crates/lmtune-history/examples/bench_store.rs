@@ -1,8 +1,8 @@
 //! How long `history add` and `check` take on a large store (issue 23:
 //! 10,000 runs × 50 points, each under a second). A script, not a timed
 //! test: `cargo run --release -p lmtune-history --example bench_store [RUNS]`.
-//! Also times `changes` over the newest 100 and 300 commits (O(n²) per
-//! permutation: a search over thousands of commits takes minutes).
+//! Also times `changes` over the newest 100, 300 and 3,000 commits (the
+//! search is O(n log n) per permutation, see `edivisive.rs`).
 //!
 //! The runs are the committed quickstart's records, widened to 52 points
 //! (thread counts 1–13) and relabelled per run, with fake noise and a
@@ -14,7 +14,9 @@ use std::time::Instant;
 use lmtune_core::compare::GateParams;
 use lmtune_core::record::Record;
 use lmtune_history::edivisive::SplitMix;
-use lmtune_history::{changes, check, ChangesParams, CheckParams, RunMeta, Store};
+use lmtune_history::{
+    changes, check, commit_means, ChangesParams, CheckParams, RunMeta, Span, Store,
+};
 use lmtune_report::compare::Metric;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -89,7 +91,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|s| s.comparison.rows.len())
             .sum::<usize>()
     );
-    for last in [100, 300] {
+    // Five commits after the fake step: the step is inside the base window,
+    // so every point is judged again against the runs before it.
+    let t = Instant::now();
+    let after_step = check(&store, &format!("{:040x}", runs - 25), &params)?;
+    let notes: usize = after_step
+        .series
+        .iter()
+        .map(|s| {
+            s.comparison
+                .notes
+                .iter()
+                .filter(|n| n.starts_with("STEP IN THE BASE"))
+                .count()
+        })
+        .sum();
+    println!(
+        "history check of the commit 5 after the fake step (a step in its base window): {:.3} s ({notes} STEP IN THE BASE note(s), regressed: {})",
+        t.elapsed().as_secs_f64(),
+        after_step.regressed()
+    );
+    for last in [100, 300, 3000] {
         let t = Instant::now();
         let report = changes(
             &store,
@@ -100,11 +122,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 edivisive: Default::default(),
             },
         )?;
+        let total = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let series = store.series()?;
+        for s in &series {
+            commit_means(&store, s.environment, &s.branch, &Span::Last(last))?;
+        }
         println!(
-            "history changes --last {last}: {:.3} s ({} point series, {} change points)",
-            t.elapsed().as_secs_f64(),
+            "history changes --last {last}: {total:.3} s ({} point series, {} change points; reading the commits {:.3} s of it)",
             report.point_series,
-            report.steps.len()
+            report.steps.len(),
+            t.elapsed().as_secs_f64()
         );
     }
     Ok(())

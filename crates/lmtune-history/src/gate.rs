@@ -6,6 +6,12 @@
 //! Two or more runs of the commit: Welch's t-test over runs
 //! ([`compare_samples`]); one run: Student's test of one new run against
 //! the base ([`compare_one_run`]). Same verdicts and thresholds as `compare`.
+//!
+//! A slowdown that the gate missed (one noisy run rarely shows a 10% step
+//! beyond a 5% threshold) must not become the bar the next commits are held
+//! to. So when E-Divisive over the commits around the checked one finds a
+//! regression step inside the base window, that point is judged against the
+//! runs before the step — the level it left — and a note says so.
 
 use std::collections::BTreeMap;
 
@@ -13,10 +19,10 @@ use lmtune_core::compare::{compare_one_run, compare_samples, Change, GateParams,
 use lmtune_report::compare::{Comparison, Metric, Row};
 use serde::Serialize;
 
-use crate::changes::{steps_of, SeriesId, Step};
+use crate::changes::{steps_of, SeriesId, Step, StepKind};
 use crate::edivisive::EDivisiveParams;
 use crate::points::PointMean;
-use crate::series::{commit_means, Span};
+use crate::series::{commit_means, CommitMeans, Span};
 use crate::store::Store;
 use crate::HistoryError;
 
@@ -105,6 +111,7 @@ pub fn check(
         let mut base = store.base_runs(environment, &branch, &commit, newest, params.window)?;
         let mut base_from = format!("branch {branch}");
         let fallback = params.merge_base.as_ref().filter(|m| m.branch != branch);
+        let fell_back = base.is_empty() && fallback.is_some();
         if let (true, Some(mb)) = (base.is_empty(), fallback) {
             base = store.base_runs(
                 environment,
@@ -148,7 +155,23 @@ pub fn check(
             environment_label: store.environment_label(environment)?,
             branch,
         };
-        let change_points = change_points_at(store, &id, &commit, &params.metrics)?;
+        let (commits, steps) = steps_around(store, &id, &commit, &params.metrics)?;
+        // Only a base from this branch can hold this branch's steps.
+        if !fell_back {
+            let in_base = steps_in_base(&commits, &steps, &commit, &base_commits);
+            for (step_commit, keys) in in_base {
+                rejudge_before_step(
+                    store,
+                    &id,
+                    &commits,
+                    (&step_commit, &keys),
+                    &current_points,
+                    params,
+                    &mut comparison,
+                )?;
+            }
+        }
+        let change_points = newest_at(steps, &commit);
         for s in &change_points {
             comparison.notes.push(format!(
                 "CHANGE POINT at this commit: {} {} stepped {:+.1}% ({:.2} -> {:.2}, {} commit(s) before, {} after; E-Divisive p = {:.3})",
@@ -180,13 +203,13 @@ pub fn check(
     })
 }
 
-/// The steps whose point's newest change point is `commit`.
-fn change_points_at(
+/// The commits around `commit` (oldest first) and every point's steps over them.
+fn steps_around(
     store: &Store,
     id: &SeriesId,
     commit: &str,
     metrics: &[Metric],
-) -> Result<Vec<Step>, HistoryError> {
+) -> Result<(Vec<CommitMeans>, Vec<Step>), HistoryError> {
     let span = Span::Around {
         commit: commit.to_string(),
         before: CHANGE_COMMITS_BEFORE,
@@ -194,22 +217,118 @@ fn change_points_at(
     };
     let commits = commit_means(store, id.environment, &id.branch, &span)?;
     let (_, steps) = steps_of(id, &commits, metrics, &EDivisiveParams::default());
-    let mut newest: BTreeMap<String, Step> = BTreeMap::new();
+    Ok((commits, steps))
+}
+
+/// Judges the points `keys`, which stepped down at `step_commit` inside
+/// the base window, against the last `window` runs before that commit, and
+/// says so in a note.
+fn rejudge_before_step(
+    store: &Store,
+    id: &SeriesId,
+    commits: &[CommitMeans],
+    (step_commit, keys): (&str, &[Key]),
+    current_points: &[Vec<PointMean>],
+    params: &CheckParams,
+    comparison: &mut Comparison,
+) -> Result<(), HistoryError> {
+    let Some(at) = commits.iter().position(|c| c.commit == step_commit) else {
+        return Ok(());
+    };
+    // A step has min_size commits before it, so `at` is at least 1.
+    let before_time = &commits[at.saturating_sub(1)].commit_time;
+    let older = store.base_runs(
+        id.environment,
+        &id.branch,
+        step_commit,
+        before_time,
+        params.window,
+    )?;
+    let older_points = older
+        .iter()
+        .map(|r| store.points_of(r.id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rejudged = judge(&older_points, current_points, &params.metrics, params.gate);
+    let mut moved = Vec::new();
+    for row in rejudged.rows {
+        let key = row_key(&row);
+        if !keys.contains(&key) {
+            continue;
+        }
+        if let Some(old) = comparison.rows.iter_mut().find(|r| row_key(r) == key) {
+            moved.push(format!(
+                "{} {}",
+                label(&key),
+                crate::points::metric_name(key.3)
+            ));
+            *old = row;
+        }
+    }
+    if !moved.is_empty() {
+        let named = match moved.len() {
+            n if n > 3 => format!("{} and {} more", moved[..3].join(", "), n - 3),
+            _ => moved.join(", "),
+        };
+        comparison.notes.push(format!(
+            "STEP IN THE BASE at commit {}: E-Divisive finds a slowdown there, inside the base window, so {} point(s) are judged against the {} run(s) before it (the level the step left), not the runs since: {named}",
+            &step_commit[..step_commit.len().min(12)],
+            moved.len(),
+            older.len(),
+        ));
+    }
+    Ok(())
+}
+
+fn row_key(r: &Row) -> Key {
+    (r.model.clone(), r.test.clone(), r.knobs.clone(), r.metric)
+}
+
+/// The steps whose point's newest change point is `commit`.
+fn newest_at(steps: Vec<Step>, commit: &str) -> Vec<Step> {
+    let mut newest: BTreeMap<Key, Step> = BTreeMap::new();
     for s in steps {
         // steps_of gives each point's steps oldest first.
-        newest.insert(
-            format!(
-                "{} {}",
-                s.point_label(),
-                crate::points::metric_name(s.metric)
-            ),
-            s,
-        );
+        newest.insert(step_key(&s), s);
     }
-    Ok(newest
+    newest
         .into_values()
         .filter(|s| s.commit == commit)
-        .collect())
+        .collect()
+}
+
+fn step_key(s: &Step) -> Key {
+    (s.model.clone(), s.test.clone(), s.knobs.clone(), s.metric)
+}
+
+/// The regression steps inside the base window, by the commit they
+/// start at: for each point, its newest step at or before `commit`, when
+/// that step is a slowdown, is not `commit` itself (whose base is before it
+/// already) and is one of `base_commits` (so that runs at the new level are
+/// in the base). Pure: no I/O.
+pub(crate) fn steps_in_base(
+    commits: &[CommitMeans],
+    steps: &[Step],
+    commit: &str,
+    base_commits: &[String],
+) -> BTreeMap<String, Vec<Key>> {
+    let Some(checked) = commits.iter().position(|c| c.commit == commit) else {
+        return BTreeMap::new();
+    };
+    let position = |sha: &str| commits.iter().position(|c| c.commit == sha);
+    let mut newest: BTreeMap<Key, &Step> = BTreeMap::new();
+    for s in steps {
+        if position(&s.commit).is_some_and(|p| p <= checked) {
+            newest.insert(step_key(s), s);
+        }
+    }
+    let mut out: BTreeMap<String, Vec<Key>> = BTreeMap::new();
+    for (key, s) in newest {
+        if s.kind == StepKind::Regression && s.commit != commit && base_commits.contains(&s.commit)
+        {
+            out.entry(s.commit.clone()).or_default().push(key);
+        }
+    }
+    out
 }
 
 type Key = (String, String, String, Metric);
@@ -336,6 +455,56 @@ mod tests {
         assert_eq!(verdict(&base, &[80.0, 81.0]), Verdict::Regressed);
         assert_eq!(verdict(&base, &[100.0]), Verdict::NoChange);
         assert_eq!(verdict(&base, &[125.0]), Verdict::Improved);
+    }
+
+    fn step(commit: &str, kind: StepKind) -> Step {
+        Step {
+            environment: 1,
+            environment_label: "vm".into(),
+            branch: "main".into(),
+            model: "m.gguf".into(),
+            test: "tg32".into(),
+            knobs: "t=1".into(),
+            metric: Metric::Tg,
+            commit: commit.into(),
+            commit_time: String::new(),
+            previous_commit: String::new(),
+            before_mean: 100.0,
+            after_mean: 90.0,
+            change: -0.1,
+            kind,
+            p_value: 0.001,
+            commits_before: 3,
+            commits_after: 3,
+        }
+    }
+
+    #[test]
+    fn only_a_slowdown_inside_the_base_window_moves_the_base() {
+        let commits: Vec<CommitMeans> = (0..10)
+            .map(|i| CommitMeans {
+                commit: format!("c{i}"),
+                commit_time: format!("2026-12-01T00:0{i}:00Z"),
+                runs: 1,
+                points: BTreeMap::new(),
+            })
+            .collect();
+        let base: Vec<String> = (3..7).rev().map(|i| format!("c{i}")).collect();
+        let moved = |steps: &[Step]| steps_in_base(&commits, steps, "c7", &base);
+        let slowdown = moved(&[step("c5", StepKind::Regression)]);
+        assert_eq!(slowdown.len(), 1);
+        assert_eq!(slowdown["c5"].len(), 1);
+        // An improvement, a step before the window, the commit itself, a step after it.
+        assert!(moved(&[step("c5", StepKind::Improvement)]).is_empty());
+        assert!(moved(&[step("c2", StepKind::Regression)]).is_empty());
+        assert!(moved(&[step("c7", StepKind::Regression)]).is_empty());
+        assert!(moved(&[step("c8", StepKind::Regression)]).is_empty());
+        // Only the newest step at or before the commit counts: a slowdown since recovered moves nothing.
+        let recovered = [
+            step("c4", StepKind::Regression),
+            step("c6", StepKind::Improvement),
+        ];
+        assert!(moved(&recovered).is_empty());
     }
 
     #[test]

@@ -139,6 +139,42 @@ fn check_of_the_stepped_commit_is_regressed_and_names_the_change_point() {
     }
 }
 
+/// Commit 15 is three commits past the step at 12: its last 10 runs are
+/// 7 at the old level and 3 at the new one, a base that half-accepts the
+/// slowdown. It is judged against the 10 runs before commit 12 instead.
+#[test]
+fn a_slowdown_inside_the_base_window_is_judged_against_the_level_it_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = stepped_store(dir.path());
+    let result = check(&store, &sha(15), &check_params()).unwrap();
+    let series = &result.series[0];
+    assert!(series.change_points.is_empty());
+    assert_eq!(series.comparison.rows.len(), 8);
+    for row in &series.comparison.rows {
+        assert_eq!(row.change.verdict, Verdict::Regressed, "{row:?}");
+        assert!((row.change.relative_change + 0.1).abs() < 0.02, "{row:?}");
+    }
+    let note = series
+        .comparison
+        .notes
+        .iter()
+        .find(|n| n.starts_with("STEP IN THE BASE at commit 000000000000:"))
+        .unwrap_or_else(|| panic!("{:?}", series.comparison.notes));
+    assert!(
+        note.contains("8 point(s) are judged against the 10 run(s) before it")
+            && note.ends_with(" and 5 more"),
+        "{note}"
+    );
+    // Before the step nothing moves: the base is one level.
+    let before = check(&store, &sha(10), &check_params()).unwrap();
+    assert!(!before.regressed());
+    assert!(!before.series[0]
+        .comparison
+        .notes
+        .iter()
+        .any(|n| n.starts_with("STEP IN THE BASE")));
+}
+
 #[test]
 fn changes_of_an_unknown_branch_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
