@@ -1,8 +1,8 @@
 //! The history gate on real runs (issue 23): six runs of the quickstart's
 //! points at one thread, pinned to CPU 0 as tests/compare.rs pins them, are
 //! commits 1–6; three more with a CPU hog on that core are commits 7–9.
-//! `history check` passes commits 2–6 and fails commit 7, and `history
-//! changes` names commit 7 — no threshold per metric, no fake numbers.
+//! `history check` passes commits 2–6 and fails commits 7 and 8, and
+//! `history changes` names commit 7 — no threshold per metric, no fake numbers.
 //!
 //! The gate here asks for a 30% change, not the default 5%: on CI's shared
 //! 2-core VM one clean run's pp64 came out 19.8% below the five before it
@@ -91,6 +91,10 @@ fn real_runs_pass_the_gate_until_a_cpu_hog_and_its_commit_is_the_change_point() 
         "a CPU hog on the worker's core is a regression:\n{text}"
     );
     assert!(text.contains("CHANGE POINT at this commit"), "{text}");
+    // The commit after the step is still slow against the level before it.
+    let (code, text) = check(&db, "c8");
+    eprintln!("commit 8: exit {code}\n{text}");
+    assert_eq!(code, 1, "the commit after the step:\n{text}");
 
     let out = lmtune()
         .args(["history", "changes", "--format", "json", "--db"])
