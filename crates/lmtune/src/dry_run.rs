@@ -2,6 +2,7 @@
 //! llama.cpp cannot load (an unknown architecture, a corrupt file) or an
 //! assert in its allocator then costs the worker, not the command.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -66,6 +67,68 @@ pub fn ask_fit(
         .map(|load| dry_run(&mut worker, model, &load, ctx));
     worker.shutdown();
     Ok(FitAnswer { fit, dry_run })
+}
+
+/// One worker kept for many dry runs — the tuner's offload search asks one
+/// per placement — spawned on first use; answers are cached per load and
+/// context (threads aside: they do not change memory).
+pub struct DryRunner {
+    ggml_backends: Vec<PathBuf>,
+    /// The worker, or why it could not start.
+    worker: Option<Result<Worker, String>>,
+    cache: HashMap<(LoadParams, ContextParams), Result<DryRun, String>>,
+}
+
+impl DryRunner {
+    pub fn new(ggml_backends: &[PathBuf]) -> DryRunner {
+        DryRunner {
+            ggml_backends: ggml_backends.to_vec(),
+            worker: None,
+            cache: HashMap::new(),
+        }
+    }
+
+    fn worker(&mut self) -> Result<&mut Worker, String> {
+        let backends = &self.ggml_backends;
+        match self.worker.get_or_insert_with(|| spawn(backends)) {
+            Ok(w) => Ok(w),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// The first GPU device the worker's llama.cpp has, if any.
+    pub fn gpu(&mut self) -> Option<BackendDevice> {
+        let worker = self.worker().ok()?;
+        worker.info.devices.iter().find(|d| d.is_gpu()).cloned()
+    }
+
+    /// llama.cpp's dry run of `model` at `load` with a context like `ctx`.
+    pub fn ask(
+        &mut self,
+        model: &Path,
+        load: &LoadParams,
+        ctx: &ContextParams,
+    ) -> Result<DryRun, String> {
+        let mut ctx = ctx.clone();
+        ctx.threads = 1;
+        let key = (load.clone(), ctx);
+        if let Some(answer) = self.cache.get(&key) {
+            return answer.clone();
+        }
+        let answer = self
+            .worker()
+            .and_then(|w| dry_run(w, model, &key.0, &key.1));
+        self.cache.insert(key, answer.clone());
+        answer
+    }
+}
+
+impl Drop for DryRunner {
+    fn drop(&mut self) {
+        if let Some(Ok(w)) = self.worker.take() {
+            w.shutdown();
+        }
+    }
 }
 
 fn spawn(ggml_backends: &[PathBuf]) -> Result<Worker, String> {

@@ -297,6 +297,49 @@ fn op_offload_buffers_at_zero_layers_are_planned_as_allocated() {
     }
 }
 
+/// `tune` with a VRAM budget on the Vulkan device: the offload search takes
+/// each placement's VRAM from llama.cpp's dry run on that device (and says
+/// so), and — with no NVML to measure the device — holds the measured
+/// placements to it: 64 MiB takes n_gpu_layers 8 (59 MiB in the dry run),
+/// not 16 (79 MiB).
+#[test]
+#[cfg_attr(
+    not(lmtune_vulkan),
+    ignore = "needs llama.cpp's Vulkan backend and the dynamic-link lmtune: scripts/test.sh builds them and sets LMTUNE_TEST_VULKAN_BACKEND / LMTUNE_TEST_DYNAMIC_LMTUNE"
+)]
+fn tune_s_offload_search_asks_llama_cpp_s_dry_run_on_the_device() {
+    let (lmtune, backend) = parts();
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(
+        dir.path(),
+        "tune.toml",
+        "name = \"vk-tune\"\n[sweep]\nn_gpu_layers = [0, 8, 16, 24, \"all\"]\nn_ctx = 512\nn_ubatch = 64\nthreads = 2\n[workload]\nn_prompt = 0\nn_gen = [4]\n[measure]\nrepetitions = 2\n",
+    );
+    let out = std::process::Command::new(&lmtune)
+        .env("VK_DRIVER_FILES", llvmpipe_icd())
+        .env("VK_ICD_FILENAMES", llvmpipe_icd())
+        .env("GGML_VK_VISIBLE_DEVICES", "0")
+        .arg("tune")
+        .arg(&path)
+        .args(["--objective", "tg", "--vram", "64MiB", "--ggml-backend"])
+        .arg(&backend)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("offload search: VRAM from llama.cpp's dry run (no_alloc) on Vulkan0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("offload settled: n_gpu_layers = 8, the largest that fits"),
+        "{text}"
+    );
+}
+
 /// On a machine whose only Vulkan device is a CPU one, ggml's Vulkan
 /// backend registers no device unless one is named; lmtune refuses to sweep
 /// (every point would run on the CPU) and says how to name it.

@@ -148,11 +148,14 @@ impl Ladder<'_, '_> {
         }
         let used = latest.iter().filter_map(|r| r.vram_used_bytes).max();
         // It fits if every point of it ran and stayed within the budget.
+        // A device whose memory nothing measured (no NVML: Vulkan, Metal) is
+        // held to the prediction — llama.cpp's dry run where there is one.
         let fit = latest.len() == c.points().count()
             && latest.iter().all(|r| r.status == Status::Ok)
             && match (self.budget, used) {
                 (Some(b), Some(u)) => u <= b,
-                _ => true,
+                (Some(b), None) => self.predicted(k).is_none_or(|v| v <= b),
+                (None, _) => true,
             };
         Outcome::Fits(fit, used)
     }

@@ -11,6 +11,7 @@
 mod default_space;
 mod measurer;
 mod options;
+mod vram;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use std::sync::atomic::Ordering;
 use anyhow::{anyhow, bail, Context};
 use lmtune_core::fingerprint::HostInfo;
 use lmtune_core::record::{point_key, Record};
-use lmtune_core::scenario::{MachineFacts, Plan, Point, Scenario};
+use lmtune_core::scenario::{MachineFacts, Point, Scenario};
 use lmtune_model::tuner::{self, Check, Grid, Search, Space};
 use lmtune_report::markdown_table;
 
@@ -82,19 +83,6 @@ fn load_grid(path: &Path, points: &[Point], model_sha256: &str) -> anyhow::Resul
     Ok(Grid::new(path.to_path_buf(), &matched))
 }
 
-/// The memory model's VRAM for a point, from the model file's anatomy.
-fn vram_model(plan: &Plan) -> impl Fn(&Point) -> Option<u64> {
-    let anatomy = lmtune_gguf::GgufFile::open(&plan.model_path)
-        .and_then(|f| f.anatomy())
-        .ok();
-    let cpu = crate::predict::host_cpu_backend();
-    let throughput = lmtune_model::ThroughputParams::with_bandwidths(20.0, 500.0);
-    move |p: &Point| {
-        let a = anatomy.as_ref()?;
-        Some(crate::predict::predict_point(a, p, true, &throughput, &cpu).vram_bytes)
-    }
-}
-
 pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     let mut options = options::options(&args)?;
     let host = HostInfo::detect();
@@ -150,7 +138,13 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     );
     let mut measurer = SweepMeasurer::new(sweep, &plan.points, sinks, &progress, &out_dir);
     measurer.sweep.ensure_worker()?;
-    let found = tuner::search(&space, &options, &vram_model(&plan), &mut measurer)?;
+    let vram = vram::VramModel::new(&plan, &args.ggml_backend, &progress);
+    let found = tuner::search(
+        &space,
+        &options,
+        &|p: &Point| vram.predict(p),
+        &mut measurer,
+    )?;
     // The check re-measures with the worker still up.
     let check = match (&grid, found.ranking.first()) {
         (Some(grid), Some((pick, _))) if !INTERRUPTED.load(Ordering::SeqCst) => {

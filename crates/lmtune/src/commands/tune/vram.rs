@@ -1,0 +1,112 @@
+//! The offload search's VRAM for a point: llama.cpp's own dry run of the
+//! point's load and context (`no_alloc`, in a worker of its own) on the GPU
+//! device that worker's llama.cpp has, plus the GPU context its buffers
+//! leave out; the memory model where there is no such device, another
+//! backend, or a dry run that fails. The source is said once, and again if
+//! it changes.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+use lmtune_core::fingerprint::BackendDevice;
+use lmtune_core::scenario::{BackendKind, Plan, Point};
+use lmtune_gguf::ModelAnatomy;
+use lmtune_model::{CpuBackend, ThroughputParams, GPU_OVERHEAD_BYTES};
+
+use crate::dry_run::DryRunner;
+use crate::output::Progress;
+
+/// GPU memory a device's driver context takes beside llama.cpp's buffers:
+/// the CUDA-sized figure of the memory model, none on Mesa's llvmpipe (its
+/// "device memory" is the process's own).
+fn context_bytes(device: &BackendDevice) -> u64 {
+    if device.description.to_lowercase().contains("llvmpipe") {
+        0
+    } else {
+        GPU_OVERHEAD_BYTES
+    }
+}
+
+pub struct VramModel<'p> {
+    model: PathBuf,
+    anatomy: Option<ModelAnatomy>,
+    cpu: CpuBackend,
+    throughput: ThroughputParams,
+    /// The dry-run worker and its GPU device (None: the memory model only).
+    runner: RefCell<Option<(DryRunner, BackendDevice)>>,
+    progress: &'p Progress,
+    said: RefCell<Option<String>>,
+}
+
+impl<'p> VramModel<'p> {
+    pub fn new(plan: &Plan, ggml_backends: &[PathBuf], progress: &'p Progress) -> VramModel<'p> {
+        let anatomy = lmtune_gguf::GgufFile::open(&plan.model_path)
+            .and_then(|f| f.anatomy())
+            .ok();
+        let model = VramModel {
+            model: plan.model_path.clone(),
+            anatomy,
+            cpu: crate::predict::host_cpu_backend(),
+            throughput: ThroughputParams::with_bandwidths(20.0, 500.0),
+            runner: RefCell::new(None),
+            progress,
+            said: RefCell::new(None),
+        };
+        if plan.backend == BackendKind::LlamaCpp {
+            let mut runner = DryRunner::new(ggml_backends);
+            match runner.gpu() {
+                Some(device) => *model.runner.borrow_mut() = Some((runner, device)),
+                None => model.say(
+                    "the memory model (llama.cpp has no GPU device here, so its dry run puts nothing on one)",
+                ),
+            }
+        } else {
+            model.say(&format!(
+                "the memory model (the {} backend has no dry run)",
+                plan.backend.as_str()
+            ));
+        }
+        model
+    }
+
+    fn say(&self, source: &str) {
+        let mut said = self.said.borrow_mut();
+        if said.as_deref() != Some(source) {
+            self.progress
+                .note(&format!("offload search: VRAM from {source}"));
+            *said = Some(source.to_string());
+        }
+    }
+
+    fn analytic(&self, p: &Point) -> Option<u64> {
+        let a = self.anatomy.as_ref()?;
+        Some(crate::predict::predict_point(a, p, true, &self.throughput, &self.cpu).vram_bytes)
+    }
+
+    /// The VRAM `p` would take: dry run first, the memory model as fallback.
+    pub fn predict(&self, p: &Point) -> Option<u64> {
+        let mut runner = self.runner.borrow_mut();
+        let Some((dry, device)) = runner.as_mut() else {
+            return self.analytic(p);
+        };
+        match dry.ask(Path::new(&self.model), &p.load, &p.ctx) {
+            Ok(d) => {
+                let (weights, context, compute) = d.sum(|b| !b.host);
+                let extra = context_bytes(device);
+                self.say(&format!(
+                    "llama.cpp's dry run (no_alloc) on {} ({}), plus {} MiB of GPU context",
+                    device.name,
+                    device.description,
+                    extra >> 20
+                ));
+                Some(weights + context + compute + extra)
+            }
+            Err(e) => {
+                self.say(&format!(
+                    "the memory model (llama.cpp's dry run failed: {e})"
+                ));
+                self.analytic(p)
+            }
+        }
+    }
+}
