@@ -2,17 +2,17 @@
 //! backends compute the same model. The prompt is tokenized by llama.cpp's
 //! tokenizer for every backend, so they all see the same token ids.
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use lmtune_backend::Backend;
 use lmtune_core::knobs::LoadParams;
-use lmtune_core::scenario::{BackendKind, CandleConfig};
+use lmtune_core::scenario::{BackendKind, BackendSpec, CandleConfig};
 
 use crate::cli::GenerateArgs;
 use crate::exit;
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
     let kind = match BackendKind::from_name(&args.backend) {
-        Some(k @ (BackendKind::LlamaCpp | BackendKind::Candle)) => k,
+        Some(k) if k.is_in_process() => k,
         _ => bail!(
             "--backend {:?}: generate runs the in-process backends; use llama-cpp or candle",
             args.backend
@@ -42,7 +42,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
     };
 
     // llama.cpp's tokenizer, for every backend.
-    let mut tokenizer = lmtune_backend::create(BackendKind::LlamaCpp, false, None)
+    let tokenizer_spec = BackendSpec::default();
+    let mut tokenizer = lmtune_backend::create(tokenizer_spec.clone(), false)
         .map_err(backend_error("generate needs llama.cpp's tokenizer"))?;
     let cpu_only = LoadParams::new(0, true);
     tokenizer
@@ -55,27 +56,27 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
         bail!("--prompt is empty after tokenization; give some text");
     }
 
-    let load = LoadParams::new(args.n_gpu_layers, kind == BackendKind::LlamaCpp);
-    let tokens = match kind {
-        BackendKind::LlamaCpp if args.n_gpu_layers == 0 => {
+    // The flags say which in-process backend; --offload-device is candle's.
+    let spec = if kind == BackendKind::Candle {
+        let config = CandleConfig {
+            offload_device: args.offload_device.clone(),
+        };
+        if let Err((problem, fix)) = config.check() {
+            bail!("--offload-device: {problem}; {fix}");
+        }
+        BackendSpec::Candle(config)
+    } else {
+        BackendSpec::default()
+    };
+    let load = LoadParams::new(args.n_gpu_layers, spec.can_mmap());
+    let tokens = match spec {
+        // The tokenizer already holds this model on the CPU.
+        spec if spec == tokenizer_spec && args.n_gpu_layers == 0 => {
             tokenizer.greedy(&prompt, args.n, args.n_batch)
         }
-        _ => {
-            let config = match kind {
-                BackendKind::Candle => {
-                    let config = CandleConfig {
-                        offload_device: args.offload_device.clone(),
-                    };
-                    if let Err((problem, fix)) = config.check() {
-                        bail!("--offload-device: {problem}; {fix}");
-                    }
-                    Some(serde_json::to_string(&config).context("settings")?)
-                }
-                _ => None,
-            };
-            let mut backend: Box<dyn Backend> =
-                lmtune_backend::create(kind, false, config.as_deref())
-                    .map_err(backend_error("cannot start the backend"))?;
+        spec => {
+            let mut backend: Box<dyn Backend> = lmtune_backend::create(spec, false)
+                .map_err(backend_error("cannot start the backend"))?;
             backend
                 .load(&args.model, &load, None)
                 .map_err(backend_error("cannot load the model"))?;

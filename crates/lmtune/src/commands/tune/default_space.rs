@@ -17,7 +17,7 @@ pub(super) fn default_space(
     host: &HostInfo,
 ) -> anyhow::Result<Scenario> {
     let kind = match BackendKind::from_name(backend) {
-        Some(k @ (BackendKind::LlamaCpp | BackendKind::Candle)) => k.as_str(),
+        Some(k) if k.is_in_process() => k.as_str(),
         _ => bail!(
             "--backend {backend}: tune runs llama-cpp or candle (for a server, write a scenario)"
         ),
