@@ -223,6 +223,23 @@ impl BackendSpec {
         self
     }
 
+    /// The same spec with this offload device (candle only; `--offload-device`).
+    pub fn with_offload_device(mut self, device: Option<String>) -> BackendSpec {
+        if let BackendSpec::Candle(config) = &mut self {
+            config.offload_device = device;
+        }
+        self
+    }
+
+    /// Checks the settings that can be wrong (candle's offload device); the
+    /// error is the problem and its fix.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        match self {
+            BackendSpec::Candle(config) => config.check(),
+            _ => Ok(()),
+        }
+    }
+
     /// lmtune starts the server itself, once per launch (openai with `command`).
     pub fn manages_server(&self) -> bool {
         self.openai().is_some_and(|o| o.command.is_some())

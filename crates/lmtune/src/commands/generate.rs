@@ -5,18 +5,20 @@
 use anyhow::bail;
 use lmtune_backend::Backend;
 use lmtune_core::knobs::LoadParams;
-use lmtune_core::scenario::{BackendKind, BackendSpec, CandleConfig};
+use lmtune_core::scenario::{BackendKind, BackendSpec};
 
 use crate::cli::GenerateArgs;
 use crate::exit;
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
-    let kind = match BackendKind::from_name(&args.backend) {
-        Some(k) if k.is_in_process() => k,
-        _ => bail!(
+    let in_process = BackendKind::from_name(&args.backend)
+        .filter(|k| k.is_in_process())
+        .and_then(BackendSpec::default_of);
+    let Some(spec) = in_process else {
+        bail!(
             "--backend {:?}: generate runs the in-process backends; use llama-cpp or candle",
             args.backend
-        ),
+        );
     };
     if args.n == 0 {
         bail!("--n 0: nothing to generate; ask for at least 1 token");
@@ -56,19 +58,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
         bail!("--prompt is empty after tokenization; give some text");
     }
 
-    // The flags say which in-process backend; --offload-device is candle's.
-    let spec = if kind == BackendKind::Candle {
-        let config = CandleConfig {
-            offload_device: args.offload_device.clone(),
-        };
-        if let Err((problem, fix)) = config.check() {
-            bail!("--offload-device: {problem}; {fix}");
-        }
-        BackendSpec::Candle(config)
-    } else {
-        BackendSpec::default()
-    };
+    let spec = spec.with_offload_device(args.offload_device.clone());
+    if let Err((problem, fix)) = spec.check() {
+        bail!("--offload-device: {problem}; {fix}");
+    }
     let load = LoadParams::new(args.n_gpu_layers, spec.can_mmap());
+    let spec_name = spec.name();
     let tokens = match spec {
         // The tokenizer already holds this model on the CPU.
         spec if spec == tokenizer_spec && args.n_gpu_layers == 0 => {
@@ -91,7 +86,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
 
     if args.json {
         let out = serde_json::json!({
-            "backend": kind.as_str(),
+            "backend": spec_name,
             "model": args.model,
             "prompt": args.prompt,
             "prompt_tokens": prompt,
@@ -102,7 +97,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("backend:       {}", kind.as_str());
+        println!("backend:       {spec_name}");
         println!("prompt tokens: {prompt:?}");
         println!("tokens:        {tokens:?}");
         println!("text:          {}{text}", args.prompt);
