@@ -37,7 +37,9 @@
 //! model run together.
 //!
 //! Parsing runs in stages, one file each: `raw.rs` (TOML, `schema`,
-//! `[model]`), `backend.rs` (`[backend]`; `openai.rs` for its server),
+//! `[model]`), `backend.rs` (`[backend]` into a [`BackendSpec`], whose
+//! methods in `spec.rs` answer what depends on the backend; `openai.rs` for
+//! its server),
 //! `axes.rs` (every axis through one reader; values in `axis.rs`),
 //! `measure.rs` (`[measure]`, `[budget]`), `validate.rs` (what a backend
 //! does not have). Planning: `plan.rs` (checks against the model and the
