@@ -8,9 +8,9 @@
 //!
 //! ```no_run
 //! use lmtune_backend::{create, worker};
-//! use lmtune_core::scenario::BackendKind;
+//! use lmtune_core::scenario::BackendSpec;
 //! // Inside the hidden worker mode of the binary:
-//! let backend = create(BackendKind::LlamaCpp, false, None)?;
+//! let backend = create(BackendSpec::default(), false)?;
 //! worker::serve(backend)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -34,7 +34,8 @@ use std::path::Path;
 use lmtune_core::knobs::LoadParams;
 use lmtune_core::openai::ServerLaunch;
 use lmtune_core::record::Measurement;
-use lmtune_core::scenario::{BackendKind, MeasureSpec, Point};
+pub use lmtune_core::scenario::{BackendSpec, LlamaCppConfig};
+use lmtune_core::scenario::{MeasureSpec, Point};
 use serde::{Deserialize, Serialize};
 
 /// Name, version and build of a backend, for fingerprints.
@@ -163,79 +164,23 @@ pub trait Backend {
     }
 }
 
-/// Settings of the llama-cpp backend, passed to its worker as JSON.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LlamaCppConfig {
-    /// ggml backend libraries to load at run time (`--ggml-backend`, `LMTUNE_GGML_BACKENDS`).
-    #[serde(default)]
-    pub ggml_backends: Vec<std::path::PathBuf>,
-}
-
-/// The one factory: a backend for `kind`. `verbose` passes the backend's
-/// informational logs through to stderr (warnings and errors always are);
-/// `config` is the backend's own settings as JSON (the `sim` profile).
-pub fn create(
-    kind: BackendKind,
-    verbose: bool,
-    config: Option<&str>,
-) -> Result<Box<dyn Backend>, BackendError> {
-    match kind {
+/// The one factory: the backend `spec` names, with its settings. `verbose`
+/// passes the backend's informational logs through to stderr (warnings and
+/// errors always are).
+pub fn create(spec: BackendSpec, verbose: bool) -> Result<Box<dyn Backend>, BackendError> {
+    match spec {
         #[cfg(feature = "llama-cpp")]
-        BackendKind::LlamaCpp => {
-            let config: LlamaCppConfig = match config {
-                Some(json) => serde_json::from_str(json).map_err(|e| BackendError::Setup {
-                    message: format!("invalid llama-cpp settings: {e}"),
-                    log: Vec::new(),
-                })?,
-                None => LlamaCppConfig::default(),
-            };
-            Ok(Box::new(llama_cpp::LlamaCppBackend::new(
-                verbose,
-                &config.ggml_backends,
-            )?))
-        }
+        BackendSpec::LlamaCpp(config) => Ok(Box::new(llama_cpp::LlamaCppBackend::new(
+            verbose,
+            &config.ggml_backends,
+        )?)),
         #[cfg(not(feature = "llama-cpp"))]
-        BackendKind::LlamaCpp => {
-            let _ = verbose;
-            Err(BackendError::NotCompiled("llama-cpp".into()))
-        }
-        BackendKind::OpenAi => {
-            let config: lmtune_core::openai::OpenAiConfig = match config {
-                Some(json) => serde_json::from_str(json).map_err(|e| BackendError::Setup {
-                    message: format!("invalid openai settings: {e}"),
-                    log: Vec::new(),
-                })?,
-                None => {
-                    return Err(BackendError::Setup {
-                        message: "the openai backend needs its [backend.openai] settings".into(),
-                        log: Vec::new(),
-                    })
-                }
-            };
-            Ok(Box::new(openai::OpenAiBackend::new(config, verbose)?))
-        }
+        BackendSpec::LlamaCpp(_) => Err(BackendError::NotCompiled("llama-cpp".into())),
+        BackendSpec::OpenAi(config) => Ok(Box::new(openai::OpenAiBackend::new(config, verbose)?)),
         #[cfg(feature = "candle")]
-        BackendKind::Candle => {
-            let config: candle::CandleConfig = match config {
-                Some(json) => serde_json::from_str(json).map_err(|e| BackendError::Setup {
-                    message: format!("invalid candle settings: {e}"),
-                    log: Vec::new(),
-                })?,
-                None => candle::CandleConfig::default(),
-            };
-            Ok(Box::new(candle::CandleBackend::new(config, verbose)?))
-        }
+        BackendSpec::Candle(config) => Ok(Box::new(candle::CandleBackend::new(config, verbose)?)),
         #[cfg(not(feature = "candle"))]
-        BackendKind::Candle => Err(BackendError::NotCompiled("candle".into())),
-        BackendKind::Sim => {
-            let profile = match config {
-                Some(json) => serde_json::from_str(json).map_err(|e| BackendError::LoadFailed {
-                    message: format!("invalid sim profile: {e}"),
-                    log: Vec::new(),
-                })?,
-                None => lmtune_core::sim::SimProfile::default(),
-            };
-            Ok(Box::new(sim::SimBackend::new(profile)))
-        }
+        BackendSpec::Candle(_) => Err(BackendError::NotCompiled("candle".into())),
+        BackendSpec::Sim(profile) => Ok(Box::new(sim::SimBackend::new(profile))),
     }
 }

@@ -407,13 +407,11 @@ pub struct CompletionsArgs {
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
+    /// The backend and its settings as JSON (a `BackendSpec`).
     #[arg(long)]
     pub backend: String,
     #[arg(long)]
     pub verbose: bool,
-    /// The backend's settings as JSON (the sim profile).
-    #[arg(long)]
-    pub backend_config: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,7 @@ use lmtune_core::fingerprint::BackendDevice;
 use lmtune_core::knobs::{ContextParams, LoadParams};
 use lmtune_core::llama_fit::{FitRequest, LlamaFit};
 use lmtune_core::record::DryRun;
-use lmtune_core::scenario::BackendKind;
+use lmtune_core::scenario::BackendSpec;
 
 use crate::runner::{Event, SpawnOptions, Wait, Worker};
 
@@ -133,10 +133,11 @@ impl Drop for DryRunner {
 
 fn spawn(ggml_backends: &[PathBuf]) -> Result<Worker, String> {
     let options = SpawnOptions {
-        backend_config: crate::commands::llama_cpp_config(ggml_backends),
+        backend: BackendSpec::default()
+            .with_ggml_backends(crate::commands::ggml_backend_libraries(ggml_backends)),
         ..SpawnOptions::default()
     };
-    Worker::spawn(BackendKind::LlamaCpp, &options).map_err(|e| format!("{e:#}"))
+    Worker::spawn(&options).map_err(|e| format!("{e:#}"))
 }
 
 fn dry_run(

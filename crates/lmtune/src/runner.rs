@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use lmtune_backend::protocol::{Request, Response, PROTOCOL_VERSION};
 use lmtune_backend::BackendInfo;
-use lmtune_core::scenario::BackendKind;
+use lmtune_core::scenario::BackendSpec;
 
 /// Lines of worker stderr kept for failure reports.
 const STDERR_TAIL_LINES: usize = 20;
@@ -33,8 +33,8 @@ pub struct SpawnOptions {
     pub echo: Option<LineSink>,
     /// RLIMIT_AS for the worker, bytes.
     pub memory_limit_bytes: Option<u64>,
-    /// The backend's settings as JSON (the sim profile).
-    pub backend_config: Option<String>,
+    /// The backend to host, with its settings; the worker gets it as JSON.
+    pub backend: BackendSpec,
     /// Threads of a backend that sizes its pools once per process (candle):
     /// set as CANDLE_NUM_THREADS and RAYON_NUM_THREADS.
     pub threads: Option<u32>,
@@ -71,16 +71,14 @@ pub struct Death {
 }
 
 impl Worker {
-    /// Starts `lmtune __worker` for `backend` and waits for its hello.
-    pub fn spawn(backend: BackendKind, options: &SpawnOptions) -> anyhow::Result<Worker> {
+    /// Starts `lmtune __worker` for `options.backend` and waits for its hello.
+    pub fn spawn(options: &SpawnOptions) -> anyhow::Result<Worker> {
         let exe = worker_exe()?;
         let mut cmd = Command::new(&exe);
-        cmd.args(["__worker", "--backend", backend.as_str()]);
+        let spec = serde_json::to_string(&options.backend).expect("plain data serializes");
+        cmd.args(["__worker", "--backend", &spec]);
         if options.verbose {
             cmd.arg("--verbose");
-        }
-        if let Some(config) = &options.backend_config {
-            cmd.args(["--backend-config", config]);
         }
         if let Some(threads) = options.threads {
             cmd.env("CANDLE_NUM_THREADS", threads.to_string())
@@ -158,7 +156,10 @@ impl Worker {
                 Ok(worker)
             }
             Event::Response(Response::Error { error }) => {
-                bail!("the {} backend could not start: {error}", backend.as_str())
+                bail!(
+                    "the {} backend could not start: {error}",
+                    options.backend.name()
+                )
             }
             Event::Response(other) => bail!("worker sent {other:?} before its hello"),
             Event::Exited => {

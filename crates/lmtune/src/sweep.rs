@@ -17,7 +17,7 @@ use lmtune_core::fingerprint::Fingerprint;
 use lmtune_core::knobs::{ContextParams, LoadParams};
 use lmtune_core::llama_fit::{FitRequest, FitTarget, LlamaFit, LLAMA_SERVER_FIT_MARGIN};
 use lmtune_core::record::{Measurement, Record, Status, VramUsage, RESULTS_SCHEMA_VERSION};
-use lmtune_core::scenario::{BackendKind, Plan, Point};
+use lmtune_core::scenario::{LoadActivity, Plan, Point};
 use lmtune_core::stats::{outliers, Summary};
 
 use lmtune_gguf::ModelAnatomy;
@@ -118,7 +118,7 @@ impl<'a> Sweep<'a> {
     /// Starts a worker able to run `point`: candle's worker runs one thread
     /// count, so another count means a new worker.
     fn ensure_worker_for(&mut self, point: Option<&Point>) -> anyhow::Result<()> {
-        if self.plan.backend == BackendKind::Candle {
+        if self.plan.backend.worker_per_thread_count() {
             let wanted = match point {
                 Some(p) => Some(p.ctx.threads),
                 None => self
@@ -132,7 +132,7 @@ impl<'a> Sweep<'a> {
             }
         }
         if self.worker.is_none() {
-            let worker = Worker::spawn(self.plan.backend, &self.options)?;
+            let worker = Worker::spawn(&self.options)?;
             self.fingerprint.backend_version = worker.info.version.clone();
             self.fingerprint.backend_build = worker.info.build.clone();
             self.fingerprint.backend_devices = worker.info.devices.clone();
@@ -202,27 +202,26 @@ impl<'a> Sweep<'a> {
     ) -> anyhow::Result<Option<Outcome>> {
         self.ensure_worker_for(Some(point))?;
         if self.loaded_group != Some(point.load_group) {
-            progress.set_message(&match &self.plan.openai {
-                Some(o) if o.command.is_some() => format!(
+            progress.set_message(&match self.plan.backend.load_activity() {
+                LoadActivity::StartServer => format!(
                     "starting the server (n_gpu_layers = {}, n_ctx = {}, threads = {})",
                     point.load.n_gpu_layers, point.ctx.n_ctx, point.ctx.threads
                 ),
-                Some(_) => "connecting to the server".to_string(),
-                None => format!(
+                LoadActivity::ConnectServer => "connecting to the server".to_string(),
+                LoadActivity::LoadModel => format!(
                     "loading the model (n_gpu_layers = {})",
                     point.load.n_gpu_layers
                 ),
             });
-            let launch = self
-                .plan
-                .openai
-                .as_ref()
-                .and_then(|o| o.command.as_ref())
-                .map(|_| lmtune_core::openai::ServerLaunch {
-                    load: point.load.clone(),
-                    ctx: point.ctx.clone(),
-                    parallel: point.test.concurrency.max(1),
-                });
+            let launch =
+                self.plan
+                    .backend
+                    .manages_server()
+                    .then(|| lmtune_core::openai::ServerLaunch {
+                        load: point.load.clone(),
+                        ctx: point.ctx.clone(),
+                        parallel: point.test.concurrency.max(1),
+                    });
             let load = if point.load.fit {
                 match self.fitted_load(point, progress)? {
                     None => return Ok(None),
@@ -468,7 +467,7 @@ impl<'a> Sweep<'a> {
             load_group: point.load_group,
             status: outcome.status,
             error: outcome.error,
-            backend: self.plan.backend.as_str().to_string(),
+            backend: self.plan.backend.name().to_string(),
             model: self.fingerprint.model.file_name.clone(),
             load: point.load.clone(),
             ctx: point.ctx.clone(),

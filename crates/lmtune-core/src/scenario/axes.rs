@@ -7,7 +7,7 @@ use toml::Value;
 use super::axis::{self, AxisInt, NGpuLayers, Threads};
 use super::error::ErrorSite;
 use super::raw::{AxisValue, RawSweep, RawWorkload};
-use super::{validate, Axis, BackendKind, ScenarioError};
+use super::{validate, Axis, BackendSpec, ScenarioError};
 use crate::knobs::{FlashAttn, KvType};
 
 /// `[sweep]`, read.
@@ -43,7 +43,7 @@ impl Sweep {
     pub(super) fn read(
         site: &ErrorSite<'_>,
         raw: RawSweep,
-        backend: BackendKind,
+        backend: &BackendSpec,
     ) -> Result<Sweep, ScenarioError> {
         let n_gpu_layers = read_axis(
             site,

@@ -3,101 +3,18 @@
 
 use std::ops::Range;
 
-use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::ErrorSite;
 use super::raw::RawBackend;
+use super::spec::{BackendKind, BackendSpec, CandleConfig};
 use super::ScenarioError;
-use crate::openai::OpenAiConfig;
 
-/// Settings of the candle backend (`[backend.candle]`), passed to its worker as JSON.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CandleConfig {
-    /// Where the blocks `n_gpu_layers` offloads go: `cuda:N` (default
-    /// `cuda:0`), or `cpu`: a second CPU device, which runs the same split
-    /// logic without a GPU (for testing).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub offload_device: Option<String>,
-}
-
-/// Where candle puts the blocks `n_gpu_layers` offloads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OffloadDevice {
-    /// A second CPU device (the split without a GPU).
-    Cpu,
-    Cuda(usize),
-}
-
-impl CandleConfig {
-    /// `offload_device`, parsed (default `cuda:0`); the error is the problem and its fix.
-    pub fn offload(&self) -> Result<OffloadDevice, (String, String)> {
-        match self.offload_device.as_deref() {
-            None | Some("cuda") => Ok(OffloadDevice::Cuda(0)),
-            Some("cpu") => Ok(OffloadDevice::Cpu),
-            Some(d) => d
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(OffloadDevice::Cuda)
-                .ok_or_else(|| (
-                    format!("offload_device = {d:?} is not a device"),
-                    "use \"cuda:0\" (a GPU) or \"cpu\" (a second CPU device, to test the split without a GPU)".into(),
-                )),
-        }
-    }
-
-    /// Checks `offload_device`; the error is the problem and its fix.
-    pub fn check(&self) -> Result<(), (String, String)> {
-        self.offload().map(|_| ())
-    }
-}
-
-/// Which backend runs the points.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BackendKind {
-    LlamaCpp,
-    /// Deterministic, simulated numbers from a declared profile.
-    Sim,
-    /// An OpenAI-compatible HTTP server (llama-server, LM Studio, Ollama).
-    #[serde(rename = "openai")]
-    OpenAi,
-    /// candle (pure Rust), in process.
-    Candle,
-}
-
-impl BackendKind {
-    /// The backend a scenario or a flag names (`llama.cpp` and `llamacpp`
-    /// are accepted for `llama-cpp`).
-    pub fn from_name(name: &str) -> Option<BackendKind> {
-        match name {
-            "llama-cpp" | "llama.cpp" | "llamacpp" => Some(BackendKind::LlamaCpp),
-            "sim" => Some(BackendKind::Sim),
-            "openai" => Some(BackendKind::OpenAi),
-            "candle" => Some(BackendKind::Candle),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackendKind::LlamaCpp => "llama-cpp",
-            BackendKind::Sim => "sim",
-            BackendKind::OpenAi => "openai",
-            BackendKind::Candle => "candle",
-        }
-    }
-}
-
-/// `[backend]`, read: the kind and the settings of that kind.
+/// `[backend]`, read: the backend with its settings.
 pub(super) struct Backend {
-    pub kind: BackendKind,
-    pub sim: Option<crate::sim::SimProfile>,
-    pub openai: Option<OpenAiConfig>,
+    pub spec: BackendSpec,
     /// Where `[backend.openai] command` is written, for errors.
     pub openai_command_span: Option<Range<usize>>,
-    pub candle: Option<CandleConfig>,
 }
 
 impl Backend {
@@ -107,19 +24,16 @@ impl Backend {
         site: &ErrorSite<'_>,
         raw: Option<Spanned<RawBackend>>,
     ) -> Result<Backend, ScenarioError> {
-        let mut backend = Backend {
-            kind: BackendKind::LlamaCpp,
-            sim: None,
-            openai: None,
-            openai_command_span: None,
-            candle: None,
-        };
         let Some(raw) = raw else {
-            return Ok(backend);
+            return Ok(Backend {
+                spec: BackendSpec::default(),
+                openai_command_span: None,
+            });
         };
         let span = raw.span();
         let raw = raw.into_inner();
         let kind = raw.kind;
+        let (mut openai, mut openai_command_span) = (None, None);
         if let Some(raw_openai) = raw.openai {
             if kind.get_ref() != "openai" {
                 return Err(site.at(
@@ -130,14 +44,15 @@ impl Backend {
                 ));
             }
             let (config, command_span) = super::openai::parse_openai(site, raw_openai)?;
-            backend.openai = Some(config);
-            backend.openai_command_span = command_span;
+            openai = Some(config);
+            openai_command_span = command_span;
         }
-        if let Some(settings) = raw.candle {
-            backend.candle = Some(read_candle(site, settings, kind.get_ref())?);
-        }
-        if let Some(profile) = raw.sim {
-            if kind.get_ref() != "sim" {
+        let candle = match raw.candle {
+            Some(settings) => Some(read_candle(site, settings, kind.get_ref())?),
+            None => None,
+        };
+        let sim = match raw.sim {
+            Some(profile) if kind.get_ref() != "sim" => {
                 return Err(site.at(
                     Some(profile.span()),
                     "backend.sim",
@@ -145,31 +60,24 @@ impl Backend {
                     "set kind = \"sim\" or remove [backend.sim]",
                 ));
             }
-            backend.sim = Some(profile.into_inner());
-        }
-        backend.kind = match BackendKind::from_name(kind.get_ref()) {
-            Some(BackendKind::LlamaCpp) => BackendKind::LlamaCpp,
-            Some(BackendKind::Sim) => {
-                backend
-                    .sim
-                    .get_or_insert_with(crate::sim::SimProfile::default);
-                BackendKind::Sim
-            }
+            Some(profile) => Some(profile.into_inner()),
+            None => None,
+        };
+        let spec = match BackendKind::from_name(kind.get_ref()) {
+            Some(BackendKind::LlamaCpp) => BackendSpec::default(),
+            Some(BackendKind::Sim) => BackendSpec::Sim(sim.unwrap_or_default()),
             Some(BackendKind::OpenAi) => {
-                if backend.openai.is_none() {
+                let Some(openai) = openai else {
                     return Err(site.at(
                         Some(span),
                         "backend.openai",
                         "kind = \"openai\" needs a [backend.openai] section saying which server",
                         "add [backend.openai] with base_url = \"http://127.0.0.1:1234/v1\" (a server you run) or command = [\"llama-server\", \"-m\", \"{model}\", \"--port\", \"{port}\"] (lmtune starts it)",
                     ));
-                }
-                BackendKind::OpenAi
+                };
+                BackendSpec::OpenAi(openai)
             }
-            Some(BackendKind::Candle) => {
-                backend.candle.get_or_insert_with(CandleConfig::default);
-                BackendKind::Candle
-            }
+            Some(BackendKind::Candle) => BackendSpec::Candle(candle.unwrap_or_default()),
             None => {
                 let problem = format!("unknown backend \"{}\"", kind.get_ref());
                 return Err(site.at(
@@ -180,7 +88,10 @@ impl Backend {
                 ));
             }
         };
-        Ok(backend)
+        Ok(Backend {
+            spec,
+            openai_command_span,
+        })
     }
 }
 

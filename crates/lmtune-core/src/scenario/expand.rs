@@ -4,7 +4,7 @@
 use lmtune_gguf::ModelSummary;
 
 use super::plan::Point;
-use super::{BackendKind, Scenario, ScenarioError};
+use super::{LoadGrouping, Scenario, ScenarioError};
 use crate::knobs::{ContextParams, FlashAttn, KvType, LoadParams, Test};
 
 impl Scenario {
@@ -15,10 +15,8 @@ impl Scenario {
         axes: &PlanAxes,
         model: &ModelSummary,
     ) -> Result<(Vec<Point>, Vec<String>), ScenarioError> {
-        let candle = self.backend == BackendKind::Candle;
         let mut groups = LoadGroups {
-            managed: self.openai.as_ref().is_some_and(|o| o.command.is_some()),
-            candle,
+            grouping: self.backend.load_grouping(),
             launches: Vec::new(),
         };
         let mut dropped = Vec::new();
@@ -48,7 +46,7 @@ impl Scenario {
                 test: c.test,
             });
         }
-        if candle {
+        if self.backend.worker_per_thread_count() {
             // One worker per thread count: run each group's points together.
             points.sort_by_key(|p| p.load_group);
             for (i, p) in points.iter_mut().enumerate() {
@@ -250,27 +248,25 @@ impl Combination {
 /// thread count, so its groups are per (load, threads). Other backends load
 /// once per load (n_gpu_layers and tensor placement).
 pub(super) struct LoadGroups {
-    managed: bool,
-    candle: bool,
+    grouping: LoadGrouping,
     launches: Vec<(LoadParams, ContextParams, u32)>,
 }
 
 impl LoadGroups {
     fn group_of(&mut self, c: &Combination) -> usize {
-        if !self.managed && !self.candle {
-            return c.load_group;
-        }
-        let key = if self.candle {
-            // Only the thread count matters (type_k/v and flash_attn are fixed).
-            let threads_only = ContextParams {
-                n_ctx: 0,
-                n_batch: 0,
-                n_ubatch: 0,
-                ..c.ctx.clone()
-            };
-            (c.load.clone(), threads_only, 1)
-        } else {
-            (c.load.clone(), c.ctx.clone(), c.test.concurrency)
+        let key = match self.grouping {
+            LoadGrouping::ByLoad => return c.load_group,
+            LoadGrouping::ByLoadAndThreads => {
+                // Only the thread count matters (type_k/v and flash_attn are fixed).
+                let threads_only = ContextParams {
+                    n_ctx: 0,
+                    n_batch: 0,
+                    n_ubatch: 0,
+                    ..c.ctx.clone()
+                };
+                (c.load.clone(), threads_only, 1)
+            }
+            LoadGrouping::ByServerLaunch => (c.load.clone(), c.ctx.clone(), c.test.concurrency),
         };
         match self.launches.iter().position(|k| *k == key) {
             Some(i) => i,

@@ -37,7 +37,9 @@
 //! model run together.
 //!
 //! Parsing runs in stages, one file each: `raw.rs` (TOML, `schema`,
-//! `[model]`), `backend.rs` (`[backend]`; `openai.rs` for its server),
+//! `[model]`), `backend.rs` (`[backend]` into a [`BackendSpec`], whose
+//! methods in `spec.rs` answer what depends on the backend; `openai.rs` for
+//! its server),
 //! `axes.rs` (every axis through one reader; values in `axis.rs`),
 //! `measure.rs` (`[measure]`, `[budget]`), `validate.rs` (what a backend
 //! does not have). Planning: `plan.rs` (checks against the model and the
@@ -52,18 +54,21 @@ mod measure;
 mod openai;
 mod plan;
 mod raw;
+mod spec;
 mod validate;
 
 pub use axis::{NGpuLayers, Threads};
-pub use backend::{BackendKind, CandleConfig, OffloadDevice};
 pub use error::ScenarioError;
 pub use plan::{MachineFacts, Plan, Point};
+pub use spec::{
+    BackendKind, BackendSpec, CandleConfig, LlamaCppConfig, LoadActivity, LoadGrouping,
+    OffloadDevice, TensorPlacement,
+};
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::knobs::{FlashAttn, KvType};
-use crate::openai::OpenAiConfig;
 use error::ErrorSite;
 
 /// The scenario schema this version reads.
@@ -142,15 +147,10 @@ pub struct Scenario {
     pub use_mmap: bool,
     /// Where `model.use_mmap` is written, when it is.
     pub use_mmap_span: Option<Range<usize>>,
-    pub backend: BackendKind,
-    /// The profile of the `sim` backend.
-    pub sim: Option<crate::sim::SimProfile>,
-    /// The server settings of the `openai` backend (`model_path` filled in).
-    pub openai: Option<OpenAiConfig>,
+    /// The backend and its settings (an openai server's `model_path` filled in).
+    pub backend: BackendSpec,
     /// Where `[backend.openai] command` is written, for errors.
     pub openai_command_span: Option<Range<usize>>,
-    /// The settings of the `candle` backend.
-    pub candle: Option<CandleConfig>,
     pub n_gpu_layers: Axis<NGpuLayers>,
     /// `None` values: as many as each test needs.
     pub n_ctx: Option<Axis<u32>>,
@@ -206,13 +206,13 @@ impl Scenario {
         let site = ErrorSite { file, source };
         let raw = raw::RawScenario::read(&site)?;
         let model = raw::ModelSection::read(&site, raw.model)?;
-        let backend = backend::Backend::read(&site, raw.backend)?;
-        let mut sweep = axes::Sweep::read(&site, raw.sweep, backend.kind)?;
+        let mut backend = backend::Backend::read(&site, raw.backend)?;
+        let mut sweep = axes::Sweep::read(&site, raw.sweep, &backend.spec)?;
         let workload = axes::Workload::read(&site, raw.workload)?;
 
         let use_mmap_span = model.use_mmap.as_ref().map(|m| m.span());
         let mut use_mmap = model.use_mmap.is_none_or(|m| m.into_inner());
-        if backend.kind == BackendKind::Candle {
+        if backend.spec.has_fixed_cache_and_attention() {
             validate::candle(&site, &mut sweep, &mut use_mmap, use_mmap_span.clone())?;
         }
 
@@ -223,10 +223,9 @@ impl Scenario {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "scenario".into())
         });
-        let openai = backend.openai.map(|mut o: OpenAiConfig| {
-            o.model_path = Some(model.path.clone());
-            o
-        });
+        if let Some(openai) = backend.spec.openai_mut() {
+            openai.model_path = Some(model.path.clone());
+        }
         Ok(Scenario {
             file: file.to_path_buf(),
             source: source.to_string(),
@@ -236,11 +235,8 @@ impl Scenario {
             model_span: model.span,
             use_mmap,
             use_mmap_span,
-            backend: backend.kind,
-            sim: backend.sim,
-            openai,
+            backend: backend.spec,
             openai_command_span: backend.openai_command_span,
-            candle: backend.candle,
             n_gpu_layers: sweep.n_gpu_layers,
             n_ctx: sweep.n_ctx,
             n_batch: sweep.n_batch,

@@ -176,7 +176,7 @@ impl Scenario {
     /// A managed server gets them through its command's placeholders, so an
     /// axis needs its placeholder there.
     pub(super) fn check_server_knobs(&self) -> Result<(), ScenarioError> {
-        let Some(openai) = &self.openai else {
+        let Some(openai) = self.backend.openai() else {
             return Ok(());
         };
         let site = self.site();

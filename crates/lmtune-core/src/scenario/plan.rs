@@ -7,7 +7,7 @@ use lmtune_gguf::{is_routed_expert, GgufFile, ModelSummary};
 use serde::{Deserialize, Serialize};
 
 use super::expand::PlanAxes;
-use super::{BackendKind, MeasureSpec, NGpuLayers, Scenario, ScenarioError};
+use super::{BackendSpec, MeasureSpec, NGpuLayers, Scenario, ScenarioError};
 use crate::knobs::{ContextParams, FlashAttn, LoadParams, Test};
 
 /// Facts about the machine that resolve keywords like `threads = "physical"`.
@@ -36,12 +36,8 @@ pub struct Plan {
     pub scenario_file: PathBuf,
     pub model_path: PathBuf,
     pub model: ModelSummary,
-    pub backend: BackendKind,
-    pub sim: Option<crate::sim::SimProfile>,
-    /// The server settings of the `openai` backend.
-    pub openai: Option<crate::openai::OpenAiConfig>,
-    /// The settings of the `candle` backend.
-    pub candle: Option<super::CandleConfig>,
+    /// The backend and its settings.
+    pub backend: BackendSpec,
     pub measure: MeasureSpec,
     pub points: Vec<Point>,
     /// Combinations dropped by `skip_invalid`, with the reason.
@@ -85,10 +81,7 @@ impl Scenario {
             scenario_file: self.file.clone(),
             model_path: self.model_path.clone(),
             model,
-            backend: self.backend,
-            sim: self.sim,
-            openai: self.openai.clone(),
-            candle: self.candle.clone(),
+            backend: self.backend.clone(),
             measure: self.measure,
             points,
             dropped,
@@ -191,7 +184,11 @@ impl Scenario {
         }
 
         self.check_server_knobs()?;
-        if self.backend == BackendKind::Candle && model.architecture != "llama" {
+        if self
+            .backend
+            .architectures()
+            .is_some_and(|a| !a.contains(&model.architecture.as_str()))
+        {
             return Err(site.at(
                 self.model_span.clone(),
                 "model.path",
@@ -209,7 +206,7 @@ impl Scenario {
             Some(axis) => axis.values.iter().copied().map(Some).collect(),
             // A server is started with one context for all its tests: the
             // largest any test needs.
-            None if self.backend == BackendKind::OpenAi => {
+            None if self.backend.is_server() => {
                 let need = tests.iter().map(Test::tokens_in_context).max().unwrap_or(1);
                 vec![Some(u32::try_from(need).unwrap_or(u32::MAX))]
             }
@@ -220,10 +217,10 @@ impl Scenario {
             loads,
             n_ctx,
             // candle has no micro-batches: its chunk is n_batch.
-            n_ubatch: if self.backend == BackendKind::Candle {
-                vec![None]
-            } else {
+            n_ubatch: if self.backend.has_micro_batches() {
                 self.n_ubatch.values.iter().copied().map(Some).collect()
+            } else {
+                vec![None]
             },
             n_batch: self.n_batch.values.clone(),
             type_k: self.type_k.values.clone(),
@@ -358,11 +355,11 @@ impl Scenario {
         if !fit {
             return Ok(());
         }
-        if self.backend != BackendKind::LlamaCpp {
+        if !self.backend.has_llama_fit() {
             return Err(site.at(
                 self.n_gpu_layers.span.clone(),
                 "sweep.n_gpu_layers",
-                format!("\"fit\" runs llama.cpp's own fit (common_fit_params), which the {} backend does not have", self.backend.as_str()),
+                format!("\"fit\" runs llama.cpp's own fit (common_fit_params), which the {} backend does not have", self.backend.name()),
                 "give n_gpu_layers numbers or \"all\", or use backend = \"llama-cpp\"",
             ));
         }

@@ -13,7 +13,7 @@ const MINIMAL: &str = "[model]\npath = \"m.gguf\"\n";
 #[test]
 fn minimal_scenario_gets_llama_bench_defaults() {
     let s = parse(MINIMAL).unwrap();
-    assert_eq!(s.backend, BackendKind::LlamaCpp);
+    assert_eq!(s.backend, BackendSpec::default());
     assert_eq!(s.n_batch.values, vec![2048]);
     assert_eq!(s.n_ubatch.values, vec![512]);
     assert!(s.n_ctx.is_none());

@@ -7,22 +7,22 @@ use std::ops::Range;
 
 use super::axes::{Sweep, Workload};
 use super::error::ErrorSite;
-use super::{Axis, BackendKind, ScenarioError};
+use super::{Axis, BackendSpec, ScenarioError, TensorPlacement};
 use crate::knobs::{FlashAttn, KvType};
 
 /// `sweep.op_offload` is llama.cpp's own switch.
 pub(super) fn op_offload(
     site: &ErrorSite<'_>,
     op_offload: &Axis<bool>,
-    backend: BackendKind,
+    backend: &BackendSpec,
 ) -> Result<(), ScenarioError> {
-    if op_offload.explicit && backend != BackendKind::LlamaCpp {
+    if op_offload.explicit && !backend.has_op_offload() {
         return Err(site.at(
             op_offload.span.clone(),
             "sweep.op_offload",
             format!(
                 "op offload is a switch of llama.cpp's own contexts; the \"{}\" backend has none",
-                backend.as_str()
+                backend.name()
             ),
             "remove sweep.op_offload (for a llama-server, put --no-op-offload in [backend.openai] command)",
         ));
@@ -34,15 +34,15 @@ pub(super) fn op_offload(
 pub(super) fn swa_full(
     site: &ErrorSite<'_>,
     swa_full: &Axis<bool>,
-    backend: BackendKind,
+    backend: &BackendSpec,
 ) -> Result<(), ScenarioError> {
-    if swa_full.explicit && !matches!(backend, BackendKind::LlamaCpp | BackendKind::OpenAi) {
+    if swa_full.explicit && !backend.has_swa_full() {
         return Err(site.at(
             swa_full.span.clone(),
             "sweep.swa_full",
             format!(
                 "swa_full is llama.cpp's sliding-window cache switch; the \"{}\" backend has none",
-                backend.as_str()
+                backend.name()
             ),
             "remove sweep.swa_full",
         ));
@@ -58,10 +58,11 @@ pub(super) fn tensor_placement(
     site: &ErrorSite<'_>,
     spans: [&Option<Range<usize>>; 3],
     override_tensor: &Axis<String>,
-    backend: BackendKind,
+    backend: &BackendSpec,
 ) -> Result<(), ScenarioError> {
     let keys = ["sweep.n_cpu_moe", "sweep.cpu_moe", "sweep.override_tensor"];
-    if backend == BackendKind::Candle {
+    let placement = backend.tensor_placement();
+    if placement == TensorPlacement::LayersOnly {
         if let Some((span, key)) = spans.iter().zip(keys).find(|(s, _)| s.is_some()) {
             return Err(site.at(
                 (*span).clone(),
@@ -71,7 +72,7 @@ pub(super) fn tensor_placement(
             ));
         }
     }
-    if backend == BackendKind::Sim && override_tensor.explicit {
+    if placement == TensorPlacement::ExpertsOnly && override_tensor.explicit {
         return Err(site.at(
             override_tensor.span.clone(),
             "sweep.override_tensor",
@@ -79,7 +80,7 @@ pub(super) fn tensor_placement(
             "use sweep.n_cpu_moe or sweep.cpu_moe with the sim backend",
         ));
     }
-    if backend == BackendKind::LlamaCpp {
+    if placement == TensorPlacement::HostOnly {
         for text in &override_tensor.values {
             let overrides = crate::knobs::parse_override_tensor(text).unwrap_or_default();
             if let Some(o) = overrides.iter().find(|o| !o.is_cpu()) {
@@ -102,15 +103,15 @@ pub(super) fn tensor_placement(
 pub(super) fn concurrency(
     site: &ErrorSite<'_>,
     concurrency: &Axis<u32>,
-    backend: BackendKind,
+    backend: &BackendSpec,
 ) -> Result<(), ScenarioError> {
-    if backend != BackendKind::OpenAi && concurrency.values.iter().any(|&c| c > 1) {
+    if !backend.is_server() && concurrency.values.iter().any(|&c| c > 1) {
         return Err(site.at(
             concurrency.span.clone(),
             "sweep.concurrency",
             format!(
                 "concurrent clients need a server, but the backend is \"{}\"",
-                backend.as_str()
+                backend.name()
             ),
             "remove sweep.concurrency, or measure a server with kind = \"openai\"",
         ));

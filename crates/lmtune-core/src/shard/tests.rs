@@ -158,7 +158,11 @@ fn every_scenario_shards_disjoint_whole_and_groups_kept() {
         }
         // A managed server's program is checked at planning; the partition
         // does not depend on it.
-        if let Some(cmd) = scenario.openai.as_mut().and_then(|o| o.command.as_mut()) {
+        if let Some(cmd) = scenario
+            .backend
+            .openai_mut()
+            .and_then(|o| o.command.as_mut())
+        {
             cmd[0] = "/bin/sh".into();
         }
         let plan = scenario

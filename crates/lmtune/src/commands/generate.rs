@@ -2,21 +2,23 @@
 //! backends compute the same model. The prompt is tokenized by llama.cpp's
 //! tokenizer for every backend, so they all see the same token ids.
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use lmtune_backend::Backend;
 use lmtune_core::knobs::LoadParams;
-use lmtune_core::scenario::{BackendKind, CandleConfig};
+use lmtune_core::scenario::{BackendKind, BackendSpec};
 
 use crate::cli::GenerateArgs;
 use crate::exit;
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
-    let kind = match BackendKind::from_name(&args.backend) {
-        Some(k @ (BackendKind::LlamaCpp | BackendKind::Candle)) => k,
-        _ => bail!(
+    let in_process = BackendKind::from_name(&args.backend)
+        .filter(|k| k.is_in_process())
+        .and_then(BackendSpec::default_of);
+    let Some(spec) = in_process else {
+        bail!(
             "--backend {:?}: generate runs the in-process backends; use llama-cpp or candle",
             args.backend
-        ),
+        );
     };
     if args.n == 0 {
         bail!("--n 0: nothing to generate; ask for at least 1 token");
@@ -42,7 +44,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
     };
 
     // llama.cpp's tokenizer, for every backend.
-    let mut tokenizer = lmtune_backend::create(BackendKind::LlamaCpp, false, None)
+    let tokenizer_spec = BackendSpec::default();
+    let mut tokenizer = lmtune_backend::create(tokenizer_spec.clone(), false)
         .map_err(backend_error("generate needs llama.cpp's tokenizer"))?;
     let cpu_only = LoadParams::new(0, true);
     tokenizer
@@ -55,27 +58,20 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
         bail!("--prompt is empty after tokenization; give some text");
     }
 
-    let load = LoadParams::new(args.n_gpu_layers, kind == BackendKind::LlamaCpp);
-    let tokens = match kind {
-        BackendKind::LlamaCpp if args.n_gpu_layers == 0 => {
+    let spec = spec.with_offload_device(args.offload_device.clone());
+    if let Err((problem, fix)) = spec.check() {
+        bail!("--offload-device: {problem}; {fix}");
+    }
+    let load = LoadParams::new(args.n_gpu_layers, spec.can_mmap());
+    let spec_name = spec.name();
+    let tokens = match spec {
+        // The tokenizer already holds this model on the CPU.
+        spec if spec == tokenizer_spec && args.n_gpu_layers == 0 => {
             tokenizer.greedy(&prompt, args.n, args.n_batch)
         }
-        _ => {
-            let config = match kind {
-                BackendKind::Candle => {
-                    let config = CandleConfig {
-                        offload_device: args.offload_device.clone(),
-                    };
-                    if let Err((problem, fix)) = config.check() {
-                        bail!("--offload-device: {problem}; {fix}");
-                    }
-                    Some(serde_json::to_string(&config).context("settings")?)
-                }
-                _ => None,
-            };
-            let mut backend: Box<dyn Backend> =
-                lmtune_backend::create(kind, false, config.as_deref())
-                    .map_err(backend_error("cannot start the backend"))?;
+        spec => {
+            let mut backend: Box<dyn Backend> = lmtune_backend::create(spec, false)
+                .map_err(backend_error("cannot start the backend"))?;
             backend
                 .load(&args.model, &load, None)
                 .map_err(backend_error("cannot load the model"))?;
@@ -90,7 +86,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
 
     if args.json {
         let out = serde_json::json!({
-            "backend": kind.as_str(),
+            "backend": spec_name,
             "model": args.model,
             "prompt": args.prompt,
             "prompt_tokens": prompt,
@@ -101,7 +97,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<u8> {
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("backend:       {}", kind.as_str());
+        println!("backend:       {spec_name}");
         println!("prompt tokens: {prompt:?}");
         println!("tokens:        {tokens:?}");
         println!("text:          {}{text}", args.prompt);

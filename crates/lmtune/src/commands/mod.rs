@@ -19,7 +19,7 @@ mod synth;
 mod tune;
 mod worker;
 
-pub use run::llama_cpp_config;
+pub use run::ggml_backend_libraries;
 
 use crate::cli::{Cli, Command};
 

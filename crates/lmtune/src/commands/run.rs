@@ -371,7 +371,10 @@ pub(crate) fn new_sweep<'a>(
         verbose: args_verbose,
         echo,
         memory_limit_bytes: plan.measure.worker_memory_limit_bytes,
-        backend_config: backend_config(plan, ggml_backends),
+        backend: plan
+            .backend
+            .clone()
+            .with_ggml_backends(ggml_backend_libraries(ggml_backends)),
         threads: None,
     };
     progress.set_message("measuring memory bandwidth");
@@ -395,7 +398,7 @@ pub(crate) fn new_sweep<'a>(
         host,
         gpus,
         gpu_note,
-        backend: plan.backend.as_str().to_string(),
+        backend: plan.backend.name().to_string(),
         backend_version: String::new(),
         backend_build: String::new(),
         backend_devices: Vec::new(),
@@ -421,34 +424,14 @@ pub(crate) fn new_sweep<'a>(
     Sweep::new(plan, run_id, options, fingerprint, anatomy, throughput)
 }
 
-/// The backend's settings for its worker: the sim profile, or the ggml
-/// backend libraries to load (from the flag and LMTUNE_GGML_BACKENDS).
-fn backend_config(plan: &Plan, ggml_backends: &[PathBuf]) -> Option<String> {
-    if let Some(profile) = plan.sim {
-        return Some(serde_json::to_string(&profile).expect("plain data serializes"));
-    }
-    if let Some(openai) = &plan.openai {
-        return Some(serde_json::to_string(openai).expect("plain data serializes"));
-    }
-    if let Some(candle) = &plan.candle {
-        return Some(serde_json::to_string(candle).expect("plain data serializes"));
-    }
-    llama_cpp_config(ggml_backends)
-}
-
-/// The llama-cpp worker's settings: the ggml backend libraries to load, from
-/// the flag and LMTUNE_GGML_BACKENDS (':'-separated); `None` without any.
-pub fn llama_cpp_config(ggml_backends: &[PathBuf]) -> Option<String> {
+/// The ggml backend libraries a llama-cpp worker loads: the flag's, then
+/// LMTUNE_GGML_BACKENDS' (':'-separated).
+pub fn ggml_backend_libraries(ggml_backends: &[PathBuf]) -> Vec<PathBuf> {
     let mut backends = ggml_backends.to_vec();
     if let Some(env) = std::env::var_os("LMTUNE_GGML_BACKENDS") {
         backends.extend(std::env::split_paths(&env).filter(|p| !p.as_os_str().is_empty()));
     }
-    (!backends.is_empty()).then(|| {
-        serde_json::to_string(&lmtune_backend::LlamaCppConfig {
-            ggml_backends: backends,
-        })
-        .expect("plain data serializes")
-    })
+    backends
 }
 
 /// The records of the run in `dir`, after checking it ran this scenario.

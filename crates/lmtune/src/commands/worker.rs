@@ -1,15 +1,15 @@
 //! `lmtune __worker`: the process that hosts a backend.
 
 use anyhow::Context;
-use lmtune_core::scenario::BackendKind;
+use lmtune_core::scenario::BackendSpec;
 
 use crate::cli::WorkerArgs;
 use crate::exit;
 
 pub fn run(args: WorkerArgs) -> anyhow::Result<u8> {
-    let kind: BackendKind = serde_json::from_value(serde_json::Value::String(args.backend.clone()))
-        .with_context(|| format!("unknown backend {:?}", args.backend))?;
-    let backend = match lmtune_backend::create(kind, args.verbose, args.backend_config.as_deref()) {
+    let spec: BackendSpec = serde_json::from_str(&args.backend)
+        .with_context(|| format!("invalid backend settings {:?}", args.backend))?;
+    let backend = match lmtune_backend::create(spec, args.verbose) {
         Ok(b) => b,
         Err(error) => {
             // Tell the runner why, on the protocol stream, instead of a hello.

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use lmtune_core::fingerprint::HostInfo;
-use lmtune_core::scenario::{BackendKind, Scenario};
+use lmtune_core::scenario::{BackendKind, BackendSpec, Scenario};
 
 /// CPU only, thread counts 1, 2, 4, … up to the physical cores plus the
 /// physical and logical counts, n_batch {256, 512, 2048}, n_ubatch {64, 128,
@@ -16,11 +16,13 @@ pub(super) fn default_space(
     backend: &str,
     host: &HostInfo,
 ) -> anyhow::Result<Scenario> {
-    let kind = match BackendKind::from_name(backend) {
-        Some(k @ (BackendKind::LlamaCpp | BackendKind::Candle)) => k.as_str(),
-        _ => bail!(
+    let in_process = BackendKind::from_name(backend)
+        .filter(|k| k.is_in_process())
+        .and_then(BackendSpec::default_of);
+    let Some(spec) = in_process else {
+        bail!(
             "--backend {backend}: tune runs llama-cpp or candle (for a server, write a scenario)"
-        ),
+        );
     };
     let summary = lmtune_gguf::GgufFile::open(model)
         .and_then(|f| f.summary())
@@ -52,10 +54,10 @@ pub(super) fn default_space(
             .join(", ")
     };
     let path = serde_json::to_string(&model.display().to_string())?;
-    let ubatch = if kind == "candle" {
-        String::new()
-    } else {
+    let ubatch = if spec.has_micro_batches() {
         "n_ubatch = [64, 128, 256, 512]\n".to_string()
+    } else {
+        String::new()
     };
     let stem = model
         .file_stem()
@@ -67,6 +69,7 @@ pub(super) fn default_space(
          [sweep]\nn_gpu_layers = 0\nn_ctx = {ctx}\nn_batch = [256, 512, 2048]\n{ubatch}threads = [{threads}]\nskip_invalid = true\n\n\
          [workload]\nn_prompt = [{pp}]\nn_gen = [{tg}]\n\n[measure]\nrepetitions = 3\nwarmup = 1\n",
         name = serde_json::to_string(&stem)?,
+        kind = spec.name(),
         threads = list(&threads),
         pp = 512.min(ctx),
         tg = 128.min(ctx),
