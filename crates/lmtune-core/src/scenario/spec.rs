@@ -280,6 +280,12 @@ impl BackendSpec {
         matches!(self, BackendSpec::LlamaCpp(_))
     }
 
+    /// Has llama.cpp's dry run (model and context created with `no_alloc`):
+    /// what each device's buffers would take, before loading.
+    pub fn has_dry_run(&self) -> bool {
+        matches!(self, BackendSpec::LlamaCpp(_))
+    }
+
     /// Has llama.cpp's op offload switch on its own contexts.
     pub fn has_op_offload(&self) -> bool {
         matches!(self, BackendSpec::LlamaCpp(_))

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use lmtune_core::fingerprint::BackendDevice;
-use lmtune_core::scenario::{BackendKind, Plan, Point};
+use lmtune_core::scenario::{Plan, Point};
 use lmtune_gguf::ModelAnatomy;
 use lmtune_model::{CpuBackend, ThroughputParams, GPU_OVERHEAD_BYTES};
 
@@ -52,7 +52,7 @@ impl<'p> VramModel<'p> {
             progress,
             said: RefCell::new(None),
         };
-        if plan.backend == BackendKind::LlamaCpp {
+        if plan.backend.has_dry_run() {
             let mut runner = DryRunner::new(ggml_backends);
             match runner.gpu() {
                 Some(device) => *model.runner.borrow_mut() = Some((runner, device)),
@@ -63,7 +63,7 @@ impl<'p> VramModel<'p> {
         } else {
             model.say(&format!(
                 "the memory model (the {} backend has no dry run)",
-                plan.backend.as_str()
+                plan.backend.name()
             ));
         }
         model
