@@ -145,3 +145,70 @@ fn synthetic_files_are_byte_identical_to_the_recorded_ones() {
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
+
+/// Each invalid shape gets the same message as before the split, the first
+/// failing check wins (vocabulary, heads, experts, phi3's projection, latent
+/// attention), and nothing is written.
+#[test]
+fn invalid_shapes_get_the_recorded_errors_in_the_recorded_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let donor = small_donor(dir.path());
+    let q8 = quant_type("q8_0").unwrap();
+    let shape = |name: &str, edit: &dyn Fn(&mut lmtune_gguf::synth::SynthShape)| {
+        let mut s = preset(name).unwrap();
+        edit(&mut s);
+        s
+    };
+    let cases = [
+        (
+            shape("llama-tiny", &|s| s.n_vocab = Some(100)),
+            "invalid shape: a vocabulary of 100 is smaller than the donor's 256; only padding is supported",
+        ),
+        (
+            shape("llama-tiny", &|s| s.n_vocab = Some(5 << 20)),
+            "invalid shape: a vocabulary of 5242880 tokens is implausible",
+        ),
+        (
+            // The vocabulary is checked before the heads.
+            shape("llama-tiny", &|s| {
+                s.n_vocab = Some(100);
+                s.n_head_kv = 3;
+            }),
+            "invalid shape: a vocabulary of 100 is smaller than the donor's 256; only padding is supported",
+        ),
+        (
+            shape("llama-tiny", &|s| s.n_head_kv = 3),
+            "invalid shape: n_head = 4 must be a multiple of n_head_kv = 3 and head_dim > 0",
+        ),
+        (
+            shape("qwen3moe-tiny", &|s| s.moe = None),
+            "invalid shape: qwen3moe needs experts: n_expert > 0, 1 <= n_expert_used <= n_expert, n_ff_exp > 0 (start from --like qwen3moe-tiny)",
+        ),
+        (
+            shape("mixtral-tiny", &|s| s.moe.as_mut().unwrap().n_expert_used = 9),
+            "invalid shape: llama needs experts: n_expert > 0, 1 <= n_expert_used <= n_expert, n_ff_exp > 0 (start from --like llama-tiny)",
+        ),
+        (
+            shape("phi3-tiny", &|s| s.head_dim = Some(32)),
+            "invalid shape: phi3's output projection is n_embd × n_embd: n_head × head_dim = 128 must be n_embd = 256",
+        ),
+        (
+            shape("deepseek2-tiny", &|s| s.mla.as_mut().unwrap().rope_dim = 64),
+            "invalid shape: deepseek2 needs latent attention: kv_lora_rank > 0, v_head_dim > 0, 0 < rope_dim < head_dim (start from --like deepseek2-tiny)",
+        ),
+        (
+            // Experts are checked before latent attention.
+            shape("deepseek2-tiny", &|s| {
+                s.moe = None;
+                s.mla = None;
+            }),
+            "invalid shape: deepseek2 needs experts: n_expert > 0, 1 <= n_expert_used <= n_expert, n_ff_exp > 0 (start from --like deepseek2-tiny)",
+        ),
+    ];
+    for (i, (shape, expected)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad{i}.gguf"));
+        let err = write_synthetic(&path, shape, q8, &donor, "t", 1).unwrap_err();
+        assert_eq!(err.to_string(), *expected, "case {i}");
+        assert!(!path.exists(), "case {i} wrote a file");
+    }
+}
