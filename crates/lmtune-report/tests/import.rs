@@ -52,6 +52,9 @@ fn llama_bench_files_import_as_the_recorded_records() {
     }
 }
 
+/// Columns set, columns removed, and the start of the error message.
+type BadRecord<'a> = (&'a [(&'a str, serde_json::Value)], &'a [&'a str], &'a str);
+
 /// Each bad record gets its message; with several faults, the first of
 /// n_prompt, n_gen, n_depth, n_gpu_layers, avg_ts, n_batch, n_ubatch,
 /// n_threads, type_k, type_v is the one reported.
@@ -67,7 +70,7 @@ fn bad_llama_bench_records_get_the_recorded_errors_in_the_recorded_order() {
     .unwrap();
     let dir = std::env::temp_dir().join(format!("lmtune-import-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let cases: &[(&[(&str, serde_json::Value)], &[&str], &str)] = &[
+    let cases: &[BadRecord] = &[
         (&[], &["n_prompt"], "`n_prompt` is missing"),
         (&[("n_gen", "x".into())], &[], "`n_gen` is missing"),
         (
