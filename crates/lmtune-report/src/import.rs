@@ -141,76 +141,173 @@ fn is_llama_bench(v: &Value) -> bool {
     v.get("build_commit").is_some() && v.get("avg_ts").is_some()
 }
 
+/// One llama-bench record (a JSON object; CSV rows are converted to one)
+/// as an lmtune record. Required columns are checked in this order, and the
+/// first missing or bad one is the error: n_prompt, n_gen, n_depth (if
+/// present), n_gpu_layers, avg_ts (without samples), n_batch, n_ubatch,
+/// n_threads, type_k, type_v.
 fn from_llama_bench(v: &Value, index: usize, path: &Path) -> Result<Record, ImportError> {
-    let bad = |what: String| ImportError::Bad {
-        path: path.to_path_buf(),
-        what: format!("llama-bench record {}: {what}", index + 1),
-    };
-    let int = |key: &str| -> Result<i64, ImportError> {
-        match v.get(key) {
+    let row = BenchRow { v, index, path };
+    let test = row.test()?;
+    let ngl = row.int("n_gpu_layers")?;
+    let (samples_ns, samples_ts) = row.samples();
+    let tokens_per_s = row.tokens_per_s(&samples_ts)?;
+    let model_file = row.model_file();
+    Ok(Record {
+        schema_version: RESULTS_SCHEMA_VERSION,
+        run_id: path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        scenario: "llama-bench".into(),
+        scenario_sha256: None,
+        shard: None,
+        point_index: index,
+        load_group: 0,
+        status: Status::Ok,
+        error: None,
+        backend: "llama-bench".into(),
+        model: model_file.clone(),
+        load: row.load(ngl),
+        ctx: row.context(&test)?,
+        test: test.label(),
+        workload: test,
+        warmup: 1,
+        repetitions: samples_ts.len(),
+        outliers: outliers(&samples_ts),
+        tokens_per_s,
+        backend_perf_tokens_per_s: None,
+        model_load_seq: 0,
+        model_load_ms: 0.0,
+        started_at: row.text("test_time"),
+        duration_s: samples_ns.iter().sum::<u64>() as f64 / 1e9,
+        vram: None,
+        prediction: None,
+        measurement: Measurement {
+            samples_ns,
+            samples_ts,
+            ..Default::default()
+        },
+        fingerprint: row.fingerprint(model_file),
+    })
+}
+
+/// A llama-bench record being read: its columns, and where it came from for
+/// error messages.
+struct BenchRow<'a> {
+    v: &'a Value,
+    index: usize,
+    path: &'a Path,
+}
+
+impl BenchRow<'_> {
+    fn bad(&self, what: String) -> ImportError {
+        ImportError::Bad {
+            path: self.path.to_path_buf(),
+            what: format!("llama-bench record {}: {what}", self.index + 1),
+        }
+    }
+
+    /// An integer column; a bool counts as 0 or 1.
+    fn int(&self, key: &str) -> Result<i64, ImportError> {
+        match self.v.get(key) {
             Some(Value::Number(n)) => n
                 .as_i64()
-                .ok_or_else(|| bad(format!("`{key}` is not an integer"))),
+                .ok_or_else(|| self.bad(format!("`{key}` is not an integer"))),
             Some(Value::Bool(b)) => Ok(i64::from(*b)),
-            _ => Err(bad(format!("`{key}` is missing"))),
+            _ => Err(self.bad(format!("`{key}` is missing"))),
         }
-    };
-    let uint = |key: &str| -> Result<u32, ImportError> {
-        u32::try_from(int(key)?).map_err(|_| bad(format!("`{key}` is out of range")))
-    };
-    let text = |key: &str| {
-        v.get(key)
+    }
+
+    fn uint(&self, key: &str) -> Result<u32, ImportError> {
+        u32::try_from(self.int(key)?).map_err(|_| self.bad(format!("`{key}` is out of range")))
+    }
+
+    /// A column as text (a non-string as its JSON); missing: empty.
+    fn text(&self, key: &str) -> String {
+        self.v
+            .get(key)
             .map(|x| {
                 x.as_str()
                     .map(str::to_string)
                     .unwrap_or_else(|| x.to_string())
             })
             .unwrap_or_default()
-    };
-    let kv = |key: &str| -> Result<KvType, ImportError> {
-        text(key)
-            .parse()
-            .map_err(|e: String| bad(format!("`{key}`: {e}")))
-    };
+    }
 
-    let test = Test {
-        n_prompt: uint("n_prompt")?,
-        n_gen: uint("n_gen")?,
-        n_depth: v.get("n_depth").map_or(Ok(0), |_| uint("n_depth"))?,
-        concurrency: 1,
-    };
-    let ngl = int("n_gpu_layers")?;
-    let flash_attn = match v.get("flash_attn") {
-        Some(Value::Bool(true)) => FlashAttn::On,
-        Some(Value::Bool(false)) => FlashAttn::Off,
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(1) => FlashAttn::On,
-            Some(0) => FlashAttn::Off,
+    fn kv(&self, key: &str) -> Result<KvType, ImportError> {
+        self.text(key)
+            .parse()
+            .map_err(|e: String| self.bad(format!("`{key}`: {e}")))
+    }
+
+    /// The test; n_depth is optional (older llama-bench has none).
+    fn test(&self) -> Result<Test, ImportError> {
+        Ok(Test {
+            n_prompt: self.uint("n_prompt")?,
+            n_gen: self.uint("n_gen")?,
+            n_depth: self
+                .v
+                .get("n_depth")
+                .map_or(Ok(0), |_| self.uint("n_depth"))?,
+            concurrency: 1,
+        })
+    }
+
+    /// `flash_attn`: a bool, or 1/0 (llama-bench's -1 and anything else: auto).
+    fn flash_attn(&self) -> FlashAttn {
+        match self.v.get("flash_attn") {
+            Some(Value::Bool(true)) => FlashAttn::On,
+            Some(Value::Bool(false)) => FlashAttn::Off,
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(1) => FlashAttn::On,
+                Some(0) => FlashAttn::Off,
+                _ => FlashAttn::Auto,
+            },
             _ => FlashAttn::Auto,
-        },
-        _ => FlashAttn::Auto,
-    };
-    // llama-bench's `no_op_offload` (0 or false: op offload on, its default).
-    let op_offload = !matches!(v.get("no_op_offload"), Some(Value::Bool(true)))
-        && v.get("no_op_offload").and_then(Value::as_i64) != Some(1);
-    let samples_ns: Vec<u64> = v
-        .get("samples_ns")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default();
-    let samples_ts: Vec<f64> = v
-        .get("samples_ts")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default();
-    let tokens_per_s = if samples_ts.is_empty() {
-        // CSV: only the mean and standard deviation, and no sample count.
-        let mean = v
+        }
+    }
+
+    /// llama-bench's `no_op_offload` (0 or false: op offload on, its default).
+    fn op_offload(&self) -> bool {
+        !matches!(self.v.get("no_op_offload"), Some(Value::Bool(true)))
+            && self.v.get("no_op_offload").and_then(Value::as_i64) != Some(1)
+    }
+
+    /// The raw samples (durations in ns, rates in tokens/s); none in CSV.
+    fn samples(&self) -> (Vec<u64>, Vec<f64>) {
+        let samples_ns: Vec<u64> = self
+            .v
+            .get("samples_ns")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        let samples_ts: Vec<f64> = self
+            .v
+            .get("samples_ts")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default();
+        (samples_ns, samples_ts)
+    }
+
+    /// The rate's summary: from the samples, or without them (CSV) from
+    /// `avg_ts` and `stddev_ts` alone, with no sample count (`n = 0`).
+    fn tokens_per_s(&self, samples_ts: &[f64]) -> Result<Option<Summary>, ImportError> {
+        if !samples_ts.is_empty() {
+            return Ok(Summary::of(samples_ts));
+        }
+        let mean = self
+            .v
             .get("avg_ts")
             .and_then(Value::as_f64)
-            .ok_or_else(|| bad("`avg_ts` is missing".into()))?;
-        let sd = v.get("stddev_ts").and_then(Value::as_f64).unwrap_or(0.0);
-        Some(Summary {
+            .ok_or_else(|| self.bad("`avg_ts` is missing".into()))?;
+        let sd = self
+            .v
+            .get("stddev_ts")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
+        Ok(Some(Summary {
             n: 0,
             mean,
             sd,
@@ -219,36 +316,82 @@ fn from_llama_bench(v: &Value, index: usize, path: &Path) -> Result<Record, Impo
             max: mean,
             ci95_low: mean,
             ci95_high: mean,
+        }))
+    }
+
+    /// The model's file name, without llama-bench's directory.
+    fn model_file(&self) -> String {
+        let model_path = self.text("model_filename");
+        Path::new(&model_path)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or(model_path.clone())
+    }
+
+    /// Load parameters: n_gpu_layers (-1, "auto", as
+    /// [`LLAMA_BENCH_AUTO_NGL`]), and llama-bench's -ncmoe and -ot.
+    fn load(&self, ngl: i64) -> LoadParams {
+        let (override_tensor, cpu_moe) = overrides_of(&self.text("tensor_buft_overrides"));
+        LoadParams {
+            n_cpu_moe: self.v.get("n_cpu_moe").and_then(Value::as_u64).unwrap_or(0) as u32,
+            cpu_moe,
+            override_tensor,
+            ..LoadParams::new(u32::try_from(ngl).unwrap_or(LLAMA_BENCH_AUTO_NGL), true)
+        }
+    }
+
+    fn context(&self, test: &Test) -> Result<ContextParams, ImportError> {
+        Ok(ContextParams {
+            // llama-bench sizes the context to the test.
+            n_ctx: test.n_prompt + test.n_gen + test.n_depth,
+            n_batch: self.uint("n_batch")?,
+            n_ubatch: self.uint("n_ubatch")?,
+            threads: self.uint("n_threads")?,
+            type_k: self.kv("type_k")?,
+            type_v: self.kv("type_v")?,
+            flash_attn: self.flash_attn(),
+            op_offload: self.op_offload(),
+            // llama-bench always runs with swa_full off.
+            swa_full: false,
         })
-    } else {
-        Summary::of(&samples_ts)
-    };
-    let model_path = text("model_filename");
-    let model_type = text("model_type");
-    let mut words = model_type.split_whitespace();
-    let architecture = words.next().unwrap_or("").to_string();
-    let quant = model_type
-        .split_whitespace()
-        .last()
-        .unwrap_or("")
-        .to_string();
-    let model_file = Path::new(&model_path)
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or(model_path.clone());
-    let gpu_info = text("gpu_info");
-    let fingerprint = Fingerprint {
-        host: HostInfo {
-            hostname: String::new(),
-            cpu_model: text("cpu_info"),
-            physical_cores: 0,
-            logical_cores: 0,
-            ram_bytes: 0,
-            os: String::new(),
-            kernel: String::new(),
-            arch: String::new(),
-        },
-        gpus: gpu_info
+    }
+
+    /// What llama-bench says of the machine and model: CPU and GPU names,
+    /// build, backends, model size and type; everything it does not record
+    /// is left empty or zero.
+    fn fingerprint(&self, model_file: String) -> Fingerprint {
+        Fingerprint {
+            host: HostInfo {
+                hostname: String::new(),
+                cpu_model: self.text("cpu_info"),
+                physical_cores: 0,
+                logical_cores: 0,
+                ram_bytes: 0,
+                os: String::new(),
+                kernel: String::new(),
+                arch: String::new(),
+            },
+            gpus: self.gpus(),
+            gpu_note: None,
+            backend: "llama-bench".into(),
+            backend_version: LlamaCppBuild {
+                number: self.int("build_number").unwrap_or(0).max(0) as u64,
+                commit: self.text("build_commit"),
+            }
+            .label(),
+            backend_build: self.text("backends"),
+            backend_devices: Vec::new(),
+            lmtune_version: String::new(),
+            lmtune_commit: String::new(),
+            model: self.model_fingerprint(model_file),
+            host_bandwidth: None,
+            host_bandwidth_by_threads: Vec::new(),
+        }
+    }
+
+    /// The GPUs named in `gpu_info` (comma-separated), by name only.
+    fn gpus(&self) -> Vec<GpuInfo> {
+        self.text("gpu_info")
             .split(',')
             .map(str::trim)
             .filter(|g| !g.is_empty())
@@ -265,90 +408,30 @@ fn from_llama_bench(v: &Value, index: usize, path: &Path) -> Result<Record, Impo
                 max_memory_clock_mhz: None,
                 pcie_link: None,
             })
-            .collect(),
-        gpu_note: None,
-        backend: "llama-bench".into(),
-        backend_version: LlamaCppBuild {
-            number: int("build_number").unwrap_or(0).max(0) as u64,
-            commit: text("build_commit"),
-        }
-        .label(),
-        backend_build: text("backends"),
-        backend_devices: Vec::new(),
-        lmtune_version: String::new(),
-        lmtune_commit: String::new(),
-        model: ModelFingerprint {
-            file_name: model_file.clone(),
+            .collect()
+    }
+
+    /// The model: its `model_type` ("llama 8B Q4_K - Medium") gives the
+    /// architecture (first word) and quant (last word); no hash, no layers.
+    fn model_fingerprint(&self, file_name: String) -> ModelFingerprint {
+        let model_type = self.text("model_type");
+        let mut words = model_type.split_whitespace();
+        ModelFingerprint {
+            file_name,
             file_size_bytes: 0,
-            weights_bytes: int("model_size").unwrap_or(0).max(0) as u64,
+            weights_bytes: self.int("model_size").unwrap_or(0).max(0) as u64,
             sha256: String::new(),
-            architecture,
-            n_params: int("model_n_params").unwrap_or(0).max(0) as u64,
-            quant,
+            architecture: words.next().unwrap_or("").to_string(),
+            n_params: self.int("model_n_params").unwrap_or(0).max(0) as u64,
+            quant: model_type
+                .split_whitespace()
+                .last()
+                .unwrap_or("")
+                .to_string(),
             n_layer: 0,
             n_ctx_train: 0,
             synthetic: false,
             active_weights_bytes: None,
-        },
-        host_bandwidth: None,
-        host_bandwidth_by_threads: Vec::new(),
-    };
-    Ok(Record {
-        schema_version: RESULTS_SCHEMA_VERSION,
-        run_id: path
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        scenario: "llama-bench".into(),
-        scenario_sha256: None,
-        shard: None,
-        point_index: index,
-        load_group: 0,
-        status: Status::Ok,
-        error: None,
-        backend: "llama-bench".into(),
-        model: model_file,
-        load: {
-            let (override_tensor, cpu_moe) = overrides_of(&text("tensor_buft_overrides"));
-            LoadParams {
-                // llama-bench's -ncmoe and -ot.
-                n_cpu_moe: v.get("n_cpu_moe").and_then(Value::as_u64).unwrap_or(0) as u32,
-                cpu_moe,
-                override_tensor,
-                ..LoadParams::new(u32::try_from(ngl).unwrap_or(LLAMA_BENCH_AUTO_NGL), true)
-            }
-        },
-        ctx: ContextParams {
-            // llama-bench sizes the context to the test.
-            n_ctx: test.n_prompt + test.n_gen + test.n_depth,
-            n_batch: uint("n_batch")?,
-            n_ubatch: uint("n_ubatch")?,
-            threads: uint("n_threads")?,
-            type_k: kv("type_k")?,
-            type_v: kv("type_v")?,
-            flash_attn,
-            op_offload,
-            // llama-bench always runs with swa_full off.
-            swa_full: false,
-        },
-        test: test.label(),
-        workload: test,
-        warmup: 1,
-        repetitions: samples_ts.len(),
-        outliers: outliers(&samples_ts),
-        tokens_per_s,
-        backend_perf_tokens_per_s: None,
-        model_load_seq: 0,
-        model_load_ms: 0.0,
-        started_at: text("test_time"),
-        duration_s: samples_ns.iter().sum::<u64>() as f64 / 1e9,
-        vram: None,
-        prediction: None,
-        measurement: Measurement {
-            samples_ns,
-            samples_ts,
-            ..Default::default()
-        },
-        fingerprint,
-    })
+        }
+    }
 }

@@ -7,6 +7,8 @@
 //! tokenizer is copied from a real model so llama.cpp loads the file; the
 //! vocabulary size is therefore the donor's.
 
+use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
 
 use crate::reader::{GgufFile, MetadataValue};
@@ -206,6 +208,10 @@ pub fn quant_type(name: &str) -> Option<GgmlType> {
 /// Writes a synthetic llama model of `shape` with 2-D weights in `quant`
 /// (tensors whose rows do not fit a K-quant's 256-blocks fall back to q8_0,
 /// as llama.cpp's quantizer does), tokenizer metadata from `donor`.
+///
+/// Every check runs before anything is written, in this order: the donor's
+/// tokenizer and the vocabulary, the heads, the experts, phi3's output
+/// projection, latent attention.
 pub fn write_synthetic(
     path: &Path,
     shape: &SynthShape,
@@ -214,6 +220,44 @@ pub fn write_synthetic(
     name: &str,
     seed: u64,
 ) -> Result<(), SynthError> {
+    let (tokenizer, n_vocab) = padded_tokenizer(donor, shape.n_vocab)?;
+    let head_dim = checked_head_dim(shape)?;
+    let moe = checked_experts(shape)?;
+    check_phi3_output(shape, head_dim)?;
+    let mla = checked_mla(shape, head_dim)?;
+
+    let mut metadata = common_metadata(shape, quant, name, head_dim, n_vocab);
+    // Keys the architecture sets differently replace the common ones.
+    let own = arch_metadata(shape.arch, head_dim, moe, mla);
+    metadata.retain(|(k, _)| !own.iter().any(|(o, _)| o == k));
+    metadata.extend(own);
+    metadata.extend(tokenizer);
+
+    let dims = Dims {
+        n_embd: shape.n_embd,
+        q: shape.n_head * head_dim,
+        kv: shape.n_head_kv * head_dim,
+        head_dim,
+        n_head: shape.n_head,
+        mla,
+        n_ff: shape.n_ff,
+        moe,
+    };
+    let tensors = tensor_specs(shape, quant, &dims, n_vocab);
+    let mut pools = HashMap::new();
+    write_gguf(path, &metadata, &tensors, |t, out| {
+        fill_tensor(t, out, &mut pools, seed)
+    })?;
+    Ok(())
+}
+
+/// The donor's `tokenizer.*` keys, padded to `n_vocab` tokens (`None`: the
+/// donor's own count), and that count. Padding only: fewer tokens than the
+/// donor's would break its merges.
+fn padded_tokenizer(
+    donor: &GgufFile,
+    n_vocab: Option<u64>,
+) -> Result<(Vec<(String, MetadataValue)>, u64), SynthError> {
     let mut tokenizer: Vec<(String, MetadataValue)> = donor
         .metadata
         .iter()
@@ -224,7 +268,7 @@ pub fn write_synthetic(
         Some(MetadataValue::StringArray(tokens)) if !tokens.is_empty() => tokens.len() as u64,
         _ => return Err(SynthError::NoTokenizer(donor.path.display().to_string())),
     };
-    let n_vocab = shape.n_vocab.unwrap_or(donor_vocab);
+    let n_vocab = n_vocab.unwrap_or(donor_vocab);
     if n_vocab < donor_vocab {
         return Err(SynthError::BadShape(format!("a vocabulary of {n_vocab} is smaller than the donor's {donor_vocab}; only padding is supported")));
     }
@@ -233,9 +277,9 @@ pub fn write_synthetic(
             "a vocabulary of {n_vocab} tokens is implausible"
         )));
     }
+    // Pad with unused tokens (llama.cpp's token type 5); scores 0.
+    let extra = (n_vocab - donor_vocab) as usize;
     for (key, value) in &mut tokenizer {
-        // Pad with unused tokens (llama.cpp's token type 5); scores 0.
-        let extra = (n_vocab - donor_vocab) as usize;
         match (key.as_str(), value) {
             ("tokenizer.ggml.tokens", MetadataValue::StringArray(v)) => {
                 v.extend((0..extra).map(|i| format!("<lmtune_pad_{i}>")))
@@ -249,6 +293,12 @@ pub fn write_synthetic(
             _ => {}
         }
     }
+    Ok((tokenizer, n_vocab))
+}
+
+/// The head dimension (`n_embd / n_head` unless the shape sets one), once
+/// the heads are known to divide into key/value groups.
+fn checked_head_dim(shape: &SynthShape) -> Result<u64, SynthError> {
     let head_dim = shape.head_dim.unwrap_or(shape.n_embd / shape.n_head.max(1));
     if shape.n_head == 0
         || shape.n_head_kv == 0
@@ -260,7 +310,71 @@ pub fn write_synthetic(
             shape.n_head, shape.n_head_kv
         )));
     }
+    Ok(head_dim)
+}
 
+/// The routed experts the architecture uses: `None` for a dense model, an
+/// error for a MoE architecture without valid experts (or a llama with
+/// invalid ones). llama's and olmoe's experts are n_ff wide.
+fn checked_experts(shape: &SynthShape) -> Result<Option<SynthMoe>, SynthError> {
+    let moe = shape.moe.map(|mut m| {
+        if shape.arch.experts_use_n_ff() {
+            m.n_ff_exp = shape.n_ff;
+        }
+        m
+    });
+    match moe {
+        Some(m) if shape.arch.accepts_experts() && m.n_expert > 0 && m.n_ff_exp > 0 && (1..=m.n_expert).contains(&m.n_expert_used) => Ok(Some(m)),
+        _ if shape.arch.is_moe() || (moe.is_some() && shape.arch.accepts_experts()) => {
+            Err(SynthError::BadShape(format!(
+                "{} needs experts: n_expert > 0, 1 <= n_expert_used <= n_expert, n_ff_exp > 0 (start from --like {})",
+                shape.arch.as_str(),
+                shape.arch.tiny_preset()
+            )))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// phi3's attention output projection is square (n_embd × n_embd), so its
+/// query width must be n_embd.
+fn check_phi3_output(shape: &SynthShape, head_dim: u64) -> Result<(), SynthError> {
+    if shape.arch == SynthArch::Phi3 && shape.n_head * head_dim != shape.n_embd {
+        return Err(SynthError::BadShape(format!(
+            "phi3's output projection is n_embd × n_embd: n_head × head_dim = {} must be n_embd = {}",
+            shape.n_head * head_dim,
+            shape.n_embd
+        )));
+    }
+    Ok(())
+}
+
+/// Latent attention for deepseek2 (required, with the RoPE part inside the
+/// head); `None` for every other architecture.
+fn checked_mla(shape: &SynthShape, head_dim: u64) -> Result<Option<SynthMla>, SynthError> {
+    match (shape.arch == SynthArch::Deepseek2, shape.mla) {
+        (true, Some(m)) if m.kv_lora_rank > 0 && m.v_head_dim > 0 && m.rope_dim > 0 && m.rope_dim < head_dim => Ok(Some(m)),
+        (true, _) => {
+            Err(SynthError::BadShape(format!(
+                "{} needs latent attention: kv_lora_rank > 0, v_head_dim > 0, 0 < rope_dim < head_dim (start from --like {})",
+                shape.arch.as_str(),
+                shape.arch.tiny_preset()
+            )))
+        }
+        (false, _) => Ok(None),
+    }
+}
+
+/// The `general.*` keys and the hyperparameters every architecture shares,
+/// under the architecture's prefix; [`arch_metadata`] then replaces the ones
+/// an architecture sets differently.
+fn common_metadata(
+    shape: &SynthShape,
+    quant: GgmlType,
+    name: &str,
+    head_dim: u64,
+    n_vocab: u64,
+) -> Vec<(String, MetadataValue)> {
     let a = shape.arch.as_str();
     let mut metadata: Vec<(String, MetadataValue)> = vec![
         (
@@ -329,96 +443,42 @@ pub fn write_synthetic(
             MetadataValue::U32(n_vocab as u32),
         ),
     ];
-    if let Some((window, pattern)) = shape.sliding_window {
-        metadata.push((
-            format!("{a}.attention.sliding_window"),
-            MetadataValue::U32(window as u32),
-        ));
-        // gemma files carry no pattern: llama.cpp reads it as an array if
-        // present, and its own rule (gemma2: every 2nd layer global, gemma3:
-        // every 6th) otherwise.
-        if shape.arch == SynthArch::Llama {
-            metadata.push((
-                format!("{a}.attention.sliding_window_pattern"),
-                MetadataValue::U32(pattern as u32),
-            ));
-        }
-    }
-    // llama's and olmoe's experts are n_ff wide.
-    let moe = shape.moe.map(|mut m| {
-        if shape.arch.experts_use_n_ff() {
-            m.n_ff_exp = shape.n_ff;
-        }
-        m
-    });
-    let moe = match moe {
-        Some(m) if shape.arch.accepts_experts() && m.n_expert > 0 && m.n_ff_exp > 0 && (1..=m.n_expert).contains(&m.n_expert_used) => Some(m),
-        _ if shape.arch.is_moe() || (moe.is_some() && shape.arch.accepts_experts()) => {
-            return Err(SynthError::BadShape(format!(
-                "{a} needs experts: n_expert > 0, 1 <= n_expert_used <= n_expert, n_ff_exp > 0 (start from --like {})",
-                shape.arch.tiny_preset()
-            )))
-        }
-        _ => None,
-    };
-    if shape.arch == SynthArch::Phi3 && shape.n_head * head_dim != shape.n_embd {
-        return Err(SynthError::BadShape(format!(
-            "phi3's output projection is n_embd × n_embd: n_head × head_dim = {} must be n_embd = {}",
-            shape.n_head * head_dim,
-            shape.n_embd
-        )));
-    }
-    let mla = match (shape.arch == SynthArch::Deepseek2, shape.mla) {
-        (true, Some(m)) if m.kv_lora_rank > 0 && m.v_head_dim > 0 && m.rope_dim > 0 && m.rope_dim < head_dim => Some(m),
-        (true, _) => {
-            return Err(SynthError::BadShape(format!(
-                "{a} needs latent attention: kv_lora_rank > 0, v_head_dim > 0, 0 < rope_dim < head_dim (start from --like {})",
-                shape.arch.tiny_preset()
-            )))
-        }
-        (false, _) => None,
-    };
-    // Keys the architecture sets differently replace the common ones.
-    let own = arch_metadata(shape.arch, head_dim, moe, mla);
-    metadata.retain(|(k, _)| !own.iter().any(|(o, _)| o == k));
-    metadata.extend(own);
-    metadata.extend(tokenizer);
+    metadata.extend(sliding_window_metadata(shape));
+    metadata
+}
 
-    let weight = |name: String, dims: Vec<u64>| {
-        // Rows are dims[0]; a row that is not a whole number of the type's
-        // blocks falls back to q8_0, as llama.cpp's quantizer does.
-        let t = if quant.bytes_for(dims[0]).is_some() {
-            quant
-        } else {
-            GgmlType(8)
-        };
-        TensorSpec {
-            name,
-            dims,
-            ggml_type: t,
-        }
+/// The sliding window's keys, if the shape has one.
+fn sliding_window_metadata(shape: &SynthShape) -> Vec<(String, MetadataValue)> {
+    let Some((window, pattern)) = shape.sliding_window else {
+        return Vec::new();
     };
-    let dims = Dims {
-        n_embd: shape.n_embd,
-        q: shape.n_head * head_dim,
-        kv: shape.n_head_kv * head_dim,
-        head_dim,
-        n_head: shape.n_head,
-        mla,
-        n_ff: shape.n_ff,
-        moe,
-    };
-    let f32_tensor = |name: String, dims: Vec<u64>| TensorSpec {
-        name,
-        dims,
-        ggml_type: GgmlType(0),
-    };
-    let mut tensors = vec![weight(
+    let a = shape.arch.as_str();
+    let mut metadata = vec![(
+        format!("{a}.attention.sliding_window"),
+        MetadataValue::U32(window as u32),
+    )];
+    // gemma files carry no pattern: llama.cpp reads it as an array if
+    // present, and its own rule (gemma2: every 2nd layer global, gemma3:
+    // every 6th) otherwise.
+    if shape.arch == SynthArch::Llama {
+        metadata.push((
+            format!("{a}.attention.sliding_window_pattern"),
+            MetadataValue::U32(pattern as u32),
+        ));
+    }
+    metadata
+}
+
+/// Every tensor of the file, in llama.cpp's order: token embeddings, each
+/// block's tensors, the output norm and (unless tied) the output layer.
+fn tensor_specs(shape: &SynthShape, quant: GgmlType, dims: &Dims, n_vocab: u64) -> Vec<TensorSpec> {
+    let mut tensors = vec![weight_spec(
+        quant,
         "token_embd.weight".into(),
         vec![shape.n_embd, n_vocab],
     )];
     for il in 0..shape.n_layer {
-        for LayerTensor { name, dims } in layer_tensors(shape.arch, &dims, il) {
+        for LayerTensor { name, dims } in layer_tensors(shape.arch, dims, il) {
             let name = format!("blk.{il}.{name}");
             // Norms, biases, sinks and the router stay f32, as in converted files.
             tensors.push(
@@ -426,51 +486,87 @@ pub fn write_synthetic(
                     || name.ends_with(".bias")
                     || name.ends_with("ffn_gate_inp.weight")
                 {
-                    f32_tensor(name, dims)
+                    f32_spec(name, dims)
                 } else {
-                    weight(name, dims)
+                    weight_spec(quant, name, dims)
                 },
             );
         }
     }
-    tensors.push(f32_tensor("output_norm.weight".into(), vec![shape.n_embd]));
+    tensors.push(f32_spec("output_norm.weight".into(), vec![shape.n_embd]));
     // gemma ties its output to the token embeddings, as the real files do
     // (and llama.cpp's gemma loaders refuse an `output.weight`).
     if !shape.arch.tied_output() {
-        tensors.push(weight("output.weight".into(), vec![shape.n_embd, n_vocab]));
+        tensors.push(weight_spec(
+            quant,
+            "output.weight".into(),
+            vec![shape.n_embd, n_vocab],
+        ));
     }
+    tensors
+}
 
-    let mut pools = std::collections::HashMap::new();
-    write_gguf(path, &metadata, &tensors, |t, out| {
-        let is_bias = t.name.ends_with(".bias");
-        if t.dims.len() == 1 || is_bias {
-            // Norm weights: 1.0, as a trained model's are near; biases (and
-            // attention sinks, logits beside the softmax): 0.
-            let value = if is_bias || t.name.ends_with("attn_sinks.weight") {
-                0.0f32
-            } else {
-                1.0
-            };
-            let bytes = value.to_le_bytes();
-            for _ in 0..t.n_elements() {
-                out.write_all(&bytes)?;
-            }
-            return Ok(());
+/// A weight matrix in `quant`. Rows are dims[0]; a row that is not a whole
+/// number of the type's blocks falls back to q8_0, as llama.cpp's quantizer
+/// does.
+fn weight_spec(quant: GgmlType, name: String, dims: Vec<u64>) -> TensorSpec {
+    let t = if quant.bytes_for(dims[0]).is_some() {
+        quant
+    } else {
+        GgmlType(8)
+    };
+    TensorSpec {
+        name,
+        dims,
+        ggml_type: t,
+    }
+}
+
+/// A tensor kept in f32 (norms, biases, sinks, the router).
+fn f32_spec(name: String, dims: Vec<u64>) -> TensorSpec {
+    TensorSpec {
+        name,
+        dims,
+        ggml_type: GgmlType(0),
+    }
+}
+
+/// Writes `t`'s data: constants for norms, biases and sinks, and for
+/// matrices valid blocks from a random pool of their type, made once per
+/// type from `seed` and kept in `pools`.
+fn fill_tensor(
+    t: &TensorSpec,
+    out: &mut dyn Write,
+    pools: &mut HashMap<u32, Vec<u8>>,
+    seed: u64,
+) -> std::io::Result<()> {
+    let is_bias = t.name.ends_with(".bias");
+    if t.dims.len() == 1 || is_bias {
+        // Norm weights: 1.0, as a trained model's are near; biases (and
+        // attention sinks, logits beside the softmax): 0.
+        let value = if is_bias || t.name.ends_with("attn_sinks.weight") {
+            0.0f32
+        } else {
+            1.0
+        };
+        let bytes = value.to_le_bytes();
+        for _ in 0..t.n_elements() {
+            out.write_all(&bytes)?;
         }
-        let pool = pools
-            .entry(t.ggml_type.0)
-            .or_insert_with(|| block_pool(t.ggml_type, seed));
-        let mut left = t.n_bytes().unwrap_or(0) as usize;
-        // Start each tensor at a different place in the pool.
-        let mut at = (t.name.len() * 7919) % pool.len();
-        while left > 0 {
-            let n = left.min(pool.len() - at);
-            out.write_all(&pool[at..at + n])?;
-            left -= n;
-            at = 0;
-        }
-        Ok(())
-    })?;
+        return Ok(());
+    }
+    let pool = pools
+        .entry(t.ggml_type.0)
+        .or_insert_with(|| block_pool(t.ggml_type, seed));
+    let mut left = t.n_bytes().unwrap_or(0) as usize;
+    // Start each tensor at a different place in the pool.
+    let mut at = (t.name.len() * 7919) % pool.len();
+    while left > 0 {
+        let n = left.min(pool.len() - at);
+        out.write_all(&pool[at..at + n])?;
+        left -= n;
+        at = 0;
+    }
     Ok(())
 }
 
