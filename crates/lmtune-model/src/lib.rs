@@ -28,7 +28,9 @@ pub use memory::{
     resident_bytes, touched_compute_bytes, ContextShape, CpuBackend, MemoryBreakdown,
     MemoryPrediction, Placement, GPU_OVERHEAD_BYTES, HOST_OVERHEAD_BYTES, OP_OFFLOAD_MIN_BATCH,
 };
-pub use plan::{apply_calibration, apply_machine_calibration, plan, Budgets, Plan, PlanRow};
+pub use plan::{
+    apply_calibration, apply_dry_run, apply_machine_calibration, plan, Budgets, Plan, PlanRow,
+};
 
 /// Fitted models for one machine, backend and model (`lmtune fit`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

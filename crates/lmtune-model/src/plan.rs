@@ -39,11 +39,22 @@ pub struct PlanRow {
     pub fits_vram: bool,
     pub fits_ram: bool,
     pub tg_tokens_per_s: f64,
+    /// The GPU memory llama.cpp's own dry run of this row gives (its device
+    /// buffers plus the driver's context), where it has a GPU to ask; what
+    /// decides whether the row fits the VRAM budget then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run_vram_bytes: Option<u64>,
 }
 
 impl PlanRow {
     pub fn fits(&self) -> bool {
         self.fits_vram && self.fits_ram
+    }
+
+    /// The VRAM that decides fitting: the dry run's, else the memory model's.
+    pub fn vram_bytes(&self) -> u64 {
+        self.dry_run_vram_bytes
+            .unwrap_or_else(|| self.memory.gpu.total())
     }
 }
 
@@ -88,6 +99,7 @@ pub fn plan(
                 fits_vram: memory.gpu.total() <= budgets.usable(budgets.vram_bytes),
                 fits_ram: memory.host.total() <= budgets.usable(budgets.ram_bytes),
                 tg_tokens_per_s: predict_tg(a, &memory.placement, &ctx, 0, &throughput),
+                dry_run_vram_bytes: None,
                 memory,
             }
         })
@@ -193,11 +205,20 @@ pub fn apply_machine_calibration(
     ))
 }
 
+/// Sets each row's VRAM from llama.cpp's dry run (`vram[i]` for row i,
+/// None where it had no answer) and re-decides what fits and what is best.
+pub fn apply_dry_run(plan: &mut Plan, vram: &[Option<u64>]) {
+    for (row, v) in plan.rows.iter_mut().zip(vram) {
+        row.dry_run_vram_bytes = *v;
+    }
+    decide(plan);
+}
+
 /// What fits and the fastest of it, after the predictions changed.
 fn decide(plan: &mut Plan) {
     let budgets = plan.budgets;
     for row in &mut plan.rows {
-        row.fits_vram = row.memory.gpu.total() <= budgets.usable(budgets.vram_bytes);
+        row.fits_vram = row.vram_bytes() <= budgets.usable(budgets.vram_bytes);
         row.fits_ram = row.memory.host.total() <= budgets.usable(budgets.ram_bytes);
     }
     plan.recommended = plan

@@ -69,6 +69,17 @@ pub fn ask_fit(
     Ok(FitAnswer { fit, dry_run })
 }
 
+/// GPU memory a device's driver context takes beside llama.cpp's buffers
+/// (which a dry run reports): the memory model's CUDA-sized figure, none on
+/// Mesa's llvmpipe (its "device memory" is the process's own).
+pub fn gpu_context_bytes(device: &BackendDevice) -> u64 {
+    if device.description.to_lowercase().contains("llvmpipe") {
+        0
+    } else {
+        lmtune_model::GPU_OVERHEAD_BYTES
+    }
+}
+
 /// One worker kept for many dry runs — the tuner's offload search asks one
 /// per placement — spawned on first use; answers are cached per load and
 /// context (threads aside: they do not change memory).

@@ -43,7 +43,7 @@ pub fn ask(
 fn lmtune_pick(p: &Plan) -> Option<(u64, u64, u64)> {
     p.recommended.map(|i| {
         let r = &p.rows[i];
-        (r.n_gpu_layers, r.n_cpu_moe, r.memory.gpu.total())
+        (r.n_gpu_layers, r.n_cpu_moe, r.vram_bytes())
     })
 }
 

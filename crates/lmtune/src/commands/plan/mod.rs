@@ -16,6 +16,7 @@ use lmtune_report::human_bytes;
 use crate::cli::PlanArgs;
 use crate::exit;
 
+mod dry_rows;
 mod llama_fit;
 
 /// llama-server's (and llama-bench's) default n_batch.
@@ -211,6 +212,13 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         }
     }
 
+    if !args.no_dry_run {
+        let ctx = dry_run_context(&args, &p, type_k, type_v);
+        if let Some(note) = dry_rows::apply(&args, &mut p, &ctx) {
+            notes.push(note);
+        }
+    }
+
     // Generation is bandwidth-bound: the spread of the probes is the
     // prediction's uncertainty (the fixed cost per token does not scale).
     if let (Some(ratio), Some(r)) = (bandwidth_low, p.recommended.map(|i| &p.rows[i])) {
@@ -230,8 +238,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         let ngl = p.recommended.map_or(0, |i| p.rows[i].n_gpu_layers);
         let n_cpu_moe = p.recommended.map_or(0, |i| p.rows[i].n_cpu_moe);
         let ctx = dry_run_context(&args, &p, type_k, type_v);
-        let load = LoadParams::new(u32::try_from(ngl).unwrap_or(u32::MAX), true)
-            .with_n_cpu_moe(u32::try_from(n_cpu_moe).unwrap_or(u32::MAX));
+        let load = load_params(ngl, n_cpu_moe);
         (
             ngl,
             n_cpu_moe,
@@ -270,6 +277,58 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     })
 }
 
+/// How llama.cpp loads a plan row: `ngl` layers offloaded, the routed
+/// experts of the first `n_cpu_moe` blocks in host memory.
+fn load_params(ngl: u64, n_cpu_moe: u64) -> LoadParams {
+    LoadParams::new(u32::try_from(ngl).unwrap_or(u32::MAX), true)
+        .with_n_cpu_moe(u32::try_from(n_cpu_moe).unwrap_or(u32::MAX))
+}
+
+/// One row per offload: the memory model's figures, llama.cpp's dry-run
+/// VRAM where it had a GPU to ask, what fits, and predicted generation.
+fn print_table(p: &Plan) {
+    let dry = p.rows.iter().any(|r| r.dry_run_vram_bytes.is_some());
+    let (dry_head, dry_rule) = if dry {
+        (" VRAM (llama.cpp) |", " ---------------: |")
+    } else {
+        ("", "")
+    };
+    println!("| ngl | on GPU       | VRAM weights |    VRAM KV | VRAM total |{dry_head}   RAM total | fits | tg t/s (pred) |");
+    println!("| --: | ------------ | -----------: | ---------: | ---------: |{dry_rule} ----------: | ---- | ------------: |");
+    for (i, r) in p.rows.iter().enumerate() {
+        let m = &r.memory;
+        let on_gpu = match (m.placement.repeating_on_gpu, m.placement.output_on_gpu) {
+            (0, false) => "-".to_string(),
+            (0, true) => "output".to_string(),
+            (_, _) if r.n_cpu_moe > 0 => format!("all, moe {}", r.n_cpu_moe),
+            (n, _) => format!("output + {n}"),
+        };
+        let fits = match (r.fits_vram, r.fits_ram) {
+            (true, true) => "yes",
+            (false, true) => "VRAM",
+            (true, false) => "RAM",
+            (false, false) => "no",
+        };
+        let dry_cell = match (dry, r.dry_run_vram_bytes) {
+            (false, _) => String::new(),
+            (true, Some(b)) => format!(" {:>16} |", human_bytes(b)),
+            (true, None) => format!(" {:>16} |", "-"),
+        };
+        let mark = if p.recommended == Some(i) { " ←" } else { "" };
+        println!(
+            "| {:>3} | {:<12} | {:>12} | {:>10} | {:>10} |{dry_cell} {:>11} | {:<4} | {:>13.1} |{mark}",
+            r.n_gpu_layers,
+            on_gpu,
+            human_bytes(m.gpu.weights),
+            human_bytes(m.gpu.kv),
+            human_bytes(m.gpu.total()),
+            human_bytes(m.host.total()),
+            fits,
+            r.tg_tokens_per_s
+        );
+    }
+}
+
 fn print_text(
     args: &PlanArgs,
     a: &lmtune_gguf::ModelAnatomy,
@@ -305,35 +364,7 @@ fn print_text(
         println!("note: {n}");
     }
     println!();
-    println!("| ngl | on GPU       | VRAM weights |    VRAM KV | VRAM total |   RAM total | fits | tg t/s (pred) |");
-    println!("| --: | ------------ | -----------: | ---------: | ---------: | ----------: | ---- | ------------: |");
-    for (i, r) in p.rows.iter().enumerate() {
-        let m = &r.memory;
-        let on_gpu = match (m.placement.repeating_on_gpu, m.placement.output_on_gpu) {
-            (0, false) => "-".to_string(),
-            (0, true) => "output".to_string(),
-            (_, _) if r.n_cpu_moe > 0 => format!("all, moe {}", r.n_cpu_moe),
-            (n, _) => format!("output + {n}"),
-        };
-        let fits = match (r.fits_vram, r.fits_ram) {
-            (true, true) => "yes",
-            (false, true) => "VRAM",
-            (true, false) => "RAM",
-            (false, false) => "no",
-        };
-        let mark = if p.recommended == Some(i) { " ←" } else { "" };
-        println!(
-            "| {:>3} | {:<12} | {:>12} | {:>10} | {:>10} | {:>11} | {:<4} | {:>13.1} |{mark}",
-            r.n_gpu_layers,
-            on_gpu,
-            human_bytes(m.gpu.weights),
-            human_bytes(m.gpu.kv),
-            human_bytes(m.gpu.total()),
-            human_bytes(m.host.total()),
-            fits,
-            r.tg_tokens_per_s
-        );
-    }
+    print_table(p);
     if p.rows.iter().any(|r| r.n_cpu_moe > 0) {
         println!("(\"all, moe N\": every layer on the GPU, the routed experts of the first N blocks in host memory — llama.cpp's --n-cpu-moe N)");
     }
@@ -372,7 +403,7 @@ fn print_recommendation(
     println!(
         "recommended: n_gpu_layers = {ngl}{moe} — predicted {:.1} tokens/s generation, {} VRAM, {} RAM",
         r.tg_tokens_per_s,
-        human_bytes(r.memory.gpu.total()),
+        human_bytes(r.vram_bytes()),
         human_bytes(r.memory.host.total())
     );
     if r.n_cpu_moe > 0 {

@@ -11,21 +11,10 @@ use std::path::{Path, PathBuf};
 use lmtune_core::fingerprint::BackendDevice;
 use lmtune_core::scenario::{Plan, Point};
 use lmtune_gguf::ModelAnatomy;
-use lmtune_model::{CpuBackend, ThroughputParams, GPU_OVERHEAD_BYTES};
+use lmtune_model::{CpuBackend, ThroughputParams};
 
-use crate::dry_run::DryRunner;
+use crate::dry_run::{gpu_context_bytes, DryRunner};
 use crate::output::Progress;
-
-/// GPU memory a device's driver context takes beside llama.cpp's buffers:
-/// the CUDA-sized figure of the memory model, none on Mesa's llvmpipe (its
-/// "device memory" is the process's own).
-fn context_bytes(device: &BackendDevice) -> u64 {
-    if device.description.to_lowercase().contains("llvmpipe") {
-        0
-    } else {
-        GPU_OVERHEAD_BYTES
-    }
-}
 
 pub struct VramModel<'p> {
     model: PathBuf,
@@ -92,7 +81,7 @@ impl<'p> VramModel<'p> {
         match dry.ask(Path::new(&self.model), &p.load, &p.ctx) {
             Ok(d) => {
                 let (weights, context, compute) = d.sum(|b| !b.host);
-                let extra = context_bytes(device);
+                let extra = gpu_context_bytes(device);
                 self.say(&format!(
                     "llama.cpp's dry run (no_alloc) on {} ({}), plus {} MiB of GPU context",
                     device.name,
