@@ -5,8 +5,9 @@
 use anyhow::{anyhow, bail, Context};
 use lmtune_core::bandwidth::measure_triad;
 use lmtune_core::fingerprint::BackendDevice;
-use lmtune_core::fingerprint::{detect_gpus, meminfo_kib, HostInfo};
+use lmtune_core::fingerprint::{detect_gpus, meminfo_kib, GpuInfo, HostInfo};
 use lmtune_core::knobs::{ContextParams, FlashAttn, KvType, LoadParams};
+use lmtune_core::llama_fit::FitRequest;
 use lmtune_core::record::DryRun;
 use lmtune_core::units::parse_size;
 use lmtune_gguf::GgufFile;
@@ -14,8 +15,10 @@ use lmtune_model::{plan, Budgets, ContextShape, Plan, PlanRow, ThroughputParams}
 use lmtune_report::human_bytes;
 
 use crate::cli::PlanArgs;
+use crate::dry_run::FitAnswer;
 use crate::exit;
 
+mod calibration;
 mod dry_rows;
 mod llama_fit;
 
@@ -58,65 +61,13 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
             "{why}: the KV columns below are a plain per-layer estimate; the dry run below is llama.cpp's own figure"
         ));
     }
-    let vram_bytes = match args.vram.as_str() {
-        "auto" => {
-            match &gpus {
-                Ok(g) if !g.is_empty() => g[0].vram_free_bytes,
-                Ok(_) | Err(_) => {
-                    notes.push("no NVIDIA GPU detected: VRAM budget 0 (give --vram SIZE to plan for a GPU)".to_string());
-                    0
-                }
-            }
-        }
-        "0" | "none" => 0,
-        size => parse_size(size)
-            .map_err(|e| anyhow!("--vram: {e} (write e.g. 8GiB or 24GB, 0 for none, or auto)"))?,
-    };
-    let ram_bytes = match args.ram.as_str() {
-        "auto" => std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| meminfo_kib(&m, "MemAvailable"))
-            .map(|k| k * 1024)
-            .unwrap_or(HostInfo::detect().ram_bytes),
-        size => parse_size(size).map_err(|e| anyhow!("--ram: {e} (write e.g. 32GiB, or auto)"))?,
-    };
-    let gpu_bw = match (args.gpu_bandwidth, &gpus) {
-        (Some(bw), _) => bw,
-        (None, Ok(g))
-            if g.first()
-                .and_then(|g| g.theoretical_bandwidth_gb_per_s)
-                .is_some() =>
-        {
-            g[0].theoretical_bandwidth_gb_per_s
-                .unwrap_or(ASSUMED_GPU_GB_PER_S)
-        }
-        _ => {
-            if vram_bytes > 0 {
-                notes.push(format!(
-                    "GPU bandwidth assumed {ASSUMED_GPU_GB_PER_S} GB/s (give --gpu-bandwidth)"
-                ));
-            }
-            ASSUMED_GPU_GB_PER_S
-        }
-    };
-    let mut bandwidth_low = None;
-    let cpu_bw = match args.cpu_bandwidth {
-        Some(bw) => bw,
-        None => {
-            let host = HostInfo::detect();
-            let bw = measure_triad(host.physical_cores, 256 << 20, 5);
-            let h = crate::bandwidth_history::record_and_choose(
-                &host.label(),
-                bw.read_ceiling_gb_per_s(),
-            );
-            notes.push(format!(
-                "host read bandwidth {:.1} GB/s: the best of {} probe(s) on this machine since {} (this one {:.1} GB/s, {} threads; the slowest {:.1} GB/s)",
-                h.gb_per_s, h.probes, h.since, h.now_gb_per_s, bw.threads, h.low_gb_per_s
-            ));
-            bandwidth_low = Some(h.low_gb_per_s / h.gb_per_s);
-            h.gb_per_s
-        }
-    };
+    let Machine {
+        vram_bytes,
+        ram_bytes,
+        gpu_bw,
+        cpu_bw,
+        bandwidth_low,
+    } = machine(&args, &gpus, &mut notes)?;
 
     // llama.cpp clamps n_batch to the context and n_ubatch to n_batch
     // (llama-server's n_batch is 2048): plan, and recommend, what it runs.
@@ -149,67 +100,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         &crate::predict::host_cpu_backend(),
     );
     if let Some(path) = &args.calibration {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("--calibration: cannot read {}", path.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("--calibration {}: not JSON", path.display()))?;
-        if v.get("format").and_then(|f| f.as_str()) != Some("lmtune-calibration") {
-            bail!("--calibration {}: not an lmtune calibration (make one with `lmtune fit RESULTS -o FILE`)", path.display());
-        }
-        let cals: Vec<lmtune_model::Calibration> =
-            serde_json::from_value(v["calibrations"].clone())
-                .with_context(|| format!("--calibration {}", path.display()))?;
-        // Older files have no "machines".
-        let machines: Vec<lmtune_model::MachineCalibration> = match v.get("machines") {
-            Some(m) => serde_json::from_value(m.clone())
-                .with_context(|| format!("--calibration {}: machines", path.display()))?,
-            None => Vec::new(),
-        };
-        let file = args
-            .model
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let host = HostInfo::detect();
-        let this_machine = host.label();
-        // Generation of any model on this machine, from the fit across models.
-        match machines
-            .iter()
-            .find(|m| m.machine == this_machine && m.backend == "llama-cpp")
-        {
-            Some(m) => {
-                match lmtune_model::apply_machine_calibration(&mut p, &a, m, host.physical_cores) {
-                    Some(line) => notes.push(format!("calibrated: {line}")),
-                    None => notes.push(format!(
-                        "{}: the fit across models has no terms at {} threads or fewer",
-                        path.display(),
-                        host.physical_cores
-                    )),
-                }
-            }
-            None if !machines.is_empty() => notes.push(format!(
-                "{}: its fit across models is for {}, not this machine ({this_machine}); not used",
-                path.display(),
-                machines
-                    .iter()
-                    .map(|m| m.machine.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-            None => {}
-        }
-        match cals.iter().find(|c| c.model.starts_with(&file)) {
-            Some(cal) => {
-                let threads = host.physical_cores;
-                for line in lmtune_model::apply_calibration(&mut p, cal, threads) {
-                    notes.push(format!("calibrated: {line}"));
-                }
-            }
-            None => notes.push(format!(
-                "{} has no calibration for {file}; using the default estimates",
-                path.display()
-            )),
-        }
+        calibration::apply(path, &args, &a, &mut p, &mut notes)?;
     }
 
     if !args.no_dry_run {
@@ -248,28 +139,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     let fit = args
         .llama_fit
         .then(|| llama_fit::ask(&args, &p, &dry_run_context(&args, &p, type_k, type_v)));
-    if args.json {
-        let mut value = serde_json::json!({ "model": args.model.display().to_string(), "synthetic": a.synthetic, "notes": notes, "plan": p });
-        match &dry {
-            Some((ngl, n_cpu_moe, Ok((d, _)))) => {
-                value["dry_run"] = serde_json::json!({ "n_gpu_layers": ngl, "n_cpu_moe": n_cpu_moe, "source": "llama.cpp no_alloc", "result": d })
-            }
-            Some((_, _, Err(e))) => value["dry_run_error"] = serde_json::json!(e),
-            None => {}
-        }
-        if let Some((request, answer)) = &fit {
-            value["llama_fit"] = llama_fit::json(request, answer, &p);
-        }
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        print_text(&args, &a, &p, &notes, type_k, type_v);
-        if let Some((ngl, n_cpu_moe, answer)) = &dry {
-            print_dry_run(&args.model, &p, *ngl, *n_cpu_moe, answer);
-        }
-        if let Some((request, answer)) = &fit {
-            llama_fit::print(&args.model, request, answer, &p);
-        }
-    }
+    emit(&args, &a, &p, &notes, (type_k, type_v), dry, fit)?;
     Ok(if p.recommended.is_some() {
         exit::OK
     } else {
@@ -453,6 +323,130 @@ fn print_pp_guess(a: &lmtune_gguf::ModelAnatomy, n_cpu_moe: u64, n_ubatch: u64) 
         s * 1e3,
         n_ubatch as f64 / s
     );
+}
+
+/// The budgets and bandwidths the plan is for, from the flags or this
+/// machine.
+struct Machine {
+    vram_bytes: u64,
+    ram_bytes: u64,
+    gpu_bw: f64,
+    cpu_bw: f64,
+    /// The slowest bandwidth probe over the best, when probed here.
+    bandwidth_low: Option<f64>,
+}
+
+fn machine(
+    args: &PlanArgs,
+    gpus: &Result<Vec<GpuInfo>, String>,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Machine> {
+    let vram_bytes = match args.vram.as_str() {
+        "auto" => {
+            match &gpus {
+                Ok(g) if !g.is_empty() => g[0].vram_free_bytes,
+                Ok(_) | Err(_) => {
+                    notes.push("no NVIDIA GPU detected: VRAM budget 0 (give --vram SIZE to plan for a GPU)".to_string());
+                    0
+                }
+            }
+        }
+        "0" | "none" => 0,
+        size => parse_size(size)
+            .map_err(|e| anyhow!("--vram: {e} (write e.g. 8GiB or 24GB, 0 for none, or auto)"))?,
+    };
+    let ram_bytes = match args.ram.as_str() {
+        "auto" => std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| meminfo_kib(&m, "MemAvailable"))
+            .map(|k| k * 1024)
+            .unwrap_or(HostInfo::detect().ram_bytes),
+        size => parse_size(size).map_err(|e| anyhow!("--ram: {e} (write e.g. 32GiB, or auto)"))?,
+    };
+    let gpu_bw = match (args.gpu_bandwidth, &gpus) {
+        (Some(bw), _) => bw,
+        (None, Ok(g))
+            if g.first()
+                .and_then(|g| g.theoretical_bandwidth_gb_per_s)
+                .is_some() =>
+        {
+            g[0].theoretical_bandwidth_gb_per_s
+                .unwrap_or(ASSUMED_GPU_GB_PER_S)
+        }
+        _ => {
+            if vram_bytes > 0 {
+                notes.push(format!(
+                    "GPU bandwidth assumed {ASSUMED_GPU_GB_PER_S} GB/s (give --gpu-bandwidth)"
+                ));
+            }
+            ASSUMED_GPU_GB_PER_S
+        }
+    };
+    let mut bandwidth_low = None;
+    let cpu_bw = match args.cpu_bandwidth {
+        Some(bw) => bw,
+        None => {
+            let host = HostInfo::detect();
+            let bw = measure_triad(host.physical_cores, 256 << 20, 5);
+            let h = crate::bandwidth_history::record_and_choose(
+                &host.label(),
+                bw.read_ceiling_gb_per_s(),
+            );
+            notes.push(format!(
+                "host read bandwidth {:.1} GB/s: the best of {} probe(s) on this machine since {} (this one {:.1} GB/s, {} threads; the slowest {:.1} GB/s)",
+                h.gb_per_s, h.probes, h.since, h.now_gb_per_s, bw.threads, h.low_gb_per_s
+            ));
+            bandwidth_low = Some(h.low_gb_per_s / h.gb_per_s);
+            h.gb_per_s
+        }
+    };
+
+    Ok(Machine {
+        vram_bytes,
+        ram_bytes,
+        gpu_bw,
+        cpu_bw,
+        bandwidth_low,
+    })
+}
+
+/// A dry run of the pick: (n_gpu_layers, n_cpu_moe, llama.cpp's answer).
+type PickDryRun = (u64, u64, Result<(DryRun, Vec<BackendDevice>), String>);
+
+/// Prints the plan: `--json`, or the text table with the dry run of the
+/// pick and llama.cpp's fit after it.
+fn emit(
+    args: &PlanArgs,
+    a: &lmtune_gguf::ModelAnatomy,
+    p: &Plan,
+    notes: &[String],
+    (type_k, type_v): (KvType, KvType),
+    dry: Option<PickDryRun>,
+    fit: Option<(FitRequest, Result<FitAnswer, String>)>,
+) -> anyhow::Result<()> {
+    if args.json {
+        let mut value = serde_json::json!({ "model": args.model.display().to_string(), "synthetic": a.synthetic, "notes": notes, "plan": p });
+        match &dry {
+            Some((ngl, n_cpu_moe, Ok((d, _)))) => {
+                value["dry_run"] = serde_json::json!({ "n_gpu_layers": ngl, "n_cpu_moe": n_cpu_moe, "source": "llama.cpp no_alloc", "result": d })
+            }
+            Some((_, _, Err(e))) => value["dry_run_error"] = serde_json::json!(e),
+            None => {}
+        }
+        if let Some((request, answer)) = &fit {
+            value["llama_fit"] = llama_fit::json(request, answer, &p);
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print_text(&args, &a, &p, &notes, type_k, type_v);
+        if let Some((ngl, n_cpu_moe, answer)) = &dry {
+            print_dry_run(&args.model, &p, *ngl, *n_cpu_moe, answer);
+        }
+        if let Some((request, answer)) = &fit {
+            llama_fit::print(&args.model, request, answer, &p);
+        }
+    }
+    Ok(())
 }
 
 /// The context a dry run of the plan creates: the plan's, with llama-server's
