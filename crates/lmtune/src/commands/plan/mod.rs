@@ -434,16 +434,16 @@ fn emit(
             None => {}
         }
         if let Some((request, answer)) = &fit {
-            value["llama_fit"] = llama_fit::json(request, answer, &p);
+            value["llama_fit"] = llama_fit::json(request, answer, p);
         }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        print_text(&args, &a, &p, &notes, type_k, type_v);
+        print_text(args, a, p, notes, type_k, type_v);
         if let Some((ngl, n_cpu_moe, answer)) = &dry {
-            print_dry_run(&args.model, &p, *ngl, *n_cpu_moe, answer);
+            print_dry_run(&args.model, p, *ngl, *n_cpu_moe, answer);
         }
         if let Some((request, answer)) = &fit {
-            llama_fit::print(&args.model, request, answer, &p);
+            llama_fit::print(&args.model, request, answer, p);
         }
     }
     Ok(())
