@@ -41,7 +41,18 @@ pub fn run(args: InspectArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
+/// Prints the text form: the summary, the table of parts, then the KV cache.
 fn print_text(args: &InspectArgs, file: &GgufFile, a: &ModelAnatomy, kv: &[(String, u64)]) {
+    print_summary(args, file, a);
+    println!();
+    print_parts_table(a);
+    println!();
+    print_kv_cache(a, kv);
+}
+
+/// Prints the header lines: file, architecture, attention, experts, sliding
+/// window, context and weights.
+fn print_summary(args: &InspectArgs, file: &GgufFile, a: &ModelAnatomy) {
     let name = a
         .name
         .as_deref()
@@ -110,7 +121,22 @@ fn print_text(args: &InspectArgs, file: &GgufFile, a: &ModelAnatomy, kv: &[(Stri
         a.quant,
         types.join(", ")
     );
-    println!();
+}
+
+/// Prints one row of the parts table, so every row keeps the same widths.
+fn print_part_row(label: &str, bytes: u64, n_params: u64, placement: &str) {
+    println!(
+        "| {:<25} | {:>10} | {:>11} | {:<38} |",
+        label,
+        human_bytes(bytes),
+        n_params,
+        placement
+    );
+}
+
+/// Prints the Markdown table of the model's parts (input, layers, output,
+/// other) with their sizes and where `n_gpu_layers = k` places them.
+fn print_parts_table(a: &ModelAnatomy) {
     println!(
         "| {:<25} | {:>10} | {:>11} | {:<38} |",
         "part", "bytes", "params", "placement with n_gpu_layers = k"
@@ -122,14 +148,32 @@ fn print_text(args: &InspectArgs, file: &GgufFile, a: &ModelAnatomy, kv: &[(Stri
         "-".repeat(10),
         "-".repeat(38)
     );
-    println!(
-        "| {:<25} | {:>10} | {:>11} | {:<38} |",
+    print_part_row(
         "input (token_embd)",
-        human_bytes(a.input.bytes),
+        a.input.bytes,
         a.input.n_params,
-        "always CPU"
+        "always CPU",
     );
-    // Runs of identical layers print as one row.
+    print_layer_rows(a);
+    let out_label = if a.tied_embeddings {
+        "output (norm; tied embd)"
+    } else {
+        "output + output_norm"
+    };
+    print_part_row(
+        out_label,
+        a.output.bytes,
+        a.output.n_params,
+        "GPU if k >= 1 (offloaded first)",
+    );
+    if a.other.n_tensors > 0 {
+        print_part_row("other", a.other.bytes, a.other.n_params, "CPU");
+    }
+}
+
+/// Prints the layer rows of the parts table; runs of identical layers (same
+/// bytes, same sliding-window flag) print as one row.
+fn print_layer_rows(a: &ModelAnatomy) {
     let mut i = 0;
     while i < a.layers.len() {
         let mut j = i;
@@ -155,37 +199,19 @@ fn print_text(args: &InspectArgs, file: &GgufFile, a: &ModelAnatomy, kv: &[(Stri
                 gpu_at(i)
             )
         };
-        println!(
-            "| {:<25} | {:>10} | {:>11} | {:<38} |",
-            label,
-            human_bytes(a.layers[i].tensors.bytes),
+        print_part_row(
+            &label,
+            a.layers[i].tensors.bytes,
             a.layers[i].tensors.n_params,
-            placement
+            &placement,
         );
         i = j + 1;
     }
-    let out_label = if a.tied_embeddings {
-        "output (norm; tied embd)"
-    } else {
-        "output + output_norm"
-    };
-    println!(
-        "| {:<25} | {:>10} | {:>11} | {:<38} |",
-        out_label,
-        human_bytes(a.output.bytes),
-        a.output.n_params,
-        "GPU if k >= 1 (offloaded first)"
-    );
-    if a.other.n_tensors > 0 {
-        println!(
-            "| {:<25} | {:>10} | {:>11} | {:<38} |",
-            "other",
-            human_bytes(a.other.bytes),
-            a.other.n_params,
-            "CPU"
-        );
-    }
-    println!();
+}
+
+/// Prints the KV cache per token for each cache type, and its f16 size at a
+/// few context lengths.
+fn print_kv_cache(a: &ModelAnatomy, kv: &[(String, u64)]) {
     let per: Vec<String> = kv
         .iter()
         .map(|(t, b)| format!("{t} {}", human_bytes(*b)))

@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use lmtune_core::fingerprint::{detect_gpus, file_sha256, Fingerprint, HostInfo, ModelFingerprint};
 use lmtune_core::record::{point_key, Record, Status};
 use lmtune_core::scenario::{MachineFacts, Plan, Point, Scenario};
+use lmtune_core::shard::PlanFile;
 use lmtune_core::stats::{Doubts, NOISY_CI_HALF_WIDTH};
 use lmtune_core::units::parse_size;
 use lmtune_report::{
@@ -26,29 +27,7 @@ use crate::sweep::{PointResult, Sweep};
 use super::{run_listing, shard};
 
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
-    let mut scenario = match (&args.scenario, &args.model) {
-        (Some(file), _) => Scenario::load(file)?,
-        (None, Some(model)) => default_scenario(model)?,
-        (None, None) => anyhow::bail!("give a scenario file, or a model with -m/--model"),
-    };
-    if let Some(model) = &args.model {
-        scenario.model_path = model.clone();
-        scenario.model_span = None;
-    }
-    let host = HostInfo::detect();
-    let mut plan = scenario.plan(MachineFacts {
-        physical_cores: host.physical_cores,
-        logical_cores: host.logical_cores,
-    })?;
-    if let Some(limit) = &args.worker_memory_limit {
-        let bytes = parse_size(limit).map_err(|e| {
-            anyhow::anyhow!("--worker-memory-limit: {e} (write e.g. 2GiB or 512MiB)")
-        })?;
-        plan.measure.worker_memory_limit_bytes = Some(bytes);
-    }
-    for reason in &plan.dropped {
-        eprintln!("note: skipped a combination: {reason}");
-    }
+    let (scenario, host, mut plan) = load_plan(&args)?;
     let shard = shard::resolve(args.shard.as_deref(), args.shard_count)?;
     let plan_file = shard::apply(&mut plan, shard);
     if args.dry_run {
@@ -57,60 +36,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     }
     interrupt::install();
 
-    let (out_dir, previous) = match &args.resume {
-        Some(dir) => {
-            shard::check_resume(dir, &plan_file)?;
-            (dir.clone(), previous_run(dir, &scenario)?)
-        }
-        None => {
-            let dir = args.out.clone().unwrap_or_else(|| {
-                default_out_dir(
-                    Path::new("results"),
-                    &host.hostname,
-                    &shard::dir_name(&plan),
-                )
-            });
-            let taken = format!(
-                "resume it with --resume {}, or choose another --out directory",
-                dir.display()
-            );
-            prepare_results_dir(&dir, &scenario.source, &taken)?;
-            (dir, Vec::new())
-        }
-    };
+    let (out_dir, previous) = open_results_dir(&args, &scenario, &plan, &plan_file, &host)?;
     shard::write_plan_file(&out_dir, &plan_file)?;
     let mut sinks = results_sinks(&out_dir)?;
 
     let model = model_fingerprint(&plan)?;
-    let done: HashSet<String> = previous
-        .iter()
-        .filter(|r| r.status == Status::Ok)
-        .map(Record::point_key)
-        .collect();
-    let todo: Vec<&Point> = plan
-        .points
-        .iter()
-        .filter(|p| !done.contains(&point_key(&p.load, &p.ctx, &p.test, &model.sha256)))
-        .collect();
+    let todo = points_to_do(&plan, &previous, &model.sha256);
 
     let progress = Progress::new(todo.len() as u64);
     let already = plan.points.len() - todo.len();
-    progress.note(&format!(
-        "{}{}: {} points in {} load group(s){}, {} → {}",
-        plan.scenario_name,
-        plan.shard
-            .map(|s| format!(" shard {s}"))
-            .unwrap_or_default(),
-        plan.points.len(),
-        plan.load_groups(),
-        if args.resume.is_some() {
-            format!(" ({already} already recorded ok)")
-        } else {
-            String::new()
-        },
-        model.file_name,
-        out_dir.display()
-    ));
+    progress.note(&start_note(&plan, &args, already, &model, &out_dir));
     let mut sweep = new_sweep(
         &plan,
         host,
@@ -138,56 +73,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let any_failed = print_failures(&table);
     print_doubts(&table);
     if let Some(budget) = scenario.vram_budget_bytes {
-        let over: Vec<&Record> = table
-            .iter()
-            .filter(|r| r.vram.as_ref().is_some_and(|v| v.used_bytes() > budget))
-            .collect();
-        if !over.is_empty() {
-            eprintln!(
-                "note: {} point(s) used more VRAM than the scenario's [budget] vram of {} (they would not fit on that machine):",
-                over.len(),
-                lmtune_report::human_bytes(budget)
-            );
-        }
-        for r in over {
-            eprintln!(
-                "  point {} ({} {}): {}",
-                r.point_index,
-                r.test,
-                knob_summary_record(r),
-                lmtune_report::human_bytes(r.vram.as_ref().map_or(0, |v| v.used_bytes()))
-            );
-        }
+        print_over_budget(&table, budget);
     }
     eprintln!(
         "results: {} and {RESULTS_CSV}",
         out_dir.join(RESULTS_JSONL).display()
     );
     if let Some(name) = &args.save_baseline {
-        if interrupted {
-            eprintln!("not saving baseline {name:?}: the run was interrupted");
-        } else {
-            let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            let path = lmtune_report::baseline::save_baseline(
-                &lmtune_report::baseline::baseline_dir(),
-                name,
-                &out_dir.display().to_string(),
-                &created,
-                table.clone(),
-                args.baseline_keep.max(1),
-            )?;
-            eprintln!("baseline {name:?} saved to {}", path.display());
-        }
+        save_baseline(&args, name, interrupted, &out_dir, &table)?;
     }
     if interrupted {
-        let missing = plan.points.len() - table.iter().filter(|r| r.status == Status::Ok).count();
-        eprintln!(
-            "interrupted by {}: {} of {} points recorded ok; resume with:\n  {}",
-            interrupt::signal_name(),
-            plan.points.len() - missing,
-            plan.points.len(),
-            resume_command(&args, &out_dir, plan.shard)
-        );
+        print_resume_hint(&args, &plan, &table, &out_dir);
         return Ok(exit::INTERRUPTED);
     }
     Ok(if any_failed {
@@ -195,6 +91,170 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     } else {
         exit::OK
     })
+}
+
+/// Loads the scenario (or the default one for `-m MODEL`), applies the
+/// command-line overrides, and plans it on this host. Combinations the plan
+/// dropped are noted on stderr.
+fn load_plan(args: &RunArgs) -> anyhow::Result<(Scenario, HostInfo, Plan)> {
+    let mut scenario = match (&args.scenario, &args.model) {
+        (Some(file), _) => Scenario::load(file)?,
+        (None, Some(model)) => default_scenario(model)?,
+        (None, None) => anyhow::bail!("give a scenario file, or a model with -m/--model"),
+    };
+    if let Some(model) = &args.model {
+        scenario.model_path = model.clone();
+        scenario.model_span = None;
+    }
+    let host = HostInfo::detect();
+    let mut plan = scenario.plan(MachineFacts {
+        physical_cores: host.physical_cores,
+        logical_cores: host.logical_cores,
+    })?;
+    if let Some(limit) = &args.worker_memory_limit {
+        let bytes = parse_size(limit).map_err(|e| {
+            anyhow::anyhow!("--worker-memory-limit: {e} (write e.g. 2GiB or 512MiB)")
+        })?;
+        plan.measure.worker_memory_limit_bytes = Some(bytes);
+    }
+    for reason in &plan.dropped {
+        eprintln!("note: skipped a combination: {reason}");
+    }
+    Ok((scenario, host, plan))
+}
+
+/// The results directory and the records already in it: the `--resume`
+/// directory (checked against this plan), or a fresh one from `--out` or the
+/// default name, which must not hold an earlier run.
+fn open_results_dir(
+    args: &RunArgs,
+    scenario: &Scenario,
+    plan: &Plan,
+    plan_file: &PlanFile,
+    host: &HostInfo,
+) -> anyhow::Result<(PathBuf, Vec<Record>)> {
+    match &args.resume {
+        Some(dir) => {
+            shard::check_resume(dir, plan_file)?;
+            Ok((dir.clone(), previous_run(dir, scenario)?))
+        }
+        None => {
+            let dir = args.out.clone().unwrap_or_else(|| {
+                default_out_dir(Path::new("results"), &host.hostname, &shard::dir_name(plan))
+            });
+            let taken = format!(
+                "resume it with --resume {}, or choose another --out directory",
+                dir.display()
+            );
+            prepare_results_dir(&dir, &scenario.source, &taken)?;
+            Ok((dir, Vec::new()))
+        }
+    }
+}
+
+/// The plan's points not yet recorded ok for this model (all of them unless
+/// resuming).
+fn points_to_do<'p>(plan: &'p Plan, previous: &[Record], model_sha256: &str) -> Vec<&'p Point> {
+    let done: HashSet<String> = previous
+        .iter()
+        .filter(|r| r.status == Status::Ok)
+        .map(Record::point_key)
+        .collect();
+    plan.points
+        .iter()
+        .filter(|p| !done.contains(&point_key(&p.load, &p.ctx, &p.test, model_sha256)))
+        .collect()
+}
+
+/// The line announcing the run: scenario, shard, point and load-group
+/// counts, model file and results directory.
+fn start_note(
+    plan: &Plan,
+    args: &RunArgs,
+    already: usize,
+    model: &ModelFingerprint,
+    out_dir: &Path,
+) -> String {
+    format!(
+        "{}{}: {} points in {} load group(s){}, {} → {}",
+        plan.scenario_name,
+        plan.shard
+            .map(|s| format!(" shard {s}"))
+            .unwrap_or_default(),
+        plan.points.len(),
+        plan.load_groups(),
+        if args.resume.is_some() {
+            format!(" ({already} already recorded ok)")
+        } else {
+            String::new()
+        },
+        model.file_name,
+        out_dir.display()
+    )
+}
+
+/// Notes on stderr the points that used more VRAM than the scenario's
+/// `[budget] vram` (they would not fit on the machine it describes).
+fn print_over_budget(table: &[Record], budget: u64) {
+    let over: Vec<&Record> = table
+        .iter()
+        .filter(|r| r.vram.as_ref().is_some_and(|v| v.used_bytes() > budget))
+        .collect();
+    if !over.is_empty() {
+        eprintln!(
+            "note: {} point(s) used more VRAM than the scenario's [budget] vram of {} (they would not fit on that machine):",
+            over.len(),
+            lmtune_report::human_bytes(budget)
+        );
+    }
+    for r in over {
+        eprintln!(
+            "  point {} ({} {}): {}",
+            r.point_index,
+            r.test,
+            knob_summary_record(r),
+            lmtune_report::human_bytes(r.vram.as_ref().map_or(0, |v| v.used_bytes()))
+        );
+    }
+}
+
+/// Saves the table as baseline `name` (`--save-baseline`), unless the run
+/// was interrupted: a partial table would make a misleading baseline.
+fn save_baseline(
+    args: &RunArgs,
+    name: &str,
+    interrupted: bool,
+    out_dir: &Path,
+    table: &[Record],
+) -> anyhow::Result<()> {
+    if interrupted {
+        eprintln!("not saving baseline {name:?}: the run was interrupted");
+        return Ok(());
+    }
+    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let path = lmtune_report::baseline::save_baseline(
+        &lmtune_report::baseline::baseline_dir(),
+        name,
+        &out_dir.display().to_string(),
+        &created,
+        table.to_vec(),
+        args.baseline_keep.max(1),
+    )?;
+    eprintln!("baseline {name:?} saved to {}", path.display());
+    Ok(())
+}
+
+/// Tells on stderr how much of an interrupted run was recorded, and the
+/// command that resumes it.
+fn print_resume_hint(args: &RunArgs, plan: &Plan, table: &[Record], out_dir: &Path) {
+    let missing = plan.points.len() - table.iter().filter(|r| r.status == Status::Ok).count();
+    eprintln!(
+        "interrupted by {}: {} of {} points recorded ok; resume with:\n  {}",
+        interrupt::signal_name(),
+        plan.points.len() - missing,
+        plan.points.len(),
+        resume_command(args, out_dir, plan.shard)
+    );
 }
 
 /// The latest record of every point, old and new (what the table shows).
