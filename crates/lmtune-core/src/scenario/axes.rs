@@ -226,7 +226,8 @@ fn override_tensors(v: &Value) -> Result<Vec<String>, (String, String)> {
         let text = if s.trim().eq_ignore_ascii_case("none") {
             String::new()
         } else {
-            crate::knobs::canonical_override_tensor(s).map_err(|e| (e, usage.to_string()))?
+            crate::knobs::canonical_override_tensor(s)
+                .map_err(|e| (e.to_string(), usage.to_string()))?
         };
         if !out.contains(&text) {
             out.push(text);
