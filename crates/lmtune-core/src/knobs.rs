@@ -75,16 +75,18 @@ impl fmt::Display for KvType {
     }
 }
 
+/// A cache type name that is none of [`KvType::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown cache type {0:?}; use one of {names}", names = KvType::ALL.map(KvType::as_str).join(", "))]
+pub struct UnknownKvType(pub String);
+
 impl FromStr for KvType {
-    type Err = String;
+    type Err = UnknownKvType;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         KvType::ALL
             .into_iter()
             .find(|t| t.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                let names: Vec<_> = KvType::ALL.iter().map(|t| t.as_str()).collect();
-                format!("unknown cache type {s:?}; use one of {}", names.join(", "))
-            })
+            .ok_or_else(|| UnknownKvType(s.to_string()))
     }
 }
 
@@ -501,6 +503,10 @@ mod tests {
     #[test]
     fn kv_type_parses_case_insensitively_and_rejects_unknown() {
         assert_eq!("Q8_0".parse::<KvType>(), Ok(KvType::Q8_0));
-        assert!("q9_9".parse::<KvType>().unwrap_err().contains("q8_0"));
+        assert!("q9_9"
+            .parse::<KvType>()
+            .unwrap_err()
+            .to_string()
+            .contains("q8_0"));
     }
 }
