@@ -311,20 +311,30 @@ pub fn meminfo_kib(text: &str, key: &str) -> Option<u64> {
     })
 }
 
+/// Why NVML lists no GPU, phrased for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoGpu {
+    #[error("no NVIDIA GPU detected (NVML unavailable: {0})")]
+    NvmlUnavailable(String),
+    #[error("no NVIDIA GPU detected (NVML: {0})")]
+    Nvml(String),
+    #[error("no NVIDIA GPU detected (NVML found no devices)")]
+    NoDevices,
+}
+
 /// Lists NVIDIA GPUs through NVML. `Err` carries the reason there are none
-/// (no driver, no device), phrased for the user.
-pub fn detect_gpus() -> Result<Vec<GpuInfo>, String> {
+/// (no driver, no device).
+pub fn detect_gpus() -> Result<Vec<GpuInfo>, NoGpu> {
     use nvml_wrapper::Nvml;
-    let nvml =
-        Nvml::init().map_err(|e| format!("no NVIDIA GPU detected (NVML unavailable: {e})"))?;
+    let nvml = Nvml::init().map_err(|e| NoGpu::NvmlUnavailable(e.to_string()))?;
     let driver = nvml
         .sys_driver_version()
         .unwrap_or_else(|_| "unknown".into());
     let count = nvml
         .device_count()
-        .map_err(|e| format!("no NVIDIA GPU detected (NVML: {e})"))?;
+        .map_err(|e| NoGpu::Nvml(e.to_string()))?;
     if count == 0 {
-        return Err("no NVIDIA GPU detected (NVML found no devices)".into());
+        return Err(NoGpu::NoDevices);
     }
     let mut gpus = Vec::new();
     for index in 0..count {

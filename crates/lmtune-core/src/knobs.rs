@@ -75,16 +75,18 @@ impl fmt::Display for KvType {
     }
 }
 
+/// A cache type name that is none of [`KvType::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown cache type {0:?}; use one of {names}", names = KvType::ALL.map(KvType::as_str).join(", "))]
+pub struct UnknownKvType(pub String);
+
 impl FromStr for KvType {
-    type Err = String;
+    type Err = UnknownKvType;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         KvType::ALL
             .into_iter()
             .find(|t| t.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                let names: Vec<_> = KvType::ALL.iter().map(|t| t.as_str()).collect();
-                format!("unknown cache type {s:?}; use one of {}", names.join(", "))
-            })
+            .ok_or_else(|| UnknownKvType(s.to_string()))
     }
 }
 
@@ -245,28 +247,42 @@ impl TensorOverride {
     }
 }
 
+/// What is wrong with one entry of an `override_tensor` text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OverrideTensorError {
+    #[error("{entry:?} has no buffer type: write PATTERN=BUFT, e.g. 'blk\\.[0-9]+\\.ffn_.*_exps=CPU' (a TOML literal string)")]
+    NoBufferType { entry: String },
+    #[error("{entry:?} needs both a pattern and a buffer type (PATTERN=BUFT)")]
+    Incomplete { entry: String },
+    #[error("the pattern {pattern:?} does not compile: {why}")]
+    BadPattern { pattern: String, why: String },
+}
+
 /// Parses llama-bench's `-ot` syntax, `"regex=BUFT;regex=BUFT"` (a `,` may
 /// be part of a regex, so llama-server's `,` separator is not read here).
 /// Empty text is no override.
 /// Errors say what is wrong with which entry.
-pub fn parse_override_tensor(text: &str) -> Result<Vec<TensorOverride>, String> {
+pub fn parse_override_tensor(text: &str) -> Result<Vec<TensorOverride>, OverrideTensorError> {
     let mut out = Vec::new();
     for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
         let Some((pattern, buft)) = entry.rsplit_once('=') else {
-            return Err(format!(
-                "{entry:?} has no buffer type: write PATTERN=BUFT, e.g. 'blk\\.[0-9]+\\.ffn_.*_exps=CPU' (a TOML literal string)"
-            ));
+            return Err(OverrideTensorError::NoBufferType {
+                entry: entry.to_string(),
+            });
         };
         let (pattern, buft) = (pattern.trim(), buft.trim());
         if pattern.is_empty() || buft.is_empty() {
-            return Err(format!(
-                "{entry:?} needs both a pattern and a buffer type (PATTERN=BUFT)"
-            ));
+            return Err(OverrideTensorError::Incomplete {
+                entry: entry.to_string(),
+            });
         }
         if let Err(e) = regex::Regex::new(pattern) {
             let first = e.to_string();
             let why = first.lines().last().unwrap_or("").trim();
-            return Err(format!("the pattern {pattern:?} does not compile: {why}"));
+            return Err(OverrideTensorError::BadPattern {
+                pattern: pattern.to_string(),
+                why: why.to_string(),
+            });
         }
         out.push(TensorOverride {
             pattern: pattern.to_string(),
@@ -278,7 +294,7 @@ pub fn parse_override_tensor(text: &str) -> Result<Vec<TensorOverride>, String> 
 
 /// `override_tensor` text in one spelling (`;` between entries, no spaces),
 /// so two spellings of one placement are one knob value.
-pub fn canonical_override_tensor(text: &str) -> Result<String, String> {
+pub fn canonical_override_tensor(text: &str) -> Result<String, OverrideTensorError> {
     Ok(parse_override_tensor(text)?
         .iter()
         .map(|o| format!("{}={}", o.pattern, o.buft))
@@ -487,6 +503,10 @@ mod tests {
     #[test]
     fn kv_type_parses_case_insensitively_and_rejects_unknown() {
         assert_eq!("Q8_0".parse::<KvType>(), Ok(KvType::Q8_0));
-        assert!("q9_9".parse::<KvType>().unwrap_err().contains("q8_0"));
+        assert!("q9_9"
+            .parse::<KvType>()
+            .unwrap_err()
+            .to_string()
+            .contains("q8_0"));
     }
 }

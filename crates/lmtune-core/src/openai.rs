@@ -176,6 +176,24 @@ impl ServerLaunch {
     }
 }
 
+/// Why a command line's placeholders could not be filled in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlaceholderError {
+    #[error("unmatched `}}` in {arg:?} (write `}}}}` for a literal brace)")]
+    UnmatchedClose { arg: String },
+    #[error("unclosed `{{` in {arg:?}")]
+    Unclosed { arg: String },
+    #[error(
+        "unknown placeholder {{{name}}} in {arg:?}; known: {}",
+        known_placeholders()
+    )]
+    Unknown { name: String, arg: String },
+}
+
+fn known_placeholders() -> String {
+    PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(" ")
+}
+
 /// A command line with its placeholders replaced; an argument that is a
 /// lone placeholder with an empty value (`{swa_full}` when off) is dropped,
 /// so a flag without a value can be switched; for `{override_tensor}` the
@@ -183,7 +201,7 @@ impl ServerLaunch {
 pub fn substitute_args(
     args: &[String],
     values: &BTreeMap<&'static str, String>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, PlaceholderError> {
     let mut out = Vec::with_capacity(args.len());
     for arg in args {
         let value = substitute(arg, values)?;
@@ -204,7 +222,10 @@ pub fn substitute_args(
 
 /// Replaces `{name}` in `arg` with `values[name]`; `{{` and `}}` are literal
 /// braces. Unknown names are an error naming them.
-pub fn substitute(arg: &str, values: &BTreeMap<&'static str, String>) -> Result<String, String> {
+pub fn substitute(
+    arg: &str,
+    values: &BTreeMap<&'static str, String>,
+) -> Result<String, PlaceholderError> {
     let mut out = String::with_capacity(arg.len());
     let mut rest = arg;
     while let Some(i) = rest.find(['{', '}']) {
@@ -216,21 +237,23 @@ pub fn substitute(arg: &str, values: &BTreeMap<&'static str, String>) -> Result<
             continue;
         }
         if tail.starts_with('}') {
-            return Err(format!(
-                "unmatched `}}` in {arg:?} (write `}}}}` for a literal brace)"
-            ));
+            return Err(PlaceholderError::UnmatchedClose {
+                arg: arg.to_string(),
+            });
         }
         let Some(end) = tail.find('}') else {
-            return Err(format!("unclosed `{{` in {arg:?}"));
+            return Err(PlaceholderError::Unclosed {
+                arg: arg.to_string(),
+            });
         };
         let name = &tail[1..end];
         match values.get(name) {
             Some(v) => out.push_str(v),
             None => {
-                return Err(format!(
-                    "unknown placeholder {{{name}}} in {arg:?}; known: {}",
-                    PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(" ")
-                ))
+                return Err(PlaceholderError::Unknown {
+                    name: name.to_string(),
+                    arg: arg.to_string(),
+                })
             }
         }
         rest = &tail[end + 1..];
@@ -354,12 +377,15 @@ mod tests {
         let values = launch().values("m", "h", 1);
         assert!(substitute("{n_thread}", &values)
             .unwrap_err()
+            .to_string()
             .contains("unknown placeholder {n_thread}"));
         assert!(substitute("{model", &values)
             .unwrap_err()
+            .to_string()
             .contains("unclosed"));
         assert!(substitute("a}b", &values)
             .unwrap_err()
+            .to_string()
             .contains("unmatched"));
     }
 

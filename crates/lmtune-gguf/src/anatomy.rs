@@ -138,18 +138,27 @@ pub struct Experts {
     pub used: u64,
 }
 
+/// An architecture whose cache lmtune's analytic KV rule does not describe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{architecture}'s cache is not modelled by lmtune ({why}): using llama.cpp's dry run")]
+pub struct KvNotModelled {
+    pub architecture: String,
+    /// What the cache is instead (a recurrent state, a compressed cache, …).
+    pub why: &'static str,
+}
+
 impl ModelAnatomy {
     /// `Err(why)` when lmtune's analytic KV-cache rule does not describe this
     /// architecture (recurrent state, MLA, chunked or shared-KV layers): its
     /// KV figures are then not to be trusted, and llama.cpp's dry run
     /// (`Measurement::dry_run`, `lmtune plan`) is the answer.
-    pub fn kv_modelled(&self) -> Result<(), String> {
+    pub fn kv_modelled(&self) -> Result<(), KvNotModelled> {
         match kv_not_modelled(&self.architecture) {
             None => Ok(()),
-            Some(why) => Err(format!(
-                "{}'s cache is not modelled by lmtune ({why}): using llama.cpp's dry run",
-                self.architecture
-            )),
+            Some(why) => Err(KvNotModelled {
+                architecture: self.architecture.clone(),
+                why,
+            }),
         }
     }
 

@@ -23,7 +23,9 @@ pub mod synth;
 mod types;
 mod writer;
 
-pub use anatomy::{is_routed_expert, Experts, Layer, ModelAnatomy, TensorGroup, SYNTHETIC_KEY};
+pub use anatomy::{
+    is_routed_expert, Experts, KvNotModelled, Layer, ModelAnatomy, TensorGroup, SYNTHETIC_KEY,
+};
 pub use reader::{GgufFile, Limits, MetadataValue, TensorInfo};
 pub use summary::ModelSummary;
 pub use types::{file_type_name, GgmlType};

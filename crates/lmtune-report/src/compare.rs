@@ -23,13 +23,13 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub fn parse_list(s: &str) -> Result<Vec<Metric>, String> {
+    pub fn parse_list(s: &str) -> Result<Vec<Metric>, UnknownMetric> {
         s.split(',')
             .map(|m| match m.trim().to_ascii_lowercase().as_str() {
                 "tg" => Ok(Metric::Tg),
                 "pp" => Ok(Metric::Pp),
                 "ttft" => Ok(Metric::Ttft),
-                other => Err(format!("unknown metric {other:?}; use tg, pp, ttft")),
+                other => Err(UnknownMetric(other.to_string())),
             })
             .collect()
     }
@@ -98,6 +98,11 @@ impl Comparison {
         self.rows.iter().filter(|r| r.change.verdict == v).count()
     }
 }
+
+/// A `--metric` name that is not one of tg, pp, ttft.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown metric {0:?}; use tg, pp, ttft")]
+pub struct UnknownMetric(pub String);
 
 /// Why two result sets cannot be compared.
 #[derive(Debug, thiserror::Error)]

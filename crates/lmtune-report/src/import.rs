@@ -238,7 +238,7 @@ impl BenchRow<'_> {
     fn kv(&self, key: &str) -> Result<KvType, ImportError> {
         self.text(key)
             .parse()
-            .map_err(|e: String| self.bad(format!("`{key}`: {e}")))
+            .map_err(|e: lmtune_core::knobs::UnknownKvType| self.bad(format!("`{key}`: {e}")))
     }
 
     /// The test; n_depth is optional (older llama-bench has none).

@@ -68,6 +68,10 @@ pub struct Worker {
 pub struct Death {
     pub description: String,
     pub stderr_tail: Vec<String>,
+    /// Its last stderr lines say an allocation failed (an allocation
+    /// failure outside llama.cpp's own checks: C++ `bad_alloc`, Rust's
+    /// allocation error), so it ran out of memory rather than crashed.
+    pub out_of_memory: bool,
 }
 
 impl Worker {
@@ -227,16 +231,18 @@ impl Worker {
         };
         // The stderr thread may still be draining; give it a moment.
         thread::sleep(std::time::Duration::from_millis(50));
-        let stderr_tail = self
+        let stderr_tail: Vec<String> = self
             .stderr_tail
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .cloned()
             .collect();
+        let out_of_memory = lmtune_backend::process::logs_out_of_memory(&stderr_tail);
         Death {
             description,
             stderr_tail,
+            out_of_memory,
         }
     }
 

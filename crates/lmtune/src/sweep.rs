@@ -73,10 +73,16 @@ struct Outcome {
 
 enum Reply {
     Fitted(Box<LlamaFit>),
-    Loaded { load_ms: f64 },
+    Loaded {
+        load_ms: f64,
+    },
     Measured(Box<Measurement>),
     Failed(BackendError),
-    Died(String),
+    /// The worker died; `out_of_memory` from [`crate::runner::Death`].
+    Died {
+        message: String,
+        out_of_memory: bool,
+    },
     TimedOut(String),
     Interrupted,
 }
@@ -245,7 +251,7 @@ impl<'a> Sweep<'a> {
                     None
                 }
                 Reply::Failed(error) => Some(Outcome::failed(status_of(&error), error.to_string())),
-                Reply::Died(message) => Some(Outcome::failed(
+                Reply::Died { message, .. } => Some(Outcome::failed(
                     Status::Crashed,
                     format!("while loading the model: {message}"),
                 )),
@@ -287,10 +293,11 @@ impl<'a> Sweep<'a> {
                 vram: None,
             },
             Reply::Failed(error) => Outcome::failed(status_of(&error), error.to_string()),
-            // A worker killed by an allocation failure outside llama.cpp's
-            // own checks (C++ bad_alloc, Rust's allocation error) ran out of memory.
-            Reply::Died(message) if died_of_oom(&message) => Outcome::failed(Status::Oom, message),
-            Reply::Died(message) => Outcome::failed(Status::Crashed, message),
+            Reply::Died {
+                message,
+                out_of_memory: true,
+            } => Outcome::failed(Status::Oom, message),
+            Reply::Died { message, .. } => Outcome::failed(Status::Crashed, message),
             Reply::TimedOut(message) => Outcome::failed(Status::Timeout, message),
             Reply::Interrupted => return Ok(None),
             Reply::Loaded { .. } | Reply::Fitted(_) => {
@@ -357,7 +364,9 @@ impl<'a> Sweep<'a> {
                 )),
             },
             Reply::Failed(e) => Err(Outcome::failed(status_of(&e), during(e.to_string()))),
-            Reply::Died(m) => Err(Outcome::failed(Status::Crashed, during(m))),
+            Reply::Died { message, .. } => {
+                Err(Outcome::failed(Status::Crashed, during(message)))
+            }
             Reply::TimedOut(m) => Err(Outcome::failed(Status::Timeout, during(m))),
             Reply::Interrupted => return Ok(None),
             Reply::Loaded { .. } | Reply::Measured(_) => {
@@ -418,11 +427,14 @@ impl<'a> Sweep<'a> {
                 }
                 Wait::Event(Event::Exited) => {
                     let death = worker.death();
-                    Reply::Died(format!(
-                        "worker {}; last stderr lines:\n{}",
-                        death.description,
-                        death.stderr_tail.join("\n")
-                    ))
+                    Reply::Died {
+                        message: format!(
+                            "worker {}; last stderr lines:\n{}",
+                            death.description,
+                            death.stderr_tail.join("\n")
+                        ),
+                        out_of_memory: death.out_of_memory,
+                    }
                 }
                 Wait::TimedOut => {
                     let death = worker.kill();
@@ -511,19 +523,6 @@ impl Outcome {
             vram: None,
         }
     }
-}
-
-fn died_of_oom(message: &str) -> bool {
-    [
-        "std::bad_alloc",
-        "memory allocation of",
-        "out of memory",
-        "Cannot allocate memory",
-        "insufficient memory",
-        "failed to allocate",
-    ]
-    .iter()
-    .any(|sign| message.contains(sign))
 }
 
 fn status_of(error: &BackendError) -> Status {

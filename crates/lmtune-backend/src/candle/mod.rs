@@ -15,6 +15,7 @@
 //!   offload device (`cuda:0` unless `[backend.candle] offload_device` says
 //!   otherwise; `cpu` places them on a second CPU device, for testing).
 
+pub mod error;
 pub mod model;
 pub mod placement;
 
@@ -29,6 +30,7 @@ use lmtune_core::scenario::{MeasureSpec, Point};
 
 use crate::repeat::{repeat, RandomTokens, Sample};
 use crate::{Backend, BackendError, BackendInfo};
+use error::CandleError;
 
 use model::{Model, Placement, Slot};
 
@@ -76,7 +78,7 @@ pub fn cuda_compiled() -> bool {
     cfg!(feature = "candle-cuda")
 }
 
-fn offload_slot(offload: OffloadDevice) -> Result<Slot, String> {
+fn offload_slot(offload: OffloadDevice) -> Result<Slot, CandleError> {
     match offload {
         OffloadDevice::Cpu => Ok(Slot {
             label: "cpu:1".into(),
@@ -84,14 +86,14 @@ fn offload_slot(offload: OffloadDevice) -> Result<Slot, String> {
         }),
         OffloadDevice::Cuda(n) => {
             if !cuda_compiled() {
-                return Err(format!("n_gpu_layers > 0 puts blocks on cuda:{n}, but this lmtune was not compiled with CUDA support for candle (rebuild with `cargo build --release --features candle-cuda`, or set n_gpu_layers = 0)"));
+                return Err(CandleError::CudaNotCompiled(n));
             }
             Device::new_cuda(n)
                 .map(|device| Slot {
                     label: format!("cuda:{n}"),
                     device,
                 })
-                .map_err(|e| format!("candle cannot open cuda:{n}: {e}"))
+                .map_err(|source| CandleError::CudaOpen { device: n, source })
         }
     }
 }
@@ -145,7 +147,7 @@ impl Backend for CandleBackend {
         };
         let offload = self.offload;
         // Placement needs the layer count: Model::load asks once it has read the header.
-        let place = |hp: &model::Hparams| -> Result<Placement, String> {
+        let place = |hp: &model::Hparams| -> Result<Placement, CandleError> {
             Ok(if load.n_gpu_layers == 0 {
                 Placement::single(hp.n_layer, host)
             } else {
@@ -155,7 +157,7 @@ impl Backend for CandleBackend {
         };
         let model = Model::load(path, place).map_err(|e| {
             let message = format!("candle could not load {}: {e}", path.display());
-            if e.contains("out of memory") || e.contains("OUT_OF_MEMORY") {
+            if e.is_out_of_memory() {
                 BackendError::OutOfMemory {
                     message,
                     log: vec![],
@@ -279,7 +281,7 @@ impl Backend for CandleBackend {
 
 fn point_error(e: &candle_core::Error) -> BackendError {
     let message = format!("candle: {e}");
-    if message.contains("out of memory") || message.contains("OUT_OF_MEMORY") {
+    if error::is_out_of_memory(e) {
         BackendError::OutOfMemory {
             message,
             log: vec![],

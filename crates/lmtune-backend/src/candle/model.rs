@@ -20,6 +20,7 @@ use candle_nn::kv_cache::KvCache;
 use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
 
+pub use super::error::CandleError;
 pub use super::placement::{Placement, Slot};
 
 /// The shape of the model, from its GGUF metadata.
@@ -90,50 +91,62 @@ impl Context {
     }
 }
 
-fn md<'a>(ct: &'a gguf_file::Content, key: &str) -> Result<&'a gguf_file::Value, String> {
+fn md<'a>(ct: &'a gguf_file::Content, key: &str) -> Result<&'a gguf_file::Value, CandleError> {
     ct.metadata
         .get(key)
-        .ok_or_else(|| format!("the GGUF metadata has no {key}"))
+        .ok_or_else(|| CandleError::MissingKey(key.to_string()))
 }
 
-fn md_u32(ct: &gguf_file::Content, key: &str) -> Result<usize, String> {
+fn md_u32(ct: &gguf_file::Content, key: &str) -> Result<usize, CandleError> {
     md(ct, key)?
         .to_u32()
         .map(|v| v as usize)
-        .map_err(|e| format!("{key}: {e}"))
+        .map_err(|source| bad_value(key, source))
+}
+
+fn bad_value(key: &str, source: candle_core::Error) -> CandleError {
+    CandleError::BadValue {
+        key: key.to_string(),
+        source,
+    }
 }
 
 impl Hparams {
-    pub fn read(ct: &gguf_file::Content) -> Result<Hparams, String> {
+    pub fn read(ct: &gguf_file::Content) -> Result<Hparams, CandleError> {
         let arch = md(ct, "general.architecture")?
             .to_string()
-            .map_err(|e| format!("general.architecture: {e}"))?
+            .map_err(|source| bad_value("general.architecture", source))?
             .clone();
         if arch != "llama" {
-            return Err(format!("the candle backend runs llama-architecture models; this one is {arch:?} (use the llama-cpp backend for it)"));
+            return Err(CandleError::NotLlama(arch));
         }
         let experts = md_u32(ct, "llama.expert_count").unwrap_or(0);
         if experts > 1 {
-            return Err(format!("the candle backend does not run mixture-of-experts models ({experts} experts); use the llama-cpp backend"));
+            return Err(CandleError::MixtureOfExperts(experts));
         }
         let n_embd = md_u32(ct, "llama.embedding_length")?;
         let n_head = md_u32(ct, "llama.attention.head_count")?;
         let n_kv_head = md_u32(ct, "llama.attention.head_count_kv").unwrap_or(n_head);
         if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 || n_embd % n_head != 0 {
-            return Err(format!("inconsistent attention shape: {n_head} heads, {n_kv_head} KV heads, {n_embd} embedding"));
+            return Err(CandleError::AttentionShape {
+                n_head,
+                n_kv_head,
+                n_embd,
+            });
         }
         let head_dim = n_embd / n_head;
         let rope_dim = md_u32(ct, "llama.rope.dimension_count").unwrap_or(head_dim);
         if rope_dim != head_dim {
-            return Err(format!("partial RoPE ({rope_dim} of {head_dim} dimensions) is not supported by the candle backend"));
+            return Err(CandleError::PartialRope { rope_dim, head_dim });
         }
         let n_vocab = ct
             .tensor_infos
             .get("token_embd.weight")
             .map(|t| t.shape.dims()[0])
-            .ok_or("the model has no token_embd.weight tensor")?;
+            .ok_or(CandleError::NoTokenEmbeddings)?;
         let adds_bos = md(ct, "tokenizer.ggml.add_bos_token")
-            .and_then(|v| v.to_bool().map_err(|e| e.to_string()))
+            .ok()
+            .and_then(|v| v.to_bool().ok())
             .unwrap_or(false);
         Ok(Hparams {
             bos: adds_bos
@@ -147,12 +160,13 @@ impl Hparams {
             head_dim,
             n_vocab,
             rope_base: md(ct, "llama.rope.freq_base")
-                .and_then(|v| v.to_f32().map_err(|e| e.to_string()))
+                .ok()
+                .and_then(|v| v.to_f32().ok())
                 .unwrap_or(10_000.0),
             rms_eps: f64::from(
                 md(ct, "llama.attention.layer_norm_rms_epsilon")?
                     .to_f32()
-                    .map_err(|e| format!("llama.attention.layer_norm_rms_epsilon: {e}"))?,
+                    .map_err(|e| bad_value("llama.attention.layer_norm_rms_epsilon", e))?,
             ),
         })
     }
@@ -163,32 +177,31 @@ impl Model {
     /// model's shape (read once, from the header).
     pub fn load(
         path: &Path,
-        place: impl FnOnce(&Hparams) -> Result<Placement, String>,
-    ) -> Result<Model, String> {
-        let mut reader = BufReader::new(File::open(path).map_err(|e| e.to_string())?);
-        let ct = gguf_file::Content::read(&mut reader).map_err(|e| e.to_string())?;
+        place: impl FnOnce(&Hparams) -> Result<Placement, CandleError>,
+    ) -> Result<Model, CandleError> {
+        let mut reader = BufReader::new(File::open(path)?);
+        let ct = gguf_file::Content::read(&mut reader)?;
         let hp = Hparams::read(&ct)?;
         let placement = place(&hp)?;
         if placement.blocks.len() != hp.n_layer {
-            return Err(format!(
-                "placement has {} blocks, the model {}",
-                placement.blocks.len(),
-                hp.n_layer
-            ));
+            return Err(CandleError::PlacementMismatch {
+                placement: placement.blocks.len(),
+                model: hp.n_layer,
+            });
         }
-        let mut tensor = |name: &str, slot: usize| -> Result<QTensor, String> {
+        let mut tensor = |name: &str, slot: usize| -> Result<QTensor, CandleError> {
             ct.tensor(&mut reader, name, &placement.devices[slot].device)
-                .map_err(|e| format!("tensor {name}: {e}"))
+                .map_err(|source| CandleError::Tensor {
+                    name: name.to_string(),
+                    source,
+                })
         };
-        let qmm = |t: QTensor| QMatMul::from_qtensor(t).map_err(|e| e.to_string());
-        let norm = |t: QTensor| RmsNorm::from_qtensor(t, hp.rms_eps).map_err(|e| e.to_string());
+        let qmm = |t: QTensor| QMatMul::from_qtensor(t).map_err(CandleError::from);
+        let norm = |t: QTensor| RmsNorm::from_qtensor(t, hp.rms_eps).map_err(CandleError::from);
 
         let embd = tensor("token_embd.weight", placement.embedding)?;
         let embd_device = &placement.devices[placement.embedding].device;
-        let embedding = Embedding::new(
-            embd.dequantize(embd_device).map_err(|e| e.to_string())?,
-            hp.n_embd,
-        );
+        let embedding = Embedding::new(embd.dequantize(embd_device)?, hp.n_embd);
         let mut blocks = Vec::with_capacity(hp.n_layer);
         for (i, &slot) in placement.blocks.iter().enumerate() {
             let p = format!("blk.{i}");
@@ -225,7 +238,7 @@ impl Model {
     }
 
     /// A fresh sequence state holding at most `n_ctx` tokens.
-    pub fn new_context(&self, n_ctx: usize) -> Result<Context, String> {
+    pub fn new_context(&self, n_ctx: usize) -> Result<Context, CandleError> {
         let half = self.hp.head_dim / 2;
         let theta: Vec<f32> = (0..half)
             .map(|i| {
@@ -242,12 +255,8 @@ impl Model {
         for &d in &self.placement.blocks {
             if rope[d].is_none() {
                 let device = &self.placement.devices[d].device;
-                let a = Tensor::from_slice(&angles, (n_ctx, half), device)
-                    .map_err(|e| e.to_string())?;
-                rope[d] = Some((
-                    a.cos().map_err(|e| e.to_string())?,
-                    a.sin().map_err(|e| e.to_string())?,
-                ));
+                let a = Tensor::from_slice(&angles, (n_ctx, half), device)?;
+                rope[d] = Some((a.cos()?, a.sin()?));
             }
         }
         Ok(Context {
@@ -359,23 +368,27 @@ impl Model {
 
     /// Greedy decoding: the `n` most likely next tokens after `prompt`,
     /// the prompt decoded in chunks of `n_batch`.
-    pub fn greedy(&self, prompt: &[u32], n: usize, n_batch: usize) -> Result<Vec<u32>, String> {
+    pub fn greedy(
+        &self,
+        prompt: &[u32],
+        n: usize,
+        n_batch: usize,
+    ) -> Result<Vec<u32>, CandleError> {
         let mut ctx = self.new_context(prompt.len() + n)?;
         let mut logits = None;
         for chunk in prompt.chunks(n_batch.max(1)) {
-            logits = Some(self.forward(&mut ctx, chunk).map_err(|e| e.to_string())?);
+            logits = Some(self.forward(&mut ctx, chunk)?);
         }
-        let mut logits = logits.ok_or("the prompt is empty")?;
+        let mut logits = logits.ok_or(CandleError::EmptyPrompt)?;
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             let values = logits
                 .to_dtype(DType::F32)
-                .and_then(|l| l.to_vec1::<f32>())
-                .map_err(|e| e.to_string())?;
+                .and_then(|l| l.to_vec1::<f32>())?;
             let next = crate::repeat::argmax(&values);
             out.push(next);
             if i + 1 < n {
-                logits = self.forward(&mut ctx, &[next]).map_err(|e| e.to_string())?;
+                logits = self.forward(&mut ctx, &[next])?;
             }
         }
         Ok(out)

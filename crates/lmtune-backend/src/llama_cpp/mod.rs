@@ -72,7 +72,7 @@ pub struct LlamaCppBackend {
     model: Option<LlamaModel>,
     /// The same model loaded with `no_alloc`, for llama.cpp's dry run of
     /// each point's context; its load error when that failed.
-    dry_model: Option<Result<dry_run::DryModel, String>>,
+    dry_model: Option<Result<dry_run::DryModel, BackendError>>,
     /// A no_alloc model kept for [`Backend::dry_run`] requests, by file and
     /// load parameters.
     dry_models: Option<((std::path::PathBuf, LoadParams), dry_run::DryModel)>,
@@ -179,9 +179,7 @@ impl Backend for LlamaCppBackend {
                     Vec::new()
                 };
                 // After the real load has said where its layers went.
-                self.dry_model = Some(
-                    dry_run::DryModel::load(&self.backend, model, load).map_err(|e| e.to_string()),
-                );
+                self.dry_model = Some(dry_run::DryModel::load(&self.backend, model, load));
                 log::take_placement();
                 Ok(())
             }
@@ -212,11 +210,11 @@ impl Backend for LlamaCppBackend {
         let backend_params = applied::passed(&point.load, &params);
         let dry_run = self.dry_model.as_ref().map(|m| {
             let run = match m {
-                Ok(m) => m.context(&params).map_err(|e| e.to_string()),
+                Ok(m) => m.context(&params),
                 Err(e) => Err(e.clone()),
             };
             Box::new(run.unwrap_or_else(|error| lmtune_core::record::DryRun {
-                error: Some(error),
+                error: Some(error.to_string()),
                 ..Default::default()
             }))
         });

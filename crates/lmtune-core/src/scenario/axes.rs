@@ -4,7 +4,7 @@
 
 use toml::Value;
 
-use super::axis::{self, AxisInt, NGpuLayers, Threads};
+use super::axis::{self, AxisInt, NGpuLayers, Refused, Threads};
 use super::error::ErrorSite;
 use super::raw::{AxisValue, RawSweep, RawWorkload};
 use super::{validate, Axis, BackendSpec, ScenarioError};
@@ -177,8 +177,10 @@ fn ints<T: AxisInt>(min: u32) -> impl FnOnce(&Value) -> Result<Vec<T>, (String, 
 
 fn kv_types(v: &Value) -> Result<Vec<KvType>, (String, String)> {
     axis::choice_axis(v, |x| match x {
-        Value::String(s) => s.parse::<KvType>(),
-        _ => Err("write cache types as strings, e.g. [\"f16\", \"q8_0\"]".to_string()),
+        Value::String(s) => s.parse::<KvType>().map_err(Refused::fix),
+        _ => Err(Refused::fix(
+            "write cache types as strings, e.g. [\"f16\", \"q8_0\"]",
+        )),
     })
 }
 
@@ -190,9 +192,13 @@ fn flash_attn_values(v: &Value) -> Result<Vec<FlashAttn>, (String, String)> {
             "auto" => Ok(FlashAttn::Auto),
             "on" | "true" | "1" => Ok(FlashAttn::On),
             "off" | "false" | "0" => Ok(FlashAttn::Off),
-            _ => Err("use \"auto\", \"on\" or \"off\" (or true / false)".into()),
+            _ => Err(Refused::fix(
+                "use \"auto\", \"on\" or \"off\" (or true / false)",
+            )),
         },
-        _ => Err("use \"auto\", \"on\" or \"off\" (or true / false)".into()),
+        _ => Err(Refused::fix(
+            "use \"auto\", \"on\" or \"off\" (or true / false)",
+        )),
     })
 }
 
@@ -203,9 +209,9 @@ fn bools(v: &Value) -> Result<Vec<bool>, (String, String)> {
         Value::String(s) => match s.to_ascii_lowercase().as_str() {
             "on" | "true" | "1" => Ok(true),
             "off" | "false" | "0" => Ok(false),
-            _ => Err("use true / false (or \"on\" / \"off\")".into()),
+            _ => Err(Refused::fix("use true / false (or \"on\" / \"off\")")),
         },
-        _ => Err("use true / false (or \"on\" / \"off\")".into()),
+        _ => Err(Refused::fix("use true / false (or \"on\" / \"off\")")),
     })
 }
 
@@ -226,7 +232,8 @@ fn override_tensors(v: &Value) -> Result<Vec<String>, (String, String)> {
         let text = if s.trim().eq_ignore_ascii_case("none") {
             String::new()
         } else {
-            crate::knobs::canonical_override_tensor(s).map_err(|e| (e, usage.to_string()))?
+            crate::knobs::canonical_override_tensor(s)
+                .map_err(|e| (e.to_string(), usage.to_string()))?
         };
         if !out.contains(&text) {
             out.push(text);

@@ -213,11 +213,25 @@ pub fn int_axis<T: AxisInt>(value: &Value, min: u32) -> Result<Vec<T>, (String, 
     check_len(values)
 }
 
+/// A value outside an axis's fixed set, with how to write one inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub fix: String,
+}
+
+impl Refused {
+    pub fn fix(fix: impl std::fmt::Display) -> Refused {
+        Refused {
+            fix: fix.to_string(),
+        }
+    }
+}
+
 /// Parses an axis of strings from a fixed set (also accepting booleans when
 /// `bools` maps them).
 pub fn choice_axis<T: Copy>(
     value: &Value,
-    parse: impl Fn(&Value) -> Result<T, String>,
+    parse: impl Fn(&Value) -> Result<T, Refused>,
 ) -> Result<Vec<T>, (String, String)> {
     let items: Vec<&Value> = match value {
         Value::Array(items) => items.iter().collect(),
@@ -225,7 +239,7 @@ pub fn choice_axis<T: Copy>(
     };
     let values = items
         .into_iter()
-        .map(|v| parse(v).map_err(|fix| (format!("{v} is not allowed here"), fix)))
+        .map(|v| parse(v).map_err(|r| (format!("{v} is not allowed here"), r.fix)))
         .collect::<Result<Vec<_>, _>>()?;
     check_len(values)
 }

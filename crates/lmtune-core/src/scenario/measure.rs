@@ -89,7 +89,7 @@ pub(super) fn parse_measure(
             site.at(
                 Some(v.span()),
                 "measure.worker_memory_limit",
-                e,
+                e.to_string(),
                 "write a size like \"2GiB\", \"512MiB\" or \"8GB\"",
             )
         })?),
@@ -138,7 +138,7 @@ pub(super) fn parse_budget(
             site.at(
                 Some(v.span()),
                 "budget.vram",
-                e,
+                e.to_string(),
                 "write the GPU memory to plan for, like \"8GiB\" or \"24GiB\"",
             )
         })?),

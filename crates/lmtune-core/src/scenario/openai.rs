@@ -151,7 +151,7 @@ fn check_command(site: &ErrorSite<'_>, cmd: &Spanned<Vec<String>>) -> Result<(),
             site.at(
                 Some(cmd.span()),
                 "backend.openai.command",
-                e,
+                e.to_string(),
                 "use the placeholders listed in README.md (section \"Servers\"); write {{ and }} for literal braces",
             )
         })?;

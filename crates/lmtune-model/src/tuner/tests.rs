@@ -85,7 +85,7 @@ impl<'a> SimFormulaMeasurer<'a> {
 }
 
 impl Measurer for SimFormulaMeasurer<'_> {
-    type Error = String;
+    type Error = std::convert::Infallible;
 
     fn stopped(&self) -> bool {
         self.stop_after.is_some_and(|n| self.calls.len() >= n)
@@ -96,7 +96,7 @@ impl Measurer for SimFormulaMeasurer<'_> {
         i: usize,
         seed_salt: u64,
         purpose: Purpose<'_>,
-    ) -> Result<Option<Reading>, String> {
+    ) -> Result<Option<Reading>, Self::Error> {
         let what = match purpose {
             Purpose::Search { .. } => "search",
             Purpose::Check { .. } => "check",

@@ -57,7 +57,7 @@ fn moe_planted_ms(p: &Point) -> f64 {
 }
 
 impl Measurer for MoeFormulaMeasurer<'_> {
-    type Error = String;
+    type Error = std::convert::Infallible;
 
     fn stopped(&self) -> bool {
         false
@@ -68,7 +68,7 @@ impl Measurer for MoeFormulaMeasurer<'_> {
         i: usize,
         seed_salt: u64,
         _purpose: Purpose<'_>,
-    ) -> Result<Option<Reading>, String> {
+    ) -> Result<Option<Reading>, Self::Error> {
         self.calls.push(i);
         let p = &self.points[i];
         let (_, _, vram) = moe_placement(p.load.n_gpu_layers, p.load.n_cpu_moe);

@@ -10,6 +10,18 @@ use serde::Serialize;
 
 use super::draw::{draw_bars, draw_heatmap, draw_lines, draw_scatter, DrawResult};
 
+/// What the drawing library (plotters) said when a chart could not be drawn.
+/// Its errors are not `Send`, so only their text is kept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DrawError(pub String);
+
+impl DrawError {
+    fn of(e: impl std::fmt::Display) -> DrawError {
+        DrawError(e.to_string())
+    }
+}
+
 /// A point with its 95% confidence interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct XyPoint {
@@ -134,20 +146,20 @@ impl Chart {
         }
     }
 
-    pub fn to_svg(&self) -> Result<String, String> {
+    pub fn to_svg(&self) -> Result<String, DrawError> {
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, self.size()).into_drawing_area();
-            self.draw(&root).map_err(|e| e.to_string())?;
-            root.present().map_err(|e| e.to_string())?;
+            self.draw(&root).map_err(DrawError::of)?;
+            root.present().map_err(DrawError::of)?;
         }
         Ok(svg)
     }
 
-    pub fn to_png(&self, path: &std::path::Path) -> Result<(), String> {
+    pub fn to_png(&self, path: &std::path::Path) -> Result<(), DrawError> {
         let root = BitMapBackend::new(path, self.size()).into_drawing_area();
-        self.draw(&root).map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())
+        self.draw(&root).map_err(DrawError::of)?;
+        root.present().map_err(DrawError::of)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use lmtune_core::record::Record;
 
 pub use build::{build_charts, ReferenceRow};
-pub use chart::Chart;
+pub use chart::{Chart, DrawError};
 pub use charts::{is_chart_name, CHART_FAMILIES};
 pub use html::esc as html_escape;
 
@@ -60,8 +60,8 @@ pub enum ReportError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("chart {name}: {message}")]
-    Draw { name: String, message: String },
+    #[error("chart {name}: {source}")]
+    Draw { name: String, source: DrawError },
     #[error("no records to report on")]
     Empty,
 }
@@ -92,9 +92,9 @@ pub fn write_report(
     let mut svgs = Vec::new();
     let mut png_errors = Vec::new();
     for c in &charts {
-        let svg = c.to_svg().map_err(|message| ReportError::Draw {
+        let svg = c.to_svg().map_err(|source| ReportError::Draw {
             name: c.stem().into(),
-            message,
+            source,
         })?;
         let path = out_dir.join(format!("{}.svg", c.stem()));
         std::fs::write(&path, &svg).map_err(io(&path))?;

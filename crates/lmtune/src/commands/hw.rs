@@ -15,7 +15,7 @@ pub fn run(args: HwArgs) -> anyhow::Result<u8> {
     if args.json {
         let (list, note) = match &gpus {
             Ok(g) => (g.clone(), None),
-            Err(note) => (Vec::new(), Some(note.clone())),
+            Err(note) => (Vec::new(), Some(note.to_string())),
         };
         let value = serde_json::json!({
             "host": host,

@@ -31,7 +31,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<u8> {
             "gguf_version": file.version,
             "anatomy": a,
             "active_weights_bytes": a.active_weights_bytes(),
-            "kv_not_modelled": a.kv_modelled().err(),
+            "kv_not_modelled": a.kv_modelled().err().map(|e| e.to_string()),
             "kv_bytes_per_token": kv.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);

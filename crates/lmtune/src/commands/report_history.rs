@@ -50,11 +50,10 @@ pub fn run(db: &Path, args: &ReportArgs) -> anyhow::Result<u8> {
         .map(|(i, t)| chart(i, t))
         .collect();
     for c in &charts {
-        let svg = c.to_svg().map_err(anyhow::Error::msg)?;
+        let svg = c.to_svg()?;
         std::fs::write(args.output.join(format!("{}.svg", c.stem())), svg)?;
         if !args.no_png {
-            c.to_png(&args.output.join(format!("{}.png", c.stem())))
-                .map_err(anyhow::Error::msg)?;
+            c.to_png(&args.output.join(format!("{}.png", c.stem())))?;
         }
     }
     let title = args

@@ -421,7 +421,7 @@ pub(crate) fn new_sweep<'a>(
     let args_verbose = verbose;
     let (gpus, gpu_note) = match detect_gpus() {
         Ok(g) => (g, None),
-        Err(note) => (Vec::new(), Some(note)),
+        Err(note) => (Vec::new(), Some(note.to_string())),
     };
     let echo: Option<LineSink> = args_verbose.then(|| {
         let p = progress.clone();

@@ -160,7 +160,7 @@ fn advise_into(dir: &Path, cx: &Advise) -> anyhow::Result<AdviseReport> {
             lmtune_report::human_bytes(g[0].vram_total_bytes)
         ),
         Ok(_) => "none".to_string(),
-        Err(note) => format!("none ({})", note.split(" (").next().unwrap_or(note)),
+        Err(_) => "none (no NVIDIA GPU detected)".to_string(),
     };
     let gpu_vram = gpus
         .as_ref()
