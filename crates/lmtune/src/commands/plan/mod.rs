@@ -5,7 +5,7 @@
 use anyhow::{anyhow, bail, Context};
 use lmtune_core::bandwidth::measure_triad;
 use lmtune_core::fingerprint::BackendDevice;
-use lmtune_core::fingerprint::{detect_gpus, meminfo_kib, GpuInfo, HostInfo};
+use lmtune_core::fingerprint::{detect_gpus, meminfo_kib, GpuInfo, HostInfo, NoGpu};
 use lmtune_core::knobs::{ContextParams, FlashAttn, KvType, LoadParams};
 use lmtune_core::llama_fit::FitRequest;
 use lmtune_core::record::DryRun;
@@ -338,7 +338,7 @@ struct Machine {
 
 fn machine(
     args: &PlanArgs,
-    gpus: &Result<Vec<GpuInfo>, String>,
+    gpus: &Result<Vec<GpuInfo>, NoGpu>,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<Machine> {
     let vram_bytes = match args.vram.as_str() {
