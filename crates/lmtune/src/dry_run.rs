@@ -21,21 +21,6 @@ use crate::runner::{Event, SpawnOptions, Wait, Worker};
 /// dozen times at most.
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The dry run of `model` at `load` with a context of `ctx`, and the
-/// devices the worker's llama.cpp has; or why there is none, in one line.
-pub fn ask(
-    model: &Path,
-    load: &LoadParams,
-    ctx: &ContextParams,
-    ggml_backends: &[PathBuf],
-) -> Result<(DryRun, Vec<BackendDevice>), String> {
-    let mut worker = spawn(ggml_backends)?;
-    let devices = worker.info.devices.clone();
-    let answer = dry_run(&mut worker, model, load, ctx);
-    worker.shutdown();
-    answer.map(|d| (d, devices))
-}
-
 /// llama.cpp's fit and, where its choice is a load lmtune can say, the dry
 /// run of that choice (what it would take on each device).
 pub struct FitAnswer {
@@ -107,30 +92,52 @@ impl DryRunner {
         }
     }
 
-    /// The first GPU device the worker's llama.cpp has, if any.
-    pub fn gpu(&mut self) -> Option<BackendDevice> {
-        let worker = self.worker().ok()?;
-        worker.info.devices.iter().find(|d| d.is_gpu()).cloned()
+    /// The devices the worker's llama.cpp has; or why it did not start.
+    pub fn devices(&mut self) -> Result<Vec<BackendDevice>, String> {
+        Ok(self.worker()?.info.devices.clone())
     }
 
-    /// llama.cpp's dry run of `model` at `load` with a context like `ctx`.
+    /// The first GPU device the worker's llama.cpp has, if any.
+    pub fn gpu(&mut self) -> Option<BackendDevice> {
+        self.devices().ok()?.into_iter().find(|d| d.is_gpu())
+    }
+
+    /// llama.cpp's dry run of `model` at `load` with a context of `ctx`; or
+    /// why there is none, in one line.
     pub fn ask(
         &mut self,
         model: &Path,
         load: &LoadParams,
         ctx: &ContextParams,
     ) -> Result<DryRun, String> {
-        let mut ctx = ctx.clone();
-        ctx.threads = 1;
-        let key = (load.clone(), ctx);
+        let key = (
+            load.clone(),
+            ContextParams {
+                threads: 1,
+                ..ctx.clone()
+            },
+        );
         if let Some(answer) = self.cache.get(&key) {
             return answer.clone();
         }
-        let answer = self
-            .worker()
-            .and_then(|w| dry_run(w, model, &key.0, &key.1));
+        let answer = self.worker().and_then(|w| dry_run(w, model, load, ctx));
         self.cache.insert(key, answer.clone());
         answer
+    }
+
+    /// What `load` with a context of `ctx` would take on `device`, a GPU:
+    /// llama.cpp's device buffers plus the driver's context
+    /// ([`gpu_context_bytes`]), which its buffers leave out.
+    pub fn device_vram(
+        &mut self,
+        model: &Path,
+        load: &LoadParams,
+        ctx: &ContextParams,
+        device: &BackendDevice,
+    ) -> Result<u64, String> {
+        let d = self.ask(model, load, ctx)?;
+        let (weights, kv, compute) = d.sum(|b| !b.host);
+        Ok(weights + kv + compute + gpu_context_bytes(device))
     }
 }
 

@@ -13,11 +13,15 @@ use crate::dry_run::{gpu_context_bytes, DryRunner};
 
 /// Dry-runs every row when llama.cpp has a GPU device; the note saying
 /// which source decided, or None when the memory model alone did.
-pub fn apply(args: &PlanArgs, p: &mut Plan, ctx: &ContextParams) -> Option<String> {
+pub fn apply(
+    args: &PlanArgs,
+    runner: &mut DryRunner,
+    p: &mut Plan,
+    ctx: &ContextParams,
+) -> Option<String> {
     if p.budgets.vram_bytes == 0 {
         return None;
     }
-    let mut runner = DryRunner::new(&args.ggml_backend);
     let device = runner.gpu()?;
     let context = gpu_context_bytes(&device);
     let started = std::time::Instant::now();
@@ -27,11 +31,8 @@ pub fn apply(args: &PlanArgs, p: &mut Plan, ctx: &ContextParams) -> Option<Strin
         .iter()
         .map(|r| {
             let load = super::load_params(r.n_gpu_layers, r.n_cpu_moe);
-            match runner.ask(&args.model, &load, ctx) {
-                Ok(d) => {
-                    let (weights, kv, compute) = d.sum(|b| !b.host);
-                    Some(weights + kv + compute + context)
-                }
+            match runner.device_vram(&args.model, &load, ctx, &device) {
+                Ok(bytes) => Some(bytes),
                 Err(e) => {
                     failed.get_or_insert(e);
                     None

@@ -15,7 +15,7 @@ use lmtune_model::{plan, Budgets, ContextShape, Plan, PlanRow, ThroughputParams}
 use lmtune_report::human_bytes;
 
 use crate::cli::PlanArgs;
-use crate::dry_run::FitAnswer;
+use crate::dry_run::{DryRunner, FitAnswer};
 use crate::exit;
 
 mod calibration;
@@ -103,9 +103,11 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         calibration::apply(path, &args, &a, &mut p, &mut notes)?;
     }
 
-    if !args.no_dry_run {
+    // One worker answers every dry run: the rows' (with a GPU) and the pick's.
+    let mut runner = (!args.no_dry_run).then(|| DryRunner::new(&args.ggml_backend));
+    if let Some(runner) = runner.as_mut() {
         let ctx = dry_run_context(&args, &p, type_k, type_v);
-        if let Some(note) = dry_rows::apply(&args, &mut p, &ctx) {
+        if let Some(note) = dry_rows::apply(&args, runner, &mut p, &ctx) {
             notes.push(note);
         }
     }
@@ -124,17 +126,16 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
             ));
         }
     }
-    let dry = (!args.no_dry_run).then(|| {
+    let dry = runner.map(|mut runner| {
         // The pick as llama.cpp would load it, expert placement included.
         let ngl = p.recommended.map_or(0, |i| p.rows[i].n_gpu_layers);
         let n_cpu_moe = p.recommended.map_or(0, |i| p.rows[i].n_cpu_moe);
         let ctx = dry_run_context(&args, &p, type_k, type_v);
         let load = load_params(ngl, n_cpu_moe);
-        (
-            ngl,
-            n_cpu_moe,
-            crate::dry_run::ask(&args.model, &load, &ctx, &args.ggml_backend),
-        )
+        let answer = runner
+            .ask(&args.model, &load, &ctx)
+            .and_then(|d| Ok((d, runner.devices()?)));
+        (ngl, n_cpu_moe, answer)
     });
     let fit = args
         .llama_fit

@@ -78,17 +78,15 @@ impl<'p> VramModel<'p> {
         let Some((dry, device)) = runner.as_mut() else {
             return self.analytic(p);
         };
-        match dry.ask(Path::new(&self.model), &p.load, &p.ctx) {
-            Ok(d) => {
-                let (weights, context, compute) = d.sum(|b| !b.host);
-                let extra = gpu_context_bytes(device);
+        match dry.device_vram(Path::new(&self.model), &p.load, &p.ctx, device) {
+            Ok(bytes) => {
                 self.say(&format!(
                     "llama.cpp's dry run (no_alloc) on {} ({}), plus {} MiB of GPU context",
                     device.name,
                     device.description,
-                    extra >> 20
+                    gpu_context_bytes(device) >> 20
                 ));
-                Some(weights + context + compute + extra)
+                Some(bytes)
             }
             Err(e) => {
                 self.say(&format!(

@@ -11,7 +11,7 @@ use lmtune_core::fingerprint::{detect_gpus, file_sha256, Fingerprint, HostInfo, 
 use lmtune_core::record::{point_key, Record, Status};
 use lmtune_core::scenario::{MachineFacts, Plan, Point, Scenario};
 use lmtune_core::shard::PlanFile;
-use lmtune_core::stats::{Doubts, NOISY_CI_HALF_WIDTH};
+
 use lmtune_core::units::parse_size;
 use lmtune_report::{
     markdown_table, read_jsonl, results_sinks, RecordSink, RESULTS_CSV, RESULTS_JSONL,
@@ -25,6 +25,9 @@ use crate::runner::{LineSink, SpawnOptions};
 use crate::sweep::{PointResult, Sweep};
 
 use super::{run_listing, shard};
+
+mod summary;
+use summary::{print_doubts, print_failures, print_over_budget, print_resume_hint};
 
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let (scenario, host, mut plan) = load_plan(&args)?;
@@ -193,31 +196,6 @@ fn start_note(
     )
 }
 
-/// Notes on stderr the points that used more VRAM than the scenario's
-/// `[budget] vram` (they would not fit on the machine it describes).
-fn print_over_budget(table: &[Record], budget: u64) {
-    let over: Vec<&Record> = table
-        .iter()
-        .filter(|r| r.vram.as_ref().is_some_and(|v| v.used_bytes() > budget))
-        .collect();
-    if !over.is_empty() {
-        eprintln!(
-            "note: {} point(s) used more VRAM than the scenario's [budget] vram of {} (they would not fit on that machine):",
-            over.len(),
-            lmtune_report::human_bytes(budget)
-        );
-    }
-    for r in over {
-        eprintln!(
-            "  point {} ({} {}): {}",
-            r.point_index,
-            r.test,
-            knob_summary_record(r),
-            lmtune_report::human_bytes(r.vram.as_ref().map_or(0, |v| v.used_bytes()))
-        );
-    }
-}
-
 /// Saves the table as baseline `name` (`--save-baseline`), unless the run
 /// was interrupted: a partial table would make a misleading baseline.
 fn save_baseline(
@@ -242,19 +220,6 @@ fn save_baseline(
     )?;
     eprintln!("baseline {name:?} saved to {}", path.display());
     Ok(())
-}
-
-/// Tells on stderr how much of an interrupted run was recorded, and the
-/// command that resumes it.
-fn print_resume_hint(args: &RunArgs, plan: &Plan, table: &[Record], out_dir: &Path) {
-    let missing = plan.points.len() - table.iter().filter(|r| r.status == Status::Ok).count();
-    eprintln!(
-        "interrupted by {}: {} of {} points recorded ok; resume with:\n  {}",
-        interrupt::signal_name(),
-        plan.points.len() - missing,
-        plan.points.len(),
-        resume_command(args, out_dir, plan.shard)
-    );
 }
 
 /// The latest record of every point, old and new (what the table shows).
@@ -315,74 +280,6 @@ pub(crate) fn measure_all(
         records.push(*record);
     }
     Ok((records, false))
-}
-
-/// Prints each failed point with its reason, and a note when points asked
-/// for an offload that never happened; whether any point failed.
-fn print_failures(table: &[Record]) -> bool {
-    let failed: Vec<&Record> = table.iter().filter(|r| r.status != Status::Ok).collect();
-    for r in &failed {
-        let reason = r
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .lines()
-            .next()
-            .unwrap_or("");
-        eprintln!(
-            "point {} ({} {}): {}: {reason}",
-            r.point_index,
-            r.test,
-            knob_summary_record(r),
-            r.status.as_str()
-        );
-    }
-    // n_gpu_layers asks; the backend decides. Say so when nothing moved.
-    let not_offloaded = table
-        .iter()
-        .filter(|r| {
-            r.load.n_gpu_layers > 0
-                && r.measurement
-                    .placement
-                    .as_ref()
-                    .is_some_and(|p| p.layers_offloaded == 0)
-        })
-        .count();
-    if not_offloaded > 0 {
-        eprintln!(
-            "note: {not_offloaded} point(s) asked for n_gpu_layers > 0 but ran entirely on the CPU: the backend has no GPU device (llama-cpp: load one with --ggml-backend PATH from the dynamic-link build, see scripts/gpu-bundle.sh, or build with --features cuda)"
-        );
-    }
-    !failed.is_empty()
-}
-
-/// One line per point whose mean needs a second look (the table's "check"
-/// column, the rule `report` warns by), and what to do about it.
-fn print_doubts(table: &[Record]) {
-    let doubtful: Vec<(&Record, Doubts)> = table
-        .iter()
-        .filter(|r| r.status == Status::Ok)
-        .filter_map(|r| {
-            let d = Doubts::of(r.tokens_per_s.as_ref()?, &r.measurement.samples_ts);
-            (!d.is_empty()).then_some((r, d))
-        })
-        .collect();
-    for (r, d) in &doubtful {
-        eprintln!(
-            "point {} ({} {}): {}",
-            r.point_index,
-            r.test,
-            knob_summary_record(r),
-            d.label()
-        );
-    }
-    if !doubtful.is_empty() {
-        eprintln!(
-            "note: {} point(s) are noisy (95% CI wider than ±{:.0}% of the mean) or had outlier repetitions (the table's check column): measure them again with more repetitions ([measure] repetitions = 10, or \"auto\") on a quiet machine",
-            doubtful.len(),
-            NOISY_CI_HALF_WIDTH * 100.0
-        );
-    }
 }
 
 /// A new results directory `dir`: refused if it already holds results
@@ -518,41 +415,6 @@ fn previous_run(dir: &Path, scenario: &Scenario) -> anyhow::Result<Vec<Record>> 
     Ok(read_jsonl(&jsonl)?)
 }
 
-fn resume_command(
-    args: &RunArgs,
-    out_dir: &Path,
-    shard: Option<lmtune_core::shard::Shard>,
-) -> String {
-    let quote = |p: &Path| {
-        let s = p.display().to_string();
-        if s.contains(|c: char| c.is_whitespace() || c == '\'') {
-            format!("'{}'", s.replace('\'', "'\\''"))
-        } else {
-            s
-        }
-    };
-    let mut cmd = match &args.scenario {
-        Some(file) => format!("lmtune run {} --resume {}", quote(file), quote(out_dir)),
-        None => format!("lmtune run --resume {}", quote(out_dir)),
-    };
-    if let Some(model) = &args.model {
-        cmd.push_str(&format!(" --model {}", quote(model)));
-    }
-    if let Some(shard) = shard {
-        cmd.push_str(&format!(" --shard {shard}"));
-    }
-    if let Some(limit) = &args.worker_memory_limit {
-        cmd.push_str(&format!(" --worker-memory-limit {limit}"));
-    }
-    if let Some(name) = &args.save_baseline {
-        cmd.push_str(&format!(
-            " --save-baseline {name} --baseline-keep {}",
-            args.baseline_keep
-        ));
-    }
-    cmd
-}
-
 pub(crate) fn model_fingerprint(plan: &Plan) -> anyhow::Result<ModelFingerprint> {
     let file_size_bytes = std::fs::metadata(&plan.model_path)
         .with_context(|| format!("cannot read {}", plan.model_path.display()))?
@@ -581,10 +443,6 @@ pub(crate) fn model_fingerprint(plan: &Plan) -> anyhow::Result<ModelFingerprint>
 
 pub(super) fn knob_summary(p: &Point) -> String {
     lmtune_core::knobs::knob_label(&p.load, &p.ctx, true)
-}
-
-fn knob_summary_record(r: &Record) -> String {
-    lmtune_core::knobs::knob_label(&r.load, &r.ctx, true)
 }
 
 pub(super) fn file_name(path: &Path) -> String {
